@@ -1,0 +1,40 @@
+# Fresh-machine entry points.  `make demo` and `make test` set everything up first;
+# a second run only re-checks the stamps (seconds).
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.supersub-installed
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Tiny-ImageNet: a folder, the official zip, or a tar(.xz) in the official layout.
+SUPERSUB_DATA ?= $(firstword $(wildcard ../shared/data/tiny-imagenet-200.tar.xz))
+export SUPERSUB_DATA
+
+.PHONY: setup wordnet demo test clean
+
+setup: $(STAMP) wordnet
+
+$(STAMP): pyproject.toml requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# WordNet 3.0: nltk's corpus if present, else Debian's wordnet-base, else nltk's downloader.
+wordnet: $(STAMP)
+	@$(PY) -c "import hierarchy; hierarchy.load_wordnet()" 2>/dev/null && echo "WordNet 3.0: ok" || { \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wordnet-base >/dev/null; \
+	  else \
+	    $(PY) -m nltk.downloader -q wordnet; \
+	  fi; \
+	  $(PY) -c "import hierarchy; print('WordNet', hierarchy.load_wordnet().get_version(), 'installed')"; }
+
+demo: setup
+	$(VENV)/bin/supersub tree build --dataset tiny-imagenet-200 --cut balanced:10 -o runs/tiny-imagenet-200/tree.json -q
+	$(VENV)/bin/supersub tree show runs/tiny-imagenet-200/tree.json
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,153 @@
+"""Versioned JSON serialisation of class trees, and the trees shipped in ``data/``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from ._errors import HierarchyError, TreeFormatError
+from ._superclasses import SuperclassMap
+from ._tree import ClassTree
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load_tree", "save_tree", "shipped_path", "shipped_tree"]
+
+FORMAT = "supersub-tree"
+FORMAT_VERSION = 1
+
+
+def tree_to_dict(tree: ClassTree) -> dict[str, Any]:
+    """The JSON-ready form of a tree (see :func:`save_tree`)."""
+    parents = tree._parents
+    nodes = {
+        n: {"name": tree.graph.nodes[n]["name"], "label": tree.graph.nodes[n]["label"],
+            "parent": parents[n]}
+        for n in nx.dfs_preorder_nodes(tree.graph, tree.root)
+    }
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "source": tree.source,
+        "collapsed": tree.collapsed,
+        "root": tree.root,
+        "classes": list(tree.classes),
+        "nodes": nodes,
+        "superclasses": tree.superclasses.to_dict() if tree.superclasses else None,
+    }
+
+
+def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
+    """Inverse of :func:`tree_to_dict`, with validation."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise TreeFormatError(f"{origin} is not a supersub tree (no \"format\": \"{FORMAT}\")")
+    if data.get("version") != FORMAT_VERSION:
+        raise TreeFormatError(
+            f"{origin} has tree format version {data.get('version')!r}; this supersub reads "
+            f"version {FORMAT_VERSION}: rebuild it with 'supersub tree build'"
+        )
+    try:
+        graph = nx.DiGraph()
+        for node, attrs in data["nodes"].items():
+            graph.add_node(node, name=attrs["name"], label=attrs["label"])
+        for node, attrs in data["nodes"].items():
+            if attrs["parent"] is not None:
+                if attrs["parent"] not in graph:
+                    raise TreeFormatError(
+                        f"{origin}: node {node!r} has parent {attrs['parent']!r}, which is not a node"
+                    )
+                graph.add_edge(attrs["parent"], node)
+        sc = data.get("superclasses")
+        return ClassTree(
+            graph,
+            data["classes"],
+            source=data.get("source", "wordnet"),
+            collapsed=bool(data.get("collapsed", False)),
+            superclasses=SuperclassMap.from_dict(sc) if sc else None,
+        )
+    except TreeFormatError:
+        raise
+    except HierarchyError as exc:
+        raise TreeFormatError(f"{origin}: {exc}") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise TreeFormatError(f"{origin} is missing or mangles a field ({exc!r})") from exc
+
+
+def save_tree(tree: ClassTree, path: str | os.PathLike[str]) -> Path:
+    """Write ``tree`` (and its superclass cut) as JSON, atomically.
+
+    The file is written beside its target and renamed over it, so a crash
+    leaves either the old file or the new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(tree_to_dict(tree), indent=1, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_tree(path: str | os.PathLike[str]) -> ClassTree:
+    """Read a tree written by :func:`save_tree`.
+
+    Raises
+    ------
+    TreeFormatError
+        If the file is missing, truncated, or not a supersub tree.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TreeFormatError(
+            f"tree file {path} does not exist; build one with 'supersub tree build'"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TreeFormatError(
+            f"{path} is not valid JSON ({exc}); it may be truncated: rebuild it"
+        ) from exc
+    return tree_from_dict(data, str(path))
+
+
+def _data_root() -> Path:
+    # A source checkout (or editable install) keeps data/ beside the package;
+    # a wheel installs it as the hierarchy.data package.
+    beside = Path(__file__).resolve().parents[1] / "data"
+    if beside.is_dir():
+        return beside
+    return Path(str(resources.files("hierarchy.data")))
+
+
+def shipped_path(dataset: str, name: str = "tree.json") -> Path:
+    """Path of a file shipped for a dataset in ``data/`` (e.g. ``tiny-imagenet-200``)."""
+    root = _data_root()
+    candidate = root / dataset / name
+    if not candidate.is_file():
+        known = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise FileNotFoundError(
+            f"no shipped file {dataset}/{name}; shipped datasets: {', '.join(known)}"
+        )
+    return candidate
+
+
+def shipped_tree(dataset: str) -> ClassTree:
+    """The prebuilt tree (with its 10-superclass balanced cut) shipped for ``dataset``.
+
+    Needs no WordNet installation.  Available: ``tiny-imagenet-200``, ``imagenet-1k``.
+    """
+    return load_tree(shipped_path(dataset, "tree.json"))

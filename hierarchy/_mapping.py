@@ -1,0 +1,135 @@
+"""Reading class-to-parent mapping files (JSON or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ._errors import MappingFileError
+
+__all__ = ["check_parents", "read_mapping"]
+
+
+def check_parents(parents: Mapping[str, str], origin: str = "mapping") -> None:
+    """Raise :class:`MappingFileError` unless ``parents`` describes a forest.
+
+    Parameters
+    ----------
+    parents : mapping of str to str
+        Child to parent.
+    origin : str
+        Where the mapping came from, for error messages.
+    """
+    if not parents:
+        raise MappingFileError(f"{origin} is empty: give at least one 'class,superclass' pair")
+    for child, parent in parents.items():
+        for value in (child, parent):
+            if not isinstance(value, str) or not value.strip():
+                raise MappingFileError(
+                    f"{origin}: {child!r} -> {parent!r} has an empty or non-string name"
+                )
+        if child == parent:
+            raise MappingFileError(f"{origin}: {child!r} is listed as its own parent (a cycle)")
+    done: set[str] = set()
+    for start in parents:
+        path: list[str] = []
+        on_path: set[str] = set()
+        node: str | None = start
+        while node is not None and node not in done:
+            if node in on_path:
+                cycle = path[path.index(node) :] + [node]
+                raise MappingFileError(
+                    f"{origin} has a cycle: {' -> '.join(cycle)}; every chain of parents "
+                    "must end at a top-level superclass"
+                )
+            on_path.add(node)
+            path.append(node)
+            node = parents.get(node)
+        done.update(path)
+
+
+def read_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read a class-to-superclass (child-to-parent) mapping file.
+
+    Accepted forms:
+
+    * JSON object ``{"class": "superclass", ...}``;
+    * JSON object ``{"superclass": ["class", ...], ...}``;
+    * CSV with two columns ``class,superclass`` (a header row with those
+      names is optional).
+
+    Chains are allowed (``cat -> feline -> animal``), which describes a deeper
+    tree for :meth:`ClassTree.from_parents`.
+
+    Returns
+    -------
+    dict of str to str
+        Child to parent, in file order.
+
+    Raises
+    ------
+    MappingFileError
+        If the file is missing, unreadable, lists a class twice or has a cycle.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MappingFileError(f"mapping file {p} does not exist or is not a file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingFileError(f"cannot read mapping file {p}: {exc}") from exc
+    parents: dict[str, str] = {}
+    where: dict[str, str] = {}
+
+    def put(child: str, parent: str, loc: str) -> None:
+        child, parent = str(child).strip(), str(parent).strip()
+        if child in parents:
+            raise MappingFileError(
+                f"{p}: class {child!r} is listed twice ({where[child]} and {loc}); "
+                "each class belongs to exactly one superclass"
+            )
+        parents[child] = parent
+        where[child] = loc
+
+    if p.suffix.lower() == ".json":
+        def pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+            keys = [k for k, _ in pairs]
+            dup = next((k for k in keys if keys.count(k) > 1), None)
+            if dup is not None:
+                raise MappingFileError(f"{p}: key {dup!r} is listed twice; list each key once")
+            return dict(pairs)
+
+        try:
+            data = json.loads(text, object_pairs_hook=pairs_hook)
+        except json.JSONDecodeError as exc:
+            raise MappingFileError(f"{p} is not valid JSON ({exc}); is it truncated?") from exc
+        if not isinstance(data, dict):
+            raise MappingFileError(f"{p}: expected a JSON object, got {type(data).__name__}")
+        for key, value in data.items():
+            if isinstance(value, list):
+                for member in value:
+                    put(member, key, f"under {key!r}")
+            elif isinstance(value, str):
+                put(key, value, f"key {key!r}")
+            else:
+                raise MappingFileError(
+                    f"{p}: value of {key!r} must be a superclass name or a list of classes"
+                )
+    else:
+        rows = list(csv.reader(text.splitlines()))
+        for lineno, row in enumerate(rows, start=1):
+            row = [c.strip() for c in row]
+            if not row or all(not c for c in row) or row[0].startswith("#"):
+                continue
+            if lineno == 1 and [c.lower() for c in row[:2]] == ["class", "superclass"]:
+                continue
+            if len(row) != 2:
+                raise MappingFileError(
+                    f"{p}:{lineno}: expected 2 columns 'class,superclass', got {len(row)}"
+                )
+            put(row[0], row[1], f"line {lineno}")
+    check_parents(parents, origin=str(p))
+    return parents

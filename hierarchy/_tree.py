@@ -1,0 +1,480 @@
+"""The class tree: a rooted networkx tree whose leaves are the classes."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import numpy as np
+
+from ._errors import HierarchyError, UnknownClassError
+from ._wordnet import load_wordnet, synset_from_wnid, wnid_of
+
+if TYPE_CHECKING:
+    from ._superclasses import SuperclassMap
+
+__all__ = ["ClassTree"]
+
+#: wnid of ``entity.n.01``, the root of the WordNet noun hierarchy.
+ENTITY = "n00001740"
+
+
+def _check_unique(items: Sequence[str], what: str) -> None:
+    if len(items) == 0:
+        raise HierarchyError(f"empty {what}: a tree needs at least one class")
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            raise HierarchyError(f"{what}[{i}] is {item!r}; class ids must be non-empty strings")
+        if item in seen:
+            raise HierarchyError(
+                f"duplicate class {item!r} in {what} (position {i}); list each class once"
+            )
+        seen.add(item)
+
+
+def _unknown(node: str, known: Iterable[str], what: str = "class") -> UnknownClassError:
+    close = difflib.get_close_matches(node, list(known), n=3)
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    return UnknownClassError(f"unknown {what} {node!r}: it is not in this tree{hint}")
+
+
+class ClassTree:
+    """A rooted tree over classes, usually cut from WordNet.
+
+    Nodes are string ids (wnids for WordNet trees), edges point from parent to
+    child, and the classes are exactly the leaves.  Each node carries a ``name``
+    (the synset name, e.g. ``tench.n.01``) and a ``label`` (a readable lemma).
+
+    Build one with :meth:`from_wnids`, :meth:`from_synsets` or
+    :meth:`from_parents`, or read one with :func:`hierarchy.load_tree`.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        Parent-to-child edges.  Must be a rooted tree (an arborescence).
+    classes : sequence of str
+        The class ids, in the order used for class indices.  Must be the
+        leaves of ``graph``.
+    source : str
+        Where the structure came from: ``"wordnet"`` or ``"mapping"``.
+    collapsed : bool
+        Whether single-child chains were removed.
+    superclasses : SuperclassMap, optional
+        A superclass cut of the classes.
+    """
+
+    def __init__(
+        self,
+        graph: nx.DiGraph,
+        classes: Sequence[str],
+        *,
+        source: str = "wordnet",
+        collapsed: bool = False,
+        superclasses: SuperclassMap | None = None,
+    ) -> None:
+        classes = list(classes)
+        _check_unique(classes, "classes")
+        if graph.number_of_nodes() == 0 or not nx.is_arborescence(graph):
+            cycle = _find_cycle(graph)
+            detail = f": cycle {' -> '.join(cycle)}" if cycle else ""
+            raise HierarchyError(f"the class graph is not a rooted tree{detail}")
+        missing = [c for c in classes if c not in graph]
+        if missing:
+            raise HierarchyError(f"classes not in the graph: {missing[:5]}")
+        leaves = {n for n in graph if graph.out_degree(n) == 0}
+        inner = [c for c in classes if c not in leaves]
+        if inner:
+            below = next(iter(graph.successors(inner[0])))
+            raise HierarchyError(
+                f"class {inner[0]!r} is an ancestor of another node ({below!r}); "
+                "classes must be leaves: drop one of them or list them under distinct ids"
+            )
+        extra = leaves.difference(classes)
+        if extra:
+            raise HierarchyError(f"leaves that are not classes: {sorted(extra)[:5]}")
+        self.graph = graph
+        self.classes: tuple[str, ...] = tuple(classes)
+        self.source = source
+        self.collapsed = collapsed
+        self.root: str = next(n for n in graph if graph.in_degree(n) == 0)
+        self.superclasses = superclasses
+        if superclasses is not None:
+            superclasses.validate(self.classes)
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_wnids(
+        cls, wnids: Sequence[str], *, collapse: bool = False, wordnet: Any | None = None
+    ) -> ClassTree:
+        """Build the WordNet tree over ImageNet-style wnids.
+
+        Parameters
+        ----------
+        wnids : sequence of str
+            Class ids such as ``"n01440764"``; each must be a WordNet 3.0 noun.
+        collapse : bool, default False
+            Remove inner nodes that have a single child.
+        wordnet : WordNetCorpusReader, optional
+            Defaults to :func:`hierarchy.load_wordnet`.
+
+        Notes
+        -----
+        Many synsets have several hypernyms, and so several paths to
+        ``entity.n.01`` (54 of Tiny-ImageNet's 200 classes do).  Each synset
+        keeps exactly one parent, chosen once per synset so that the result
+        is always a tree, by these rules in turn:
+
+        1. the hypernym (or instance hypernym) above the most of the given
+           classes, counting every path: this keeps ``espresso`` under
+           ``food`` with the other foods, rather than under ``abstraction``
+           through ``substance -> part -> relation``;
+        2. the hypernym deepest below the root along its own chosen path;
+        3. the alphabetically first synset name.
+
+        The choice thus depends on the class set: the same synset may hang
+        differently in the trees of two different datasets.
+        """
+        wn = wordnet if wordnet is not None else load_wordnet()
+        wnids = list(wnids)
+        _check_unique(wnids, "wnids")
+        synsets = {w: synset_from_wnid(w, wn) for w in wnids}
+        return cls._from_synset_leaves(synsets, collapse=collapse)
+
+    @classmethod
+    def from_synsets(
+        cls, mapping: Mapping[str, Any], *, collapse: bool = False, wordnet: Any | None = None
+    ) -> ClassTree:
+        """Build the WordNet tree for classes named by the caller.
+
+        Parameters
+        ----------
+        mapping : mapping of str to synset
+            Class name to a synset, given as an nltk ``Synset``, a synset name
+            (``"tench.n.01"``) or a wnid.
+        collapse, wordnet
+            As in :meth:`from_wnids`.
+        """
+        wn = wordnet if wordnet is not None else load_wordnet()
+        names = list(mapping)
+        _check_unique(names, "class names")
+        synsets: dict[str, Any] = {}
+        owner: dict[Any, str] = {}
+        for name in names:
+            value = mapping[name]
+            if isinstance(value, str):
+                if "." in value:
+                    try:
+                        syn = wn.synset(value)
+                    except Exception as exc:
+                        raise UnknownClassError(
+                            f"class {name!r}: unknown synset {value!r}; give a name like "
+                            "'tench.n.01' or a wnid like 'n01440764'"
+                        ) from exc
+                else:
+                    syn = synset_from_wnid(value, wn)
+            else:
+                syn = value
+            if syn.pos() != "n":
+                raise HierarchyError(f"class {name!r}: {syn.name()} is not a noun synset")
+            if syn in owner:
+                raise HierarchyError(
+                    f"classes {owner[syn]!r} and {name!r} both map to {syn.name()}; "
+                    "each class needs its own synset"
+                )
+            owner[syn] = name
+            synsets[name] = syn
+        return cls._from_synset_leaves(synsets, collapse=collapse)
+
+    @classmethod
+    def _from_synset_leaves(cls, leaves: Mapping[str, Any], *, collapse: bool) -> ClassTree:
+        depth: dict[Any, int] = {}
+        parent: dict[Any, Any] = {}
+        cover: dict[Any, int] = {}
+        for syn in leaves.values():
+            for up in syn.closure(lambda x: x.hypernyms() + x.instance_hypernyms()):
+                cover[up] = cover.get(up, 0) + 1
+
+        def chosen_depth(s: Any) -> int:
+            # Iterative to stay clear of the recursion limit on deep chains.
+            stack = [s]
+            while stack:
+                top = stack[-1]
+                if top in depth:
+                    stack.pop()
+                    continue
+                ups = top.hypernyms() + top.instance_hypernyms()
+                todo = [u for u in ups if u not in depth]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                if not ups:
+                    depth[top] = 0
+                    parent[top] = None
+                else:
+                    best = min(ups, key=lambda u: (-cover.get(u, 0), -depth[u], u.name()))
+                    parent[top] = best
+                    depth[top] = depth[best] + 1
+                stack.pop()
+            return depth[s]
+
+        graph = nx.DiGraph()
+        leaf_of_synset = {syn: name for name, syn in leaves.items()}
+        for name, syn in leaves.items():
+            chosen_depth(syn)
+            node, node_syn = name, syn
+            graph.add_node(node, name=syn.name(), label=_label(syn))
+            while parent[node_syn] is not None:
+                up = parent[node_syn]
+                up_id = leaf_of_synset.get(up, wnid_of(up))
+                new = up_id not in graph
+                graph.add_node(up_id, name=up.name(), label=_label(up))
+                graph.add_edge(up_id, node)
+                if not new:
+                    break
+                node, node_syn = up_id, up
+        roots = [n for n in graph if graph.in_degree(n) == 0]
+        if len(roots) != 1:
+            raise HierarchyError(
+                f"the classes reach {len(roots)} WordNet roots ({', '.join(sorted(roots))}); "
+                "use noun synsets, which all descend from entity.n.01"
+            )
+        tree = cls(graph, list(leaves), source="wordnet")
+        return tree.collapse() if collapse else tree
+
+    @classmethod
+    def from_parents(cls, parents: Mapping[str, str], *, root: str = "root") -> ClassTree:
+        """Build a tree from child-to-parent edges, for label sets outside WordNet.
+
+        Parameters
+        ----------
+        parents : mapping of str to str
+            Each key's parent.  Keys that are nobody's parent are the classes,
+            in the mapping's order.  Nodes without a parent hang under a
+            common root.
+        root : str, default "root"
+            The id of the root added when the mapping has several top nodes.
+
+        See Also
+        --------
+        hierarchy.read_mapping : reads and validates such a mapping from a file.
+        """
+        from ._mapping import check_parents
+
+        check_parents(parents)
+        graph = nx.DiGraph()
+        for child, par in parents.items():
+            graph.add_node(child, name=child, label=child)
+            graph.add_node(par, name=par, label=par)
+            graph.add_edge(par, child)
+        tops = [n for n in graph if graph.in_degree(n) == 0]
+        if len(tops) > 1:
+            if root in graph:
+                raise HierarchyError(f"root id {root!r} is already a node; pass another root=")
+            graph.add_node(root, name=root, label=root)
+            for t in tops:
+                graph.add_edge(root, t)
+        is_parent = set(parents.values())
+        classes = [c for c in parents if c not in is_parent]
+        return cls(graph, classes, source="mapping")
+
+    def collapse(self) -> ClassTree:
+        """Return a copy without inner nodes that have exactly one child.
+
+        The root and the classes are always kept.
+        """
+        g = self.graph.copy()
+        keep = set(self.classes) | {self.root}
+        for node in list(nx.topological_sort(self.graph)):
+            if node in keep or g.out_degree(node) != 1:
+                continue
+            (child,) = g.successors(node)
+            (par,) = g.predecessors(node)
+            g.remove_node(node)
+            g.add_edge(par, child)
+        return ClassTree(
+            g, self.classes, source=self.source, collapsed=True, superclasses=self.superclasses
+        )
+
+    def with_superclasses(self, superclasses: SuperclassMap | None) -> ClassTree:
+        """Return a copy of this tree that carries a superclass cut."""
+        return ClassTree(
+            self.graph,
+            self.classes,
+            source=self.source,
+            collapsed=self.collapsed,
+            superclasses=superclasses,
+        )
+
+    # ---------------------------------------------------------------- queries
+    def __contains__(self, node: object) -> bool:
+        return node in self.graph
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        sc = f", {len(self.superclasses)} superclasses" if self.superclasses else ""
+        return (
+            f"ClassTree({len(self.classes)} classes, {self.graph.number_of_nodes()} nodes, "
+            f"height {self.height(self.root)}{sc})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClassTree):
+            return NotImplemented
+        from ._io import tree_to_dict
+
+        return tree_to_dict(self) == tree_to_dict(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def check(self, node: str, what: str = "node") -> str:
+        """Return ``node`` if it is in the tree, else raise :class:`UnknownClassError`."""
+        if node not in self.graph:
+            raise _unknown(node, self.graph, what)
+        return node
+
+    def check_class(self, cls: str) -> str:
+        """Return ``cls`` if it is a class of this tree, else raise."""
+        if cls not in self.class_index:
+            raise _unknown(cls, self.classes, "class")
+        return cls
+
+    @cached_property
+    def class_index(self) -> dict[str, int]:
+        """Class id to its position in :attr:`classes`."""
+        return {c: i for i, c in enumerate(self.classes)}
+
+    def name(self, node: str) -> str:
+        """The synset name (or mapping name) of a node."""
+        return str(self.graph.nodes[self.check(node)]["name"])
+
+    def label(self, node: str) -> str:
+        """A short readable label for a node."""
+        return str(self.graph.nodes[self.check(node)]["label"])
+
+    def parent(self, node: str) -> str | None:
+        """The parent of ``node``; ``None`` for the root."""
+        preds = list(self.graph.predecessors(self.check(node)))
+        return preds[0] if preds else None
+
+    def children(self, node: str) -> list[str]:
+        """The children of ``node``, in insertion order."""
+        return list(self.graph.successors(self.check(node)))
+
+    def path_to_root(self, node: str) -> list[str]:
+        """The nodes from ``node`` up to the root, both included."""
+        path = [self.check(node)]
+        parents = self._parents
+        while parents[path[-1]] is not None:
+            path.append(parents[path[-1]])  # type: ignore[arg-type]
+        return path
+
+    def depth(self, node: str) -> int:
+        """Edges between the root and ``node``."""
+        return self._depths[self.check(node)]
+
+    def height(self, node: str) -> int:
+        """Edges on the longest path from ``node`` down to a leaf (0 for a class)."""
+        return self._heights[self.check(node)]
+
+    def classes_under(self, node: str) -> list[str]:
+        """The classes below ``node`` (the node itself if it is a class), in class order."""
+        below = nx.descendants(self.graph, self.check(node)) | {node}
+        return [c for c in self.classes if c in below]
+
+    def lca(self, *nodes: str) -> str:
+        """Lowest common ancestor of one or more nodes."""
+        if not nodes:
+            raise HierarchyError("lca needs at least one node")
+        common = self.path_to_root(nodes[0])
+        for other in nodes[1:]:
+            ups = set(self.path_to_root(other))
+            common = [n for n in common if n in ups]
+        return common[0]
+
+    def lca_height(self, a: str, b: str) -> int:
+        """Mistake severity: the height of the lowest common ancestor of ``a`` and ``b``.
+
+        Height counts edges down to the deepest leaf below the node, so it is
+        0 when ``a == b`` for a class and symmetric in its arguments.
+        """
+        return self.height(self.lca(a, b))
+
+    def lca_height_matrix(self, classes: Sequence[str] | None = None) -> np.ndarray:
+        """LCA heights between all pairs of classes.
+
+        Parameters
+        ----------
+        classes : sequence of str, optional
+            Defaults to :attr:`classes`.
+
+        Returns
+        -------
+        ndarray of shape (n, n), int32
+            Symmetric, zero on the diagonal.
+        """
+        classes = list(self.classes if classes is None else classes)
+        for c in classes:
+            self.check(c)
+        paths = [self.path_to_root(c)[::-1] for c in classes]  # root first
+        nodes = list(self.graph)
+        index = {n: i for i, n in enumerate(nodes)}
+        longest = max(len(p) for p in paths)
+        padded = np.full((len(classes), longest), -1, dtype=np.int64)
+        member = np.zeros((len(classes), len(nodes)), dtype=np.float32)
+        for i, p in enumerate(paths):
+            ids = [index[n] for n in p]
+            padded[i, : len(ids)] = ids
+            member[i, ids] = 1.0
+        # Common ancestors of two nodes form the chain from the root to their
+        # LCA, so their count locates the LCA on either path.
+        shared = np.rint(member @ member.T).astype(np.int64)
+        lca = np.take_along_axis(padded, shared - 1, axis=1)
+        heights = np.array([self._heights[n] for n in nodes], dtype=np.int32)
+        return heights[lca]
+
+    def superclass_of(self, cls: str) -> str:
+        """The superclass id of a class under :attr:`superclasses`."""
+        if self.superclasses is None:
+            raise HierarchyError("this tree has no superclass cut; add one with with_superclasses")
+        return self.superclasses.of(self.check_class(cls))
+
+    # --------------------------------------------------------------- helpers
+    @cached_property
+    def _parents(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {self.root: None}
+        for u, v in self.graph.edges:
+            out[v] = u
+        return out
+
+    @cached_property
+    def _depths(self) -> dict[str, int]:
+        depths = {self.root: 0}
+        for u, v in nx.bfs_edges(self.graph, self.root):
+            depths[v] = depths[u] + 1
+        return depths
+
+    @cached_property
+    def _heights(self) -> dict[str, int]:
+        heights: dict[str, int] = {}
+        for node in reversed(list(nx.topological_sort(self.graph))):
+            kids = self.graph.successors(node)
+            heights[node] = max((heights[k] + 1 for k in kids), default=0)
+        return heights
+
+
+def _label(synset: Any) -> str:
+    return str(synset.lemma_names()[0]).replace("_", " ")
+
+
+def _find_cycle(graph: nx.DiGraph) -> list[str]:
+    try:
+        edges = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return []
+    return [u for u, _ in edges] + [edges[0][0]]

@@ -1,0 +1,163 @@
+import json
+
+import numpy as np
+import pytest
+
+from hierarchy import (
+    ClassTree,
+    HierarchyError,
+    SuperclassMap,
+    cut_at_depth,
+    cut_balanced,
+    cut_from_mapping,
+    cut_from_synsets,
+    cut_induced,
+    make_cut,
+)
+
+
+def assert_partition(cut: SuperclassMap, classes) -> None:
+    assert sorted(cut.assignment) == sorted(classes)
+    assert sum(cut.sizes().values()) == len(classes)
+    seen = [c for s in cut.superclasses for c in cut.members(s)]
+    assert sorted(seen) == sorted(classes)  # each class exactly once
+
+
+def test_balanced_10_on_tiny_imagenet(tiny_tree):
+    cut = cut_balanced(tiny_tree, 10)
+    assert len(cut) == 10
+    assert_partition(cut, tiny_tree.classes)
+    sizes = list(cut.sizes().values())
+    assert max(sizes) / min(sizes) <= 4
+    assert cut.method == "balanced:10"
+
+
+def test_balanced_on_imagenet(wordnet, imagenet_wnids):
+    tree = ClassTree.from_wnids(imagenet_wnids, wordnet=wordnet)
+    cut = cut_balanced(tree, 10)
+    assert_partition(cut, tree.classes)
+    sizes = list(cut.sizes().values())
+    assert len(sizes) == 10 and max(sizes) / min(sizes) <= 4
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 25])
+def test_balanced_any_n(tiny_tree, n):
+    cut = cut_balanced(tiny_tree, n)
+    assert len(cut) == n
+    assert_partition(cut, tiny_tree.classes)
+
+
+def test_balanced_remainder_superclass_excludes_carved_subtrees(tiny_tree):
+    cut = cut_balanced(tiny_tree, 10)
+    for s in cut.superclasses:
+        under = set(tiny_tree.classes_under(s))
+        assert set(cut.members(s)) <= under
+        assert cut.names[s].endswith("(other)") == (len(under) != len(cut.members(s)))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 201, 2.5])
+def test_balanced_bad_n(tiny_tree, bad):
+    with pytest.raises(HierarchyError, match="n must be an integer between 1 and"):
+        cut_balanced(tiny_tree, bad)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6, 30])
+def test_depth_cut(tiny_tree, depth):
+    cut = cut_at_depth(tiny_tree, depth)
+    assert_partition(cut, tiny_tree.classes)
+    for s in cut.superclasses:
+        assert tiny_tree.depth(s) == depth or s in tiny_tree.classes
+
+
+def test_depth_cut_bad(tiny_tree):
+    with pytest.raises(HierarchyError, match="depth must be"):
+        cut_at_depth(tiny_tree, 0)
+
+
+def test_synset_cut_breeds_style(tiny_tree):
+    cut = cut_from_synsets(
+        tiny_tree,
+        ["animal.n.01", "dog.n.01", "artifact.n.01", "food.n.01"],
+        remainder="other",
+    )
+    assert_partition(cut, tiny_tree.classes)
+    labels = {tiny_tree.label(c): c for c in tiny_tree.classes}
+    assert cut.names[cut.of(labels["golden retriever"])] == "dog"  # deepest listed wins
+    assert cut.names[cut.of(labels["tabby"])] == "animal"
+    assert cut.names[cut.of(labels["espresso"])] == "food"
+
+
+def test_synset_cut_orphans_are_an_error(tiny_tree):
+    with pytest.raises(HierarchyError, match="lie under none of the given synsets"):
+        cut_from_synsets(tiny_tree, ["dog.n.01"])
+
+
+def test_synset_cut_unknown_synset(tiny_tree):
+    with pytest.raises(HierarchyError, match="unknown synset 'nosuchthing.n.01'"):
+        cut_from_synsets(tiny_tree, ["nosuchthing.n.01"], remainder="other")
+
+
+def test_mapping_cut(tiny_tree, tmp_path):
+    mapping = {c: ("even" if i % 2 == 0 else "odd") for i, c in enumerate(tiny_tree.classes)}
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(mapping))
+    cut = cut_from_mapping(tiny_tree, p)
+    assert_partition(cut, tiny_tree.classes)
+    assert cut.sizes() == {"even": 100, "odd": 100}
+    del mapping[tiny_tree.classes[7]]
+    with pytest.raises(HierarchyError, match="no superclass for 1 classes"):
+        cut_from_mapping(tiny_tree, mapping)
+
+
+def test_induced_cut_recovers_planted_groups(tiny_tree):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 64)) * 5
+    truth = rng.integers(0, 4, size=200)
+    means = centres[truth] + rng.normal(size=(200, 64)) * 0.3
+    cut = cut_induced(tiny_tree, means, 4, seed=0)
+    assert_partition(cut, tiny_tree.classes)
+    found = np.array(cut.index(tiny_tree.classes))
+    # Same partition up to relabelling.
+    pairs_same_truth = truth[:, None] == truth[None, :]
+    pairs_same_found = found[:, None] == found[None, :]
+    np.testing.assert_array_equal(pairs_same_truth, pairs_same_found)
+    for s in cut.superclasses:  # named by the members' lowest common ancestor
+        assert cut.names[s].split(" #")[0] == tiny_tree.label(tiny_tree.lca(*cut.members(s)))
+
+
+def test_induced_cut_is_deterministic(tiny_tree):
+    means = np.random.default_rng(1).normal(size=(200, 16))
+    a = cut_induced(tiny_tree, means, 10, seed=3)
+    b = cut_induced(tiny_tree, means, 10, seed=3)
+    assert a == b and len(a) == 10
+
+
+def test_induced_cut_bad_input(tiny_tree):
+    with pytest.raises(HierarchyError, match="shape \\(200, dim\\)"):
+        cut_induced(tiny_tree, np.zeros((199, 4)), 10)
+    bad = np.zeros((200, 4))
+    bad[3, 1] = np.nan
+    with pytest.raises(HierarchyError, match="NaN"):
+        cut_induced(tiny_tree, bad, 10)
+
+
+def test_make_cut_specs(tiny_tree, tmp_path):
+    assert len(make_cut(tiny_tree, "balanced:5")) == 5
+    assert make_cut(tiny_tree, "depth:2").method == "depth:2"
+    np.save(tmp_path / "means.npy", np.random.default_rng(0).normal(size=(200, 8)))
+    assert len(make_cut(tiny_tree, f"induced:3:{tmp_path / 'means.npy'}")) == 3
+    with pytest.raises(HierarchyError, match="unknown cut 'bogus:3'"):
+        make_cut(tiny_tree, "bogus:3")
+    with pytest.raises(HierarchyError, match="bad cut spec 'balanced:x'"):
+        make_cut(tiny_tree, "balanced:x")
+
+
+def test_superclass_map_rejects_double_membership():
+    with pytest.raises(HierarchyError, match="'a' is in superclasses 's' and 't'"):
+        SuperclassMap.from_groups({"s": ["a", "b"], "t": ["a"]})
+
+
+def test_tree_rejects_incomplete_cut(tiny_tree):
+    partial = SuperclassMap({tiny_tree.classes[0]: "s"}, {"s": "s"})
+    with pytest.raises(HierarchyError, match="199 classes have no superclass"):
+        tiny_tree.with_superclasses(partial)

@@ -1,0 +1,63 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from router._cli import main
+
+
+def test_tree_build_and_show(tmp_path, capsys):
+    out = tmp_path / "tree.json"
+    assert main(["tree", "build", "--dataset", "tiny-imagenet-200", "--cut", "balanced:10", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert len(data["classes"]) == 200 and len(data["superclasses"]["names"]) == 10
+    capsys.readouterr()
+    assert main(["tree", "show", str(out)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "10 superclasses (balanced:10)" in shown
+    assert "golden retriever" in shown  # members are listed by name
+
+
+def test_tree_build_from_wnids_file_with_mapping_cut(tmp_path, capsys):
+    wnids = tmp_path / "wnids.txt"
+    wnids.write_text("n01440764\nn01443537\nn02084071\n")
+    mapping = tmp_path / "m.csv"
+    mapping.write_text("n01440764,fish\nn01443537,fish\nn02084071,dog\n")
+    out = tmp_path / "t.json"
+    assert main(["tree", "build", "--wnids", str(wnids), "--cut", f"file:{mapping}", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["superclasses"]["assignment"]["n02084071"] == "dog"
+
+
+def test_tree_build_from_mapping_file(tmp_path):
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"animal": ["cat", "dog"], "vehicle": ["car", "bus"]}))
+    out = tmp_path / "t.json"
+    assert main(["tree", "build", "--mapping", str(mapping), "--cut", "depth:1", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["superclasses"]["names"] == {"animal": "animal", "vehicle": "vehicle"}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["tree", "build", "--wnids", "/no/such/file", "-o", "x.json"], "does not exist"),
+        (["tree", "show", "/no/such/tree.json"], "does not exist; build one"),
+        (["tree", "build", "--dataset", "tiny-imagenet-200", "--cut", "balanced:0", "-o", "x.json"], "n must be"),
+    ],
+)
+def test_errors_exit_nonzero_without_traceback(argv, message, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "router._cli", *argv], cwd=tmp_path, capture_output=True, text=True,
+        env=dict(os.environ),
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_console_script_is_installed(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "supersub")
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "tree" in proc.stdout

@@ -1,0 +1,872 @@
+"""The visual memory: L2-normalised embeddings, metadata, kNN search and voting."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ._errors import InputError, UnknownEntryError
+from ._explain import Explanation, Neighbour, Steer
+from ._validation import as_embeddings, as_id_set, as_ids, as_set, as_strings, check_k
+from ._voting import class_scores, get_voting
+
+__all__ = ["VisualMemory"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    label TEXT NOT NULL,
+    superclass TEXT NOT NULL,
+    source TEXT NOT NULL,
+    ref TEXT,
+    weight REAL NOT NULL DEFAULT 1.0
+);
+CREATE INDEX IF NOT EXISTS entries_label ON entries(label);
+CREATE INDEX IF NOT EXISTS entries_source ON entries(source);
+CREATE INDEX IF NOT EXISTS entries_superclass ON entries(superclass);
+"""
+
+#: Queries are searched in chunks of this many rows, to bound memory use.
+QUERY_CHUNK = 4096
+
+
+class _Vocab:
+    """String <-> stable integer code; codes are never reused."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self.values: list[str] = []
+        self.code: dict[str, int] = {}
+        for v in values:
+            self.encode([v])
+
+    def encode(self, values: Sequence[str]) -> np.ndarray:
+        out = np.empty(len(values), dtype=np.int32)
+        for i, v in enumerate(values):
+            c = self.code.get(v)
+            if c is None:
+                c = self.code[v] = len(self.values)
+                self.values.append(v)
+            out[i] = c
+        return out
+
+    def codes_of(self, values: Iterable[str]) -> np.ndarray:
+        return np.array([self.code[v] for v in values if v in self.code], dtype=np.int32)
+
+
+class VisualMemory:
+    """An editable kNN memory over L2-normalised embeddings.
+
+    Every entry has an integer id, a label, a superclass, a source (the
+    dataset or batch it came from), an optional image reference and a
+    persistent vote weight.  Metadata lives in an embedded SQLite database,
+    so selecting by label or source is a query; vectors live in a faiss
+    index.  Knowledge changes by editing entries, never by training.
+
+    Parameters
+    ----------
+    dim : int, optional
+        Embedding dimension; taken from the first :meth:`add` if omitted.
+    k : int, default 10
+        Default number of neighbours.
+    voting : {"softmax", "rank", "distance", "plurality"}, default "softmax"
+        Default voting rule (see :mod:`memory._voting`).
+    temperature : float, default 0.07
+        Temperature of softmax voting.
+    index : str, default "Flat"
+        ``"Flat"`` for exact inner-product search, or a faiss index-factory
+        string such as ``"IVF1024,Flat"``, ``"HNSW32"`` or ``"IVF256,PQ32"``.
+        Approximate indexes sit beside the exact vectors, are (re)built on
+        the first search after a change, and handle removals with
+        tombstones (HNSW cannot delete): removed ids are filtered out of
+        every result, and the index is rebuilt once tombstones exceed
+        ``rebuild_fraction`` of the entries.
+    nprobe, ef_search : int, optional
+        Search-time parameters of IVF and HNSW indexes.
+    rebuild_fraction : float, default 0.1
+    fingerprint : str, optional
+        Identifies the backbone and preprocessing that made the embeddings;
+        checked by :meth:`load`.
+    progress : bool, default True
+        Show a progress bar (on stderr) for large adds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from memory import VisualMemory
+    >>> mem = VisualMemory(k=3, voting="plurality")
+    >>> ids = mem.add(np.eye(4, dtype="float32"), ["a", "a", "b", "b"], source="demo")
+    >>> mem.predict(np.array([[1.0, 0.1, 0.0, 0.0]], dtype="float32")).tolist()
+    ['a']
+    """
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        *,
+        k: int = 10,
+        voting: str = "softmax",
+        temperature: float = 0.07,
+        index: str = "Flat",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        rebuild_fraction: float = 0.1,
+        fingerprint: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if dim is not None:
+            check_k(dim, "dim")
+        self.k = check_k(k)
+        get_voting(voting)
+        self.voting = voting
+        if not temperature > 0:
+            raise InputError(f"temperature must be > 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        self.index_spec = index
+        self.nprobe = nprobe
+        self.ef_search = ef_search
+        self.rebuild_fraction = float(rebuild_fraction)
+        self.fingerprint = fingerprint
+        self.progress = progress
+        self.metric = "cosine"
+        self.dim: int | None = None
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._db.executescript(_SCHEMA)
+        self._next_id = 0
+        self._ann: Any = None
+        self._ann_ids = np.empty(0, dtype=np.int64)
+        self._tomb = np.empty(0, dtype=np.int64)
+        self._reset_columns()
+        if dim is not None:
+            self._init_dim(int(dim))
+
+    # ------------------------------------------------------------ internals
+    def _init_dim(self, dim: int) -> None:
+        self.dim = dim
+        self._flat = faiss.IndexFlatIP(dim)
+        self._ann: Any = None
+        self._ann_ids = np.empty(0, dtype=np.int64)
+        self._tomb = np.empty(0, dtype=np.int64)
+        if self.index_spec != "Flat":
+            try:
+                faiss.index_factory(dim, self.index_spec, faiss.METRIC_INNER_PRODUCT)
+            except RuntimeError as exc:
+                raise InputError(
+                    f"faiss cannot build index {self.index_spec!r}: {str(exc).splitlines()[0]}; "
+                    "use 'Flat', 'IVF<n>,Flat', 'HNSW<m>' or another index-factory string"
+                ) from exc
+
+    def _reset_columns(self) -> None:
+        self._ids = np.empty(0, dtype=np.int64)
+        self._label = np.empty(0, dtype=np.int32)
+        self._source = np.empty(0, dtype=np.int32)
+        self._super = np.empty(0, dtype=np.int32)
+        self._weight = np.empty(0, dtype=np.float32)
+        self._labels = _Vocab()
+        self._sources = _Vocab()
+        self._supers = _Vocab()
+        self._derived: dict[str, Any] = {}
+
+    def _invalidate(self) -> None:
+        self._derived.clear()
+
+    @property
+    def _order(self) -> np.ndarray:
+        if "order" not in self._derived:
+            self._derived["order"] = np.argsort(self._ids, kind="stable")
+        return self._derived["order"]  # type: ignore[no-any-return]
+
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions of existing ids; raises for unknown ids."""
+        order = self._order
+        sorted_ids = self._ids[order]
+        pos = np.searchsorted(sorted_ids, ids)
+        pos = np.clip(pos, 0, max(len(sorted_ids) - 1, 0))
+        found = (len(sorted_ids) > 0) & (sorted_ids[pos] == ids) if len(ids) else np.ones(0, bool)
+        if not np.all(found):
+            missing = ids[~found]
+            raise UnknownEntryError(
+                f"unknown id {int(missing[0])}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                + "; it is not (or no longer) in the memory"
+            )
+        return order[pos]
+
+    def _vectors(self) -> np.ndarray:
+        """The stored vectors, shape (n, dim); a read-only view into faiss."""
+        n = self._flat.ntotal
+        if n == 0:
+            return np.empty((0, self.dim or 0), dtype=np.float32)
+        view = faiss.rev_swig_ptr(self._flat.get_xb(), n * self.dim).reshape(n, self.dim)
+        view.flags.writeable = False
+        return view
+
+    @property
+    def _class_of_code(self) -> np.ndarray:
+        """Label code -> index into ``classes_`` (-1 for labels no longer present)."""
+        if "class_of_code" not in self._derived:
+            classes = self.classes_
+            lookup = {c: i for i, c in enumerate(classes)}
+            self._derived["class_of_code"] = np.array(
+                [lookup.get(v, -1) for v in self._labels.values], dtype=np.int64
+            )
+        return self._derived["class_of_code"]  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ properties
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    @property
+    def n_entries(self) -> int:
+        """Number of entries."""
+        return len(self)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """Sorted labels present in the memory, shape (n_classes,), str."""
+        if "classes" not in self._derived:
+            present = np.unique(self._label)
+            self._derived["classes"] = np.array(
+                sorted(self._labels.values[c] for c in present), dtype=str
+            )
+        return self._derived["classes"]  # type: ignore[no-any-return]
+
+    @property
+    def superclasses_(self) -> np.ndarray:
+        """Sorted superclasses present, shape (n_superclasses,), str."""
+        return np.array(sorted({self._supers.values[c] for c in np.unique(self._super)}), dtype=str)
+
+    @property
+    def sources_(self) -> np.ndarray:
+        """Sorted sources present, shape (n_sources,), str."""
+        return np.array(sorted({self._sources.values[c] for c in np.unique(self._source)}), dtype=str)
+
+    @property
+    def ids_(self) -> np.ndarray:
+        """Entry ids in storage order, shape (n_entries,), int64 (a copy)."""
+        return self._ids.copy()
+
+    def __repr__(self) -> str:
+        return (
+            f"VisualMemory({len(self)} entries, {len(self.classes_)} classes, dim={self.dim}, "
+            f"index={self.index_spec!r}, k={self.k}, voting={self.voting!r})"
+        )
+
+    def counts(self, by: str = "label") -> dict[str, int]:
+        """Entries per label, source or superclass."""
+        if by not in ("label", "source", "superclass"):
+            raise InputError(f"by must be 'label', 'source' or 'superclass', got {by!r}")
+        rows = self._db.execute(f"SELECT {by}, COUNT(*) FROM entries GROUP BY {by} ORDER BY {by}")
+        return {str(a): int(b) for a, b in rows}
+
+    # ------------------------------------------------------------------ add
+    def add(
+        self,
+        X: Any,
+        labels: Any,
+        *,
+        ids: Any = None,
+        superclass: Any = "",
+        source: Any = "default",
+        refs: Any = None,
+        weight: float = 1.0,
+        batch_size: int = 65536,
+    ) -> np.ndarray:
+        """Add embeddings with their metadata.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, dim)
+            Embeddings; they are L2-normalised on the way in.
+        labels : str or sequence of str, length n
+        ids : sequence of int, optional
+            Unique non-negative ids; assigned consecutively when omitted.
+        superclass, source : str or sequence of str
+            One value for all rows or one per row.
+        refs : sequence of str, optional
+            Image references (paths or dataset indices), one per row.
+        weight : float, default 1.0
+            Persistent vote weight of the new entries.
+        batch_size : int
+            Rows inserted per step; a progress bar shows for several steps.
+
+        Returns
+        -------
+        ndarray of shape (n,), int64
+            The ids of the new entries.
+
+        Raises
+        ------
+        InputError
+            For a wrong shape or dimension, NaN/inf, zero vectors, mismatched
+            lengths or duplicate ids.  The memory is unchanged.
+        """
+        X = as_embeddings(X, self.dim)
+        n = X.shape[0]
+        labels_ = as_strings(labels, n, "labels")
+        supers = as_strings(superclass, n, "superclass") if superclass != "" else [""] * n
+        sources = as_strings(source, n, "source")
+        refs_ = [None] * n if refs is None else [None if r is None else str(r) for r in refs]
+        if len(refs_) != n:
+            raise InputError(f"got {len(refs_)} refs for {n} embeddings; give one per row")
+        if not np.isfinite(weight) or weight < 0:
+            raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
+        if ids is None:
+            new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
+        else:
+            new_ids = as_ids(ids, n)
+            clash = np.isin(new_ids, self._ids)
+            if clash.any():
+                raise InputError(
+                    f"duplicate id {int(new_ids[clash][0])}: it is already in the memory; "
+                    "remove it first or leave ids=None"
+                )
+        norms = np.linalg.norm(X, axis=1)
+        if (norms == 0).any():
+            raise InputError(f"row {int(np.argmin(norms))} of X is a zero vector; it has no direction")
+        X = X / norms[:, None]
+        if self.dim is None:
+            self._init_dim(X.shape[1])
+
+        steps = range(0, n, batch_size)
+        if self.progress and len(steps) > 1:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc="add", unit="batch", file=sys.stderr)
+        with self._db:  # one transaction: all rows or none
+            for start in steps:
+                sl = slice(start, start + batch_size)
+                self._db.executemany(
+                    "INSERT INTO entries (id, label, superclass, source, ref, weight) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    zip(new_ids[sl].tolist(), labels_[sl], supers[sl], sources[sl], refs_[sl],
+                        [float(weight)] * len(labels_[sl])),
+                )
+        for start in range(0, n, batch_size):
+            self._flat.add(X[start : start + batch_size])
+        self._ids = np.concatenate([self._ids, new_ids])
+        self._label = np.concatenate([self._label, self._labels.encode(labels_)])
+        self._source = np.concatenate([self._source, self._sources.encode(sources)])
+        self._super = np.concatenate([self._super, self._supers.encode(supers)])
+        self._weight = np.concatenate([self._weight, np.full(n, weight, dtype=np.float32)])
+        self._next_id = max(self._next_id, int(new_ids.max()) + 1)
+        self._invalidate()
+        return new_ids
+
+    # --------------------------------------------------------------- select
+    def select(
+        self,
+        ids: Any = None,
+        *,
+        label: Any = None,
+        source: Any = None,
+        superclass: Any = None,
+    ) -> np.ndarray:
+        """Ids of the entries matching every given criterion.
+
+        Each criterion is a value or a collection of values (any of them
+        matches).  Unknown labels, sources or superclasses raise
+        :class:`UnknownEntryError`.
+
+        Returns
+        -------
+        ndarray of shape (m,), int64, sorted
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, values, vocab in (
+            ("label", label, self._labels),
+            ("source", source, self._sources),
+            ("superclass", superclass, self._supers),
+        ):
+            if values is None:
+                continue
+            wanted = sorted(as_set(values))
+            present = {r[0] for r in self._db.execute(
+                f"SELECT DISTINCT {column} FROM entries WHERE {column} IN ({','.join('?' * len(wanted))})",
+                wanted,
+            )}
+            unknown = [v for v in wanted if v not in present]
+            if unknown:
+                raise UnknownEntryError(
+                    f"unknown {column} {unknown[0]!r}: no entry has it; "
+                    f"see memory.counts({column!r})"
+                )
+            clauses.append(f"{column} IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if ids is not None:
+            id_arr = as_ids(ids, name="ids")
+            self._rows_of(id_arr)  # raises for unknown ids
+            if not clauses:
+                return np.sort(id_arr)
+        if not clauses:
+            raise InputError("give ids, label, source or superclass to select entries")
+        found = np.array(
+            [r[0] for r in self._db.execute(
+                f"SELECT id FROM entries WHERE {' AND '.join(clauses)} ORDER BY id", params
+            )],
+            dtype=np.int64,
+        )
+        if ids is not None:
+            found = np.intersect1d(found, id_arr)
+        return found
+
+    def get(self, ids: Any) -> list[dict[str, Any]]:
+        """Metadata of the given entries, in the order given."""
+        id_arr = as_ids(ids, name="ids")
+        self._rows_of(id_arr)
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(id_arr), 900):  # SQLite's parameter limit
+            chunk = id_arr[start : start + 900].tolist()
+            for row in self._db.execute(
+                "SELECT id, label, superclass, source, ref, weight FROM entries "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out[row[0]] = dict(zip(("id", "label", "superclass", "source", "ref", "weight"), row))
+        return [out[i] for i in id_arr.tolist()]
+
+    def vectors(self, ids: Any) -> np.ndarray:
+        """The stored (normalised) vectors of ``ids``, shape (m, dim), float32."""
+        rows = self._rows_of(as_ids(ids, name="ids"))
+        return self._vectors()[rows].copy()
+
+    # --------------------------------------------------------------- remove
+    def remove(
+        self,
+        ids: Any = None,
+        *,
+        label: Any = None,
+        source: Any = None,
+        superclass: Any = None,
+    ) -> np.ndarray:
+        """Exactly unlearn entries: by id, label, source and/or superclass.
+
+        Criteria given together must all match.  Afterwards no removed id
+        appears in any result, and every prediction equals, bit for bit,
+        that of a memory built without the removed entries (for the exact
+        index; approximate indexes filter tombstones until rebuilt).
+
+        Returns
+        -------
+        ndarray of shape (m,), int64
+            The removed ids.
+        """
+        doomed = self.select(ids, label=label, source=source, superclass=superclass)
+        if doomed.size == 0:
+            return doomed
+        rows = np.sort(self._rows_of(doomed))
+        with self._db:
+            for start in range(0, len(doomed), 900):
+                chunk = doomed[start : start + 900].tolist()
+                self._db.execute(
+                    f"DELETE FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                )
+        self._flat.remove_ids(faiss.IDSelectorBatch(rows.astype(np.int64)))
+        keep = np.ones(len(self._ids), dtype=bool)
+        keep[rows] = False
+        for name in ("_ids", "_label", "_source", "_super", "_weight"):
+            setattr(self, name, getattr(self, name)[keep])
+        if self._ann is not None:
+            self._tomb = np.union1d(self._tomb, doomed)
+        self._invalidate()
+        log.info("removed %d entries", doomed.size)
+        return doomed
+
+    def set_weight(
+        self,
+        weight: float,
+        ids: Any = None,
+        *,
+        label: Any = None,
+        source: Any = None,
+        superclass: Any = None,
+    ) -> np.ndarray:
+        """Persistently set the vote weight of matching entries (0 silences them).
+
+        Returns the affected ids.
+        """
+        if not np.isfinite(weight) or weight < 0:
+            raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
+        chosen = self.select(ids, label=label, source=source, superclass=superclass)
+        with self._db:
+            for start in range(0, len(chosen), 900):
+                chunk = chosen[start : start + 900].tolist()
+                self._db.execute(
+                    f"UPDATE entries SET weight = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                    [float(weight), *chunk],
+                )
+        self._weight[self._rows_of(chosen)] = weight
+        return chosen
+
+    # --------------------------------------------------------------- search
+    def _check_ready(self) -> None:
+        if len(self) == 0 or self.dim is None:
+            raise InputError("the memory is empty; add entries before searching")
+
+    def _allowed_rows(self, superclass: Any, steer: Steer | None) -> np.ndarray | None:
+        mask: np.ndarray | None = None
+        if superclass is not None:
+            wanted = as_set(superclass)
+            unknown = [s for s in wanted if s not in self._supers.code]
+            if unknown:
+                raise UnknownEntryError(
+                    f"unknown superclass {unknown[0]!r}; present: {', '.join(self.superclasses_)}"
+                )
+            mask = np.isin(self._super, self._supers.codes_of(wanted))
+        if steer is not None and steer.excludes:
+            drop = np.zeros(len(self), dtype=bool)
+            if len(steer.exclude_ids):
+                drop |= np.isin(self._ids, as_id_set(steer.exclude_ids))
+            if steer.exclude_labels:
+                drop |= np.isin(self._label, self._labels.codes_of(steer.exclude_labels))
+            if steer.exclude_sources:
+                drop |= np.isin(self._source, self._sources.codes_of(steer.exclude_sources))
+            if steer.exclude_superclasses:
+                drop |= np.isin(self._super, self._supers.codes_of(steer.exclude_superclasses))
+            mask = ~drop if mask is None else mask & ~drop
+        return mask
+
+    def _ensure_ann(self) -> None:
+        stale = self._ann is None or (
+            self._tomb.size > self.rebuild_fraction * max(len(self), 1)
+        )
+        if not stale:
+            new = ~np.isin(self._ids, self._ann_ids)
+            if new.any():  # entries added since the build
+                self._ann.add_with_ids(self._vectors()[new], self._ids[new])
+                self._ann_ids = np.concatenate([self._ann_ids, self._ids[new]])
+            return
+        base = faiss.index_factory(self.dim, self.index_spec, faiss.METRIC_INNER_PRODUCT)
+        ann = faiss.IndexIDMap2(base)
+        vecs = self._vectors()
+        if not base.is_trained:
+            train = vecs
+            if len(vecs) > 100_000:
+                pick = np.random.default_rng(0).choice(len(vecs), 100_000, replace=False)
+                train = vecs[np.sort(pick)]
+            base.train(np.ascontiguousarray(train))
+        ann.add_with_ids(vecs, self._ids)
+        self._ann, self._ann_ids, self._tomb = ann, self._ids.copy(), np.empty(0, dtype=np.int64)
+        self._set_search_params()
+
+    def _set_search_params(self) -> None:
+        if self._ann is None:
+            return
+        ps = faiss.ParameterSpace()
+        base = faiss.downcast_index(self._ann.index)
+        if self.nprobe is not None and hasattr(base, "nprobe"):
+            ps.set_index_parameter(base, "nprobe", int(self.nprobe))
+        if self.ef_search is not None and hasattr(base, "hnsw"):
+            base.hnsw.efSearch = int(self.ef_search)
+
+    def _search_rows(
+        self, Q: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (sims, rows) of normalised queries, rows -1 where fewer exist."""
+        n = len(self)
+        sims = np.full((Q.shape[0], k), -np.inf, dtype=np.float32)
+        rows = np.full((Q.shape[0], k), -1, dtype=np.int64)
+        if mask is not None and not mask.any():
+            return sims, rows
+        kk = min(k, n if mask is None else int(mask.sum()))
+        if mask is not None:
+            n_out = n - int(mask.sum())
+            if n_out <= 256 and self._ann is None and self.index_spec == "Flat":
+                # Few exclusions: over-fetch from the whole index and filter.
+                s, r = self._flat.search(Q, min(n, kk + n_out))
+                keep = np.where(r >= 0, mask[np.maximum(r, 0)], False)
+                order = np.argsort(~keep, axis=1, kind="stable")[:, :kk]
+                s, r = np.take_along_axis(s, order, 1), np.take_along_axis(r, order, 1)
+            else:
+                # Exact search over the allowed rows only.
+                allowed = np.flatnonzero(mask)
+                sub = np.ascontiguousarray(self._vectors()[allowed])
+                s, r = faiss.knn(Q, sub, kk, metric=faiss.METRIC_INNER_PRODUCT)
+                r = np.where(r >= 0, allowed[np.maximum(r, 0)], -1)
+        elif self.index_spec == "Flat":
+            s, r = self._flat.search(Q, kk)
+        else:
+            self._ensure_ann()
+            extra = int(self._tomb.size)
+            s, found = self._ann.search(Q, min(kk + extra, self._ann.ntotal))
+            if extra:
+                dead = np.isin(found, self._tomb) | (found < 0)
+                order = np.argsort(dead, axis=1, kind="stable")[:, :kk]
+                s, found = np.take_along_axis(s, order, 1), np.take_along_axis(found, order, 1)
+                found = np.where(np.take_along_axis(dead, order, 1), -1, found)
+            else:
+                s, found = s[:, :kk], found[:, :kk]
+            valid = found >= 0
+            r = np.full(found.shape, -1, dtype=np.int64)
+            if valid.any():
+                r[valid] = self._rows_of(found[valid])
+        sims[:, : r.shape[1]] = np.where(r >= 0, s, -np.inf)
+        rows[:, : r.shape[1]] = r
+        return sims, rows
+
+    def _neighbours(
+        self, X: Any, k: int | None, superclass: Any, steer: Steer | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_ready()
+        k = self.k if k is None else check_k(k)
+        Q = as_embeddings(X, self.dim)
+        Q = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
+        per_query = (
+            superclass is not None
+            and not isinstance(superclass, str)
+            and len(superclass) == Q.shape[0]
+            and Q.shape[0] > 1
+        )
+        sims = np.empty((Q.shape[0], k), dtype=np.float32)
+        rows = np.empty((Q.shape[0], k), dtype=np.int64)
+        if per_query:
+            groups = np.asarray([str(s) for s in superclass])
+            for g in np.unique(groups):
+                sel = np.flatnonzero(groups == g)
+                sims[sel], rows[sel] = self._neighbours(Q[sel], k, g, steer)
+            return sims, rows
+        mask = self._allowed_rows(superclass, steer)
+        for start in range(0, Q.shape[0], QUERY_CHUNK):
+            sl = slice(start, start + QUERY_CHUNK)
+            sims[sl], rows[sl] = self._search_rows(Q[sl], k, mask)
+        return sims, rows
+
+    def search(
+        self,
+        X: Any,
+        k: int | None = None,
+        *,
+        superclass: Any = None,
+        steer: Steer | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest entries by cosine similarity.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, dim)
+        k : int, optional
+            Defaults to ``self.k``.
+        superclass : str, collection of str, or sequence of length n, optional
+            Search only these superclasses' entries (a shard); a sequence of
+            length ``n`` gives each query its own superclass.
+        steer : Steer, optional
+            Entries to exclude from the search.
+
+        Returns
+        -------
+        sims : ndarray of shape (n, k), float32
+            Cosine similarities, best first; ``-inf`` past the last hit.
+        ids : ndarray of shape (n, k), int64
+            Entry ids; ``-1`` past the last hit.
+        """
+        sims, rows = self._neighbours(X, k, superclass, steer)
+        return sims, np.where(rows >= 0, self._ids[np.maximum(rows, 0)], -1)
+
+    # ------------------------------------------------------------- classify
+    def _weights(
+        self, sims: np.ndarray, rows: np.ndarray, voting: str | None, temperature: float | None,
+        steer: Steer | None,
+    ) -> np.ndarray:
+        rule = get_voting(voting or self.voting)
+        valid = rows >= 0
+        safe_sims = np.where(valid, sims, 0.0).astype(np.float32)
+        w = rule(safe_sims, temperature or self.temperature)
+        r = np.maximum(rows, 0)
+        w = w * self._weight[r]
+        if steer is not None and steer.reweights:
+            for key, table, column, vocab in (
+                ("id", steer.id_weights, self._ids, None),
+                ("label", steer.label_weights, self._label, self._labels),
+                ("source", steer.source_weights, self._source, self._sources),
+            ):
+                for value, factor in table.items():
+                    code = value if vocab is None else vocab.code.get(str(value), -1)
+                    w = np.where(column[r] == code, w * float(factor), w)
+        return np.where(valid, w, 0.0)
+
+    def _scores(
+        self, X: Any, k: int | None, voting: str | None, temperature: float | None,
+        superclass: Any, steer: Steer | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        sims, rows = self._neighbours(X, k, superclass, steer)
+        w = self._weights(sims, rows, voting, temperature, steer)
+        codes = np.where(rows >= 0, self._class_of_code[self._label[np.maximum(rows, 0)]], -1)
+        scores = class_scores(w, codes, len(self.classes_))
+        return scores, sims, rows, w
+
+    def predict_proba(
+        self,
+        X: Any,
+        k: int | None = None,
+        *,
+        voting: str | None = None,
+        temperature: float | None = None,
+        superclass: Any = None,
+        steer: Steer | None = None,
+    ) -> np.ndarray:
+        """Class probabilities from the neighbours' votes.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes), float64
+            Columns follow :attr:`classes_`.  A row is all zero when no
+            neighbour voted (everything excluded).
+        """
+        scores = self._scores(X, k, voting, temperature, superclass, steer)[0]
+        total = scores.sum(axis=1, keepdims=True)
+        return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
+
+    def predict(
+        self,
+        X: Any,
+        k: int | None = None,
+        *,
+        voting: str | None = None,
+        temperature: float | None = None,
+        superclass: Any = None,
+        steer: Steer | None = None,
+    ) -> np.ndarray:
+        """Predicted labels, shape (n,), object array of str.
+
+        Ties go to the class first in :attr:`classes_`; a query with no
+        voting neighbour gets ``None``.  Parameters as in :meth:`predict_proba`.
+        """
+        scores = self._scores(X, k, voting, temperature, superclass, steer)[0]
+        out = self.classes_.astype(object)[scores.argmax(axis=1)]
+        out[scores.sum(axis=1) <= 0] = None
+        return out
+
+    def top_k(
+        self,
+        X: Any,
+        n: int = 5,
+        *,
+        k: int | None = None,
+        voting: str | None = None,
+        temperature: float | None = None,
+        superclass: Any = None,
+        steer: Steer | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` most probable classes per query.
+
+        Returns
+        -------
+        labels : ndarray of shape (q, n), object
+        probabilities : ndarray of shape (q, n), float64
+        """
+        n = check_k(n, "n")
+        p = self.predict_proba(
+            X, k, voting=voting, temperature=temperature, superclass=superclass, steer=steer
+        )
+        n = min(n, p.shape[1])
+        order = np.argsort(-p, axis=1, kind="stable")[:, :n]
+        return self.classes_.astype(object)[order], np.take_along_axis(p, order, 1)
+
+    def score(self, X: Any, y: Any, k: int | None = None, **kwargs: Any) -> float:
+        """Top-1 accuracy on ``(X, y)``."""
+        pred = self.predict(X, k, **kwargs)
+        y_ = np.asarray(as_strings(y, len(pred), "y"), dtype=object)
+        return float(np.mean(pred == y_))
+
+    def explain(
+        self,
+        X: Any,
+        k: int | None = None,
+        *,
+        voting: str | None = None,
+        temperature: float | None = None,
+        superclass: Any = None,
+        steer: Steer | None = None,
+    ) -> list[Explanation]:
+        """The neighbours behind each prediction, with their weights.
+
+        Returns
+        -------
+        list of Explanation, one per query
+        """
+        scores, sims, rows, w = self._scores(X, k, voting, temperature, superclass, steer)
+        classes = self.classes_
+        out: list[Explanation] = []
+        valid_rows = rows[rows >= 0]
+        meta = {m["id"]: m for m in self.get(np.unique(self._ids[valid_rows]))} if valid_rows.size else {}
+        for q in range(scores.shape[0]):
+            total = scores[q].sum()
+            probs = {str(c): float(scores[q, i] / total) for i, c in enumerate(classes)
+                     if total > 0 and scores[q, i] > 0}
+            neighbours = []
+            for j in range(rows.shape[1]):
+                if rows[q, j] < 0:
+                    continue
+                m = meta[int(self._ids[rows[q, j]])]
+                neighbours.append(Neighbour(
+                    id=int(m["id"]), label=m["label"], source=m["source"],
+                    superclass=m["superclass"], ref=m["ref"], similarity=float(sims[q, j]),
+                    weight=float(w[q, j]), contribution=float(w[q, j] / total) if total > 0 else 0.0,
+                ))
+            pred = str(classes[int(scores[q].argmax())]) if total > 0 else None
+            out.append(Explanation(prediction=pred, probabilities=probs, neighbours=neighbours))
+        return out
+
+    # -------------------------------------------------------------- pruning
+    def prune_harmful(self, X: Any, y: Any, k: int | None = None, **kwargs: Any) -> Any:
+        """Remove entries that take part in more wrong than right decisions.
+
+        See :func:`memory.prune_harmful`.
+        """
+        from ._prune import prune_harmful
+
+        return prune_harmful(self, X, y, k, **kwargs)
+
+    def prune_redundant(self, threshold: float = 0.98) -> Any:
+        """Remove near-duplicates inside each class; see :func:`memory.prune_redundant`."""
+        from ._prune import prune_redundant
+
+        return prune_redundant(self, threshold)
+
+    def compress(self, m: int = 4, *, snap: bool = False, seed: int = 0) -> Any:
+        """Reduce each class to ``m`` sub-centroids; see :func:`memory.compress`."""
+        from ._prune import compress
+
+        return compress(self, m, snap=snap, seed=seed)
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path: Any) -> Any:
+        """Save atomically to a directory (see :func:`memory.save_memory`)."""
+        from ._persist import save_memory
+
+        return save_memory(self, path)
+
+    @classmethod
+    def load(
+        cls, path: Any, *, dim: int | None = None, fingerprint: str | None = None
+    ) -> VisualMemory:
+        """Load a memory saved by :meth:`save` (see :func:`memory.load_memory`)."""
+        from ._persist import load_memory
+
+        return load_memory(path, dim=dim, fingerprint=fingerprint)
+
+    def copy(self) -> VisualMemory:
+        """An independent deep copy."""
+        new = VisualMemory(
+            self.dim, k=self.k, voting=self.voting, temperature=self.temperature,
+            index=self.index_spec, nprobe=self.nprobe, ef_search=self.ef_search,
+            rebuild_fraction=self.rebuild_fraction, fingerprint=self.fingerprint,
+            progress=self.progress,
+        )
+        self._db.backup(new._db)
+        new._next_id = self._next_id
+        if self.dim is not None:
+            new._flat = faiss.clone_index(self._flat)
+        for name in ("_ids", "_label", "_source", "_super", "_weight"):
+            setattr(new, name, getattr(self, name).copy())
+        for name in ("_labels", "_sources", "_supers"):
+            setattr(new, name, _Vocab(getattr(self, name).values))
+        return new
+

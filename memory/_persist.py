@@ -241,7 +241,7 @@ def load_memory(
         except RuntimeError as exc:
             raise MemoryFormatError(f"{snap / 'ann.faiss'} cannot be read: {exc}") from exc
         both = np.load(snap / "ann_ids.npy", allow_pickle=False)
-        mem._ann = faiss.downcast_index(ann)
+        mem._ann = ann  # read_index already returns the concrete, owning type
         mem._ann_ids, mem._tomb = both[both >= 0], -1 - both[both < 0]
         mem._set_search_params()
     src = sqlite3.connect(snap / "metadata.sqlite")

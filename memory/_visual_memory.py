@@ -310,7 +310,10 @@ class VisualMemory:
         X = as_embeddings(X, self.dim)
         n = X.shape[0]
         labels_ = as_strings(labels, n, "labels")
-        supers = as_strings(superclass, n, "superclass") if superclass != "" else [""] * n
+        supers = (
+            [""] * n if isinstance(superclass, str) and superclass == ""
+            else as_strings(superclass, n, "superclass")
+        )
         sources = as_strings(source, n, "source")
         refs_ = [None] * n if refs is None else [None if r is None else str(r) for r in refs]
         if len(refs_) != n:

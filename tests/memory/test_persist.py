@@ -1,0 +1,109 @@
+import json
+
+import numpy as np
+import pytest
+
+import memory._persist as persist
+from memory import BackboneMismatchError, MemoryFormatError, VisualMemory
+
+
+def test_round_trip(mem, data, tmp_path):
+    _, _, Q, _ = data
+    mem.fingerprint = "lite0-128-abc"
+    mem.set_weight(0.5, label="class02")
+    mem.remove(label="class07")
+    mem.save(tmp_path / "m")
+    back = VisualMemory.load(tmp_path / "m", dim=24, fingerprint="lite0-128-abc")
+    np.testing.assert_array_equal(back.ids_, mem.ids_)
+    np.testing.assert_array_equal(back.vectors(back.ids_), mem.vectors(mem.ids_))
+    assert back.get(back.ids_[:50]) == mem.get(mem.ids_[:50])
+    np.testing.assert_array_equal(back.predict_proba(Q), mem.predict_proba(Q))
+    assert back.add(Q[:1], "new")[0] == mem.add(Q[:1], "new")[0]  # id counter restored
+    manifest = json.loads(next((tmp_path / "m" / "snapshots").iterdir()).joinpath("manifest.json").read_text())
+    assert manifest["dim"] == 24 and manifest["counts"]["entries"] == len(back) - 1
+    assert manifest["metric"] == "cosine" and manifest["version"] == 1
+
+
+def test_saving_again_keeps_one_snapshot(mem, tmp_path):
+    mem.save(tmp_path / "m")
+    mem.remove(label="class01")
+    mem.save(tmp_path / "m")
+    assert len(list((tmp_path / "m" / "snapshots").iterdir())) == 1
+    assert len(VisualMemory.load(tmp_path / "m")) == len(mem)
+
+
+def test_approximate_index_is_saved(data, tmp_path):
+    X, y, Q, _ = data
+    mem = VisualMemory(index="HNSW16", ef_search=32, progress=False)
+    mem.add(X, y)
+    removed = mem.remove(label="class03")
+    _, before = mem.search(Q, 5)
+    mem.save(tmp_path / "h")
+    back = VisualMemory.load(tmp_path / "h")
+    assert back._ann is not None
+    _, after = back.search(Q, 5)
+    np.testing.assert_array_equal(before, after)
+    assert not np.isin(after, removed).any()
+
+
+def test_mismatched_dim_and_backbone(mem, tmp_path):
+    mem.fingerprint = "lite0"
+    mem.save(tmp_path / "m")
+    with pytest.raises(BackboneMismatchError, match="holds 24-d embeddings, expected 1280-d"):
+        VisualMemory.load(tmp_path / "m", dim=1280)
+    with pytest.raises(BackboneMismatchError, match="built with backbone 'lite0', not 'lite2'"):
+        VisualMemory.load(tmp_path / "m", fingerprint="lite2")
+
+
+@pytest.mark.parametrize("name", ["index.faiss", "metadata.sqlite", "ids.npy"])
+def test_corrupt_file_is_detected(mem, tmp_path, name):
+    mem.save(tmp_path / "m")
+    snap = next((tmp_path / "m" / "snapshots").iterdir())
+    raw = bytearray((snap / name).read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (snap / name).write_bytes(bytes(raw))
+    with pytest.raises(MemoryFormatError, match=f"{name} is missing or corrupt"):
+        VisualMemory.load(tmp_path / "m")
+
+
+def test_not_a_memory(tmp_path):
+    with pytest.raises(MemoryFormatError, match="does not exist"):
+        VisualMemory.load(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MemoryFormatError, match="no CURRENT file"):
+        VisualMemory.load(tmp_path / "empty")
+
+
+def test_crash_during_save_keeps_previous_state(mem, data, tmp_path, monkeypatch):
+    _, _, Q, _ = data
+    mem.save(tmp_path / "m")
+    expected = mem.predict_proba(Q)
+    mem.remove(label="class00")
+    calls = {"n": 0}
+    real = persist._write_bytes
+
+    def crash_on_second_write(path, payload):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(path, payload)
+
+    monkeypatch.setattr(persist, "_write_bytes", crash_on_second_write)
+    with pytest.raises(OSError, match="disk full"):
+        mem.save(tmp_path / "m")
+    monkeypatch.undo()
+    old = VisualMemory.load(tmp_path / "m")
+    np.testing.assert_array_equal(old.predict_proba(Q), expected)
+    assert "class00" in old.classes_
+    mem.save(tmp_path / "m")  # the next save works and cleans up
+    assert "class00" not in VisualMemory.load(tmp_path / "m").classes_
+
+
+def test_other_format_version(mem, tmp_path):
+    mem.save(tmp_path / "m")
+    snap = next((tmp_path / "m" / "snapshots").iterdir())
+    manifest = json.loads((snap / "manifest.json").read_text())
+    manifest["version"] = 7
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(MemoryFormatError, match="format version 7"):
+        VisualMemory.load(tmp_path / "m")

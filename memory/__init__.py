@@ -8,7 +8,11 @@
 ['cat']
 """
 
+from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
 from ._cache import CacheModel, fit_cache
+from ._datasets import TINY_IMAGENET_URL, DataError, ImageDataset, image_folder, tiny_imagenet
+from ._embed import Embedder, cache_root
+from ._embedding_store import EmbeddingSet, embed_dataset, load_embeddings, save_embeddings
 from ._errors import BackboneMismatchError, InputError, MemoryFormatError, UnknownEntryError
 from ._explain import Explanation, Neighbour, PruneReport, Steer
 from ._persist import load_memory, save_memory
@@ -17,25 +21,42 @@ from ._visual_memory import VisualMemory
 from ._voting import VOTING_RULES, class_scores, get_voting, register_voting
 
 __all__ = [
-    "VOTING_RULES",
+    "BACKBONES",
+    "Backbone",
     "BackboneMismatchError",
+    "BackboneSpec",
     "CacheModel",
+    "DataError",
+    "Embedder",
+    "EmbeddingSet",
     "Explanation",
+    "ImageDataset",
     "InputError",
     "MemoryFormatError",
     "Neighbour",
+    "Preprocess",
     "PruneReport",
     "Steer",
+    "TINY_IMAGENET_URL",
     "UnknownEntryError",
+    "VOTING_RULES",
     "VisualMemory",
+    "cache_root",
     "class_scores",
     "compress",
+    "embed_dataset",
     "fit_cache",
+    "get_backbone",
     "get_voting",
     "harm_counts",
+    "image_folder",
+    "load_embeddings",
     "load_memory",
     "prune_harmful",
     "prune_redundant",
+    "register_backbone",
     "register_voting",
+    "save_embeddings",
     "save_memory",
+    "tiny_imagenet",
 ]

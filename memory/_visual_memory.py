@@ -559,6 +559,16 @@ class VisualMemory:
         self._ann, self._ann_ids, self._tomb = ann, self._ids.copy(), np.empty(0, dtype=np.int64)
         self._set_search_params()
 
+    def build_index(self) -> VisualMemory:
+        """Build (or refresh) the approximate index now rather than on the next search.
+
+        A no-op for the exact ``"Flat"`` index.  Returns ``self``.
+        """
+        if self.index_spec != "Flat":
+            self._check_ready()
+            self._ensure_ann()
+        return self
+
     def _set_search_params(self) -> None:
         if self._ann is None:
             return

@@ -72,6 +72,32 @@ def _read_wnids(path: str | Path) -> list[str]:
     return [ln.split()[0] for ln in lines if ln and not ln.startswith("#")]
 
 
+# ---------------------------------------------------------------- embed
+def _load_dataset(data: str | None, split: str, mapping: str | None = None) -> object:
+    import memory as m
+
+    if data is not None and Path(data).is_dir() and not (
+        (Path(data) / "wnids.txt").is_file() or any((p / "wnids.txt").is_file() for p in Path(data).iterdir() if p.is_dir())
+    ):
+        return m.image_folder(data, mapping=mapping, split=split)
+    return m.tiny_imagenet(split, data)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    import memory as m
+
+    ds = _load_dataset(args.data, args.split, args.mapping)
+    if args.per_class:
+        ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
+    backbone = m.get_backbone(args.backbone, size=args.size, crop_pct=args.crop)
+    embedder = m.Embedder(backbone, runtime=args.runtime, threads=args.threads,
+                          batch_size=args.batch_size, progress=not args.no_progress)
+    es = m.embed_dataset(ds, embedder, use_cache=not args.no_cache)  # type: ignore[arg-type]
+    m.save_embeddings(es, args.output)
+    print(f"wrote {args.output}: {es!r} (runtime {embedder.runtime})")
+    return 0
+
+
 # ----------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``supersub``."""
@@ -103,6 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("tree", help="tree JSON")
     show.add_argument("--brief", action="store_true", help="omit member lists")
     show.set_defaults(func=_tree_show)
+
+    emb = sub.add_parser("embed", help="embed a dataset split with a pretrained backbone (cached)")
+    emb.add_argument("--data", help="Tiny-ImageNet folder/zip/tarball or a wnid image folder "
+                     "(default: $SUPERSUB_DATA, else download)")
+    emb.add_argument("--split", default="train", help="train or val (Tiny-ImageNet)")
+    emb.add_argument("--mapping", help="folder,wnid file for image folders not named by wnid")
+    emb.add_argument("--backbone", default="lite0", help="lite0, lite1, lite2, timm:NAME, torchvision:NAME")
+    emb.add_argument("--size", type=int, default=128, help="input resolution")
+    emb.add_argument("--crop", type=float, default=None, help="centre-crop fraction (default 0.875)")
+    emb.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
+    emb.add_argument("--threads", type=int, default=None)
+    emb.add_argument("--batch-size", type=int, default=64)
+    emb.add_argument("--per-class", type=int, default=None, help="embed only N images per class")
+    emb.add_argument("--no-cache", action="store_true", help="ignore and do not write the cache")
+    emb.add_argument("--no-progress", action="store_true")
+    emb.add_argument("-o", "--output", required=True, help="directory to write")
+    emb.set_defaults(func=_embed)
     return parser
 
 

@@ -31,3 +31,79 @@ def tiny_tree(wordnet, tiny_wnids):
     import hierarchy
 
     return hierarchy.ClassTree.from_wnids(tiny_wnids, wordnet=wordnet)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep exported graphs, extracted archives and embedding caches out of the user's cache."""
+    import os
+
+    old = os.environ.get("SUPERSUB_CACHE")
+    os.environ["SUPERSUB_CACHE"] = str(tmp_path_factory.mktemp("supersub-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SUPERSUB_CACHE", None)
+    else:
+        os.environ["SUPERSUB_CACHE"] = old
+
+
+TINY_WNIDS = ["n01443537", "n01629819", "n02123045"]  # goldfish, salamander, tabby
+
+
+def _draw(kind: int, seed: int):
+    """A 64x64 JPEG-able image whose colour and shape depend on its class."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    base = np.zeros((64, 64, 3), dtype=np.uint8)
+    base[..., kind] = 150 + rng.integers(0, 60)
+    base += rng.integers(0, 40, size=(64, 64, 3), dtype=np.uint8)
+    im = Image.fromarray(base)
+    d = ImageDraw.Draw(im)
+    x, y = rng.integers(5, 30, size=2)
+    [d.ellipse, d.rectangle, d.polygon][kind](
+        [(x, y), (x + 25, y + 25)] if kind < 2 else [(x, y), (x + 25, y), (x + 12, y + 25)],
+        fill=(255, 255, 255),
+    )
+    return im
+
+
+@pytest.fixture(scope="session")
+def tiny_layout(tmp_path_factory):
+    """A miniature Tiny-ImageNet in the official layout: folder, zip and tar.xz."""
+    import tarfile
+    import zipfile
+
+    base = tmp_path_factory.mktemp("tiny-src")
+    root = base / "tiny-imagenet-200"
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "wnids.txt").write_text("\n".join(TINY_WNIDS) + "\n")
+    (root / "words.txt").write_text("n01443537\tgoldfish\nn01629819\tsalamander\nn02123045\ttabby\n")
+    ann = []
+    for k, w in enumerate(TINY_WNIDS):
+        img_dir = root / "train" / w / "images"
+        img_dir.mkdir(parents=True)
+        for i in range(6):
+            _draw(k, 100 * k + i).save(img_dir / f"{w}_{i}.JPEG")
+        (root / "train" / w / f"{w}_boxes.txt").write_text("")
+        for i in range(2):
+            name = f"val_{2 * k + i}.JPEG"
+            _draw(k, 1000 + 10 * k + i).save(root / "val" / "images" / name)
+            ann.append(f"{name}\t{w}\t0\t0\t63\t63")
+    (root / "val" / "val_annotations.txt").write_text("\n".join(ann) + "\n")
+    tarball = base / "tiny-imagenet-200.tar.xz"
+    with tarfile.open(tarball, "w:xz") as tf:
+        tf.add(root, arcname="tiny-imagenet-200")
+    zpath = base / "tiny-imagenet-200.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for p in sorted(root.rglob("*")):
+            zf.write(p, p.relative_to(base))
+    return {"folder": root, "tar": tarball, "zip": zpath, "wnids": TINY_WNIDS}
+
+
+@pytest.fixture(scope="session")
+def lite0_64():
+    from memory import get_backbone
+
+    return get_backbone("lite0", size=64, crop_pct=1.0)

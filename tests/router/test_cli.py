@@ -61,3 +61,20 @@ def test_console_script_is_installed(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "supersub")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "tree" in proc.stdout
+
+
+def test_embed_command(tiny_layout, tmp_path):
+    from memory import load_embeddings
+
+    out = tmp_path / "emb"
+    rc = main(["embed", "--data", str(tiny_layout["tar"]), "--split", "val", "--size", "64",
+               "--no-progress", "-o", str(out)])
+    assert rc == 0
+    es = load_embeddings(out)
+    assert es.X.shape == (6, 1280) and es.fingerprint.startswith("lite0@64")
+
+
+def test_embed_bad_backbone(tiny_layout, tmp_path, capsys):
+    rc = main(["embed", "--data", str(tiny_layout["folder"]), "--backbone", "lite9", "-o", str(tmp_path / "e")])
+    assert rc == 2
+    assert "unknown backbone 'lite9'" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""Helpers shared by the benchmark commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import faiss
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` atomically."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best single-precision matrix-multiply rate of this machine, in GFLOP/s."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    a @ b  # warm up
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def clustered(n: int, dim: int, n_classes: int, seed: int, spread: float = 1.0,
+              centres: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian clusters around unit centres; returns X (float32), y (str), centres."""
+    rng = np.random.default_rng(seed)
+    if centres is None:
+        centres = rng.standard_normal((n_classes, dim)).astype(np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    y = rng.integers(0, n_classes, size=n)
+    X = centres[y] + spread / np.sqrt(dim) * rng.standard_normal((n, dim), dtype=np.float32)
+    return X.astype(np.float32), np.array([f"c{c:04d}" for c in y]), centres
+
+
+def best_of(fn, repeats: int = 3):
+    """Run ``fn`` ``repeats`` times; return (its last result, the fastest time in s).
+
+    The machine is shared and noisy, so both sides of every ratio are timed
+    the same way, best of ``repeats``.
+    """
+    best, result = np.inf, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t)
+    return result, best
+
+
+class Timer:
+    """``with Timer() as t: ...; t.s``"""
+
+    def __enter__(self) -> Timer:
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.s = time.perf_counter() - self.t0

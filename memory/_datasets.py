@@ -1,0 +1,373 @@
+"""Image datasets in their official layouts: Tiny-ImageNet-200 and wnid-named folders.
+
+Loaders return an :class:`ImageDataset`: image paths, integer targets, the
+class wnids, and a reference string per sample (its path relative to the
+dataset root) that memories store as the entry's image reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._embed import cache_root
+from ._errors import InputError
+
+__all__ = [
+    "TINY_IMAGENET_URL",
+    "DataError",
+    "ImageDataset",
+    "download",
+    "image_folder",
+    "resolve_tiny_imagenet",
+    "tiny_imagenet",
+]
+
+log = logging.getLogger(__name__)
+
+#: The official Tiny-ImageNet-200 distribution (Stanford CS231n).
+TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+#: Environment variable naming a local copy: folder, zip or tar(.gz/.xz).
+ENV_VAR = "SUPERSUB_DATA"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+_WNID = re.compile(r"^[nvasr]\d{8}$")
+
+
+class DataError(InputError):
+    """A dataset that is missing, corrupt or not in the expected layout."""
+
+
+@dataclass
+class ImageDataset:
+    """Images with labels, in a fixed order.
+
+    Attributes
+    ----------
+    name, split : str
+    root : Path
+        Directory the references are relative to.
+    refs : list of str, length n
+        Sample paths relative to ``root``.
+    targets : ndarray of shape (n,), int64
+        Index into ``classes``.
+    classes : list of str
+        Class wnids.
+    """
+
+    name: str
+    split: str
+    root: Path
+    refs: list[str]
+    targets: np.ndarray
+    classes: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __repr__(self) -> str:
+        return f"ImageDataset({self.name}/{self.split}, {len(self)} images, {len(self.classes)} classes)"
+
+    @property
+    def paths(self) -> list[Path]:
+        """Absolute image paths."""
+        return [self.root / r for r in self.refs]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class wnid per sample, shape (n,), str."""
+        return np.asarray(self.classes)[self.targets]
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        with Image.open(self.root / self.refs[i]) as im:
+            im.load()
+            return im.convert("RGB"), int(self.targets[i])
+
+    def key(self) -> str:
+        """A hash of the sample list and labels, identifying this exact set of images."""
+        h = hashlib.sha256(f"{self.name}/{self.split}\n".encode())
+        for ref, t in zip(self.refs, self.targets.tolist()):
+            h.update(f"{ref}\t{self.classes[t]}\n".encode())
+        return h.hexdigest()
+
+    def subset(
+        self,
+        per_class: int | None = None,
+        *,
+        classes: Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> ImageDataset:
+        """A smaller dataset: some classes, and at most ``per_class`` samples of each.
+
+        Without ``seed`` the first samples of each class are kept (in file
+        order); with it, a seeded random choice.
+        """
+        keep_classes = list(self.classes) if classes is None else list(classes)
+        unknown = [c for c in keep_classes if c not in self.classes]
+        if unknown:
+            raise DataError(f"unknown class {unknown[0]!r} for {self.name}")
+        index = {c: i for i, c in enumerate(self.classes)}
+        rng = np.random.default_rng(seed) if seed is not None else None
+        chosen: list[int] = []
+        for c in keep_classes:
+            rows = np.flatnonzero(self.targets == index[c])
+            if per_class is not None and len(rows) > per_class:
+                rows = np.sort(rng.choice(rows, per_class, replace=False)) if rng else rows[:per_class]
+            chosen.extend(rows.tolist())
+        chosen.sort()
+        new_index = {c: i for i, c in enumerate(keep_classes)}
+        return ImageDataset(
+            self.name, self.split, self.root, [self.refs[i] for i in chosen],
+            np.array([new_index[self.classes[self.targets[i]]] for i in chosen], dtype=np.int64),
+            keep_classes, dict(self.info, subset={"per_class": per_class, "seed": seed}),
+        )
+
+
+# ------------------------------------------------------------------ sources
+def download(url: str, dest: Path, *, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` atomically (any urllib scheme, file:// included)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, os.fdopen(fd, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr)
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                out.write(block)
+                if bar is not None:
+                    bar.update(len(block))
+            if bar is not None:
+                bar.close()
+        os.replace(tmp, dest)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise DataError(
+            f"cannot download {url}: {exc}; download it by hand and set {ENV_VAR} to the file"
+        ) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _find_root(base: Path, marker: str = "wnids.txt") -> Path | None:
+    if (base / marker).is_file():
+        return base
+    for child in sorted(base.iterdir()) if base.is_dir() else []:
+        if child.is_dir() and (child / marker).is_file():
+            return child
+    return None
+
+
+def _extract(archive: Path, cache: Path) -> Path:
+    """Extract an archive once into the cache; returns the extraction directory."""
+    st = archive.stat()
+    tag = hashlib.sha256(f"{archive.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache / f"{archive.name.split('.')[0]}-{tag}"
+    if (target / ".complete").is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache))
+    try:
+        name = archive.name.lower()
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                for member in zf.namelist():
+                    if member.startswith("/") or ".." in Path(member).parts:
+                        raise DataError(f"{archive} has an unsafe member path {member!r}")
+                zf.extractall(tmp)
+        elif re.search(r"\.(tar|tar\.gz|tgz|tar\.xz|txz|tar\.bz2)$", name):
+            with tarfile.open(archive) as tf:
+                tf.extractall(tmp, filter="data")
+        else:
+            raise DataError(f"{archive}: unknown archive type; give a folder, a .zip or a .tar(.gz/.xz)")
+        (tmp / ".complete").write_text("ok\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(f"cannot extract {archive}: {exc}; the file may be truncated or corrupt") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def resolve_tiny_imagenet(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    download_if_missing: bool = True,
+    cache: str | os.PathLike[str] | None = None,
+    url: str = TINY_IMAGENET_URL,
+) -> Path:
+    """The extracted Tiny-ImageNet-200 directory (the one holding ``wnids.txt``).
+
+    Parameters
+    ----------
+    source : path, optional
+        A folder in the official layout (or its parent), the official zip,
+        or a tar(.gz/.xz) of the same layout.  Defaults to ``$SUPERSUB_DATA``.
+    download_if_missing : bool, default True
+        Without a source, download the official zip into the cache.
+    cache : path, optional
+        Defaults to ``cache_root()/datasets``.
+    url : str
+        Where to download from.
+    """
+    cache_dir = Path(cache) if cache else cache_root() / "datasets"
+    src = source if source is not None else os.environ.get(ENV_VAR) or None
+    if src is None:
+        archive = cache_dir / "tiny-imagenet-200.zip"
+        if not archive.is_file():
+            if not download_if_missing:
+                raise DataError(f"no Tiny-ImageNet: set {ENV_VAR} to a folder, zip or tarball")
+            log.info("downloading Tiny-ImageNet-200 from %s", url)
+            download(url, archive)
+        src = archive
+    path = Path(src).expanduser()
+    if not path.exists():
+        raise DataError(f"{path} does not exist; set {ENV_VAR} to Tiny-ImageNet's folder, zip or tarball")
+    base = path if path.is_dir() else _extract(path, cache_dir)
+    root = _find_root(base)
+    if root is None:
+        raise DataError(
+            f"{path} is not in Tiny-ImageNet's official layout: no wnids.txt in it or one level down"
+        )
+    return root
+
+
+def tiny_imagenet(
+    split: str = "train",
+    source: str | os.PathLike[str] | None = None,
+    *,
+    download_if_missing: bool = True,
+    cache: str | os.PathLike[str] | None = None,
+) -> ImageDataset:
+    """Tiny-ImageNet-200: 200 wnid classes, 500 train and 50 val images each, 64x64.
+
+    Parameters
+    ----------
+    split : {"train", "val"}
+        The official test split has no labels and is not offered.
+    source, download_if_missing, cache
+        As in :func:`resolve_tiny_imagenet`.
+    """
+    if split not in ("train", "val"):
+        raise DataError(f"split must be 'train' or 'val' (test has no labels), got {split!r}")
+    root = resolve_tiny_imagenet(source, download_if_missing=download_if_missing, cache=cache)
+    classes = [ln.strip() for ln in (root / "wnids.txt").read_text().splitlines() if ln.strip()]
+    index = {c: i for i, c in enumerate(classes)}
+    refs: list[str] = []
+    targets: list[int] = []
+    if split == "train":
+        for c in classes:
+            folder = root / "train" / c / "images"
+            if not folder.is_dir():
+                raise DataError(f"{folder} is missing: the train split is incomplete")
+            names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            refs.extend(f"train/{c}/images/{n}" for n in names)
+            targets.extend([index[c]] * len(names))
+    else:
+        ann = root / "val" / "val_annotations.txt"
+        if not ann.is_file():
+            raise DataError(f"{ann} is missing: the val split is incomplete")
+        for lineno, line in enumerate(ann.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) < 2 or parts[1] not in index:
+                raise DataError(f"{ann}:{lineno}: expected 'file<TAB>wnid', got {line[:60]!r}")
+            refs.append(f"val/images/{parts[0]}")
+            targets.append(index[parts[1]])
+    return ImageDataset("tiny-imagenet-200", split, root, refs, np.asarray(targets, dtype=np.int64),
+                        classes, {"source": str(source or os.environ.get(ENV_VAR) or TINY_IMAGENET_URL)})
+
+
+def _read_folder_mapping(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise DataError(f"mapping file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise DataError(f"{path}: expected an object mapping folder name to wnid")
+        return {str(k): str(v) for k, v in data.items()}
+    out = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        parts = [p.strip() for p in re.split(r"[,\t]", line) if p.strip()]
+        if not parts or parts[0].startswith("#") or parts[:2] == ["folder", "wnid"]:
+            continue
+        if len(parts) != 2:
+            raise DataError(f"{path}:{lineno}: expected 'folder,wnid'")
+        out[parts[0]] = parts[1]
+    return out
+
+
+def image_folder(
+    root: str | os.PathLike[str],
+    *,
+    mapping: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+    split: str = "all",
+) -> ImageDataset:
+    """An ImageFolder-style dataset: ``root/<class>/**/<image>``.
+
+    Class folders are named by wnid, or ``mapping`` (CSV ``folder,wnid`` or a
+    JSON object) maps folder names to wnids.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"image folder {base} does not exist")
+    folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"{base} has no class folders")
+    names = _read_folder_mapping(Path(mapping)) if mapping else {f.name: f.name for f in folders}
+    classes: list[str] = []
+    refs: list[str] = []
+    targets: list[int] = []
+    for folder in folders:
+        wnid = names.get(folder.name)
+        if wnid is None:
+            raise DataError(f"class folder {folder.name!r} is not in the mapping file {mapping}")
+        if not _WNID.match(wnid):
+            raise DataError(
+                f"class folder {folder.name!r} is not a wnid (like n01440764); "
+                "pass mapping=FILE with 'folder,wnid' lines"
+            )
+        if wnid in classes:
+            raise DataError(f"two class folders map to wnid {wnid}")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            continue
+        classes.append(wnid)
+        refs.extend(str(p.relative_to(base)) for p in files)
+        targets.extend([len(classes) - 1] * len(files))
+    if not refs:
+        raise DataError(f"{base} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return ImageDataset(name or base.name, split, base, refs, np.asarray(targets, dtype=np.int64),
+                        classes, {"source": str(base)})

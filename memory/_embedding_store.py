@@ -1,0 +1,188 @@
+"""Embedding sets and their on-disk cache.
+
+An :class:`EmbeddingSet` is the embeddings of one dataset split under one
+backbone fingerprint, with the labels and image references of its rows.
+:func:`embed_dataset` computes it once and caches it under
+``cache_root()/embeddings``, keyed by the dataset's sample list and the
+fingerprint; a cached file whose checksum, sample list or fingerprint no
+longer matches is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+
+from ._datasets import ImageDataset
+from ._embed import Embedder, cache_root
+from ._errors import BackboneMismatchError, MemoryFormatError
+
+__all__ = ["EmbeddingSet", "embed_dataset", "load_embeddings", "save_embeddings"]
+
+log = logging.getLogger(__name__)
+FORMAT = "supersub-embeddings"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class EmbeddingSet:
+    """Embeddings of a dataset split.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, dim), float32
+        L2-normalised rows.
+    labels : ndarray of shape (n,), str
+        Class wnid per row.
+    refs : list of str
+        Image reference per row (path relative to the dataset root).
+    fingerprint : str
+        The backbone fingerprint that made ``X``.
+    dataset, split, dataset_key : str
+    """
+
+    X: np.ndarray
+    labels: np.ndarray
+    refs: list[str]
+    fingerprint: str
+    dataset: str
+    split: str
+    dataset_key: str
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"EmbeddingSet({self.dataset}/{self.split}, {len(self)} x {self.X.shape[1]}, "
+                f"{self.fingerprint})")
+
+    def class_means(self, classes: list[str]) -> np.ndarray:
+        """Mean embedding per class, shape (len(classes), dim), in the given order."""
+        out = np.zeros((len(classes), self.X.shape[1]), dtype=np.float64)
+        for i, c in enumerate(classes):
+            rows = self.labels == c
+            if not rows.any():
+                raise MemoryFormatError(f"class {c!r} has no embeddings in {self!r}")
+            out[i] = self.X[rows].mean(0)
+        return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_embeddings(es: EmbeddingSet, directory: str | os.PathLike[str]) -> Path:
+    """Write ``embeddings.npy`` and ``meta.json`` to ``directory``, atomically."""
+    final = Path(directory)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        with open(tmp / "embeddings.npy", "wb") as fh:
+            np.save(fh, np.ascontiguousarray(es.X, dtype=np.float32), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        meta = {
+            "format": FORMAT, "version": FORMAT_VERSION, "fingerprint": es.fingerprint,
+            "dataset": es.dataset, "split": es.split, "dataset_key": es.dataset_key,
+            "n": len(es), "dim": int(es.X.shape[1]), "sha256": _sha256(tmp / "embeddings.npy"),
+            "labels": [str(v) for v in es.labels], "refs": list(es.refs),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def load_embeddings(
+    directory: str | os.PathLike[str], *, fingerprint: str | None = None
+) -> EmbeddingSet:
+    """Read an embedding set written by :func:`save_embeddings`, verifying its checksum.
+
+    Raises
+    ------
+    MemoryFormatError
+        Missing, truncated or corrupt files.
+    BackboneMismatchError
+        ``fingerprint`` is given and differs.
+    """
+    d = Path(directory)
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MemoryFormatError(f"{d} holds no readable embedding set ({exc})") from exc
+    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+        raise MemoryFormatError(f"{d} is not a supersub embedding set of version {FORMAT_VERSION}")
+    if fingerprint is not None and meta["fingerprint"] != fingerprint:
+        raise BackboneMismatchError(
+            f"{d} was embedded with {meta['fingerprint']}, not {fingerprint}; re-embed the data"
+        )
+    npy = d / "embeddings.npy"
+    if not npy.is_file() or _sha256(npy) != meta["sha256"]:
+        raise MemoryFormatError(f"{npy} is missing or corrupt (checksum mismatch); re-embed the data")
+    X = np.load(npy, allow_pickle=False)
+    if X.shape != (meta["n"], meta["dim"]):
+        raise MemoryFormatError(f"{npy} has shape {X.shape}, expected {(meta['n'], meta['dim'])}")
+    return EmbeddingSet(X, np.asarray(meta["labels"]), list(meta["refs"]), meta["fingerprint"],
+                        meta["dataset"], meta["split"], meta["dataset_key"])
+
+
+def cache_dir_for(dataset: ImageDataset, fingerprint: str, cache: str | os.PathLike[str] | None = None) -> Path:
+    """Where the embeddings of ``dataset`` under ``fingerprint`` are cached."""
+    root = Path(cache) if cache else cache_root() / "embeddings"
+    fp = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    return root / dataset.name / f"{dataset.split}-{dataset.key()[:16]}-{fp}"
+
+
+def embed_dataset(
+    dataset: ImageDataset,
+    embedder: Embedder,
+    *,
+    cache: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+) -> EmbeddingSet:
+    """Embed every image of ``dataset``, reusing the on-disk cache when it is valid.
+
+    Returns
+    -------
+    EmbeddingSet
+    """
+    fingerprint = embedder.backbone.fingerprint
+    key = dataset.key()
+    where = cache_dir_for(dataset, fingerprint, cache)
+    if use_cache and where.exists():
+        try:
+            es = load_embeddings(where, fingerprint=fingerprint)
+            if es.dataset_key == key:
+                log.info("using cached embeddings %s", where)
+                return es
+            log.warning("cached embeddings %s are for other samples; recomputing", where)
+        except (MemoryFormatError, BackboneMismatchError) as exc:
+            log.warning("recomputing embeddings: %s", exc)
+    paths = dataset.paths
+    X = embedder.embed_images(paths, desc=f"embed {dataset.name}/{dataset.split}")
+    es = EmbeddingSet(X, dataset.labels, list(dataset.refs), fingerprint, dataset.name,
+                      dataset.split, key)
+    if use_cache:
+        save_embeddings(es, where)
+    return es
+

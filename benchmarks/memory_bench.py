@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=1280)
     ap.add_argument("--classes", type=int, default=200)
-    ap.add_argument("--queries", type=int, default=5000)
+    ap.add_argument("--queries", type=int, default=None,
+                    help="default: 5000 synthetic, or all 10k Tiny-ImageNet val images")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--ivf", default="IVF1024,Flat")
     ap.add_argument("--nprobe", type=int, default=32)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.quick:
         args.entries, args.queries, args.ivf = 20_000, 1000, "IVF256,Flat"
+        args.data = "synthetic"
 
     if args.data == "tiny":
         from memory import Embedder, embed_dataset, get_backbone, tiny_imagenet
@@ -57,10 +59,11 @@ def main(argv: list[str] | None = None) -> dict:
         train = embed_dataset(tiny_imagenet("train"), emb)
         val = embed_dataset(tiny_imagenet("val"), emb)
         X, y = train.X[: args.entries], train.labels[: args.entries]
-        Q, qy = val.X[: args.queries], val.labels[: args.queries]
+        Q, qy = val.X[: args.queries], val.labels[: args.queries]  # None: all
         args.entries, args.queries, args.dim = len(X), len(Q), X.shape[1]
         source = f"Tiny-ImageNet train/val, {train.fingerprint}"
     else:
+        args.queries = args.queries or 5000
         X, y, centres = clustered(args.entries, args.dim, args.classes, seed=0, spread=args.spread)
         Q, qy, _ = clustered(args.queries, args.dim, args.classes, seed=1, spread=args.spread,
                              centres=centres)

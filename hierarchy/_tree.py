@@ -299,6 +299,75 @@ class ClassTree:
             g, self.classes, source=self.source, collapsed=True, superclasses=self.superclasses
         )
 
+    def with_class(
+        self, cls: str, *, superclass: str | None = None, wordnet: Any | None = None
+    ) -> ClassTree:
+        """Return a copy with one more class, placed in a superclass.
+
+        A new wnid is grafted onto the tree below the deepest tree node on any
+        of its WordNet hypernym paths (ties: the alphabetically first path).
+        Without ``superclass`` it joins the superclass whose node is its
+        deepest ancestor; an existing class may be moved with ``superclass``.
+
+        Raises
+        ------
+        HierarchyError
+            If the class cannot be placed automatically (a cut whose
+            superclasses are not tree nodes): pass ``superclass``.
+        """
+        from ._superclasses import SuperclassMap
+
+        g = self.graph.copy()
+        classes = list(self.classes)
+        if cls not in g:
+            if self.source == "wordnet":
+                wn = wordnet if wordnet is not None else load_wordnet()
+                syn = synset_from_wnid(cls, wn)
+                best: list[Any] | None = None
+                for path in syn.hypernym_paths():
+                    ids = [wnid_of(p) for p in path]
+                    at = max(i for i, w in enumerate(ids) if w in g or i == 0)
+                    key = (at, [p.name() for p in path])
+                    if ids[at] in self.classes:
+                        continue  # never hang a class below another class
+                    if best is None or key[0] > best[0] or (key[0] == best[0] and key[1] < best[1]):
+                        best = [at, [p.name() for p in path], path]
+                if best is None or wnid_of(best[2][best[0]]) not in g:
+                    raise HierarchyError(f"cannot graft {cls} onto this tree: no shared ancestor")
+                chain = best[2][best[0]:]
+                for up, down in zip(chain, chain[1:]):
+                    g.add_node(wnid_of(down), name=down.name(), label=_label(down))
+                    g.add_edge(wnid_of(up), wnid_of(down))
+            else:
+                if superclass is None:
+                    raise HierarchyError(f"new class {cls!r} needs superclass= in a non-WordNet tree")
+                g.add_node(cls, name=cls, label=cls)
+                g.add_edge(superclass if superclass in g else self.root, cls)
+            classes.append(cls)
+        elif cls not in self.class_index:
+            raise HierarchyError(f"{cls!r} is an inner node of the tree; classes must be leaves")
+        smap = self.superclasses
+        if smap is None:
+            return ClassTree(g, classes, source=self.source, collapsed=self.collapsed)
+        if superclass is None:
+            path = ClassTree(g, classes, source=self.source).path_to_root(cls)
+            superclass = next((n for n in path if n in smap.names), None)
+            if superclass is None:
+                raise HierarchyError(
+                    f"cannot place {cls!r} automatically: none of its ancestors is a superclass "
+                    f"of the cut {smap.method!r}; pass superclass= (one of {', '.join(smap.names)})"
+                )
+        elif superclass not in smap.names:
+            raise UnknownClassError(
+                f"unknown superclass {superclass!r}; known: {', '.join(smap.names)}"
+            )
+        assignment = dict(smap.assignment)
+        assignment[cls] = superclass
+        return ClassTree(
+            g, classes, source=self.source, collapsed=self.collapsed,
+            superclasses=SuperclassMap(assignment, smap.names, smap.method),
+        )
+
     def with_superclasses(self, superclasses: SuperclassMap | None) -> ClassTree:
         """Return a copy of this tree that carries a superclass cut."""
         return ClassTree(

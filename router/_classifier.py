@@ -1,0 +1,512 @@
+"""Two-stage, superclass-routed classification, and flat baselines behind the same API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hierarchy import ClassTree, HierarchyError, UnknownClassError
+from memory import InputError, Neighbour, VisualMemory
+from memory._validation import as_embeddings, as_strings, check_k
+
+from ._heads import Head, fit_head, head_proba
+from ._routers import CentroidRouter, HeadRouter, MemoryRouter
+from ._specialists import DeltaSpecialists, FullSpecialists
+
+__all__ = ["FlatClassifier", "RoutedExplanation", "TwoStageClassifier"]
+
+log = logging.getLogger(__name__)
+
+ROUTINGS = ("hard", "soft", "oracle")
+
+
+@dataclass(frozen=True)
+class RoutedExplanation:
+    """Why the routed classifier predicted what it did for one query.
+
+    ``route`` gives every superclass's probability from stage 1; ``searched``
+    the superclasses stage 2 looked in; ``neighbours`` the stage-2
+    neighbours (memory specialists) of the chosen superclass, with weights.
+    """
+
+    prediction: str
+    route: dict[str, float]
+    searched: list[str]
+    probabilities: dict[str, float]
+    neighbours: list[Neighbour]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _labels(y: Any, n: int, known: set[str] | None, what: str = "label") -> np.ndarray:
+    out = np.asarray(as_strings(y, n, "y"), dtype=object)
+    if known is not None:
+        bad = [v for v in dict.fromkeys(out.tolist()) if v not in known]
+        if bad:
+            raise UnknownClassError(
+                f"unknown {what} {bad[0]!r}: it is not a class of the tree; "
+                "add it with add_class() or rebuild the tree"
+            )
+    return out
+
+
+class TwoStageClassifier:
+    """Route each query to a superclass, then let that superclass's specialist decide.
+
+    Parameters
+    ----------
+    tree : ClassTree
+        Must carry a superclass cut (``tree.superclasses``).
+    router : {"memory", "centroids", "head"}, default "centroids"
+        Stage 1: coarse kNN over the whole memory with votes summed per
+        superclass; kNN over class centroids; or a generalist head.
+    specialist : {"memory", "delta", "full"}, default "memory"
+        Stage 2: kNN in the superclass's memory shard; a shared base head
+        with int8 low-rank deltas per superclass; or full fine-tuned copies.
+    routing : {"hard", "soft", "oracle"}, default "hard"
+        Top-1 superclass; top-``m`` superclasses weighted by
+        ``P(superclass) · P(class | superclass)``; or the true superclass
+        (analysis only: pass ``y_true``).
+    m : int, default 2
+        Superclasses searched by soft routing.
+    k, voting, temperature
+        Stage-2 (and memory-router) kNN settings.
+    router_k : int, optional
+        Neighbours of the centroid router (default 5).
+    head_hidden, head_epochs, router_hidden, router_epochs, delta_rank
+        Sizes and training lengths of the network parts.
+    fingerprint : str, optional
+        Backbone fingerprint of the embeddings; stored with the shards.
+    seed : int, default 0
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        Classes with data, in tree order.
+    superclasses_ : list of str
+        Superclass ids, in the cut's order.
+    shards_ : list of VisualMemory
+        One memory per superclass (memory specialists and routers).
+    """
+
+    def __init__(
+        self,
+        tree: ClassTree,
+        *,
+        router: str = "centroids",
+        specialist: str = "memory",
+        routing: str = "hard",
+        m: int = 2,
+        k: int = 10,
+        voting: str = "softmax",
+        temperature: float = 0.07,
+        router_k: int | None = None,
+        head_hidden: int = 1024,
+        head_epochs: int = 10,
+        router_hidden: int = 0,
+        router_epochs: int = 15,
+        delta_rank: int = 16,
+        fingerprint: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.tree = tree
+        self.router = router
+        self.specialist = specialist
+        self.routing = routing
+        self.m = m
+        self.k = k
+        self.voting = voting
+        self.temperature = temperature
+        self.router_k = router_k
+        self.head_hidden = head_hidden
+        self.head_epochs = head_epochs
+        self.router_hidden = router_hidden
+        self.router_epochs = router_epochs
+        self.delta_rank = delta_rank
+        self.fingerprint = fingerprint
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fit
+    def _check_params(self) -> None:
+        if self.tree.superclasses is None:
+            raise HierarchyError("the tree has no superclass cut; build one with a --cut")
+        if self.router not in ("memory", "centroids", "head"):
+            raise InputError(f"router must be 'memory', 'centroids' or 'head', got {self.router!r}")
+        if self.specialist not in ("memory", "delta", "full"):
+            raise InputError(f"specialist must be 'memory', 'delta' or 'full', got {self.specialist!r}")
+        if self.routing not in ROUTINGS:
+            raise InputError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
+        check_k(self.k)
+        check_k(self.m, "m")
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        source: Any = "train",
+        refs: Sequence[str] | None = None,
+    ) -> TwoStageClassifier:
+        """Build the shards and train the network parts.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, dim)
+            Embeddings.
+        y : sequence of str, length n
+            Class ids of the tree (wnids).
+        source : str or sequence of str
+            Where the samples came from (for unlearning by source).
+        refs : sequence of str, optional
+            Image references.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = as_embeddings(X, None)
+        y = _labels(y, len(X), set(self.tree.classes))
+        cut = self.tree.superclasses
+        assert cut is not None
+        present = set(y.tolist())
+        self.classes_ = np.array([c for c in self.tree.classes if c in present], dtype=object)
+        self._cut = dict(cut.assignment)
+        self.superclasses_ = [s for s in cut.superclasses if s in {self._cut[c] for c in present}]
+        self.dim_ = X.shape[1]
+        sup = np.array([self._cut[c] for c in y], dtype=object)
+        sources = as_strings(source, len(X), "source")
+        refs_ = list(refs) if refs is not None else None
+        self.shards_ = []
+        for s in self.superclasses_:
+            rows = np.flatnonzero(sup == s)
+            shard = VisualMemory(self.dim_, k=self.k, voting=self.voting, temperature=self.temperature,
+                                 fingerprint=self.fingerprint, progress=False)
+            shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
+                      refs=[refs_[i] for i in rows] if refs_ is not None else None)
+            self.shards_.append(shard)
+        self._fit_router(X, y)
+        self._fit_specialists(X, y)
+        return self
+
+    def _fit_router(self, X: np.ndarray, y: np.ndarray) -> None:
+        if self.router == "memory":
+            self.router_ = MemoryRouter(self.k, self.voting, self.temperature).fit(self.shards_)
+        elif self.router == "centroids":
+            self.router_ = CentroidRouter(self.router_k or 5, "softmax", self.temperature).fit(
+                self.shards_, self.superclasses_)
+        else:
+            idx = {s: i for i, s in enumerate(self.superclasses_)}
+            self.router_ = HeadRouter(self.router_hidden, self.router_epochs, seed=self.seed).fit(
+                X, np.array([idx[self._cut[c]] for c in y]), len(self.superclasses_))
+
+    def _groups(self) -> list[np.ndarray]:
+        index = {c: i for i, c in enumerate(self.classes_)}
+        return [np.array(sorted(index[c] for c in self.classes_ if self._cut[c] == s))
+                for s in self.superclasses_]
+
+    def _fit_specialists(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.base_: Head | None = None
+        self.specialists_: DeltaSpecialists | FullSpecialists | None = None
+        if self.specialist == "memory":
+            return
+        index = {c: i for i, c in enumerate(self.classes_)}
+        yi = np.array([index[c] for c in y])
+        self.base_ = fit_head(X, yi, len(self.classes_), hidden=self.head_hidden,
+                              epochs=self.head_epochs, seed=self.seed)
+        spec = DeltaSpecialists(self.delta_rank) if self.specialist == "delta" else FullSpecialists()
+        self.specialists_ = spec.fit(self.base_, X, yi, self._groups(),
+                                     epochs=max(2, self.head_epochs // 2), seed=self.seed)
+
+    # ------------------------------------------------------------- predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "shards_"):
+            raise InputError("this classifier is not fitted; call fit(X, y) first")
+
+    def route_proba(self, X: Any) -> np.ndarray:
+        """Stage-1 superclass probabilities, shape (n, n_superclasses), columns ``superclasses_``."""
+        self._check_fitted()
+        X = as_embeddings(X, self.dim_)
+        return self.router_.proba(X)
+
+    def _within(self, s: int, X: np.ndarray) -> np.ndarray:
+        """P(class | superclass s) over all classes_, shape (n, n_classes)."""
+        out = np.zeros((len(X), len(self.classes_)))
+        if self.specialists_ is not None:
+            out[:, self._groups()[s]] = self.specialists_.proba_in(s, X)
+            return out
+        shard = self.shards_[s]
+        if len(shard) == 0:
+            return out
+        p = shard.predict_proba(X)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        out[:, [index[c] for c in shard.classes_]] = p
+        return out
+
+    def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
+        if y_true is None:
+            raise InputError("oracle routing needs y_true, the true classes of the queries")
+        y = _labels(y_true, n, set(self.classes_))
+        idx = {s: i for i, s in enumerate(self.superclasses_)}
+        return np.array([idx[self._cut[c]] for c in y])
+
+    def predict_proba(
+        self, X: Any, *, routing: str | None = None, m: int | None = None, y_true: Any = None,
+    ) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns ``classes_``.
+
+        Parameters
+        ----------
+        routing, m
+            Override the classifier's routing mode and soft-routing width.
+        y_true : sequence of str, optional
+            True classes, for oracle routing only.
+        """
+        self._check_fitted()
+        X = as_embeddings(X, self.dim_)
+        routing = routing or self.routing
+        if routing not in ROUTINGS:
+            raise InputError(f"routing must be one of {ROUTINGS}, got {routing!r}")
+        n_sup = len(self.superclasses_)
+        if routing == "oracle":
+            chosen = self._superclass_targets(y_true, len(X))[:, None]
+            weights = np.ones((len(X), 1))
+        else:
+            route = self.router_.proba(X)
+            width = 1 if routing == "hard" else check_k(m or self.m, "m")
+            if width > n_sup:
+                raise InputError(f"m = {width} exceeds the number of superclasses ({n_sup})")
+            chosen = np.argsort(-route, axis=1, kind="stable")[:, :width]
+            weights = np.take_along_axis(route, chosen, 1)
+            if routing == "hard":
+                weights = np.ones_like(weights)
+        out = np.zeros((len(X), len(self.classes_)))
+        for j in range(chosen.shape[1]):
+            for s in np.unique(chosen[:, j]):
+                rows = np.flatnonzero(chosen[:, j] == s)
+                out[rows] += weights[rows, j : j + 1] * self._within(int(s), X[rows])
+        total = out.sum(1, keepdims=True)
+        return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
+
+    def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
+        """Predicted classes, shape (n,), object array of str."""
+        best = self.predict_proba(X, **kwargs).argmax(1)
+        return self.classes_[best]
+
+    def predict_superclass(self, X: Any, **kwargs: Any) -> np.ndarray:
+        """Stage-1 top superclass per query, shape (n,), object array of str."""
+        return np.asarray(self.superclasses_, dtype=object)[self.route_proba(X).argmax(1)]
+
+    def score(self, X: Any, y: Any, **kwargs: Any) -> float:
+        """Top-1 accuracy."""
+        pred = self.predict(X, **({"y_true": y} if kwargs.get("routing") == "oracle" else {}), **kwargs)
+        return float(np.mean(pred == np.asarray(as_strings(y, len(pred), "y"), dtype=object)))
+
+    def explain(self, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
+        """The route and the stage-2 neighbours behind each prediction."""
+        X = as_embeddings(X, getattr(self, "dim_", None))
+        route = self.route_proba(X)
+        proba = self.predict_proba(X, **kwargs)
+        names = self.tree.superclasses.names  # type: ignore[union-attr]
+        out = []
+        for q in range(len(X)):
+            order = np.argsort(-route[q], kind="stable")
+            width = 1 if (kwargs.get("routing") or self.routing) != "soft" else (kwargs.get("m") or self.m)
+            searched = [self.superclasses_[i] for i in order[:width]]
+            neighbours: list[Neighbour] = []
+            if self.specialist == "memory":
+                neighbours = self.shards_[int(order[0])].explain(X[q : q + 1])[0].neighbours
+            best = np.argsort(-proba[q], kind="stable")[:top]
+            out.append(RoutedExplanation(
+                prediction=str(self.classes_[int(best[0])]),
+                route={names[self.superclasses_[i]]: float(route[q, i]) for i in order},
+                searched=searched,
+                probabilities={str(self.classes_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
+                neighbours=neighbours,
+            ))
+        return out
+
+    # -------------------------------------------------------------- updates
+    def _shard_of(self, superclass: str) -> VisualMemory:
+        if superclass not in self.superclasses_:
+            raise UnknownClassError(
+                f"unknown superclass {superclass!r}; known: {', '.join(self.superclasses_)}"
+            )
+        return self.shards_[self.superclasses_.index(superclass)]
+
+    def _require_memory_specialists(self, what: str) -> None:
+        if self.specialist != "memory" or self.router == "head":
+            raise InputError(
+                f"{what} edits the memory only; it needs router='memory' or 'centroids' and "
+                "specialist='memory' (network parts would need retraining)"
+            )
+
+    def add(self, X: Any, y: Any, *, source: Any = "added", refs: Sequence[str] | None = None) -> np.ndarray:
+        """Add samples of existing classes; each goes to its class's superclass shard only.
+
+        Returns
+        -------
+        ndarray of int64
+            The new entries' ids (unique within their shard).
+        """
+        self._check_fitted()
+        self._require_memory_specialists("add")
+        X = as_embeddings(X, self.dim_)
+        y = _labels(y, len(X), set(self.classes_))
+        sources = as_strings(source, len(X), "source")
+        ids = np.empty(len(X), dtype=np.int64)
+        for s in dict.fromkeys(self._cut[c] for c in y):
+            rows = np.flatnonzero(np.array([self._cut[c] == s for c in y]))
+            shard = self._shard_of(s)
+            ids[rows] = shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
+                                  refs=[refs[i] for i in rows] if refs is not None else None)
+            if isinstance(self.router_, CentroidRouter):
+                self.router_.refresh(shard, s, sorted(set(y[rows].tolist())))
+        return ids
+
+    def add_class(
+        self, cls: str, X: Any, *, superclass: str | None = None, source: Any = "added",
+        refs: Sequence[str] | None = None, wordnet: Any = None,
+    ) -> str:
+        """Add a whole new class; returns the superclass it was placed in.
+
+        The class may be a class of the tree without data yet, or a new wnid,
+        which is grafted onto the tree along its WordNet path and placed in
+        the superclass whose node is its deepest ancestor.  ``superclass``
+        places it explicitly.
+        """
+        self._check_fitted()
+        self._require_memory_specialists("add_class")
+        X = as_embeddings(X, self.dim_)
+        if cls in set(self.classes_.tolist()):
+            raise InputError(f"class {cls!r} is already present; use add() for more samples")
+        if cls not in self.tree.classes:
+            self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
+        placed = superclass or self.tree.superclass_of(cls)
+        if superclass is not None and superclass != self.tree.superclass_of(cls):
+            self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
+        self._cut[cls] = placed
+        order = {c: i for i, c in enumerate(self.tree.classes)}
+        self.classes_ = np.array(sorted([*self.classes_.tolist(), cls], key=order.__getitem__), dtype=object)
+        self.add(X, [cls] * len(X), source=source, refs=refs)
+        return placed
+
+    def remove_class(self, cls: str) -> np.ndarray:
+        """Unlearn a class: its entries leave its shard; returns the removed ids."""
+        self._check_fitted()
+        self._require_memory_specialists("remove_class")
+        if cls not in set(self.classes_.tolist()):
+            raise UnknownClassError(f"unknown class {cls!r}: it has no data in this classifier")
+        s = self._cut[cls]
+        shard = self._shard_of(s)
+        removed = shard.remove(label=cls)
+        self.classes_ = np.array([c for c in self.classes_ if c != cls], dtype=object)
+        if isinstance(self.router_, CentroidRouter):
+            self.router_.refresh(shard, s, [cls])
+        return removed
+
+    def remove(self, *, source: Any = None, label: Any = None) -> dict[str, np.ndarray]:
+        """Unlearn entries by source and/or label across shards; returns removed ids per superclass."""
+        self._check_fitted()
+        self._require_memory_specialists("remove")
+        out = {}
+        for s, shard in zip(self.superclasses_, self.shards_):
+            try:
+                ids = shard.select(source=source, label=label)
+            except KeyError:  # this shard lacks that source or label
+                continue
+            if ids.size:
+                out[s] = shard.remove(ids)
+                if isinstance(self.router_, CentroidRouter):
+                    self.router_.refresh(shard, s)
+        self.classes_ = np.array(
+            [c for c in self.classes_ if any(c in sh.classes_ for sh in self.shards_)], dtype=object)
+        return out
+
+    def n_entries(self) -> int:
+        return sum(len(s) for s in self.shards_)
+
+    def storage(self) -> dict[str, Any]:
+        """Storage of the specialists against N full specialists (network specialists only)."""
+        if self.specialists_ is None:
+            raise InputError("storage() reports on network specialists (specialist='delta' or 'full')")
+        return self.specialists_.storage()
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path: Any) -> Any:
+        """Save tree, shards, router and heads atomically; see :func:`router.save_classifier`."""
+        from ._persist import save_classifier
+
+        return save_classifier(self, path)
+
+    @classmethod
+    def load(cls, path: Any, *, fingerprint: str | None = None) -> TwoStageClassifier:
+        """Load a classifier saved by :meth:`save`."""
+        from ._persist import load_classifier
+
+        return load_classifier(path, fingerprint=fingerprint)
+
+    def __repr__(self) -> str:
+        fitted = f", {self.n_entries()} entries" if hasattr(self, "shards_") else ""
+        return (f"TwoStageClassifier(router={self.router!r}, specialist={self.specialist!r}, "
+                f"routing={self.routing!r}{fitted})")
+
+
+class FlatClassifier:
+    """The one-stage baseline behind the same API: kNN over all entries, or one head.
+
+    Parameters
+    ----------
+    kind : {"knn", "head"}
+        ``"head"`` with ``hidden=0`` is a linear probe.
+    k, voting, temperature
+        kNN settings.
+    hidden, epochs, seed
+        Head settings.
+    """
+
+    def __init__(self, kind: str = "knn", *, k: int = 10, voting: str = "softmax",
+                 temperature: float = 0.07, hidden: int = 0, epochs: int = 15, seed: int = 0,
+                 fingerprint: str | None = None) -> None:
+        self.kind, self.k, self.voting, self.temperature = kind, k, voting, temperature
+        self.hidden, self.epochs, self.seed, self.fingerprint = hidden, epochs, seed, fingerprint
+
+    def fit(self, X: Any, y: Any, *, source: Any = "train", refs: Sequence[str] | None = None) -> FlatClassifier:
+        if self.kind not in ("knn", "head"):
+            raise InputError(f"kind must be 'knn' or 'head', got {self.kind!r}")
+        X = as_embeddings(X, None)
+        y = _labels(y, len(X), None)
+        self.dim_ = X.shape[1]
+        if self.kind == "knn":
+            self.memory_ = VisualMemory(self.dim_, k=self.k, voting=self.voting,
+                                        temperature=self.temperature, fingerprint=self.fingerprint,
+                                        progress=False)
+            self.memory_.add(X, y, source=source, refs=refs)
+            self.classes_ = self.memory_.classes_.astype(object)
+        else:
+            self.classes_ = np.array(sorted(set(y.tolist())), dtype=object)
+            index = {c: i for i, c in enumerate(self.classes_)}
+            self.head_ = fit_head(X, np.array([index[c] for c in y]), len(self.classes_),
+                                  hidden=self.hidden, epochs=self.epochs, seed=self.seed)
+        return self
+
+    def predict_proba(self, X: Any, **_: Any) -> np.ndarray:
+        X = as_embeddings(X, self.dim_)
+        if self.kind == "knn":
+            return self.memory_.predict_proba(X)
+        return head_proba(self.head_, X)
+
+    def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def score(self, X: Any, y: Any, **_: Any) -> float:
+        pred = self.predict(X)
+        return float(np.mean(pred == np.asarray(as_strings(y, len(pred), "y"), dtype=object)))
+
+    def __repr__(self) -> str:
+        return f"FlatClassifier(kind={self.kind!r})"

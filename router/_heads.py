@@ -1,0 +1,138 @@
+"""Small torch heads on frozen embeddings: linear probes and MLPs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from memory import InputError
+
+__all__ = ["Head", "fit_head", "head_proba", "train_module"]
+
+log = logging.getLogger(__name__)
+
+
+class Head(nn.Module):
+    """Standardise, then a linear layer or a one-hidden-layer MLP.
+
+    Parameters
+    ----------
+    dim : int
+        Input dimension.
+    n_out : int
+        Number of outputs (classes or superclasses).
+    hidden : int, default 0
+        Hidden width; 0 for a linear head.
+    """
+
+    def __init__(self, dim: int, n_out: int, hidden: int = 0) -> None:
+        super().__init__()
+        self.dim, self.n_out, self.hidden = dim, n_out, hidden
+        self.register_buffer("mu", torch.zeros(dim))
+        self.register_buffer("sigma", torch.ones(dim))
+        if hidden:
+            self.fc1: nn.Linear | None = nn.Linear(dim, hidden)
+            self.out = nn.Linear(hidden, n_out)
+        else:
+            self.fc1 = None
+            self.out = nn.Linear(dim, n_out)
+
+    def hidden_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Input to the output layer, shape (n, hidden or dim)."""
+        x = (x - self.mu) / self.sigma
+        return torch.relu(self.fc1(x)) if self.fc1 is not None else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden_features(x))
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def train_module(
+    module: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 20,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 512,
+    seed: int = 0,
+    min_steps: int = 400,
+) -> nn.Module:
+    """Train ``module`` (its parameters with ``requires_grad``) with AdamW and cross-entropy.
+
+    Runs at least ``min_steps`` optimiser steps (more epochs on small data),
+    with a one-cycle learning-rate schedule.  Deterministic for a given seed
+    and thread count.  Returns the module in eval mode.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
+        raise InputError(f"training needs X (n, dim) and y (n,), got {X.shape} and {y.shape}")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    per_epoch = int(np.ceil(len(X) / batch_size))
+    epochs = max(epochs, int(np.ceil(min_steps / per_epoch)))
+    steps = epochs * per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    module.train()
+    for epoch in range(epochs):
+        order = torch.from_numpy(rng.permutation(len(X)))
+        total = 0.0
+        for start in range(0, len(X), batch_size):
+            idx = order[start : start + batch_size]
+            loss = nn.functional.cross_entropy(module(Xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        log.debug("epoch %d loss %.4f", epoch, total / len(X))
+    return module.eval()
+
+
+def fit_head(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_out: int,
+    *,
+    hidden: int = 0,
+    seed: int = 0,
+    **train: Any,
+) -> Head:
+    """Train a new :class:`Head` on ``(X, y)``; ``train`` goes to :func:`train_module`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, dim), float32
+    y : ndarray of shape (n,), int
+        Targets in ``[0, n_out)``.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    if len(y) and (y.min() < 0 or y.max() >= n_out):
+        raise InputError(f"targets must lie in [0, {n_out}), got [{y.min()}, {y.max()}]")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    torch.manual_seed(seed)
+    head = Head(X.shape[1], n_out, hidden)
+    head.mu.copy_(torch.from_numpy(X.mean(0)))
+    head.sigma.copy_(torch.from_numpy(X.std(0) + 1e-6))
+    return train_module(head, X, y, seed=seed, **train)  # type: ignore[return-value]
+
+
+def head_proba(head: nn.Module, X: np.ndarray, batch_size: int = 8192, **kwargs: Any) -> np.ndarray:
+    """Softmax outputs of ``head`` on ``X``, shape (n, n_out), float64."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            logits = head(torch.from_numpy(np.ascontiguousarray(X[start : start + batch_size])), **kwargs)
+            out.append(torch.softmax(logits.double(), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))

@@ -1,0 +1,164 @@
+import numpy as np
+import pytest
+
+from hierarchy import UnknownClassError
+from memory import InputError
+from router import FlatClassifier, TwoStageClassifier
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic):
+    s = synthetic
+    return TwoStageClassifier(s["tree"], router="centroids", k=5).fit(s["X"], s["y"], source="synthetic")
+
+
+def test_shards_hold_only_their_superclass(fitted, synthetic):
+    tree = synthetic["tree"]
+    assert sum(len(sh) for sh in fitted.shards_) == len(synthetic["X"])
+    for s, shard in zip(fitted.superclasses_, fitted.shards_):
+        assert {tree.superclass_of(c) for c in shard.classes_} == {s}
+        assert list(shard.superclasses_) == [s]
+
+
+def test_queries_go_to_the_right_shard(fitted, synthetic):
+    tree, Q, qy = synthetic["tree"], synthetic["Q"], synthetic["qy"]
+    truth = np.array([tree.superclass_of(c) for c in qy], dtype=object)
+    routed = fitted.predict_superclass(Q)
+    assert np.mean(routed == truth) > 0.95
+    for e, s in zip(fitted.explain(Q[:20]), routed[:20]):
+        assert e.searched == [s]
+        assert {n.superclass for n in e.neighbours} == {s}  # stage-2 neighbours come from that shard
+        assert sum(e.route.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("router", ["memory", "centroids", "head"])
+def test_oracle_is_at_least_hard(synthetic, router):
+    s = synthetic
+    rng = np.random.default_rng(5)
+    Q = s["Q"] + 6.0 * rng.normal(size=s["Q"].shape).astype(np.float32)  # make routing err
+    clf = TwoStageClassifier(s["tree"], router=router, k=5, router_epochs=30).fit(s["X"], s["y"])
+    hard = clf.score(Q, s["qy"])
+    oracle = clf.score(Q, s["qy"], routing="oracle")
+    assert oracle >= hard
+    truth = np.array([s["tree"].superclass_of(c) for c in s["qy"]], dtype=object)
+    assert np.mean(clf.predict_superclass(Q) == truth) < 1.0  # the route does err here
+
+
+def test_memory_router_equals_flat_knn_votes(synthetic):
+    s = synthetic
+    routed = TwoStageClassifier(s["tree"], router="memory", k=7).fit(s["X"], s["y"])
+    flat = FlatClassifier("knn", k=7).fit(s["X"], s["y"])
+    # The memory router's merged neighbour list is the flat kNN list.
+    sims_r, _ = routed.router_.neighbours(s["Q"])
+    sims_f, _ = flat.memory_.search(s["Q"], 7)
+    np.testing.assert_allclose(sims_r, sims_f, atol=1e-6)
+
+
+def test_soft_routing_mixes_superclasses(fitted, synthetic):
+    p_hard = fitted.predict_proba(synthetic["Q"])
+    p_soft = fitted.predict_proba(synthetic["Q"], routing="soft", m=3)
+    np.testing.assert_allclose(p_soft.sum(1), 1.0)
+    supports = lambda p: {fitted._cut[c] for c in fitted.classes_[p > 1e-9]}  # noqa: E731
+    assert all(len(supports(row)) == 1 for row in p_hard)
+    assert any(len(supports(row)) > 1 for row in p_soft)
+
+
+def test_updates_touch_only_their_shard(synthetic, fitted):
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router="centroids", k=5).fit(s["X"], s["y"])
+    snapshot = [(sh.ids_, sh.vectors(sh.ids_)) for sh in clf.shards_]
+    target = s["classes"][0]
+    home = clf.superclasses_.index(s["tree"].superclass_of(target))
+    clf.add(s["Q"][:3], [target] * 3, source="late")
+    removed = clf.remove_class(s["classes"][-1])
+    assert removed.size == 30
+    touched = {home, clf.superclasses_.index(s["tree"].superclass_of(s["classes"][-1]))}
+    for i, (ids, vecs) in enumerate(snapshot):
+        if i in touched:
+            continue
+        np.testing.assert_array_equal(clf.shards_[i].ids_, ids)
+        np.testing.assert_array_equal(clf.shards_[i].vectors(ids), vecs)
+    assert s["classes"][-1] not in clf.classes_
+    assert len(clf.shards_[home]) == len(snapshot[home][0]) + 3
+
+
+def test_add_new_class_by_wnid_is_placed_through_wordnet(synthetic, wordnet):
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router="centroids", k=5).fit(s["X"], s["y"])
+    tench = "n01440764"  # not a Tiny-ImageNet class
+    vec = np.random.default_rng(3).normal(size=(5, 32)).astype(np.float32) * 5
+    placed = clf.add_class(tench, vec, wordnet=wordnet)
+    assert clf.tree.superclasses.names[placed] == "chordate (other)"
+    assert tench in clf.classes_ and tench in clf.tree.classes
+    assert clf.predict(vec[:2]).tolist() == [tench, tench]
+    with pytest.raises(InputError, match="already present"):
+        clf.add_class(tench, vec)
+
+
+def test_remove_by_source(synthetic):
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router="memory", k=5).fit(s["X"], s["y"], source="base")
+    clf.add(s["Q"][:4], s["qy"][:4], source="user-upload")
+    out = clf.remove(source="user-upload")
+    assert sum(v.size for v in out.values()) == 4
+    assert clf.n_entries() == len(s["X"])
+
+
+@pytest.mark.parametrize("spec", ["delta", "full"])
+def test_network_specialists_and_storage(synthetic, spec):
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router="head", specialist=spec, head_hidden=64,
+                             head_epochs=20, delta_rank=4).fit(s["X"], s["y"])
+    assert clf.score(s["Q"], s["qy"]) > 0.8
+    st = clf.storage()
+    base = clf.base_
+    base_bytes = 4 * sum(p.numel() for p in base.parameters())
+    groups = clf._groups()
+    if spec == "delta":
+        # Measured from the stored int8 arrays: A, B per layer, row scales and the bias delta.
+        expect = sum(
+            (64 * 4 + 4 * 32) + 4 * (64 + 4)          # hidden layer: A1 (64x4) B1 (4x32) + scales
+            + (len(g) * 4 + 4 * 64) + 4 * (len(g) + 4)  # output rows: A2, B2 + scales
+            + 4 * len(g)                                # bias delta, float32
+            for g in groups
+        )
+        assert st["delta_bytes"] == expect
+        assert st["heads"] == pytest.approx((base_bytes + expect) / base_bytes)
+        assert st["heads"] < 0.2 * len(groups) + 1
+    else:
+        assert st["heads"] > 0.9 * len(groups) * (64 * 33) / (base_bytes / 4)
+
+
+def test_bad_input(synthetic, fitted):
+    s = synthetic
+    with pytest.raises(UnknownClassError, match="unknown label 'n99999999'"):
+        TwoStageClassifier(s["tree"]).fit(s["X"][:2], ["n99999999", s["y"][0]])
+    with pytest.raises(InputError, match="oracle routing needs y_true"):
+        fitted.predict(s["Q"], routing="oracle")
+    with pytest.raises(InputError, match="m = 99 exceeds"):
+        fitted.predict(s["Q"], routing="soft", m=99)
+    with pytest.raises(InputError, match="expected 32-d"):
+        fitted.predict(np.ones((2, 8), dtype=np.float32))
+    with pytest.raises(InputError, match="not fitted"):
+        TwoStageClassifier(s["tree"]).predict(s["Q"])
+    with pytest.raises(InputError, match="router must be"):
+        TwoStageClassifier(s["tree"], router="magic").fit(s["X"], s["y"])
+    with pytest.raises(InputError, match="m must be a positive integer"):
+        fitted.predict(s["Q"], routing="soft", m=0)
+
+
+@pytest.mark.parametrize("router, spec", [("centroids", "memory"), ("memory", "memory"), ("head", "delta"),
+                                          ("head", "full")])
+def test_save_load_round_trip(synthetic, tmp_path, router, spec):
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router=router, specialist=spec, head_hidden=32, head_epochs=4,
+                             fingerprint="fp-test").fit(s["X"], s["y"])
+    clf.save(tmp_path / "clf")
+    back = TwoStageClassifier.load(tmp_path / "clf", fingerprint="fp-test")
+    np.testing.assert_allclose(back.predict_proba(s["Q"], routing="soft", m=2),
+                               clf.predict_proba(s["Q"], routing="soft", m=2), atol=1e-6)
+    np.testing.assert_array_equal(back.classes_, clf.classes_)
+    from memory import BackboneMismatchError
+
+    with pytest.raises(BackboneMismatchError, match="fp-test"):
+        TwoStageClassifier.load(tmp_path / "clf", fingerprint="other")

@@ -29,9 +29,17 @@ wordnet: $(STAMP)
 	  fi; \
 	  $(PY) -c "import hierarchy; print('WordNet', hierarchy.load_wordnet().get_version(), 'installed')"; }
 
+# The main job: tree -> embed (cached) -> routed memory -> predictions -> evaluation.
+# By default a subset (100 train and 20 val images per class); FULL=1 uses everything.
+DEMO      := runs/demo
+DEMO_DATA := $(if $(FULL),--full,--per-class 100)
+DEMO_VAL  := $(if $(FULL),--full,--per-class 20)
 demo: setup
-	$(VENV)/bin/supersub tree build --dataset tiny-imagenet-200 --cut balanced:10 -o runs/tiny-imagenet-200/tree.json -q
-	$(VENV)/bin/supersub tree show runs/tiny-imagenet-200/tree.json
+	$(VENV)/bin/supersub tree build --dataset tiny-imagenet-200 --cut balanced:10 -o $(DEMO)/tree.json -q
+	$(VENV)/bin/supersub tree show $(DEMO)/tree.json --brief
+	$(VENV)/bin/supersub build --tree $(DEMO)/tree.json $(DEMO_DATA) -o $(DEMO)/model
+	$(VENV)/bin/supersub memory info $(DEMO)/model
+	$(VENV)/bin/supersub evaluate --model $(DEMO)/model --split val $(DEMO_VAL) --explain 2 -o $(DEMO)/eval
 
 test: setup
 	$(PY) -m pytest -q

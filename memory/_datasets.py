@@ -152,7 +152,8 @@ def download(url: str, dest: Path, *, progress: bool = True) -> Path:
             if progress:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr)
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr,
+                            disable=None)
             for block in iter(lambda: resp.read(1 << 20), b""):
                 out.write(block)
                 if bar is not None:

@@ -240,7 +240,7 @@ class Embedder:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr)
+            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
         pos = 0
         with ThreadPoolExecutor(max_workers=1) as pool:
             it = iter(batches)

@@ -341,7 +341,7 @@ class VisualMemory:
         if self.progress and len(steps) > 1:
             from tqdm.auto import tqdm
 
-            steps = tqdm(steps, desc="add", unit="batch", file=sys.stderr)
+            steps = tqdm(steps, desc="add", unit="batch", file=sys.stderr, disable=None)
         with self._db:  # one transaction: all rows or none
             for start in steps:
                 sl = slice(start, start + batch_size)

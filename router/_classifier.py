@@ -82,6 +82,12 @@ class TwoStageClassifier:
         Sizes and training lengths of the network parts.
     fingerprint : str, optional
         Backbone fingerprint of the embeddings; stored with the shards.
+    embedding : dict, optional
+        How queries are embedded (``{"backbone", "size", "crop_pct"}``), for
+        the command line.
+    cache_lambda : float, default 0
+        With network specialists, mix in the shard memory's kNN vote as in
+        the cache model: ``P(c|s) = (1-λ)·P_head(c|s) + λ·P_memory(c|s)``.
     seed : int, default 0
 
     Attributes
@@ -112,6 +118,8 @@ class TwoStageClassifier:
         router_epochs: int = 15,
         delta_rank: int = 16,
         fingerprint: str | None = None,
+        embedding: dict[str, Any] | None = None,
+        cache_lambda: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.tree = tree
@@ -129,6 +137,8 @@ class TwoStageClassifier:
         self.router_epochs = router_epochs
         self.delta_rank = delta_rank
         self.fingerprint = fingerprint
+        self.embedding = embedding
+        self.cache_lambda = cache_lambda
         self.seed = seed
 
     # ------------------------------------------------------------------ fit
@@ -237,15 +247,13 @@ class TwoStageClassifier:
     def _within(self, s: int, X: np.ndarray) -> np.ndarray:
         """P(class | superclass s) over all classes_, shape (n, n_classes)."""
         out = np.zeros((len(X), len(self.classes_)))
+        lam = self.cache_lambda if self.specialists_ is not None else 1.0
         if self.specialists_ is not None:
-            out[:, self._groups()[s]] = self.specialists_.proba_in(s, X)
-            return out
+            out[:, self._groups()[s]] = (1 - lam) * self.specialists_.proba_in(s, X)
         shard = self.shards_[s]
-        if len(shard) == 0:
-            return out
-        p = shard.predict_proba(X)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        out[:, [index[c] for c in shard.classes_]] = p
+        if lam > 0 and len(shard):
+            index = {c: i for i, c in enumerate(self.classes_)}
+            out[:, [index[c] for c in shard.classes_]] += lam * shard.predict_proba(X)
         return out
 
     def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
@@ -278,7 +286,7 @@ class TwoStageClassifier:
             weights = np.ones((len(X), 1))
         else:
             route = self.router_.proba(X)
-            width = 1 if routing == "hard" else check_k(m or self.m, "m")
+            width = 1 if routing == "hard" else check_k(self.m if m is None else m, "m")
             if width > n_sup:
                 raise InputError(f"m = {width} exceeds the number of superclasses ({n_sup})")
             chosen = np.argsort(-route, axis=1, kind="stable")[:, :width]

@@ -98,6 +98,173 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------ build / predict
+def _tree_for(args: argparse.Namespace) -> object:
+    import hierarchy as h
+
+    return h.load_tree(args.tree) if args.tree else h.shipped_tree("tiny-imagenet-200")
+
+
+def _build(args: argparse.Namespace) -> int:
+    import memory as m
+    from router import TwoStageClassifier
+
+    tree = _tree_for(args)
+    ds = _load_dataset(args.data, "train", args.mapping)
+    if args.per_class and not args.full:
+        ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
+    recipe = {"backbone": args.backbone, "size": args.size, "crop_pct": args.crop}
+    from ._pipeline import embedder_for
+
+    emb = embedder_for(recipe, progress=not args.no_progress)
+    es = m.embed_dataset(ds, emb)  # type: ignore[arg-type]
+    clf = TwoStageClassifier(
+        tree, router=args.router, specialist=args.specialist, routing=args.routing, m=args.m,
+        k=args.k, voting=args.voting, fingerprint=es.fingerprint, embedding=recipe,
+    )
+    clf.fit(es.X, es.labels, source=f"{es.dataset}/{es.split}", refs=es.refs)
+    clf.save(args.output)
+    print(f"built {args.output}: {clf!r} from {len(es)} images of {len(clf.classes_)} classes "
+          f"({es.fingerprint})")
+    return 0
+
+
+def _load_model(path: str) -> object:
+    from router import TwoStageClassifier
+
+    return TwoStageClassifier.load(path)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ._pipeline import embedder_for
+
+    clf = _load_model(args.model)
+    emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[attr-defined]
+    X = emb.embed_images(args.images)
+    _print_explanations(clf, X, args.images, top=args.top, neighbours=args.neighbours,
+                        routing=args.routing, m=args.m)
+    return 0
+
+
+def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, neighbours: int,
+                        routing: str | None, m: int | None) -> None:
+    names = clf.tree  # type: ignore[attr-defined]
+    explanations = clf.explain(X, top=top, routing=routing, m=m)  # type: ignore[attr-defined]
+    for path, e in zip(titles, explanations):
+        print(f"{path}")
+        route = list(e.route.items())[:3]
+        print("  route: " + ", ".join(f"{n} {p:.2f}" for n, p in route))
+        for cls, p in e.probabilities.items():
+            print(f"  {p:6.3f}  {cls}  {names.label(cls)}")
+        for nb in e.neighbours[:neighbours]:
+            print(f"    neighbour {nb.id:>7}  sim {nb.similarity:.3f}  weight {nb.weight:.3g}  "
+                  f"{nb.label} {names.label(nb.label)}  [{nb.source}] {nb.ref or ''}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import memory as m
+    import numpy as np
+
+    from ._pipeline import embedder_for, evaluate, flat_from, write_predictions
+
+    clf = _load_model(args.model)
+    emb = embedder_for(clf.embedding, progress=not args.no_progress, expect=clf.fingerprint)  # type: ignore[attr-defined]
+    ds = _load_dataset(args.data, args.split, args.mapping)
+    known = [c for c in ds.classes if c in set(clf.classes_)]  # type: ignore[attr-defined]
+    ds = ds.subset(None if args.full else args.per_class, classes=known)  # type: ignore[attr-defined]
+    es = m.embed_dataset(ds, emb)  # type: ignore[arg-type]
+    routed = evaluate(clf, es.X, es.labels, routing=args.routing, m=args.m)  # type: ignore[arg-type]
+    flat = flat_from(clf)  # type: ignore[arg-type]
+    flat_pred = flat.predict(es.X)
+    cut = clf._cut  # type: ignore[attr-defined]
+    true_sup = np.array([cut[c] for c in es.labels], dtype=object)
+    flat_sup = np.array([cut[c] for c in flat_pred], dtype=object)
+    wrong = flat_pred != es.labels
+    result = {
+        "queries": len(es), "fingerprint": es.fingerprint,
+        "flat_knn": {"top1": float(np.mean(~wrong)),
+                     "predicted_superclass_accuracy": float(np.mean(flat_sup == true_sup)),
+                     "errors": int(wrong.sum()),
+                     "errors_across_superclasses": int((wrong & (flat_sup != true_sup)).sum()),
+                     "errors_within_superclass": int((wrong & (flat_sup == true_sup)).sum())},
+        "routed": routed,
+    }
+    print(f"{len(es)} queries from {es.dataset}/{es.split}")
+    print(f"  {'system':<28}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
+    for name, r in (("flat kNN (same memory)", result["flat_knn"]), (f"routed ({clf!r})", routed)):
+        print(f"  {name[:27]:<28}{r['top1']:8.3f}{r['predicted_superclass_accuracy']:12.3f}"
+              f"{r['errors_across_superclasses']:>12d}/{r['errors_within_superclass']:<11d}")
+    print(f"  router superclass accuracy {routed['superclass_accuracy']:.3f}; specialist accuracy "
+          f"given the right route {routed['specialist_accuracy']:.3f}; oracle route {routed['oracle_top1']:.3f}")
+    if args.explain:
+        _print_explanations(clf, es.X[: args.explain], [f"{es.refs[i]} (true {es.labels[i]} "
+                            f"{clf.tree.label(es.labels[i])})" for i in range(args.explain)],  # type: ignore[attr-defined]
+                            top=3, neighbours=3, routing=args.routing, m=args.m)
+    if args.output:
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(result, indent=1))
+        rp = clf.predict_proba(es.X, routing=args.routing, m=args.m)  # type: ignore[attr-defined]
+        fp = flat.predict_proba(es.X)
+        write_predictions(out / "predictions.csv", es.refs, list(es.labels), {
+            "flat": (flat_pred, None, fp.max(1)),
+            "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(es.X), rp.max(1)),  # type: ignore[attr-defined]
+        }, clf.tree)  # type: ignore[attr-defined]
+        print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
+    return 0
+
+
+def _memory_info(args: argparse.Namespace) -> int:
+    from ._pipeline import memory_summary
+
+    clf = _load_model(args.model)
+    print(f"{args.model}: {clf!r}, {len(clf.classes_)} classes, fingerprint {clf.fingerprint}")  # type: ignore[attr-defined]
+    for s, name, n, c, sources in memory_summary(clf):  # type: ignore[arg-type]
+        print(f"  {name:<28} {n:7d} entries {c:4d} classes  sources: {sources}")
+    return 0
+
+
+def _memory_add(args: argparse.Namespace) -> int:
+    import memory as m
+
+    from ._pipeline import embedder_for
+
+    clf = _load_model(args.model)
+    emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[attr-defined]
+    images: list[str] = []
+    for item in args.images:
+        p = Path(item)
+        images.extend(sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in m._datasets.IMAGE_SUFFIXES)
+                      if p.is_dir() else [item])
+    if not images:
+        raise CLIError("no images found")
+    X = emb.embed_images(images)
+    if args.label in set(clf.classes_):  # type: ignore[attr-defined]
+        clf.add(X, [args.label] * len(X), source=args.source, refs=images)  # type: ignore[attr-defined]
+        where = clf._cut[args.label]  # type: ignore[attr-defined]
+    else:
+        where = clf.add_class(args.label, X, superclass=args.superclass, source=args.source, refs=images)  # type: ignore[attr-defined]
+    clf.save(args.model)  # type: ignore[attr-defined]
+    print(f"added {len(X)} images of {args.label} to superclass "
+          f"{clf.tree.superclasses.names[where]}")  # type: ignore[attr-defined]
+    return 0
+
+
+def _memory_remove(args: argparse.Namespace) -> int:
+    clf = _load_model(args.model)
+    if args.label and not args.source:
+        removed = {args.label: clf.remove_class(args.label)}  # type: ignore[attr-defined]
+    elif args.source or args.label:
+        removed = clf.remove(source=args.source, label=args.label)  # type: ignore[attr-defined]
+    else:
+        raise CLIError("give --label and/or --source to remove")
+    clf.save(args.model)  # type: ignore[attr-defined]
+    print(f"removed {sum(len(v) for v in removed.values())} entries")
+    return 0
+
+
 # ----------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``supersub``."""
@@ -146,6 +313,66 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--no-progress", action="store_true")
     emb.add_argument("-o", "--output", required=True, help="directory to write")
     emb.set_defaults(func=_embed)
+
+    def data_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", help="Tiny-ImageNet folder/zip/tarball or a wnid image folder "
+                       "(default: $SUPERSUB_DATA, else download)")
+        p.add_argument("--mapping", help="folder,wnid file for image folders not named by wnid")
+        p.add_argument("--per-class", type=int, default=None, help="use N images per class")
+        p.add_argument("--full", action="store_true", help="use every image (overrides --per-class)")
+        p.add_argument("--no-progress", action="store_true")
+
+    b = sub.add_parser("build", help="build a routed memory from a dataset's train split")
+    data_args(b)
+    b.add_argument("--tree", help="tree JSON with a superclass cut (default: shipped Tiny-ImageNet tree)")
+    b.add_argument("--backbone", default="lite0")
+    b.add_argument("--size", type=int, default=128)
+    b.add_argument("--crop", type=float, default=None)
+    b.add_argument("--router", default="centroids", choices=["memory", "centroids", "head"])
+    b.add_argument("--specialist", default="memory", choices=["memory", "delta", "full"])
+    b.add_argument("--routing", default="hard", choices=["hard", "soft"])
+    b.add_argument("--m", type=int, default=2, help="superclasses searched by soft routing")
+    b.add_argument("--k", type=int, default=10)
+    b.add_argument("--voting", default="softmax", choices=["softmax", "rank", "distance", "plurality"])
+    b.add_argument("-o", "--output", required=True, help="model directory to write")
+    b.set_defaults(func=_build)
+
+    p = sub.add_parser("predict", help="classify images: top-k, route and neighbours")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model", required=True)
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--neighbours", type=int, default=5)
+    p.add_argument("--routing", choices=["hard", "soft"], default=None)
+    p.add_argument("--m", type=int, default=None)
+    p.set_defaults(func=_predict)
+
+    ev = sub.add_parser("evaluate", help="accuracy by level, routed against flat kNN on the same memory")
+    data_args(ev)
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--split", default="val")
+    ev.add_argument("--routing", choices=["hard", "soft"], default=None)
+    ev.add_argument("--m", type=int, default=None)
+    ev.add_argument("--explain", type=int, default=0, help="print route and neighbours of N queries")
+    ev.add_argument("-o", "--output", help="directory for metrics.json and predictions.csv")
+    ev.set_defaults(func=_evaluate)
+
+    mem = sub.add_parser("memory", help="edit and inspect a routed memory")
+    msub = mem.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
+    info = msub.add_parser("info", help="entries, classes and sources per superclass")
+    info.add_argument("model")
+    info.set_defaults(func=_memory_info)
+    add = msub.add_parser("add", help="add images of a class (a new wnid is placed through WordNet)")
+    add.add_argument("model")
+    add.add_argument("images", nargs="+", help="image files or folders")
+    add.add_argument("--label", required=True, help="the class wnid")
+    add.add_argument("--superclass", help="place a new class here instead of through WordNet")
+    add.add_argument("--source", default="added")
+    add.set_defaults(func=_memory_add)
+    rm = msub.add_parser("remove", help="unlearn a class or a source")
+    rm.add_argument("model")
+    rm.add_argument("--label")
+    rm.add_argument("--source")
+    rm.set_defaults(func=_memory_remove)
     return parser
 
 

@@ -35,7 +35,7 @@ FORMAT = "supersub-classifier"
 FORMAT_VERSION = 1
 _OPTIONS = ("router", "specialist", "routing", "m", "k", "voting", "temperature", "router_k",
             "head_hidden", "head_epochs", "router_hidden", "router_epochs", "delta_rank",
-            "fingerprint", "seed")
+            "fingerprint", "embedding", "cache_lambda", "seed")
 
 
 def _head_state(head: Any) -> dict[str, Any]:

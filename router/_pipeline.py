@@ -1,0 +1,111 @@
+"""End-to-end jobs behind the command line: build, evaluate and predict from images."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hierarchy import ClassTree
+from memory import (
+    BackboneMismatchError,
+    Embedder,
+    EmbeddingSet,
+    ImageDataset,
+    embed_dataset,
+    get_backbone,
+)
+
+from ._classifier import FlatClassifier, TwoStageClassifier
+
+__all__ = ["embedder_for", "evaluate", "flat_from", "write_predictions"]
+
+
+def embedder_for(recipe: dict[str, Any], *, progress: bool = True, expect: str | None = None) -> Embedder:
+    """The embedder that a classifier's ``embedding`` recipe names; checks the fingerprint."""
+    backbone = get_backbone(recipe["backbone"], size=recipe.get("size"), crop_pct=recipe.get("crop_pct"))
+    if expect is not None and backbone.fingerprint != expect:
+        raise BackboneMismatchError(
+            f"the model was built on {expect}, but its recipe now gives {backbone.fingerprint}; "
+            "were the backbone weights changed? rebuild the model"
+        )
+    return Embedder(backbone, progress=progress)
+
+
+def flat_from(clf: TwoStageClassifier) -> FlatClassifier:
+    """A flat kNN over exactly the entries of a routed classifier's shards."""
+    X = np.concatenate([sh.vectors(sh.ids_) for sh in clf.shards_ if len(sh)])
+    y = [m["label"] for sh in clf.shards_ if len(sh) for m in sh.get(sh.ids_)]
+    return FlatClassifier("knn", k=clf.k, voting=clf.voting, temperature=clf.temperature).fit(X, y)
+
+
+def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routing: str | None = None,
+             m: int | None = None) -> dict[str, Any]:
+    """Accuracy by level for a routed classifier.
+
+    Returns
+    -------
+    dict
+        ``top1``, ``superclass_accuracy`` (stage 1), ``specialist_accuracy``
+        (top-1 given a correct route), ``oracle_top1``, and the split of
+        errors into routing errors and within-superclass errors.
+    """
+    y = np.asarray(y, dtype=object)
+    cut = clf._cut
+    true_sup = np.array([cut[c] for c in y], dtype=object)
+    pred = clf.predict(X, routing=routing, m=m)
+    route = clf.predict_superclass(X)
+    oracle = clf.predict(X, routing="oracle", y_true=y)
+    wrong = pred != y
+    pred_sup = np.array([cut[c] for c in pred], dtype=object)
+    right_route = route == true_sup
+    return {
+        "n": int(len(y)),
+        "top1": float(np.mean(~wrong)),
+        "superclass_accuracy": float(np.mean(right_route)),
+        "predicted_superclass_accuracy": float(np.mean(pred_sup == true_sup)),
+        "specialist_accuracy": float(np.mean(~wrong[right_route])) if right_route.any() else 0.0,
+        "oracle_top1": float(np.mean(oracle == y)),
+        "errors": int(wrong.sum()),
+        "errors_across_superclasses": int((wrong & (pred_sup != true_sup)).sum()),
+        "errors_within_superclass": int((wrong & (pred_sup == true_sup)).sum()),
+    }
+
+
+def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequence[str],
+                      systems: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]],
+                      tree: ClassTree) -> Path:
+    """CSV with one row per query and system: ``system,ref,true,pred,route,score``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["system", "ref", "true", "pred", "route", "score"])
+        for name, (pred, route, score) in systems.items():
+            for i in range(len(y)):
+                w.writerow([name, refs[i], y[i], pred[i], "" if route is None else route[i],
+                            f"{score[i]:.6f}"])
+    os.replace(tmp, path)
+    return path
+
+
+def embed_split(dataset: ImageDataset, embedder: Embedder) -> EmbeddingSet:
+    """Embed a dataset split through the cache."""
+    return embed_dataset(dataset, embedder)
+
+
+def memory_summary(clf: TwoStageClassifier) -> list[tuple[str, str, int, int, str]]:
+    """(superclass id, name, entries, classes, sources) per shard."""
+    names = clf.tree.superclasses.names  # type: ignore[union-attr]
+    rows = []
+    for s, sh in zip(clf.superclasses_, clf.shards_):
+        rows.append((s, names[s], len(sh), len(sh.classes_) if len(sh) else 0,
+                     ", ".join(sh.sources_) if len(sh) else ""))
+    return rows
+

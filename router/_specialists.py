@@ -110,7 +110,8 @@ class _Specialists:
             mask = np.isin(y, rows)
             local = np.searchsorted(rows, y[mask])
             module = make(torch.as_tensor(rows, dtype=torch.long), seed + s)
-            out.append(train_module(module, X[mask], local, epochs=epochs, lr=lr, seed=seed + s))
+            out.append(train_module(module, X[mask], local, epochs=epochs, lr=lr, seed=seed + s,
+                                    min_steps=200))
         return out
 
     def proba_in(self, s: int, X: np.ndarray) -> np.ndarray:
@@ -184,15 +185,27 @@ class DeltaSpecialists(_Specialists):
                                       module.db.detach().numpy().astype(np.float32)))
         return self
 
+    def _dense(self, s: int) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """Base plus dequantised delta weights of specialist ``s`` (built once, kept in RAM)."""
+        cache = self.__dict__.setdefault("_dense_cache", {})
+        if s not in cache:
+            d, base = self.deltas[s], self.base
+            w1 = None
+            if base.fc1 is not None and d.a1 is not None and d.b1 is not None:
+                w1 = base.fc1.weight.detach() + torch.from_numpy(_dequantise(*d.a1) @ _dequantise(*d.b1))
+            rows = torch.as_tensor(d.rows, dtype=torch.long)
+            w2 = base.out.weight.detach()[rows] + torch.from_numpy(_dequantise(*d.a2) @ _dequantise(*d.b2))
+            b2 = base.out.bias.detach()[rows] + torch.from_numpy(d.db)
+            cache[s] = (w1, w2, b2)
+        return cache[s]  # type: ignore[no-any-return]
+
     def _logits(self, s: int, x: torch.Tensor) -> torch.Tensor:
-        d, base = self.deltas[s], self.base
+        base = self.base
+        w1, w2, b2 = self._dense(s)
         z = (x - base.mu) / base.sigma
-        if base.fc1 is not None and d.a1 is not None and d.b1 is not None:
-            w1 = base.fc1.weight + torch.from_numpy(_dequantise(*d.a1) @ _dequantise(*d.b1))
-            z = torch.relu(z @ w1.T + base.fc1.bias)
-        rows = torch.as_tensor(d.rows, dtype=torch.long)
-        w2 = base.out.weight[rows] + torch.from_numpy(_dequantise(*d.a2) @ _dequantise(*d.b2))
-        return z @ w2.T + base.out.bias[rows] + torch.from_numpy(d.db)
+        if w1 is not None:
+            z = torch.relu(z @ w1.T + base.fc1.bias)  # type: ignore[union-attr]
+        return z @ w2.T + b2
 
     def storage(self) -> dict[str, float]:
         """Bytes, and heads (units of one base head), of the base plus all deltas."""

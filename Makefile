@@ -39,7 +39,9 @@ demo: setup
 	$(VENV)/bin/supersub tree show $(DEMO)/tree.json --brief
 	$(VENV)/bin/supersub build --tree $(DEMO)/tree.json $(DEMO_DATA) -o $(DEMO)/model
 	$(VENV)/bin/supersub memory info $(DEMO)/model
-	$(VENV)/bin/supersub evaluate --model $(DEMO)/model --split val $(DEMO_VAL) --explain 2 -o $(DEMO)/eval
+	$(VENV)/bin/supersub predict --model $(DEMO)/model --top 3 --neighbours 3 \
+	  $$($(PY) -c "from memory import tiny_imagenet; print(*tiny_imagenet('val').paths[100:102])")
+	$(VENV)/bin/supersub evaluate --model $(DEMO)/model --split val $(DEMO_VAL) -o $(DEMO)/eval
 
 test: setup
 	$(PY) -m pytest -q

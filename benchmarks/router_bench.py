@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--epochs", type=int, default=8, help="epochs of the network heads")
+    ap.add_argument("--throughput", action="store_true",
+                    help="only time flat kNN against hard routing (best of 3, WordNet cut) and "
+                         "merge the result into router.json")
     args = ap.parse_args(argv)
 
     emb = Embedder(get_backbone("lite0", size=128))
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     induced = cut_induced(base_tree, tr.class_means(list(base_tree.classes)), 10, seed=0)
     trees = {"wordnet-balanced-10": base_tree.with_superclasses(cut_balanced(base_tree, 10)),
              "induced-10": base_tree.with_superclasses(induced)}
+    if args.throughput:
+        return throughput(trees["wordnet-balanced-10"], X, y, Q, args)
     out: dict[str, Any] = {"data": f"Tiny-ImageNet train ({len(X)}) / val ({len(Q)}), {tr.fingerprint}",
                            "k": 10, "voting": "softmax", "cuts": {}}
     heads = dict(head_epochs=args.epochs, router_epochs=args.epochs)
@@ -110,6 +115,35 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.quick:
         print("wrote", write_result("router", out))
     return out
+
+
+def throughput(tree: Any, X: np.ndarray, y: np.ndarray, Q: np.ndarray, args: Any) -> dict:
+    """Queries/s of flat kNN and of hard routing over the same memory, best of 3."""
+    import json
+
+    from benchmarks._common import RESULTS, best_of
+
+    systems = {
+        "flat kNN": FlatClassifier("knn").fit(X, y),
+        "routed kNN, kNN router, hard": TwoStageClassifier(tree, router="memory").fit(X, y),
+        "routed kNN, centroid router, hard": TwoStageClassifier(tree, router="centroids").fit(X, y),
+        "routed kNN, linear-head router, hard": TwoStageClassifier(
+            tree, router="head", router_epochs=args.epochs).fit(X, y),
+    }
+    rows = {}
+    for name, clf in systems.items():
+        clf.predict(Q[:256])
+        _, secs = best_of(lambda: clf.predict(Q), 3)
+        rows[name] = round(len(Q) / secs, 1)
+        print(f"{name:<40} {rows[name]:10,.1f} q/s", flush=True)
+    flat = rows["flat kNN"]
+    table = {name: {"queries_per_s": qps, "vs_flat": round(qps / flat, 2)} for name, qps in rows.items()}
+    path = RESULTS / "router.json"
+    if not args.quick and path.is_file():
+        data = json.loads(path.read_text())
+        data["throughput"] = {"timing": "best of 3, nothing else running", "systems": table}
+        write_result("router", {k: v for k, v in data.items() if k != "machine"})
+    return table
 
 
 if __name__ == "__main__":

@@ -57,7 +57,35 @@ def embed_table(r: dict) -> str:
     return "\n".join(rows)
 
 
-TABLES: dict[str, Callable[[dict], str]] = {"memory": memory_table, "embed": embed_table}
+def router_table(r: dict) -> str:
+    out = [f"{r['data']}; stage 2 kNN k = {r['k']}, {r['voting']} voting.", ""]
+    for cut, body in r["cuts"].items():
+        sizes = body["sizes"]
+        out += [f"*Cut `{cut}`* (superclass sizes {sizes[0]} to {sizes[-1]}):", "",
+                "| system | top-1 | superclass acc. | router acc. | errors across superclasses | queries/s |",
+                "|---|---|---|---|---|---|"]
+        for name, row in body["systems"].items():
+            extra = f" (storage {row['storage_heads']} heads)" if "storage_heads" in row else ""
+            out.append(
+                f"| {name}{extra} | {row['top1']:.3f} | {row['superclass_accuracy']:.3f} | "
+                f"{row.get('router_superclass_accuracy', float('nan')):.3f} | "
+                f"{row['errors_across_share']:.0%} | {row['queries_per_s']:,.0f} |".replace("nan", "–")
+            )
+        out.append("")
+    if "throughput" in r:
+        t = r["throughput"]
+        out += [f"*Throughput* on the WordNet cut, {t['timing']}:", "",
+                "| system | queries/s | vs flat kNN |", "|---|---|---|"]
+        out += [f"| {n} | {row['queries_per_s']:,.0f} | **{row['vs_flat']}x** |" for n, row in t["systems"].items()]
+    out.insert(1, "")
+    out.insert(1, "Queries/s in the accuracy tables are single passes; the throughput table times each "
+                  "system best of 3 with nothing else running.")
+    return "\n".join(out).rstrip()
+
+
+TABLES: dict[str, Callable[[dict], str]] = {
+    "memory": memory_table, "embed": embed_table, "router": router_table,
+}
 
 
 def render(text: str) -> str:

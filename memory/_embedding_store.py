@@ -23,6 +23,7 @@ import numpy as np
 from ._datasets import ImageDataset
 from ._embed import Embedder, cache_root
 from ._errors import BackboneMismatchError, MemoryFormatError
+from ._persist import sha256_file
 
 __all__ = ["EmbeddingSet", "embed_dataset", "load_embeddings", "save_embeddings"]
 
@@ -74,14 +75,6 @@ class EmbeddingSet:
         return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_embeddings(es: EmbeddingSet, directory: str | os.PathLike[str]) -> Path:
     """Write ``embeddings.npy`` and ``meta.json`` to ``directory``, atomically."""
     final = Path(directory)
@@ -95,7 +88,7 @@ def save_embeddings(es: EmbeddingSet, directory: str | os.PathLike[str]) -> Path
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION, "fingerprint": es.fingerprint,
             "dataset": es.dataset, "split": es.split, "dataset_key": es.dataset_key,
-            "n": len(es), "dim": int(es.X.shape[1]), "sha256": _sha256(tmp / "embeddings.npy"),
+            "n": len(es), "dim": int(es.X.shape[1]), "sha256": sha256_file(tmp / "embeddings.npy"),
             "labels": [str(v) for v in es.labels], "refs": list(es.refs),
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
@@ -137,7 +130,7 @@ def load_embeddings(
             f"{d} was embedded with {meta['fingerprint']}, not {fingerprint}; re-embed the data"
         )
     npy = d / "embeddings.npy"
-    if not npy.is_file() or _sha256(npy) != meta["sha256"]:
+    if not npy.is_file() or sha256_file(npy) != meta["sha256"]:
         raise MemoryFormatError(f"{npy} is missing or corrupt (checksum mismatch); re-embed the data")
     X = np.load(npy, allow_pickle=False)
     if X.shape != (meta["n"], meta["dim"]):

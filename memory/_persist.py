@@ -58,12 +58,57 @@ def _write_bytes(path: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def begin_snapshot(root: Path) -> tuple[Path, str]:
+    """Create ``root/snapshots/.tmp-*`` to fill; returns it and the snapshot's final name."""
+    if root.exists() and not root.is_dir():
+        raise MemoryFormatError(f"{root} exists and is not a directory")
+    snaps = root / "snapshots"
+    snaps.mkdir(parents=True, exist_ok=True)
+    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}"
+    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=snaps)), name
+
+
+def commit_snapshot(root: Path, tmp: Path, name: str) -> None:
+    """Make a filled snapshot live: flush it, rename it, then swap ``CURRENT`` atomically.
+
+    Until the final ``os.replace`` of ``CURRENT``, the previous snapshot stays
+    live; afterwards older snapshots and stray temporary files are removed.
+    """
+    snaps = root / "snapshots"
+    _fsync_dir(tmp)
+    os.replace(tmp, snaps / name)
+    _fsync_dir(snaps)
+    fd, cur_tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=root)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(cur_tmp, root / "CURRENT")
+    _fsync_dir(root)
+    for old in snaps.iterdir():
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    for stray in root.glob(".CURRENT-*"):
+        stray.unlink(missing_ok=True)
+
+
+def current_snapshot(root: Path, what: str = "memory") -> Path:
+    """The live snapshot directory of a saved ``what``."""
+    if not root.is_dir():
+        raise MemoryFormatError(f"{what} directory {root} does not exist")
+    current = root / "CURRENT"
+    if not current.is_file():
+        raise MemoryFormatError(f"{root} is not a saved {what} (no CURRENT file); save one first")
+    return root / "snapshots" / current.read_text().strip()
 
 
 def save_memory(memory: VisualMemory, path: str | os.PathLike[str]) -> Path:
@@ -75,12 +120,7 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str]) -> Path:
         The directory.
     """
     root = Path(path)
-    if root.exists() and not root.is_dir():
-        raise MemoryFormatError(f"{root} exists and is not a directory")
-    snaps = root / "snapshots"
-    snaps.mkdir(parents=True, exist_ok=True)
-    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=snaps))
+    tmp, name = begin_snapshot(root)
     try:
         files: dict[str, str] = {}
         if memory.dim is not None:
@@ -92,7 +132,7 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str]) -> Path:
             np.save(fh, memory._ids, allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())
-        files["ids.npy"] = _sha256(tmp / "ids.npy")
+        files["ids.npy"] = sha256_file(tmp / "ids.npy")
         if memory._ann is not None:  # the approximate index, with its own id list and tombstones
             files["ann.faiss"] = _write_bytes(
                 tmp / "ann.faiss", faiss.serialize_index(memory._ann).tobytes()
@@ -100,13 +140,13 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str]) -> Path:
             ann_ids = np.concatenate([memory._ann_ids, -1 - memory._tomb])  # tombstones < 0
             with open(tmp / "ann_ids.npy", "wb") as fh:
                 np.save(fh, ann_ids, allow_pickle=False)
-            files["ann_ids.npy"] = _sha256(tmp / "ann_ids.npy")
+            files["ann_ids.npy"] = sha256_file(tmp / "ann_ids.npy")
         db = sqlite3.connect(tmp / "metadata.sqlite")
         try:
             memory._db.backup(db)
         finally:
             db.close()
-        files["metadata.sqlite"] = _sha256(tmp / "metadata.sqlite")
+        files["metadata.sqlite"] = sha256_file(tmp / "metadata.sqlite")
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -129,40 +169,17 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str]) -> Path:
             "files": files,
         }
         _write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
-        _fsync_dir(tmp)
-        final = snaps / name
-        os.replace(tmp, final)
-        _fsync_dir(snaps)
-        # Switch: CURRENT names the live snapshot; os.replace is atomic.
-        fd, cur_tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=root)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(name + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(cur_tmp, root / "CURRENT")
-        _fsync_dir(root)
+        commit_snapshot(root, tmp, name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in snaps.iterdir():  # tidy up older snapshots and crashed temp dirs
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
-    for stray in root.glob(".CURRENT-*"):
-        stray.unlink(missing_ok=True)
     return root
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
     """The manifest of the live snapshot and the snapshot's directory."""
     root = Path(path)
-    if not root.is_dir():
-        raise MemoryFormatError(f"memory directory {root} does not exist")
-    current = root / "CURRENT"
-    if not current.is_file():
-        raise MemoryFormatError(
-            f"{root} is not a saved memory (no CURRENT file); save one with VisualMemory.save"
-        )
-    snap = root / "snapshots" / current.read_text().strip()
+    snap = current_snapshot(root, "memory")
     try:
         manifest = json.loads((snap / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -215,7 +232,7 @@ def load_memory(
         )
     for name, digest in manifest["files"].items():
         f = snap / name
-        if not f.is_file() or _sha256(f) != digest:
+        if not f.is_file() or sha256_file(f) != digest:
             raise MemoryFormatError(
                 f"{f} is missing or corrupt (checksum mismatch); restore it from a backup "
                 "or rebuild the memory"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ import torch
 
 from hierarchy import load_tree, save_tree
 from memory import BackboneMismatchError, MemoryFormatError, VisualMemory
+from memory._persist import begin_snapshot, commit_snapshot, current_snapshot
 
 if TYPE_CHECKING:
     from ._classifier import TwoStageClassifier
@@ -57,10 +56,7 @@ def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str]) -> Pa
 
     clf._check_fitted()
     root = Path(path)
-    snaps = root / "snapshots"
-    snaps.mkdir(parents=True, exist_ok=True)
-    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=snaps))
+    tmp, name = begin_snapshot(root)
     try:
         save_tree(clf.tree, tmp / "tree.json")
         for i, shard in enumerate(clf.shards_):
@@ -82,19 +78,10 @@ def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str]) -> Pa
             "centroid_router": isinstance(clf.router_, CentroidRouter),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, snaps / name)
-        fd, cur = tempfile.mkstemp(prefix=".CURRENT-", dir=root)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(name + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(cur, root / "CURRENT")
+        commit_snapshot(root, tmp, name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in snaps.iterdir():
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
     return root
 
 
@@ -112,23 +99,19 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
     from ._routers import CentroidRouter, HeadRouter, MemoryRouter
     from ._specialists import DeltaSpecialists, FullSpecialists, _Restricted
 
-    root = Path(path)
-    current = root / "CURRENT"
-    if not current.is_file():
-        raise MemoryFormatError(f"{root} is not a saved classifier (no CURRENT); build one with 'supersub build'")
-    snap = root / "snapshots" / current.read_text().strip()
+    snap = current_snapshot(Path(path), "classifier")
     try:
         manifest = json.loads((snap / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise MemoryFormatError(f"{snap / 'manifest.json'} is missing or corrupt: {exc}") from exc
     if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
         raise MemoryFormatError(
-            f"{root} is not a supersub classifier of format version {FORMAT_VERSION}; rebuild it"
+            f"{path} is not a supersub classifier of format version {FORMAT_VERSION}; rebuild it"
         )
     opts = manifest["options"]
     if fingerprint is not None and opts.get("fingerprint") != fingerprint:
         raise BackboneMismatchError(
-            f"{root} was built on embeddings from {opts.get('fingerprint')!r}, not {fingerprint!r}; "
+            f"{path} was built on embeddings from {opts.get('fingerprint')!r}, not {fingerprint!r}; "
             "embed queries with the same backbone, size and crop"
         )
     clf = TwoStageClassifier(load_tree(snap / "tree.json"), **opts)

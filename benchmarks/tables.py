@@ -77,7 +77,6 @@ def router_table(r: dict) -> str:
         out += [f"*Throughput* on the WordNet cut, {t['timing']}:", "",
                 "| system | queries/s | vs flat kNN |", "|---|---|---|"]
         out += [f"| {n} | {row['queries_per_s']:,.0f} | **{row['vs_flat']}x** |" for n, row in t["systems"].items()]
-    out.insert(1, "")
     out.insert(1, "Queries/s in the accuracy tables are single passes; the throughput table times each "
                   "system best of 3 with nothing else running.")
     return "\n".join(out).rstrip()

@@ -9,7 +9,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SUPERSUB_DATA ?= $(firstword $(wildcard ../shared/data/tiny-imagenet-200.tar.xz))
 export SUPERSUB_DATA
 
-.PHONY: setup wordnet demo test clean
+.PHONY: setup wordnet browser demo test clean
 
 setup: $(STAMP) wordnet
 
@@ -29,11 +29,15 @@ wordnet: $(STAMP)
 	  fi; \
 	  $(PY) -c "import hierarchy; print('WordNet', hierarchy.load_wordnet().get_version(), 'installed')"; }
 
-# The main job: tree -> embed (cached) -> routed memory -> predictions -> evaluation.
+# The main job: tree -> embed (cached) -> routed memory -> predictions -> evaluation -> report.
 # By default a subset (100 train and 20 val images per class); FULL=1 uses everything.
 DEMO      := runs/demo
 DEMO_DATA := $(if $(FULL),--full,--per-class 100)
 DEMO_VAL  := $(if $(FULL),--full,--per-class 20)
+# Headless Chromium renders the HTML report in the tests (Debian's package).
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup
 	$(VENV)/bin/supersub tree build --dataset tiny-imagenet-200 --cut balanced:10 -o $(DEMO)/tree.json -q
 	$(VENV)/bin/supersub tree show $(DEMO)/tree.json --brief
@@ -42,8 +46,10 @@ demo: setup
 	$(VENV)/bin/supersub predict --model $(DEMO)/model --top 3 --neighbours 3 \
 	  $$($(PY) -c "from memory import tiny_imagenet; print(*tiny_imagenet('val').paths[100:102])")
 	$(VENV)/bin/supersub evaluate --model $(DEMO)/model --split val $(DEMO_VAL) -o $(DEMO)/eval
+	$(VENV)/bin/supersub report --predictions $(DEMO)/eval/predictions.csv --model $(DEMO)/model \
+	  --system routed --baseline flat -o $(DEMO)/report
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
 
 clean:

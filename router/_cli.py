@@ -208,9 +208,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         (out / "metrics.json").write_text(json.dumps(result, indent=1))
         rp = clf.predict_proba(es.X, routing=args.routing, m=args.m)  # type: ignore[attr-defined]
         fp = flat.predict_proba(es.X)
+        op = clf.predict_proba(es.X, routing="oracle", y_true=es.labels)  # type: ignore[attr-defined]
         write_predictions(out / "predictions.csv", es.refs, list(es.labels), {
             "flat": (flat_pred, None, fp.max(1)),
             "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(es.X), rp.max(1)),  # type: ignore[attr-defined]
+            "oracle": (clf.classes_[op.argmax(1)], true_sup, op.max(1)),  # type: ignore[attr-defined]
         }, clf.tree)  # type: ignore[attr-defined]
         print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
     return 0
@@ -262,6 +264,64 @@ def _memory_remove(args: argparse.Namespace) -> int:
         raise CLIError("give --label and/or --source to remove")
     clf.save(args.model)  # type: ignore[attr-defined]
     print(f"removed {sum(len(v) for v in removed.values())} entries")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def _gallery(args: argparse.Namespace, p: object, n: int) -> list:
+    """Confident mistakes of ``p`` with the neighbours that outvoted the truth."""
+    import numpy as np
+
+    from ._pipeline import embedder_for
+    from ._report import GalleryItem, GalleryNeighbour
+
+    clf = _load_model(args.model)
+    ds = _load_dataset(args.data, "val", None)
+    root = Path(ds.root)  # type: ignore[attr-defined]
+    wrong = np.flatnonzero(p.wrong)  # type: ignore[attr-defined]
+    if p.score is None or p.ref is None or not len(wrong):  # type: ignore[attr-defined]
+        return []
+    order = wrong[np.argsort(-p.score[wrong], kind="stable")][:n]  # type: ignore[attr-defined]
+    emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[attr-defined]
+    paths = [root / str(p.ref[i]) for i in order]  # type: ignore[attr-defined]
+    X = emb.embed_images(paths)
+    items = []
+
+    def read(path: Path) -> bytes | None:
+        return path.read_bytes() if path.is_file() else None
+
+    for i, path, e in zip(order, paths, clf.explain(X)):  # type: ignore[attr-defined]
+        outvoters = [nb for nb in e.neighbours if nb.label != p.true[i]][:5]  # type: ignore[attr-defined]
+        items.append(GalleryItem(
+            image=read(path), true=str(p.true[i]), pred=str(p.pred[i]), score=float(p.score[i]),  # type: ignore[attr-defined]
+            ref=str(p.ref[i]),  # type: ignore[attr-defined]
+            neighbours=[GalleryNeighbour(read(root / nb.ref) if nb.ref else None, nb.label, nb.source,
+                                         nb.weight, nb.similarity) for nb in outvoters],
+        ))
+    return items
+
+
+def _report(args: argparse.Namespace) -> int:
+    import hierarchy as h
+
+    from ._analysis import load_predictions
+    from ._report import write_report
+
+    systems = load_predictions(args.predictions)
+    if args.tree:
+        tree = h.load_tree(args.tree)
+    elif args.model:
+        tree = _load_model(args.model).tree  # type: ignore[attr-defined]
+    else:
+        raise CLIError("give --tree (or --model, whose tree is used)")
+    main_name = args.system or [n for n in systems if n != "oracle"][-1]
+    if main_name not in systems:
+        raise CLIError(f"no system {main_name!r} in {args.predictions}; present: {', '.join(systems)}")
+    gallery = _gallery(args, systems[main_name], args.gallery) if args.model and args.gallery else []
+    paths = write_report(systems, tree, args.output, main=main_name, baseline=args.baseline,
+                         oracle="oracle" if "oracle" in systems else None, gallery=gallery)
+    print(Path(paths["markdown"]).read_text())
+    print(f"wrote {paths['html']} and {paths['markdown']}")
     return 0
 
 
@@ -373,6 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--label")
     rm.add_argument("--source")
     rm.set_defaults(func=_memory_remove)
+
+    rep = sub.add_parser("report", help="misclassification report (HTML + Markdown) from predictions")
+    rep.add_argument("--predictions", required=True, help="CSV/Parquet with true,pred[,route,score,ref,system]")
+    rep.add_argument("--tree", help="tree JSON with a superclass cut (default: the model's tree)")
+    rep.add_argument("--model", help="routed model, for the neighbour gallery")
+    rep.add_argument("--data", help="dataset the refs point into (default: $SUPERSUB_DATA)")
+    rep.add_argument("--system", help="system to describe (default: the last in the file)")
+    rep.add_argument("--baseline", help="system to compare against (default: the first other)")
+    rep.add_argument("--gallery", type=int, default=8, help="confident mistakes to show")
+    rep.add_argument("-o", "--output", required=True, help="directory for report.html and summary.md")
+    rep.set_defaults(func=_report)
     return parser
 
 

@@ -91,6 +91,7 @@ def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequ
             for i in range(len(y)):
                 w.writerow([name, refs[i], y[i], pred[i], "" if route is None else route[i],
                             f"{score[i]:.6f}"])
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 

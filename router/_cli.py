@@ -209,11 +209,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         rp = clf.predict_proba(es.X, routing=args.routing, m=args.m)  # type: ignore[attr-defined]
         fp = flat.predict_proba(es.X)
         op = clf.predict_proba(es.X, routing="oracle", y_true=es.labels)  # type: ignore[attr-defined]
+        col = {c: i for i, c in enumerate(flat.classes_)}
+        fp = fp[:, [col[c] for c in clf.classes_]]  # type: ignore[attr-defined]  # routed column order
         write_predictions(out / "predictions.csv", es.refs, list(es.labels), {
-            "flat": (flat_pred, None, fp.max(1)),
-            "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(es.X), rp.max(1)),  # type: ignore[attr-defined]
-            "oracle": (clf.classes_[op.argmax(1)], true_sup, op.max(1)),  # type: ignore[attr-defined]
-        }, clf.tree)  # type: ignore[attr-defined]
+            "flat": (flat_pred, None, fp),
+            "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(es.X), rp),  # type: ignore[attr-defined]
+            "oracle": (clf.classes_[op.argmax(1)], true_sup, op),  # type: ignore[attr-defined]
+        }, clf.tree, classes=clf.classes_)  # type: ignore[attr-defined]
         print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
     return 0
 

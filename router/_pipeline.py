@@ -79,18 +79,25 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
 
 def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequence[str],
                       systems: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]],
-                      tree: ClassTree) -> Path:
-    """CSV with one row per query and system: ``system,ref,true,pred,route,score``."""
+                      tree: ClassTree, *, classes: np.ndarray | None = None, top: int = 5) -> Path:
+    """CSV with one row per query and system: ``system,ref,true,pred,route,score,pred2..``.
+
+    ``systems`` maps a name to ``(pred, route or None, proba)``, where ``proba``
+    has shape (n, len(classes)); its ranking gives ``pred2``..``pred{top}``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    ranked_cols = [f"pred{k}" for k in range(2, top + 1)] if classes is not None else []
     with os.fdopen(fd, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["system", "ref", "true", "pred", "route", "score"])
-        for name, (pred, route, score) in systems.items():
+        w.writerow(["system", "ref", "true", "pred", "route", "score", *ranked_cols])
+        for name, (pred, route, proba) in systems.items():
+            order = np.argsort(-proba, axis=1, kind="stable")[:, 1:top] if ranked_cols else None
             for i in range(len(y)):
+                extra = [classes[j] for j in order[i]] if order is not None else []  # type: ignore[index]
                 w.writerow([name, refs[i], y[i], pred[i], "" if route is None else route[i],
-                            f"{score[i]:.6f}"])
+                            f"{proba[i].max():.6f}", *extra])
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path

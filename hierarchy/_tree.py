@@ -323,18 +323,15 @@ class ClassTree:
             if self.source == "wordnet":
                 wn = wordnet if wordnet is not None else load_wordnet()
                 syn = synset_from_wnid(cls, wn)
-                best: list[Any] | None = None
+                candidates = []  # (depth of the attach point, names along the path, chain below it)
                 for path in syn.hypernym_paths():
                     ids = [wnid_of(p) for p in path]
-                    at = max(i for i, w in enumerate(ids) if w in g or i == 0)
-                    key = (at, [p.name() for p in path])
-                    if ids[at] in self.classes:
-                        continue  # never hang a class below another class
-                    if best is None or key[0] > best[0] or (key[0] == best[0] and key[1] < best[1]):
-                        best = [at, [p.name() for p in path], path]
-                if best is None or wnid_of(best[2][best[0]]) not in g:
+                    at = max(i for i, w in enumerate(ids) if w in g)
+                    if ids[at] not in self.class_index:  # never hang a class below another class
+                        candidates.append((-at, [p.name() for p in path], path[at:]))
+                if not candidates:
                     raise HierarchyError(f"cannot graft {cls} onto this tree: no shared ancestor")
-                chain = best[2][best[0]:]
+                chain = min(candidates, key=lambda c: (c[0], c[1]))[2]
                 for up, down in zip(chain, chain[1:]):
                     g.add_node(wnid_of(down), name=down.name(), label=_label(down))
                     g.add_edge(wnid_of(up), wnid_of(down))

@@ -128,3 +128,23 @@ def test_from_parents_and_unknown_node():
     assert tree.lca_height("cat", "car") == 2
     with pytest.raises(UnknownClassError, match="unknown node 'cta'.*close matches: cat"):
         tree.path_to_root("cta")
+
+
+def test_with_class_grafts_a_new_wnid(wordnet):
+    from hierarchy import shipped_tree
+
+    tree = shipped_tree("tiny-imagenet-200")
+    tench = "n01440764"
+    grown = tree.with_class(tench, wordnet=wordnet)
+    assert tench in grown.classes and len(grown.classes) == 201
+    assert grown.superclasses.names[grown.superclass_of(tench)] == "chordate (other)"
+    assert grown.name(grown.parent(tench)) == "cyprinid.n.01"
+    goldfish = "n01443537"  # shares the cyprinid branch with tench
+    assert grown.lca_height(tench, goldfish) == 1
+    assert tree.classes == grown.classes[:200]  # the original is untouched
+    moved = grown.with_class(tench, superclass="n01886756")
+    assert moved.superclass_of(tench) == "n01886756"
+    with pytest.raises(UnknownClassError, match="unknown superclass 'nope'"):
+        grown.with_class(tench, superclass="nope")
+    with pytest.raises(HierarchyError, match="inner node"):
+        grown.with_class(grown.parent(tench))

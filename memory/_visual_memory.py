@@ -631,12 +631,12 @@ class VisualMemory:
         k = self.k if k is None else check_k(k)
         Q = as_embeddings(X, self.dim)
         Q = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
-        per_query = (
-            superclass is not None
-            and not isinstance(superclass, str)
-            and len(superclass) == Q.shape[0]
-            and Q.shape[0] > 1
-        )
+        per_query = isinstance(superclass, (list, np.ndarray))
+        if per_query and len(superclass) != Q.shape[0]:
+            raise InputError(
+                f"a list of superclasses routes each query ({Q.shape[0]} queries) and must match "
+                f"their number, got {len(superclass)}; pass a set or tuple to search several shards"
+            )
         sims = np.empty((Q.shape[0], k), dtype=np.float32)
         rows = np.empty((Q.shape[0], k), dtype=np.int64)
         if per_query:
@@ -666,9 +666,10 @@ class VisualMemory:
         X : array-like of shape (n, dim)
         k : int, optional
             Defaults to ``self.k``.
-        superclass : str, collection of str, or sequence of length n, optional
-            Search only these superclasses' entries (a shard); a sequence of
-            length ``n`` gives each query its own superclass.
+        superclass : str, set/tuple of str, or list/array of length n, optional
+            Search only this superclass's entries (a shard), or those of a
+            set or tuple of superclasses; a list or array of length ``n``
+            gives each query its own superclass.
         steer : Steer, optional
             Entries to exclude from the search.
 

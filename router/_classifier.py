@@ -422,6 +422,8 @@ class TwoStageClassifier:
         """Unlearn entries by source and/or label across shards; returns removed ids per superclass."""
         self._check_fitted()
         self._require_memory_specialists("remove")
+        if source is None and label is None:
+            raise InputError("give source and/or label to remove")
         out = {}
         for s, shard in zip(self.superclasses_, self.shards_):
             try:
@@ -432,6 +434,10 @@ class TwoStageClassifier:
                 out[s] = shard.remove(ids)
                 if isinstance(self.router_, CentroidRouter):
                     self.router_.refresh(shard, s)
+        if not out:
+            raise UnknownClassError(
+                f"no entry has source {source!r} and label {label!r}; see 'supersub memory info'"
+            )
         self.classes_ = np.array(
             [c for c in self.classes_ if any(c in sh.classes_ for sh in self.shards_)], dtype=object)
         return out

@@ -120,6 +120,15 @@ def test_per_query_superclass(mem, data):
         np.testing.assert_array_equal(ids[q], expect[0])
 
 
+def test_superclass_sets_and_lists(mem, data):
+    _, _, Q, _ = data
+    _, both = mem.search(Q[:2], 5, superclass=("A", "B"))
+    _, everything = mem.search(Q[:2], 5)
+    np.testing.assert_array_equal(both, everything)  # a tuple restricts to the union of shards
+    with pytest.raises(InputError, match="must match their number"):
+        mem.search(Q[:3], 5, superclass=["A", "B"])  # a list routes each query
+
+
 def test_filtered_search_returns_k_when_k_exist(mem, data):
     _, _, Q, _ = data
     lab_ids = mem.select(source="lab")

@@ -102,6 +102,9 @@ def test_remove_by_source(synthetic):
     out = clf.remove(source="user-upload")
     assert sum(v.size for v in out.values()) == 4
     assert clf.n_entries() == len(s["X"])
+    with pytest.raises(UnknownClassError, match="no entry has source 'user-upload'"):
+        clf.remove(source="user-upload")  # nothing left to unlearn: say so, change nothing
+    assert clf.n_entries() == len(s["X"])
 
 
 @pytest.mark.parametrize("spec", ["delta", "full"])

@@ -13,7 +13,13 @@ from ._cache import CacheModel, fit_cache
 from ._datasets import TINY_IMAGENET_URL, DataError, ImageDataset, image_folder, tiny_imagenet
 from ._embed import Embedder, cache_root
 from ._embedding_store import EmbeddingSet, embed_dataset, load_embeddings, save_embeddings
-from ._errors import BackboneMismatchError, InputError, MemoryFormatError, UnknownEntryError
+from ._errors import (
+    BackboneMismatchError,
+    ConcurrentWriteError,
+    InputError,
+    MemoryFormatError,
+    UnknownEntryError,
+)
 from ._explain import Explanation, Neighbour, PruneReport, Steer
 from ._persist import load_memory, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
@@ -26,6 +32,7 @@ __all__ = [
     "BackboneMismatchError",
     "BackboneSpec",
     "CacheModel",
+    "ConcurrentWriteError",
     "DataError",
     "Embedder",
     "EmbeddingSet",

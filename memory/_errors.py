@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackboneMismatchError",
+    "ConcurrentWriteError",
     "InputError",
     "MemoryFormatError",
     "UnknownEntryError",
@@ -27,3 +28,7 @@ class MemoryFormatError(ValueError):
 
 class BackboneMismatchError(ValueError):
     """Embeddings or a saved memory from another backbone or dimension."""
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer holds the lock of a saved memory or classifier."""

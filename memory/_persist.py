@@ -18,6 +18,8 @@ snapshot loadable.  Old snapshots are removed after the switch.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -26,12 +28,13 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
-from ._errors import BackboneMismatchError, MemoryFormatError
+from ._errors import BackboneMismatchError, ConcurrentWriteError, MemoryFormatError
 
 if TYPE_CHECKING:
     from ._visual_memory import VisualMemory
@@ -67,6 +70,34 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """Hold the exclusive writer lock of ``root`` (an ``fcntl`` lock on ``root/.lock``).
+
+    Raises
+    ------
+    ConcurrentWriteError
+        If another writer (process or open handle) holds it.  Readers never
+        need the lock: they read the snapshot named by ``CURRENT``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise ConcurrentWriteError(
+                f"{root} is being written by {holder}; wait for that save to finish "
+                "(two writers on one memory would lose updates)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def begin_snapshot(root: Path) -> tuple[Path, str]:
     """Create ``root/snapshots/.tmp-*`` to fill; returns it and the snapshot's final name."""
     if root.exists() and not root.is_dir():
@@ -81,9 +112,12 @@ def commit_snapshot(root: Path, tmp: Path, name: str) -> None:
     """Make a filled snapshot live: flush it, rename it, then swap ``CURRENT`` atomically.
 
     Until the final ``os.replace`` of ``CURRENT``, the previous snapshot stays
-    live; afterwards older snapshots and stray temporary files are removed.
+    live.  Afterwards the snapshot before it is kept too, for readers that
+    read ``CURRENT`` just before the swap; older ones and stray temporary
+    files are removed.
     """
     snaps = root / "snapshots"
+    previous = (root / "CURRENT").read_text().strip() if (root / "CURRENT").is_file() else None
     _fsync_dir(tmp)
     os.replace(tmp, snaps / name)
     _fsync_dir(snaps)
@@ -95,7 +129,7 @@ def commit_snapshot(root: Path, tmp: Path, name: str) -> None:
     os.replace(cur_tmp, root / "CURRENT")
     _fsync_dir(root)
     for old in snaps.iterdir():
-        if old.name != name:
+        if old.name not in (name, previous):
             shutil.rmtree(old, ignore_errors=True)
     for stray in root.glob(".CURRENT-*"):
         stray.unlink(missing_ok=True)
@@ -120,6 +154,12 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str]) -> Path:
         The directory.
     """
     root = Path(path)
+    with writer_lock(root):
+        _save_locked(memory, root)
+    return root
+
+
+def _save_locked(memory: VisualMemory, root: Path) -> None:
     tmp, name = begin_snapshot(root)
     try:
         files: dict[str, str] = {}
@@ -173,7 +213,6 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str]) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return root
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
@@ -195,6 +234,29 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
 
 
 def load_memory(
+    path: str | os.PathLike[str],
+    *,
+    dim: int | None = None,
+    fingerprint: str | None = None,
+) -> VisualMemory:
+    """Load a memory written by :func:`save_memory` (see :func:`_load_once`).
+
+    A reader never takes the writer lock.  If a writer swaps snapshots twice
+    while this load reads files, the load starts again from the new
+    ``CURRENT`` (up to three times).
+    """
+    root = Path(path)
+    for attempt in range(3):
+        before = current_snapshot(root, "memory")
+        try:
+            return _load_once(root, dim=dim, fingerprint=fingerprint)
+        except (OSError, MemoryFormatError):
+            if attempt == 2 or current_snapshot(root, "memory") == before:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _load_once(
     path: str | os.PathLike[str],
     *,
     dim: int | None = None,

@@ -23,7 +23,7 @@ import torch
 
 from hierarchy import load_tree, save_tree
 from memory import BackboneMismatchError, MemoryFormatError, VisualMemory
-from memory._persist import begin_snapshot, commit_snapshot, current_snapshot
+from memory._persist import begin_snapshot, commit_snapshot, current_snapshot, writer_lock
 
 if TYPE_CHECKING:
     from ._classifier import TwoStageClassifier
@@ -50,12 +50,24 @@ def _head_from(state: dict[str, Any]) -> Any:
 
 
 def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str]) -> Path:
-    """Write ``clf`` to the directory ``path``; a crash leaves the previous save loadable."""
+    """Write ``clf`` to the directory ``path``; a crash leaves the previous save loadable.
+
+    Raises
+    ------
+    ConcurrentWriteError
+        If another writer is saving to ``path``.
+    """
+    clf._check_fitted()
+    root = Path(path)
+    with writer_lock(root):
+        _save_locked(clf, root)
+    return root
+
+
+def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
     from ._routers import CentroidRouter, HeadRouter
     from ._specialists import DeltaSpecialists
 
-    clf._check_fitted()
-    root = Path(path)
     tmp, name = begin_snapshot(root)
     try:
         save_tree(clf.tree, tmp / "tree.json")
@@ -82,7 +94,6 @@ def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str]) -> Pa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return root
 
 
 def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> TwoStageClassifier:

@@ -24,12 +24,26 @@ def test_round_trip(mem, data, tmp_path):
     assert manifest["metric"] == "cosine" and manifest["version"] == 1
 
 
-def test_saving_again_keeps_one_snapshot(mem, tmp_path):
+def test_saving_again_keeps_the_live_and_previous_snapshot(mem, tmp_path):
+    for label in ("class01", "class02", "class03"):
+        mem.save(tmp_path / "m")
+        mem.remove(label=label)
     mem.save(tmp_path / "m")
-    mem.remove(label="class01")
-    mem.save(tmp_path / "m")
-    assert len(list((tmp_path / "m" / "snapshots").iterdir())) == 1
+    assert len(list((tmp_path / "m" / "snapshots").iterdir())) == 2  # live + previous, for readers
     assert len(VisualMemory.load(tmp_path / "m")) == len(mem)
+
+
+def test_second_writer_is_refused(mem, tmp_path):
+    from memory import ConcurrentWriteError
+    from memory._persist import writer_lock
+
+    mem.save(tmp_path / "m")
+    before = (tmp_path / "m" / "CURRENT").read_text()
+    with writer_lock(tmp_path / "m"):  # another writer holds the lock
+        with pytest.raises(ConcurrentWriteError, match="is being written by pid"):
+            mem.save(tmp_path / "m")
+    assert (tmp_path / "m" / "CURRENT").read_text() == before
+    mem.save(tmp_path / "m")  # released: saving works again
 
 
 def test_approximate_index_is_saved(data, tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -36,6 +38,17 @@ CREATE INDEX IF NOT EXISTS entries_superclass ON entries(superclass);
 
 #: Queries are searched in chunks of this many rows, to bound memory use.
 QUERY_CHUNK = 4096
+
+
+def _locked(method: Any) -> Any:
+    """Run a method under the memory's lock: edits and reads never interleave."""
+
+    @functools.wraps(method)
+    def wrapper(self: VisualMemory, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class _Vocab:
@@ -137,6 +150,8 @@ class VisualMemory:
         self.progress = progress
         self.metric = "cosine"
         self.dim: int | None = None
+        # One re-entrant lock: threads may share a memory, reading while another edits.
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._next_id = 0
@@ -258,6 +273,7 @@ class VisualMemory:
             f"index={self.index_spec!r}, k={self.k}, voting={self.voting!r})"
         )
 
+    @_locked
     def counts(self, by: str = "label") -> dict[str, int]:
         """Entries per label, source or superclass."""
         if by not in ("label", "source", "superclass"):
@@ -266,6 +282,7 @@ class VisualMemory:
         return {str(a): int(b) for a, b in rows}
 
     # ------------------------------------------------------------------ add
+    @_locked
     def add(
         self,
         X: Any,
@@ -363,6 +380,7 @@ class VisualMemory:
         return new_ids
 
     # --------------------------------------------------------------- select
+    @_locked
     def select(
         self,
         ids: Any = None,
@@ -420,6 +438,7 @@ class VisualMemory:
             found = np.intersect1d(found, id_arr)
         return found
 
+    @_locked
     def get(self, ids: Any) -> list[dict[str, Any]]:
         """Metadata of the given entries, in the order given."""
         id_arr = as_ids(ids, name="ids")
@@ -435,12 +454,14 @@ class VisualMemory:
                 out[row[0]] = dict(zip(("id", "label", "superclass", "source", "ref", "weight"), row))
         return [out[i] for i in id_arr.tolist()]
 
+    @_locked
     def vectors(self, ids: Any) -> np.ndarray:
         """The stored (normalised) vectors of ``ids``, shape (m, dim), float32."""
         rows = self._rows_of(as_ids(ids, name="ids"))
         return self._vectors()[rows].copy()
 
     # --------------------------------------------------------------- remove
+    @_locked
     def remove(
         self,
         ids: Any = None,
@@ -482,6 +503,7 @@ class VisualMemory:
         log.info("removed %d entries", doomed.size)
         return doomed
 
+    @_locked
     def set_weight(
         self,
         weight: float,
@@ -559,6 +581,7 @@ class VisualMemory:
         self._ann, self._ann_ids, self._tomb = ann, self._ids.copy(), np.empty(0, dtype=np.int64)
         self._set_search_params()
 
+    @_locked
     def build_index(self) -> VisualMemory:
         """Build (or refresh) the approximate index now rather than on the next search.
 
@@ -624,6 +647,7 @@ class VisualMemory:
         rows[:, : r.shape[1]] = r
         return sims, rows
 
+    @_locked
     def _neighbours(
         self, X: Any, k: int | None, superclass: Any, steer: Steer | None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -651,6 +675,7 @@ class VisualMemory:
             sims[sl], rows[sl] = self._search_rows(Q[sl], k, mask)
         return sims, rows
 
+    @_locked
     def search(
         self,
         X: Any,
@@ -705,6 +730,7 @@ class VisualMemory:
                     w = np.where(column[r] == code, w * float(factor), w)
         return np.where(valid, w, 0.0)
 
+    @_locked
     def _scores(
         self, X: Any, k: int | None, voting: str | None, temperature: float | None,
         superclass: Any, steer: Steer | None,
@@ -715,6 +741,7 @@ class VisualMemory:
         scores = class_scores(w, codes, len(self.classes_))
         return scores, sims, rows, w
 
+    @_locked
     def predict_proba(
         self,
         X: Any,
@@ -737,6 +764,7 @@ class VisualMemory:
         total = scores.sum(axis=1, keepdims=True)
         return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
 
+    @_locked
     def predict(
         self,
         X: Any,
@@ -757,6 +785,7 @@ class VisualMemory:
         out[scores.sum(axis=1) <= 0] = None
         return out
 
+    @_locked
     def top_k(
         self,
         X: Any,
@@ -783,12 +812,14 @@ class VisualMemory:
         order = np.argsort(-p, axis=1, kind="stable")[:, :n]
         return self.classes_.astype(object)[order], np.take_along_axis(p, order, 1)
 
+    @_locked
     def score(self, X: Any, y: Any, k: int | None = None, **kwargs: Any) -> float:
         """Top-1 accuracy on ``(X, y)``."""
         pred = self.predict(X, k, **kwargs)
         y_ = np.asarray(as_strings(y, len(pred), "y"), dtype=object)
         return float(np.mean(pred == y_))
 
+    @_locked
     def explain(
         self,
         X: Any,
@@ -829,6 +860,7 @@ class VisualMemory:
         return out
 
     # -------------------------------------------------------------- pruning
+    @_locked
     def prune_harmful(self, X: Any, y: Any, k: int | None = None, **kwargs: Any) -> Any:
         """Remove entries that take part in more wrong than right decisions.
 
@@ -838,12 +870,14 @@ class VisualMemory:
 
         return prune_harmful(self, X, y, k, **kwargs)
 
+    @_locked
     def prune_redundant(self, threshold: float = 0.98) -> Any:
         """Remove near-duplicates inside each class; see :func:`memory.prune_redundant`."""
         from ._prune import prune_redundant
 
         return prune_redundant(self, threshold)
 
+    @_locked
     def compress(self, m: int = 4, *, snap: bool = False, seed: int = 0) -> Any:
         """Reduce each class to ``m`` sub-centroids; see :func:`memory.compress`."""
         from ._prune import compress
@@ -851,6 +885,7 @@ class VisualMemory:
         return compress(self, m, snap=snap, seed=seed)
 
     # ---------------------------------------------------------- persistence
+    @_locked
     def save(self, path: Any) -> Any:
         """Save atomically to a directory (see :func:`memory.save_memory`)."""
         from ._persist import save_memory
@@ -866,6 +901,7 @@ class VisualMemory:
 
         return load_memory(path, dim=dim, fingerprint=fingerprint)
 
+    @_locked
     def copy(self) -> VisualMemory:
         """An independent deep copy."""
         new = VisualMemory(

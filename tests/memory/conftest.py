@@ -47,3 +47,83 @@ def make_clustered():
 @pytest.fixture(scope="session")
 def exact_knn():
     return brute_force
+
+
+DIM_W = 16
+WRITER = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from memory import VisualMemory
+
+def vec(ids):
+    return np.stack([np.random.default_rng(int(i)).standard_normal(16) for i in ids]).astype("float32")
+
+mem = VisualMemory.load(sys.argv[1])
+print("ready", flush=True)
+while True:
+    if len(mem) >= 400:
+        mem.remove(mem.ids_[:200])
+    new = np.arange(mem._next_id, mem._next_id + 50)
+    mem.add(vec(new), [f"c{i % 5}" for i in new], ids=new)
+    mem.save(sys.argv[1])
+"""
+
+
+def _vec16(ids):
+    return np.stack([np.random.default_rng(int(i)).standard_normal(DIM_W) for i in ids]).astype("float32")
+
+
+class SavingWriter:
+    """A separate process that edits and saves a memory directory in a loop, until killed."""
+
+    def __init__(self, path):
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2]
+        self.proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(root)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().strip()
+        assert line == b"ready", self.proc.stderr.read().decode()
+
+    def kill(self):
+        import os
+        import signal
+
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def saved_memory(tmp_path):
+    """A saved 16-d memory whose vectors and labels are functions of the ids."""
+    path = tmp_path / "mem"
+    mem = VisualMemory(DIM_W, progress=False)
+    ids = np.arange(100)
+    mem.add(_vec16(ids), [f"c{i % 5}" for i in ids], ids=ids)
+    mem.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def check_consistent():
+    def check(path):
+        """Load and verify every entry against the ground truth; returns (n, max id)."""
+        mem = VisualMemory.load(path)
+        ids = mem.ids_
+        assert len(np.unique(ids)) == len(ids)
+        expected = _vec16(ids)
+        expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+        np.testing.assert_allclose(mem.vectors(ids), expected, atol=1e-6)
+        assert [m["label"] for m in mem.get(ids)] == [f"c{i % 5}" for i in ids]
+        assert sum(mem.counts("label").values()) == len(mem)
+        return len(mem), int(ids.max())
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def saving_writer():
+    return SavingWriter

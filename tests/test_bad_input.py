@@ -1,0 +1,193 @@
+"""The bad-input matrix: each case gets an error that names the problem, and nothing changes.
+
+API cases check the exception type and message and that the memory is unchanged; CLI cases
+check a non-zero exit, the message on stderr, no traceback, and that files on disk are
+unchanged.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hierarchy import ClassTree, HierarchyError, TreeFormatError, UnknownClassError, cut_balanced, load_tree, save_tree
+from memory import (
+    BackboneMismatchError,
+    Embedder,
+    InputError,
+    MemoryFormatError,
+    UnknownEntryError,
+    VisualMemory,
+    get_backbone,
+)
+from router import TwoStageClassifier
+
+ROOT = Path(__file__).resolve().parents[1]
+X = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
+Y = np.array([f"c{i % 3}" for i in range(60)])
+
+
+def fresh_memory():
+    mem = VisualMemory(k=3, progress=False)
+    mem.add(X, Y, source="base", superclass=np.where(np.arange(60) % 2 == 0, "even", "odd"))
+    return mem
+
+
+def state(mem):
+    return mem.ids_.tolist(), mem.vectors(mem.ids_).tobytes(), mem.counts("label"), mem.counts("source")
+
+
+API_CASES = [
+    ("wrong dimension", lambda m: m.add(X[:2, :5], Y[:2]), InputError, "expected 8-d embeddings, got 5-d"),
+    ("NaN", lambda m: m.add(np.full((2, 8), np.nan, np.float32), Y[:2]), InputError, "NaN or inf"),
+    ("inf", lambda m: m.add(np.full((2, 8), np.inf, np.float32), Y[:2]), InputError, "NaN or inf"),
+    ("empty array", lambda m: m.add(np.zeros((0, 8), np.float32), []), InputError, "is empty"),
+    ("wrong dtype", lambda m: m.add(np.full((2, 8), "x"), Y[:2]), InputError, "must be numeric"),
+    ("not 2-D", lambda m: m.add(X[0], Y[0]), InputError, "must be 2-D"),
+    ("labels length", lambda m: m.add(X[:3], Y[:2]), InputError, "got 2 labels for 3 embeddings"),
+    ("duplicate id in batch", lambda m: m.add(X[:2], Y[:2], ids=[500, 500]), InputError, "duplicate id 500"),
+    ("id already stored", lambda m: m.add(X[:1], Y[:1], ids=[3]), InputError, "already in the memory"),
+    ("unknown label", lambda m: m.remove(label="c9"), UnknownEntryError, "unknown label 'c9'"),
+    ("unknown id", lambda m: m.remove([0, 12345]), UnknownEntryError, "unknown id 12345"),
+    ("unknown superclass", lambda m: m.search(X[:1], superclass="prime"), UnknownEntryError, "unknown superclass"),
+    ("zero k", lambda m: m.predict(X[:1], k=0), InputError, "k must be a positive integer"),
+    ("negative k", lambda m: m.search(X[:1], k=-2), InputError, "k must be a positive integer"),
+    ("query dimension", lambda m: m.predict(X[:1, :4]), InputError, "expected 8-d"),
+    ("unknown voting rule", lambda m: m.predict(X[:1], voting="majority"), InputError, "unknown voting rule"),
+    ("bad weight", lambda m: m.set_weight(-1.0, label="c1"), InputError, "weight must be"),
+    ("redundancy threshold", lambda m: m.prune_redundant(2.0), InputError, "threshold"),
+]
+
+
+@pytest.mark.parametrize("name, call, exc, match", API_CASES, ids=[c[0] for c in API_CASES])
+def test_memory_api_case(name, call, exc, match):
+    mem = fresh_memory()
+    before = state(mem)
+    with pytest.raises(exc, match=match):
+        call(mem)
+    assert state(mem) == before
+
+
+def test_saved_memory_cases(tmp_path):
+    mem = fresh_memory()
+    mem.fingerprint = "lite0@128"
+    mem.save(tmp_path / "m")
+    with pytest.raises(BackboneMismatchError, match="holds 8-d embeddings, expected 1280-d"):
+        VisualMemory.load(tmp_path / "m", dim=1280)
+    with pytest.raises(BackboneMismatchError, match="not 'lite2@128'"):
+        VisualMemory.load(tmp_path / "m", fingerprint="lite2@128")
+    snap = next((tmp_path / "m" / "snapshots").iterdir())
+    manifest = json.loads((snap / "manifest.json").read_text())
+    (snap / "manifest.json").write_text(json.dumps({**manifest, "version": 2}))
+    with pytest.raises(MemoryFormatError, match="format version 2"):
+        VisualMemory.load(tmp_path / "m")
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    (snap / "index.faiss").write_bytes(b"garbage")
+    with pytest.raises(MemoryFormatError, match="index.faiss is missing or corrupt"):
+        VisualMemory.load(tmp_path / "m")
+
+
+def test_tree_and_router_cases(tmp_path, wordnet):
+    with pytest.raises(UnknownClassError, match="n09999999"):
+        ClassTree.from_wnids(["n01440764", "n09999999"], wordnet=wordnet)
+    with pytest.raises(HierarchyError, match="duplicate class"):
+        ClassTree.from_wnids(["n01440764", "n01440764"], wordnet=wordnet)
+    tree = ClassTree.from_parents({"c0": "s0", "c1": "s0", "c2": "s1"})
+    tree = tree.with_superclasses(cut_balanced(tree, 2))
+    path = save_tree(tree, tmp_path / "t.json")
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(TreeFormatError, match="truncated"):
+        load_tree(path)
+    clf = TwoStageClassifier(tree, k=3).fit(X, Y)
+    with pytest.raises(InputError, match="m = 5 exceeds the number of superclasses"):
+        clf.predict(X[:2], routing="soft", m=5)
+    with pytest.raises(UnknownClassError, match="unknown label 'c7'"):
+        TwoStageClassifier(tree).fit(X[:2], ["c0", "c7"])
+    before = [sh.ids_.tolist() for sh in clf.shards_]
+    with pytest.raises(UnknownClassError, match="no entry has source 'nowhere'"):
+        clf.remove(source="nowhere")
+    assert [sh.ids_.tolist() for sh in clf.shards_] == before
+
+
+def test_image_cases(tmp_path, lite0_64):
+    emb = Embedder(lite0_64, progress=False)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really")
+    with pytest.raises(InputError, match="cannot read image .*broken.jpg"):
+        emb.embed_images([bad])
+    with pytest.raises(InputError, match="does not exist"):
+        emb.embed_images([tmp_path / "nope.jpg"])
+
+
+# ---------------------------------------------------------------------- CLI
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory, tiny_layout, wordnet):
+    """A routed model built by the CLI from the miniature Tiny-ImageNet."""
+    work = tmp_path_factory.mktemp("cli")
+    tree = ClassTree.from_wnids(tiny_layout["wnids"], wordnet=wordnet)
+    save_tree(tree.with_superclasses(cut_balanced(tree, 2)), work / "tree.json")
+    run(["build", "--data", str(tiny_layout["tar"]), "--tree", str(work / "tree.json"), "--size", "64",
+         "--k", "3", "--no-progress", "-o", str(work / "model")], expect=0)
+    return work
+
+
+def run(args, expect=2, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "router._cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env)
+    assert proc.returncode == expect, proc.stderr
+    if expect:
+        assert "Traceback" not in proc.stderr
+    return proc
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+            and p.name != ".lock"}
+
+
+CLI_CASES = [
+    ("tree: unknown wnid", lambda w, d: ["tree", "build", "--wnids", str(w / "bad_wnids.txt"), "-o", str(w / "x.json")],
+     "unknown wnid 'n09999999'"),
+    ("tree: missing file", lambda w, d: ["tree", "show", str(w / "none.json")], "does not exist; build one"),
+    ("tree: cyclic mapping", lambda w, d: ["tree", "build", "--mapping", str(w / "cyc.csv"), "-o", str(w / "x.json")],
+     "cycle: a -> b -> a"),
+    ("tree: truncated file", lambda w, d: ["tree", "show", str(w / "trunc.json")], "truncated"),
+    ("tree: bad cut", lambda w, d: ["tree", "build", "--dataset", "tiny-imagenet-200", "--cut", "balanced:0",
+                                    "-o", str(w / "x.json")], "n must be an integer"),
+    ("predict: missing image", lambda w, d: ["predict", str(w / "none.jpg"), "--model", str(w / "model")],
+     "does not exist"),
+    ("predict: unreadable image", lambda w, d: ["predict", str(w / "broken.jpg"), "--model", str(w / "model")],
+     "cannot read image"),
+    ("predict: not a model", lambda w, d: ["predict", str(w / "broken.jpg"), "--model", str(w)],
+     "not a saved classifier"),
+    ("memory: unknown class", lambda w, d: ["memory", "remove", str(w / "model"), "--label", "n02085620"],
+     "unknown class 'n02085620'"),
+    ("memory: unknown source", lambda w, d: ["memory", "remove", str(w / "model"), "--source", "web"],
+     "no entry has source 'web'"),
+    ("memory: unreadable image", lambda w, d: ["memory", "add", str(w / "model"), str(w / "broken.jpg"),
+                                               "--label", "n01443537"], "cannot read image"),
+    ("evaluate: m too large", lambda w, d: ["evaluate", "--model", str(w / "model"), "--data", str(d), "--routing",
+                                            "soft", "--m", "9", "--no-progress"], "m = 9 exceeds"),
+    ("embed: unknown backbone", lambda w, d: ["embed", "--data", str(d), "--backbone", "lite9", "-o", str(w / "e")],
+     "unknown backbone 'lite9'"),
+    ("embed: missing data", lambda w, d: ["embed", "--data", str(w / "no-data.tar.xz"), "-o", str(w / "e")],
+     "does not exist"),
+]
+
+
+@pytest.mark.parametrize("name, argv, match", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_case(cli_model, tiny_layout, name, argv, match):
+    w = cli_model
+    (w / "bad_wnids.txt").write_text("n01440764\nn09999999\n")
+    (w / "cyc.csv").write_text("a,b\nb,a\n")
+    (w / "trunc.json").write_text('{"format": "supersub-tree", "ver')
+    (w / "broken.jpg").write_bytes(b"\xff\xd8 not an image")
+    before = snapshot(w / "model")
+    proc = run(argv(w, tiny_layout["tar"]))
+    assert match in proc.stderr
+    assert snapshot(w / "model") == before

@@ -653,8 +653,7 @@ class VisualMemory:
     ) -> tuple[np.ndarray, np.ndarray]:
         self._check_ready()
         k = self.k if k is None else check_k(k)
-        Q = as_embeddings(X, self.dim)
-        Q = Q / np.maximum(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12)
+        Q = as_embeddings(X, self.dim)  # normalised chunk by chunk below, to bound memory
         per_query = isinstance(superclass, (list, np.ndarray))
         if per_query and len(superclass) != Q.shape[0]:
             raise InputError(
@@ -672,7 +671,8 @@ class VisualMemory:
         mask = self._allowed_rows(superclass, steer)
         for start in range(0, Q.shape[0], QUERY_CHUNK):
             sl = slice(start, start + QUERY_CHUNK)
-            sims[sl], rows[sl] = self._search_rows(Q[sl], k, mask)
+            chunk = Q[sl] / np.maximum(np.linalg.norm(Q[sl], axis=1, keepdims=True), 1e-12)
+            sims[sl], rows[sl] = self._search_rows(chunk, k, mask)
         return sims, rows
 
     @_locked

@@ -5,7 +5,7 @@
 * 50 SIGKILLs of a process that edits and saves a memory in a loop; after each, the memory on
   disk must load in a consistent state (tests/memory/test_crash_safety.py, SUPERSUB_KILLS=50);
 * the long property run: random add/remove/prune/save/load sequences against a brute-force
-  model, 500 examples x 20 steps (tests/memory/test_properties.py, SUPERSUB_LONG_PROPERTIES=1);
+  model, 1000 sequences of up to 20 steps (tests/memory/test_properties.py, SUPERSUB_LONG_PROPERTIES=1);
 * peak resident memory while searching many queries (Linux: the VmHWM high-water mark, reset
   before the search): queries are searched in chunks of memory._visual_memory.QUERY_CHUNK,
   so only the (n, k) results grow with n, never an (n, entries) similarity matrix.
@@ -69,10 +69,22 @@ def rss(n_mem: int, n_q: int, dim: int) -> dict:
     return row
 
 
+def long_properties() -> dict:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".steps") as log:
+        row = pytest_run("tests/memory/test_properties.py", SUPERSUB_LONG_PROPERTIES="1",
+                         SUPERSUB_STEP_LOG=log.name)
+        steps = [int(x) for x in open(log.name).read().split()]
+    row.update(sequences=len(steps), steps=sum(steps))
+    print(f"property run: {len(steps)} sequences, {sum(steps)} steps", flush=True)
+    return row
+
+
 def main() -> None:
     out = {
         "crash_safety_50_kills": pytest_run("tests/memory/test_crash_safety.py", SUPERSUB_KILLS="50"),
-        "long_property_run": pytest_run("tests/memory/test_properties.py", SUPERSUB_LONG_PROPERTIES="1"),
+        "long_property_run": long_properties(),
         "streaming_search": [rss(100_000, 10_000, 256), rss(100_000, 100_000, 256)],
     }
     print("wrote", write_result("reliability", out))

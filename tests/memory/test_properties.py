@@ -15,6 +15,7 @@ DIM, K = 8, 5
 LABELS = ["a", "b", "c"]
 QUERIES = np.random.default_rng(123).standard_normal((6, DIM)).astype(np.float32)
 LONG = os.environ.get("SUPERSUB_LONG_PROPERTIES") == "1"
+STEP_LOG = os.environ.get("SUPERSUB_STEP_LOG")  # the reliability benchmark counts the steps run
 
 
 class MemoryModel(RuleBasedStateMachine):
@@ -23,12 +24,20 @@ class MemoryModel(RuleBasedStateMachine):
         self.mem = VisualMemory(DIM, k=K, voting="plurality", progress=False)
         self.ref: dict[int, tuple[np.ndarray, str]] = {}
         self.tmp = tempfile.TemporaryDirectory()
+        self.steps = 0
 
     def teardown(self) -> None:
         self.tmp.cleanup()
+        if STEP_LOG:
+            with open(STEP_LOG, "a") as fh:
+                fh.write(f"{self.steps}\n")
+
+    def _step(self) -> None:
+        self.steps += 1
 
     @rule(n=st.integers(1, 15), seed=st.integers(0, 10_000), duplicate=st.booleans())
     def add(self, n, seed, duplicate):
+        self._step()
         rng = np.random.default_rng(seed)
         X = rng.standard_normal((n, DIM)).astype(np.float32)
         if duplicate and self.ref:  # near-copies of stored entries, for the pruner
@@ -41,6 +50,7 @@ class MemoryModel(RuleBasedStateMachine):
     @precondition(lambda self: self.ref)
     @rule(data=st.data())
     def remove_ids(self, data):
+        self._step()
         ids = data.draw(st.lists(st.sampled_from(sorted(self.ref)), min_size=1, max_size=5, unique=True))
         self.mem.remove(ids)
         for i in ids:
@@ -49,6 +59,7 @@ class MemoryModel(RuleBasedStateMachine):
     @precondition(lambda self: self.ref)
     @rule(data=st.data())
     def remove_label(self, data):
+        self._step()
         label = data.draw(st.sampled_from(sorted({lab for _, lab in self.ref.values()})))
         removed = set(self.mem.remove(label=label).tolist())
         assert removed == {i for i, (_, lab) in self.ref.items() if lab == label}
@@ -57,6 +68,7 @@ class MemoryModel(RuleBasedStateMachine):
     @precondition(lambda self: self.ref)
     @rule()
     def prune_redundant(self):
+        self._step()
         removed = set(self.mem.prune_redundant(0.9999).removed_ids.tolist())
         expect = set()
         for label in LABELS:
@@ -73,6 +85,7 @@ class MemoryModel(RuleBasedStateMachine):
 
     @rule()
     def save_and_load(self):
+        self._step()
         self.mem.save(self.tmp.name)
         self.mem = VisualMemory.load(self.tmp.name)
 
@@ -110,7 +123,7 @@ class MemoryModel(RuleBasedStateMachine):
 
 
 MemoryModel.TestCase.settings = settings(
-    max_examples=500 if LONG else 12,
+    max_examples=1000 if LONG else 12,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -277,3 +277,22 @@ def test_copy_is_independent(mem, data):
     c.remove(label="class00")
     assert "class00" in mem.classes_ and "class00" not in c.classes_
     np.testing.assert_array_equal(mem.predict(data[2][:20]), mem.copy().predict(data[2][:20]))
+
+
+def test_queries_are_searched_in_bounded_chunks(mem, data, monkeypatch):
+    import memory._visual_memory as vm
+
+    seen = []
+    real = vm.VisualMemory._search_rows
+
+    def spy(self, Q, k, mask):
+        seen.append(len(Q))
+        return real(self, Q, k, mask)
+
+    monkeypatch.setattr(vm, "QUERY_CHUNK", 64)
+    monkeypatch.setattr(vm.VisualMemory, "_search_rows", spy)
+    _, _, Q, _ = data
+    sims, ids = mem.search(Q, 5)
+    assert max(seen) == 64 and sum(seen) == len(Q)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(ids, mem.search(Q, 5)[1])

@@ -54,7 +54,8 @@ WRITER = """
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[2])
-from memory import VisualMemory
+import time
+from memory import ConcurrentWriteError, VisualMemory
 
 def vec(ids):
     return np.stack([np.random.default_rng(int(i)).standard_normal(16) for i in ids]).astype("float32")
@@ -66,7 +67,10 @@ while True:
         mem.remove(mem.ids_[:200])
     new = np.arange(mem._next_id, mem._next_id + 50)
     mem.add(vec(new), [f"c{i % 5}" for i in new], ids=new)
-    mem.save(sys.argv[1])
+    try:
+        mem.save(sys.argv[1])
+    except ConcurrentWriteError:  # another writer is saving: try again on the next round
+        time.sleep(0.001)
 """
 
 

@@ -202,9 +202,12 @@ class VisualMemory:
         """Row positions of existing ids; raises for unknown ids."""
         order = self._order
         sorted_ids = self._ids[order]
-        pos = np.searchsorted(sorted_ids, ids)
-        pos = np.clip(pos, 0, max(len(sorted_ids) - 1, 0))
-        found = (len(sorted_ids) > 0) & (sorted_ids[pos] == ids) if len(ids) else np.ones(0, bool)
+        if len(sorted_ids) == 0:
+            found = np.zeros(len(ids), dtype=bool)
+            pos = np.zeros(len(ids), dtype=np.int64)
+        else:
+            pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+            found = sorted_ids[pos] == ids
         if not np.all(found):
             missing = ids[~found]
             raise UnknownEntryError(

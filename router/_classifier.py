@@ -321,21 +321,26 @@ class TwoStageClassifier:
         route = self.route_proba(X)
         proba = self.predict_proba(X, **kwargs)
         names = self.tree.superclasses.names  # type: ignore[union-attr]
+        routing = kwargs.get("routing") or self.routing
+        width = len(self.superclasses_) if routing == "oracle" else (
+            1 if routing != "soft" else (self.m if kwargs.get("m") is None else kwargs["m"]))
+        orders = np.argsort(-route, axis=1, kind="stable")
+        neighbours: list[list[Neighbour]] = [[] for _ in range(len(X))]
+        if self.specialist == "memory":  # one batched search per routed shard
+            for s in np.unique(orders[:, 0]):
+                rows = np.flatnonzero(orders[:, 0] == s)
+                for q, e in zip(rows, self.shards_[int(s)].explain(X[rows])):
+                    neighbours[q] = e.neighbours
         out = []
         for q in range(len(X)):
-            order = np.argsort(-route[q], kind="stable")
-            width = 1 if (kwargs.get("routing") or self.routing) != "soft" else (kwargs.get("m") or self.m)
-            searched = [self.superclasses_[i] for i in order[:width]]
-            neighbours: list[Neighbour] = []
-            if self.specialist == "memory":
-                neighbours = self.shards_[int(order[0])].explain(X[q : q + 1])[0].neighbours
+            order = orders[q]
             best = np.argsort(-proba[q], kind="stable")[:top]
             out.append(RoutedExplanation(
                 prediction=str(self.classes_[int(best[0])]),
                 route={names[self.superclasses_[i]]: float(route[q, i]) for i in order},
-                searched=searched,
+                searched=[self.superclasses_[i] for i in order[:width]],
                 probabilities={str(self.classes_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
-                neighbours=neighbours,
+                neighbours=neighbours[q],
             ))
         return out
 
@@ -368,8 +373,9 @@ class TwoStageClassifier:
         y = _labels(y, len(X), set(self.classes_))
         sources = as_strings(source, len(X), "source")
         ids = np.empty(len(X), dtype=np.int64)
-        for s in dict.fromkeys(self._cut[c] for c in y):
-            rows = np.flatnonzero(np.array([self._cut[c] == s for c in y]))
+        sup = np.array([self._cut[c] for c in y], dtype=object)
+        for s in dict.fromkeys(sup.tolist()):
+            rows = np.flatnonzero(sup == s)
             shard = self._shard_of(s)
             ids[rows] = shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
                                   refs=[refs[i] for i in rows] if refs is not None else None)

@@ -296,3 +296,10 @@ def test_queries_are_searched_in_bounded_chunks(mem, data, monkeypatch):
     assert max(seen) == 64 and sum(seen) == len(Q)
     monkeypatch.undo()
     np.testing.assert_array_equal(ids, mem.search(Q, 5)[1])
+
+
+def test_unknown_id_on_an_empty_memory():
+    mem = VisualMemory(4, progress=False)
+    with pytest.raises(UnknownEntryError, match="unknown id 3"):
+        mem.remove([3])
+    assert len(mem) == 0

@@ -352,6 +352,27 @@ class TwoStageClassifier:
             )
         return self.shards_[self.superclasses_.index(superclass)]
 
+    def _open_shard(self, superclass: str) -> VisualMemory:
+        """The shard of ``superclass``, created empty (in the cut's order) if it has no data yet."""
+        if superclass in self.superclasses_:
+            return self._shard_of(superclass)
+        cut = self.tree.superclasses
+        assert cut is not None
+        if superclass not in cut.superclasses:
+            raise UnknownClassError(
+                f"unknown superclass {superclass!r}; known: {', '.join(cut.superclasses)}"
+            )
+        order = {s: i for i, s in enumerate(cut.superclasses)}
+        at = sum(order.get(s, -1) < order[superclass] for s in self.superclasses_)
+        shard = VisualMemory(self.dim_, k=self.k, voting=self.voting, temperature=self.temperature,
+                             fingerprint=self.fingerprint, progress=False)
+        # MemoryRouter holds this very list, so it sees the new shard.
+        self.shards_.insert(at, shard)
+        self.superclasses_.insert(at, superclass)
+        if isinstance(self.router_, CentroidRouter):
+            self.router_.superclasses = list(self.superclasses_)
+        return shard
+
     def _require_memory_specialists(self, what: str) -> None:
         if self.specialist != "memory" or self.router == "head":
             raise InputError(
@@ -376,7 +397,7 @@ class TwoStageClassifier:
         sup = np.array([self._cut[c] for c in y], dtype=object)
         for s in dict.fromkeys(sup.tolist()):
             rows = np.flatnonzero(sup == s)
-            shard = self._shard_of(s)
+            shard = self._open_shard(s)
             ids[rows] = shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
                                   refs=[refs[i] for i in rows] if refs is not None else None)
             if isinstance(self.router_, CentroidRouter):

@@ -95,6 +95,24 @@ def test_add_new_class_by_wnid_is_placed_through_wordnet(synthetic, wordnet):
         clf.add_class(tench, vec)
 
 
+@pytest.mark.parametrize("router", ["memory", "centroids"])
+def test_a_superclass_without_data_gets_its_shard_when_its_classes_arrive(synthetic, router, tmp_path):
+    s = synthetic
+    tree = s["tree"]
+    late = tree.superclass_of(s["classes"][0])
+    old = np.array([tree.superclass_of(c) != late for c in s["y"]])
+    clf = TwoStageClassifier(tree, router=router, k=5).fit(s["X"][old], s["y"][old])
+    assert late not in clf.superclasses_
+    for c in [c for c in s["classes"] if tree.superclass_of(c) == late]:
+        assert clf.add_class(c, s["X"][s["y"] == c]) == late
+    whole = TwoStageClassifier(tree, router=router, k=5).fit(s["X"], s["y"])
+    assert clf.superclasses_ == whole.superclasses_  # the new shard sits in the cut's order
+    assert np.allclose(clf.predict_proba(s["Q"]), whole.predict_proba(s["Q"]), atol=1e-6)
+    assert np.allclose(clf.route_proba(s["Q"]), whole.route_proba(s["Q"]), atol=1e-6)
+    clf.save(tmp_path / "m")
+    assert np.array_equal(TwoStageClassifier.load(tmp_path / "m").predict(s["Q"]), clf.predict(s["Q"]))
+
+
 def test_remove_by_source(synthetic):
     s = synthetic
     clf = TwoStageClassifier(s["tree"], router="memory", k=5).fit(s["X"], s["y"], source="base")

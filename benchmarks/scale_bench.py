@@ -1,0 +1,188 @@
+"""Scale: flat against routed search on synthetic memories of 100k, 1M and 5M entries.
+
+    python benchmarks/scale_bench.py                     # 100k, 1M, 5M; writes results/scale.json
+    python benchmarks/scale_bench.py --sizes 20000 50000 # any sizes; nothing written unless --write
+
+The memory is clustered Gaussian data on the real Tiny-ImageNet tree (200
+classes under the WordNet balanced:10 cut; class centres near their
+superclass's centre), 128-d so that 5M entries fit in memory.  For each
+size, in one run:
+
+* flat exact memory against the routed classifier (centroid router, hard
+  routing, exact shards): single-query latency p50 / p99, batched
+  throughput (1,000 queries), top-1 on the clustered labels, and the
+  process's resident-memory growth while the structure was built;
+* index choice for the flat memory: exact, ``IVF1024,Flat`` and
+  ``IVF1024,SQ8`` (8-bit scalar quantiser) and ``IVF1024,PQ32x4fs``
+  (4-bit fast-scan product quantiser), nprobe 16, with recall@10 against exact search,
+  build time and throughput.
+
+Growth exponents (``cost ~ n^b``) are fitted over the sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import write_result  # noqa: E402
+from hierarchy import ClassTree, shipped_tree  # noqa: E402
+from memory import VisualMemory  # noqa: E402
+from router import TwoStageClassifier  # noqa: E402
+
+SIZES = (100_000, 1_000_000, 5_000_000)
+INDEXES = ("IVF1024,Flat", "IVF1024,SQ8", "IVF1024,PQ32x4fs")
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+class Clustered:
+    """Draw labelled unit vectors around class centres that sit near their superclass centre."""
+
+    def __init__(self, tree: ClassTree, dim: int, seed: int = 0, noise: float = 3.0) -> None:
+        rng = np.random.default_rng(seed)
+        self.classes = np.array(tree.classes, dtype=object)
+        supers = sorted({tree.superclass_of(c) for c in self.classes})
+        sup_centre = {s: rng.normal(size=dim) * 1.5 for s in supers}
+        self.centres = np.stack([sup_centre[tree.superclass_of(c)] + rng.normal(size=dim)
+                                 for c in self.classes]).astype(np.float32)
+        self.dim, self.noise = dim, noise
+
+    def draw(self, n: int, seed: int, chunk: int = 500_000) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        X = np.empty((n, self.dim), dtype=np.float32)
+        y = rng.integers(0, len(self.classes), size=n)
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            x = self.centres[y[a:b]] + self.noise * rng.standard_normal((b - a, self.dim), dtype=np.float32)
+            X[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return X, self.classes[y]
+
+
+def latency(fn: Any, Q: np.ndarray, n: int) -> dict[str, float]:
+    """p50 / p99 of single-query calls, in ms."""
+    fn(Q[:1])  # warm up
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(Q[i : i + 1])
+        times.append(time.perf_counter() - t)
+    return {"p50_ms": round(1000 * float(np.percentile(times, 50)), 3),
+            "p99_ms": round(1000 * float(np.percentile(times, 99)), 3), "single_queries": n}
+
+
+def one_size(gen: Clustered, tree: ClassTree, n: int, queries: int, singles: int, k: int,
+             indexes: tuple[str, ...], nprobe: int) -> dict[str, Any]:
+    X, y = gen.draw(n, seed=n)
+    Q, qy = gen.draw(queries, seed=1)
+    row: dict[str, Any] = {"entries": n, "vector_bytes": int(X.nbytes)}
+
+    def measure(name: str, build: Any, predict: Any) -> Any:
+        gc.collect()
+        r0, t = rss_bytes(), time.perf_counter()
+        obj = build()
+        build_s = time.perf_counter() - t
+        grown = rss_bytes() - r0
+        lat = latency(lambda q: predict(obj, q), Q, singles)
+        t = time.perf_counter()
+        pred = predict(obj, Q)
+        secs = time.perf_counter() - t
+        row[name] = {"build_s": round(build_s, 2), "rss_growth_bytes": int(grown), **lat,
+                     "queries_per_s": round(len(Q) / secs, 1), "top1": round(float(np.mean(pred == qy)), 4)}
+        print(f"{n:>9,} {name:<8} {row[name]}", flush=True)
+        return obj
+
+    def flat_build() -> VisualMemory:
+        mem = VisualMemory(gen.dim, k=k, progress=False)
+        mem.add(X, y)
+        return mem
+
+    flat = measure("flat", flat_build, lambda m, q: m.predict(q))
+    _, exact_ids = flat.search(Q, k)
+    del flat
+    routed = measure("routed", lambda: TwoStageClassifier(tree, k=k).fit(X, y), lambda c, q: c.predict(q))
+    route_right = float(np.mean(routed.predict_superclass(Q) == np.array(
+        [tree.superclass_of(c) for c in qy], dtype=object)))
+    row["routed"]["router_accuracy"] = round(route_right, 4)
+    del routed
+    row["flat"]["routed_speedup_batched"] = round(row["routed"]["queries_per_s"] / row["flat"]["queries_per_s"], 2)
+    row["flat"]["routed_speedup_p50"] = round(row["flat"]["p50_ms"] / row["routed"]["p50_ms"], 2)
+    row["indexes"] = {}
+    for spec in indexes:
+        gc.collect()
+        r0 = rss_bytes()
+        mem = VisualMemory(gen.dim, k=k, index=spec, nprobe=nprobe, progress=False)
+        t = time.perf_counter()
+        mem.add(X, y)
+        mem.build_index()
+        build_s = time.perf_counter() - t
+        grown = rss_bytes() - r0
+        t = time.perf_counter()
+        _, ids = mem.search(Q, k)
+        secs = time.perf_counter() - t
+        recall = float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(ids, exact_ids)]))
+        lat = latency(lambda q, mem=mem: mem.search(q, k), Q, singles)
+        row["indexes"][spec] = {"nprobe": nprobe, "build_s": round(build_s, 2), "rss_growth_bytes": int(grown),
+                                "recall_at_10": round(recall, 4), "queries_per_s": round(len(Q) / secs, 1), **lat}
+        print(f"{n:>9,} {spec:<14} {row['indexes'][spec]}", flush=True)
+        del mem
+    del X, y
+    return row
+
+
+def growth(rows: list[dict[str, Any]], get: Any) -> float | None:
+    """Exponent b of cost ~ n^b, fitted in log-log space."""
+    n = np.array([r["entries"] for r in rows], dtype=float)
+    v = np.array([get(r) for r in rows], dtype=float)
+    if len(n) < 2 or np.any(v <= 0):
+        return None
+    return round(float(np.polyfit(np.log(n), np.log(v), 1)[0]), 2)
+
+
+def run(sizes: tuple[int, ...] = SIZES, *, dim: int = 128, queries: int = 1000, singles: int = 200, k: int = 10,
+        indexes: tuple[str, ...] = INDEXES, nprobe: int = 16, seed: int = 0) -> dict[str, Any]:
+    tree = shipped_tree("tiny-imagenet-200")
+    gen = Clustered(tree, dim, seed)
+    rows = [one_size(gen, tree, n, queries, singles, k, indexes, nprobe) for n in sizes]
+    fits = {
+        "flat_p50": growth(rows, lambda r: r["flat"]["p50_ms"]),
+        "routed_p50": growth(rows, lambda r: r["routed"]["p50_ms"]),
+        "flat_batched_time": growth(rows, lambda r: 1 / r["flat"]["queries_per_s"]),
+        "routed_batched_time": growth(rows, lambda r: 1 / r["routed"]["queries_per_s"]),
+        "flat_rss": growth(rows, lambda r: r["flat"]["rss_growth_bytes"]),
+    }
+    return {"data": f"clustered {dim}-d data on the Tiny-ImageNet tree (200 classes, WordNet balanced:10)",
+            "dim": dim, "k": k, "queries": queries, "rows": rows, "growth_exponents": fits}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--singles", type=int, default=200, help="single queries timed per system")
+    ap.add_argument("--write", action="store_true", help="write results/scale.json for custom sizes too")
+    args = ap.parse_args(argv)
+    out = run(tuple(args.sizes), singles=args.singles)
+    if args.write or tuple(args.sizes) == SIZES:
+        print("wrote", write_result("scale", out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -82,8 +82,152 @@ def router_table(r: dict) -> str:
     return "\n".join(out).rstrip()
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def accuracy_table(r: dict) -> str:
+    rows = r["rows"]
+    out = [f"{r['data']}.", "",
+           "| system | top-1 | superclass acc. | mean LCA height of mistakes | queries/s |",
+           "|---|---|---|---|---|"]
+    for name, row in rows.items():
+        extra = ""
+        if "entries" in row:
+            extra = f" ({row['entries']:,} entries)"
+        if "lam" in row:
+            extra = f" (θ = {row['theta']:g}, λ = {row['lam']:g}, k = {row['k']})"
+        out.append(f"| {name}{extra} | {_pct(row['top1'])} | {_pct(row['superclass_accuracy'])} | "
+                   f"{row['mean_lca_height']:.2f} | {row['queries_per_s']:,.0f} |")
+    flat = rows["flat kNN, softmax, k=10"]["top1"]
+    voting = {n: v["top1"] for n, v in rows.items() if v["group"] == "voting"}
+    best = max(voting, key=voting.__getitem__)
+    routed = {n: v["top1"] for n, v in rows.items() if v["group"] == "routing" and "oracle" not in n}
+    best_routed = max(routed, key=routed.__getitem__)
+    probe, cache = rows["linear probe"]["top1"], rows["linear probe + cache model"]["top1"]
+    dnc = {n: v["top1"] for n, v in rows.items() if v["group"] == "centroids"}
+    best_dnc = max(dnc, key=dnc.__getitem__)
+    out += ["",
+            f"Best voting row: {best} ({_pct(voting[best])}). Best routed row: {best_routed} "
+            f"({_pct(routed[best_routed])}, {100 * (routed[best_routed] - flat):+.1f} points against flat "
+            f"softmax k = 10). Best sub-centroid row: {best_dnc} ({_pct(dnc[best_dnc])}). "
+            f"The cache model moves the linear probe by {100 * (cache - probe):+.1f} points "
+            f"({_pct(probe)} → {_pct(cache)}). Queries/s are single passes."]
+    return "\n".join(out)
+
+
+def continual_table(r: dict) -> str:
+    out = [f"{r['data']}; {r['tasks']} tasks of {r['classes_per_task']} classes, class order seeded "
+           f"({r['seed']}).", "",
+           "| system | setting | final average accuracy | average incremental accuracy | forgetting |",
+           "|---|---|---|---|---|"]
+    for name, row in r["systems"].items():
+        for setting in ("task_incremental", "class_incremental"):
+            cell = row[setting]
+            inc = cell.get("average_incremental_accuracy")
+            fgt = cell.get("forgetting")
+            out.append(f"| {name} | {setting.replace('_', '-')} | {_pct(cell['final_average_accuracy'])} | "
+                       f"{_pct(inc) if inc is not None else '–'} | "
+                       f"{f'{100 * fgt:.1f} points' if fgt is not None else '–'} |")
+    out += ["", f"The memory after all tasks predicts as one built from all the data at once: "
+                f"{r['memory_equals_batch_build']}."]
+    return "\n".join(out)
+
+
+def unlearning_table(r: dict) -> str:
+    out = [f"{r['data']}; k = {r['k']}, {r['voting']} voting.", "",
+           "| request | forgotten | forget set: before → after | never seen | retained train: before → after "
+           "| val: before → after | forgotten ids in any top-50 | equals rebuild | remove vs rebuild |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for key, label in (("class", f"class `{r['class']['forgotten_class']}`"),
+                       ("source", f"source `{r['source']['source']}` ({r['source']['fraction']:.0%} of train)")):
+        row = r[key]
+        b, a = row["before"], row["after"]
+        unseen = ", ".join(f"{k.replace('_', ' ')} {_pct(v)}" for k, v in row["unseen"].items())
+        out.append(f"| {label} | {row['forgotten']:,} | {_pct(b['forget_set'])} → {_pct(a['forget_set'])} | "
+                   f"{unseen} | {_pct(b['retain'])} → {_pct(a['retain'])} | {_pct(b['val'])} → {_pct(a['val'])} | "
+                   f"{row['forgotten_ids_returned_in_top50']} | {row['identical_to_rebuild']} | "
+                   f"{row['remove_s'] * 1000:.1f} ms vs {row['rebuild_s']:.2f} s (**{row['speedup_vs_rebuild']:,}x**) |")
+    rs = r["routed_source"]
+    out += ["", f"Routed classifier (centroid router), same source request: {rs['forgotten']:,} entries removed in "
+                f"{rs['remove_s'] * 1000:.0f} ms; probabilities equal a routed rebuild bit for bit: "
+                f"{rs['identical_to_rebuild']}; val top-1 afterwards {_pct(rs['val_after'])}."]
+    return "\n".join(out)
+
+
+def pruning_table(r: dict) -> str:
+    curves = r["curves"]
+    methods = list(curves)
+    out = [f"{r['data']}; {r['entries']:,} entries, k = {r['k']}, {r['voting']} voting. Val top-1 "
+           "(achieved fraction pruned in brackets where it differs from the row's):", "",
+           "| pruned | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for i, point in enumerate(curves[methods[0]]):
+        target = point["fraction"]
+        cells = []
+        for m in methods:
+            p = curves[m][i]
+            note = f" ({p['fraction']:.0%})" if abs(p["fraction"] - target) > 0.005 else ""
+            cells.append(f"{_pct(p['top1'])}{note}")
+        out.append(f"| {target:.0%} | " + " | ".join(cells) + " |")
+    h = r["harmful_rule"]
+    out += ["", f"The `prune_harmful` rule itself (wrong > right on the dev split) removes {h['removed']:,} "
+                f"entries ({h['fraction']:.1%}): val top-1 {_pct(h['top1'])}."]
+    return "\n".join(out)
+
+
+def adding_table(r: dict) -> str:
+    late, t = r["late"], r["throughput"]
+    out = [f"{r['data']}.", "",
+           f"*Late superclasses*: {', '.join(late['late_superclasses'])} ({late['late_classes']} classes) left out "
+           f"of the build, then added with `add_class` in {late['add_s']} s.", "",
+           "| system | old classes before | old classes after | change | new classes |", "|---|---|---|---|---|"]
+    for name in ("routed", "flat"):
+        out.append(f"| {name} | {_pct(late['old_class_accuracy_before'][name])} | "
+                   f"{_pct(late['old_class_accuracy_after'][name])} | "
+                   f"{late['old_class_change_points'][name]:+.2f} points | {_pct(late['new_class_accuracy'][name])} |")
+    full = late["routed_full_accuracy"]
+    out += ["", f"Routed, added late: {_pct(full['added_late'])} on all val images; built with every class from the "
+                f"start: {_pct(full['built_from_start'])}; same probabilities: {late['routed_equals_build_from_start']}.",
+            "", f"*Adding {t['samples']:,} samples* one call at a time against one batched call:", "",
+            "| target | one at a time | batched | batched vs single |", "|---|---|---|---|"]
+    for name in ("flat memory", "routed classifier"):
+        row = t[name]
+        out.append(f"| {name} | {row['one_at_a_time_per_s']:,.0f} /s | {row['batched_per_s']:,.0f} /s | "
+                   f"**{row['batched_vs_single']}x** |")
+    return "\n".join(out)
+
+
+def scale_table(r: dict) -> str:
+    out = [f"{r['data']}; k = {r['k']}; {r['queries']:,} queries batched, single queries for latency.", "",
+           "| entries | flat p50 / p99 | routed p50 / p99 | flat q/s | routed q/s | routed vs flat | "
+           "flat top-1 | routed top-1 | flat RSS | routed RSS |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        f, g = row["flat"], row["routed"]
+        out.append(f"| {row['entries']:,} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} ms | "
+                   f"{g['p50_ms']:.2f} / {g['p99_ms']:.2f} ms | {f['queries_per_s']:,.0f} | {g['queries_per_s']:,.0f} | "
+                   f"**{f['routed_speedup_batched']}x** | {_pct(f['top1'])} | {_pct(g['top1'])} | "
+                   f"{_mb(f['rss_growth_bytes'])} | {_mb(g['rss_growth_bytes'])} |")
+    out += ["", "| entries | index | recall@10 | q/s | p50 / p99 | build | RSS |", "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        for spec, ix in row["indexes"].items():
+            out.append(f"| {row['entries']:,} | `{spec}` nprobe {ix['nprobe']} | {ix['recall_at_10']:.3f} | "
+                       f"{ix['queries_per_s']:,.0f} | {ix['p50_ms']:.2f} / {ix['p99_ms']:.2f} ms | "
+                       f"{ix['build_s']:.1f} s | {_mb(ix['rss_growth_bytes'])} |")
+    g = r["growth_exponents"]
+    out += ["", "Growth with memory size (exponent b of cost ∝ n^b over these sizes): "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in g.items() if v is not None) + "."]
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[dict], str]] = {
     "memory": memory_table, "embed": embed_table, "router": router_table,
+    "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
+    "pruning": pruning_table, "adding": adding_table, "scale": scale_table,
 }
 
 

@@ -1,4 +1,5 @@
 from benchmarks.accuracy_bench import RULES, run
+from benchmarks.tables import accuracy_table
 
 
 def test_accuracy_table_fast_subset(split):
@@ -20,3 +21,4 @@ def test_accuracy_table_fast_subset(split):
     # the flat memory makes mistakes on this data, and they carry a WordNet severity
     assert 0 < rows["flat kNN, softmax, k=10"]["top1"] < 1
     assert rows["flat kNN, softmax, k=10"]["mean_lca_height"] > 0
+    assert "| linear probe + cache model" in accuracy_table(out)

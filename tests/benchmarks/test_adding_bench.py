@@ -1,4 +1,5 @@
 from benchmarks.adding_bench import add_throughput, late_superclasses
+from benchmarks.tables import adding_table
 
 
 def test_late_superclasses_equal_a_build_from_the_start(split):
@@ -14,3 +15,8 @@ def test_batched_adds_beat_single_adds(split):
     out = add_throughput(split, n=300)
     for name in ("flat memory", "routed classifier"):
         assert out[name]["batched_vs_single"] > 1
+
+
+def test_adding_table_renders(split):
+    out = {"data": split.description, "late": late_superclasses(split), "throughput": add_throughput(split, n=50)}
+    assert "| routed classifier |" in adding_table(out)

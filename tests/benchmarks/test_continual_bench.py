@@ -1,6 +1,7 @@
 import numpy as np
 
 from benchmarks.continual_bench import run, summarise, task_order
+from benchmarks.tables import continual_table
 
 
 def test_task_order_is_seeded_and_partitions_the_classes():
@@ -30,3 +31,4 @@ def test_continual_fast_subset(split):
     tuned = out["systems"]["sequential fine-tuning, linear head"]
     assert tuned["class_incremental"]["forgetting"] > 0.1
     assert mem["class_incremental"]["final_average_accuracy"] > tuned["class_incremental"]["final_average_accuracy"]
+    assert "| sequential fine-tuning, linear head | class-incremental |" in continual_table(out)

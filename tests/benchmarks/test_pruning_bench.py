@@ -1,4 +1,5 @@
 from benchmarks.pruning_bench import run
+from benchmarks.tables import pruning_table
 
 
 def test_pruning_fast_subset(split):
@@ -18,3 +19,4 @@ def test_pruning_fast_subset(split):
     # bisection lands near the target fraction
     assert abs(curves["redundant"][1]["fraction"] - 0.5) < 0.1
     assert out["harmful_rule"]["entries"] == total - out["harmful_rule"]["removed"]
+    assert "| 90% |" in pruning_table(out)

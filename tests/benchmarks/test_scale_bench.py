@@ -1,4 +1,5 @@
 from benchmarks.scale_bench import growth, run
+from benchmarks.tables import scale_table
 
 
 def test_scale_fast_subset():
@@ -12,6 +13,7 @@ def test_scale_fast_subset():
             assert row[system]["p99_ms"] >= row[system]["p50_ms"] > 0
         assert 0 < row["routed"]["router_accuracy"] <= 1
     assert set(out["growth_exponents"]) >= {"flat_p50", "routed_p50", "flat_rss"}
+    assert "| 6,000 | `IVF16,SQ8` nprobe 16 |" in scale_table(out)
 
 
 def test_growth_exponent_recovers_a_power_law():

@@ -1,6 +1,7 @@
 import pytest
 
 from benchmarks.unlearning_bench import run
+from benchmarks.tables import unlearning_table
 
 
 def test_unlearning_fast_subset(split):
@@ -17,3 +18,4 @@ def test_unlearning_fast_subset(split):
     assert out["source"]["after"]["forget_set"] == pytest.approx(out["source"]["unseen"]["dev"], abs=0.1)
     assert out["routed_source"]["identical_to_rebuild"] is True
     assert out["routed_source"]["forgotten"] == out["source"]["forgotten"]
+    assert "| source `batch-17` (10% of train) |" in unlearning_table(out)

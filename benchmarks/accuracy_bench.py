@@ -65,7 +65,6 @@ def run(s: Split, *, epochs: int = 8, ks: tuple[int, ...] = KS, ms: tuple[int, .
     small.compress(4, snap=True)
     pred, secs = timed(lambda: small.predict(s.Q, 1))
     add("sub-centroids snapped to real images, m=4, nearest", "centroids", pred, secs, entries=len(small))
-    del small
     # 4. the cache model against the linear head it augments; 5. the linear probe
     head, fit_s = timed(lambda: FlatClassifier("head", epochs=epochs).fit(s.X, s.y))
     classes = list(head.classes_)

@@ -143,7 +143,6 @@ def one_size(gen: Clustered, tree: ClassTree, n: int, queries: int, singles: int
                                 "recall_at_10": round(recall, 4), "queries_per_s": round(len(Q) / secs, 1), **lat}
         print(f"{n:>9,} {spec:<14} {row['indexes'][spec]}", flush=True)
         del mem
-    del X, y
     return row
 
 

@@ -8,6 +8,7 @@
 ['cat']
 """
 
+from ._backend import MemoryBackend, backend_of, load_any, open_memory, parse_backend
 from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
 from ._cache import CacheModel, fit_cache
 from ._datasets import TINY_IMAGENET_URL, DataError, ImageDataset, image_folder, tiny_imagenet
@@ -21,6 +22,8 @@ from ._errors import (
     UnknownEntryError,
 )
 from ._explain import Explanation, Neighbour, PruneReport, Steer
+from ._milvus import MilvusMemory, MilvusShard, MissingBackendError
+from ._milvus_server import LocalMilvusServer, MilvusServerError
 from ._persist import load_memory, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._visual_memory import VisualMemory
@@ -39,7 +42,13 @@ __all__ = [
     "Explanation",
     "ImageDataset",
     "InputError",
+    "LocalMilvusServer",
+    "MemoryBackend",
     "MemoryFormatError",
+    "MilvusMemory",
+    "MilvusServerError",
+    "MilvusShard",
+    "MissingBackendError",
     "Neighbour",
     "Preprocess",
     "PruneReport",
@@ -48,6 +57,7 @@ __all__ = [
     "UnknownEntryError",
     "VOTING_RULES",
     "VisualMemory",
+    "backend_of",
     "cache_root",
     "class_scores",
     "compress",
@@ -57,8 +67,11 @@ __all__ = [
     "get_voting",
     "harm_counts",
     "image_folder",
+    "load_any",
     "load_embeddings",
     "load_memory",
+    "open_memory",
+    "parse_backend",
     "prune_harmful",
     "prune_redundant",
     "register_backbone",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Explanation", "Neighbour", "PruneReport", "Steer"]
+__all__ = ["Explanation", "Neighbour", "PruneReport", "Steer", "build_explanations"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,42 @@ class Explanation:
         for n in self.neighbours:
             out[n.label] = out.get(n.label, 0.0) + n.contribution
         return out
+
+
+def build_explanations(
+    scores: np.ndarray, sims: np.ndarray, ids: np.ndarray, weights: np.ndarray,
+    classes: np.ndarray, meta: Mapping[int, Mapping[str, Any]],
+) -> list[Explanation]:
+    """Explanations from a vote.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n, n_classes)
+        Summed vote weight per class; columns follow ``classes``.
+    sims, ids, weights : ndarray of shape (n, k)
+        Neighbour similarities, entry ids (-1 past the last hit) and final
+        vote weights.
+    meta : mapping
+        Entry id to its metadata (``label, source, superclass, ref``).
+    """
+    out: list[Explanation] = []
+    for q in range(scores.shape[0]):
+        total = scores[q].sum()
+        probs = {str(c): float(scores[q, i] / total) for i, c in enumerate(classes)
+                 if total > 0 and scores[q, i] > 0}
+        neighbours = []
+        for j in range(ids.shape[1]):
+            if ids[q, j] < 0:
+                continue
+            m = meta[int(ids[q, j])]
+            neighbours.append(Neighbour(
+                id=int(ids[q, j]), label=m["label"], source=m["source"],
+                superclass=m["superclass"], ref=m["ref"], similarity=float(sims[q, j]),
+                weight=float(weights[q, j]), contribution=float(weights[q, j] / total) if total > 0 else 0.0,
+            ))
+        pred = str(classes[int(scores[q].argmax())]) if total > 0 else None
+        out.append(Explanation(prediction=pred, probabilities=probs, neighbours=neighbours))
+    return out
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._errors import InputError
 
-__all__ = ["as_embeddings", "as_ids", "as_strings", "check_k"]
+__all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "prepare_rows"]
 
 
 def as_embeddings(x: Any, dim: int | None, name: str = "X") -> np.ndarray:
@@ -101,3 +101,55 @@ def as_id_set(values: Sequence[int] | np.ndarray | None) -> np.ndarray:
     if values is None:
         return np.empty(0, dtype=np.int64)
     return np.unique(np.asarray(values, dtype=np.int64).ravel())
+
+
+class Rows:
+    """Validated rows for an add: normalised vectors and one metadata value per row."""
+
+    __slots__ = ("X", "labels", "superclasses", "sources", "refs", "weight", "ids")
+
+    def __init__(self, X: np.ndarray, labels: list[str], superclasses: list[str], sources: list[str],
+                 refs: list[str | None], weight: float, ids: np.ndarray | None) -> None:
+        self.X, self.labels, self.superclasses, self.sources = X, labels, superclasses, sources
+        self.refs, self.weight, self.ids = refs, weight, ids
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+
+def prepare_rows(X: Any, labels: Any, *, dim: int | None, ids: Any = None, superclass: Any = "",
+                 source: Any = "default", refs: Any = None, weight: float = 1.0) -> Rows:
+    """Check and normalise everything an add needs before anything is written.
+
+    Raises :class:`InputError` for a wrong shape or dimension, NaN/inf, zero
+    vectors, mismatched lengths, a bad weight or malformed ids.
+    """
+    X = as_embeddings(X, dim)
+    n = X.shape[0]
+    labels_ = as_strings(labels, n, "labels")
+    supers = (
+        [""] * n if isinstance(superclass, str) and superclass == ""
+        else as_strings(superclass, n, "superclass")
+    )
+    sources = as_strings(source, n, "source")
+    refs_ = [None] * n if refs is None else [None if r is None else str(r) for r in refs]
+    if len(refs_) != n:
+        raise InputError(f"got {len(refs_)} refs for {n} embeddings; give one per row")
+    if not np.isfinite(weight) or weight < 0:
+        raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
+    new_ids = None if ids is None else as_ids(ids, n)
+    norms = np.linalg.norm(X, axis=1)
+    if (norms == 0).any():
+        raise InputError(f"row {int(np.argmin(norms))} of X is a zero vector; it has no direction")
+    return Rows(X / norms[:, None], labels_, supers, sources, refs_, float(weight), new_ids)
+
+
+def check_knn(k: Any, voting: str, temperature: Any) -> tuple[int, str, float]:
+    """Validate a memory's kNN settings: ``k >= 1``, a known voting rule, ``temperature > 0``."""
+    from ._voting import get_voting
+
+    k = check_k(k)
+    get_voting(voting)
+    if not temperature > 0:
+        raise InputError(f"temperature must be > 0, got {temperature!r}")
+    return k, voting, float(temperature)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -14,13 +15,30 @@ import faiss
 import numpy as np
 
 from ._errors import InputError, UnknownEntryError
-from ._explain import Explanation, Neighbour, Steer
-from ._validation import as_embeddings, as_id_set, as_ids, as_set, as_strings, check_k
+from ._explain import Explanation, Steer, build_explanations
+from ._validation import (
+    as_embeddings,
+    as_id_set,
+    as_ids,
+    as_set,
+    as_strings,
+    check_k,
+    check_knn,
+    prepare_rows,
+)
 from ._voting import class_scores, get_voting
 
 __all__ = ["VisualMemory"]
 
 log = logging.getLogger(__name__)
+
+# faiss 1.15 multiplies queries by the database with BLAS only for large query
+# batches (about 128k query values); below that its scalar kernel runs 3-5x
+# slower on small CPUs, which is where routed shards live (a few queries each).
+# SUPERSUB_FAISS_BLAS_THRESHOLD=0 keeps faiss's own default.
+_BLAS_THRESHOLD = int(os.environ.get("SUPERSUB_FAISS_BLAS_THRESHOLD", "20"))
+if _BLAS_THRESHOLD > 0:
+    faiss.cvar.distance_compute_blas_threshold = min(faiss.cvar.distance_compute_blas_threshold, _BLAS_THRESHOLD)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -136,12 +154,7 @@ class VisualMemory:
     ) -> None:
         if dim is not None:
             check_k(dim, "dim")
-        self.k = check_k(k)
-        get_voting(voting)
-        self.voting = voting
-        if not temperature > 0:
-            raise InputError(f"temperature must be > 0, got {temperature!r}")
-        self.temperature = float(temperature)
+        self.k, self.voting, self.temperature = check_knn(k, voting, temperature)
         self.index_spec = index
         self.nprobe = nprobe
         self.ef_search = ef_search
@@ -201,7 +214,9 @@ class VisualMemory:
     def _rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of existing ids; raises for unknown ids."""
         order = self._order
-        sorted_ids = self._ids[order]
+        if "sorted_ids" not in self._derived:
+            self._derived["sorted_ids"] = self._ids[order]
+        sorted_ids = self._derived["sorted_ids"]
         if len(sorted_ids) == 0:
             found = np.zeros(len(ids), dtype=bool)
             pos = np.zeros(len(ids), dtype=np.int64)
@@ -327,33 +342,20 @@ class VisualMemory:
             For a wrong shape or dimension, NaN/inf, zero vectors, mismatched
             lengths or duplicate ids.  The memory is unchanged.
         """
-        X = as_embeddings(X, self.dim)
-        n = X.shape[0]
-        labels_ = as_strings(labels, n, "labels")
-        supers = (
-            [""] * n if isinstance(superclass, str) and superclass == ""
-            else as_strings(superclass, n, "superclass")
-        )
-        sources = as_strings(source, n, "source")
-        refs_ = [None] * n if refs is None else [None if r is None else str(r) for r in refs]
-        if len(refs_) != n:
-            raise InputError(f"got {len(refs_)} refs for {n} embeddings; give one per row")
-        if not np.isfinite(weight) or weight < 0:
-            raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
-        if ids is None:
+        rows = prepare_rows(X, labels, dim=self.dim, ids=ids, superclass=superclass, source=source,
+                            refs=refs, weight=weight)
+        X, labels_, supers, sources, refs_ = rows.X, rows.labels, rows.superclasses, rows.sources, rows.refs
+        n = len(rows)
+        if rows.ids is None:
             new_ids = np.arange(self._next_id, self._next_id + n, dtype=np.int64)
         else:
-            new_ids = as_ids(ids, n)
+            new_ids = rows.ids
             clash = np.isin(new_ids, self._ids)
             if clash.any():
                 raise InputError(
                     f"duplicate id {int(new_ids[clash][0])}: it is already in the memory; "
                     "remove it first or leave ids=None"
                 )
-        norms = np.linalg.norm(X, axis=1)
-        if (norms == 0).any():
-            raise InputError(f"row {int(np.argmin(norms))} of X is a zero vector; it has no direction")
-        X = X / norms[:, None]
         if self.dim is None:
             self._init_dim(X.shape[1])
 
@@ -566,10 +568,13 @@ class VisualMemory:
             self._tomb.size > self.rebuild_fraction * max(len(self), 1)
         )
         if not stale:
+            if self._derived.get("ann_synced"):  # nothing changed since the last check
+                return
             new = ~np.isin(self._ids, self._ann_ids)
             if new.any():  # entries added since the build
                 self._ann.add_with_ids(self._vectors()[new], self._ids[new])
                 self._ann_ids = np.concatenate([self._ann_ids, self._ids[new]])
+            self._derived["ann_synced"] = True
             return
         base = faiss.index_factory(self.dim, self.index_spec, faiss.METRIC_INNER_PRODUCT)
         ann = faiss.IndexIDMap2(base)
@@ -582,6 +587,7 @@ class VisualMemory:
             base.train(np.ascontiguousarray(train))
         ann.add_with_ids(vecs, self._ids)
         self._ann, self._ann_ids, self._tomb = ann, self._ids.copy(), np.empty(0, dtype=np.int64)
+        self._derived["ann_synced"] = True
         self._set_search_params()
 
     @_locked
@@ -840,27 +846,10 @@ class VisualMemory:
         list of Explanation, one per query
         """
         scores, sims, rows, w = self._scores(X, k, voting, temperature, superclass, steer)
-        classes = self.classes_
-        out: list[Explanation] = []
-        valid_rows = rows[rows >= 0]
-        meta = {m["id"]: m for m in self.get(np.unique(self._ids[valid_rows]))} if valid_rows.size else {}
-        for q in range(scores.shape[0]):
-            total = scores[q].sum()
-            probs = {str(c): float(scores[q, i] / total) for i, c in enumerate(classes)
-                     if total > 0 and scores[q, i] > 0}
-            neighbours = []
-            for j in range(rows.shape[1]):
-                if rows[q, j] < 0:
-                    continue
-                m = meta[int(self._ids[rows[q, j]])]
-                neighbours.append(Neighbour(
-                    id=int(m["id"]), label=m["label"], source=m["source"],
-                    superclass=m["superclass"], ref=m["ref"], similarity=float(sims[q, j]),
-                    weight=float(w[q, j]), contribution=float(w[q, j] / total) if total > 0 else 0.0,
-                ))
-            pred = str(classes[int(scores[q].argmax())]) if total > 0 else None
-            out.append(Explanation(prediction=pred, probabilities=probs, neighbours=neighbours))
-        return out
+        ids = np.where(rows >= 0, self._ids[np.maximum(rows, 0)], -1)
+        valid = ids[ids >= 0]
+        meta = {m["id"]: m for m in self.get(np.unique(valid))} if valid.size else {}
+        return build_explanations(scores, sims, ids, w, self.classes_, meta)
 
     # -------------------------------------------------------------- pruning
     @_locked

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from hierarchy import ClassTree, HierarchyError, UnknownClassError
-from memory import InputError, Neighbour, VisualMemory
+from memory import InputError, Neighbour, VisualMemory, open_memory, parse_backend
 from memory._validation import as_embeddings, as_strings, check_k
 
 from ._heads import Head, fit_head, head_proba
@@ -89,6 +89,11 @@ class TwoStageClassifier:
         With network specialists, mix in the shard memory's kNN vote as in
         the cache model: ``P(c|s) = (1-λ)·P_head(c|s) + λ·P_memory(c|s)``.
     seed : int, default 0
+    backend : str, optional
+        Where the shards live: ``None`` or ``"faiss"`` for one embedded
+        memory per superclass; ``milvus://HOST:PORT[/COLLECTION]`` (a Milvus
+        server or cluster) or ``PATH.db`` (Milvus Lite) for one collection
+        whose partition key is the superclass.  See :func:`memory.parse_backend`.
 
     Attributes
     ----------
@@ -121,6 +126,7 @@ class TwoStageClassifier:
         embedding: dict[str, Any] | None = None,
         cache_lambda: float = 0.0,
         seed: int = 0,
+        backend: str | None = None,
     ) -> None:
         self.tree = tree
         self.router = router
@@ -140,6 +146,8 @@ class TwoStageClassifier:
         self.embedding = embedding
         self.cache_lambda = cache_lambda
         self.seed = seed
+        self.backend = backend
+        self._store: Any = None
 
     # ------------------------------------------------------------------ fit
     def _check_params(self) -> None:
@@ -192,17 +200,41 @@ class TwoStageClassifier:
         sup = np.array([self._cut[c] for c in y], dtype=object)
         sources = as_strings(source, len(X), "source")
         refs_ = list(refs) if refs is not None else None
+        self._store = self._open_store()
         self.shards_ = []
         for s in self.superclasses_:
             rows = np.flatnonzero(sup == s)
-            shard = VisualMemory(self.dim_, k=self.k, voting=self.voting, temperature=self.temperature,
-                                 fingerprint=self.fingerprint, progress=False)
+            shard = self._new_shard(s)
             shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
                       refs=[refs_[i] for i in rows] if refs_ is not None else None)
             self.shards_.append(shard)
         self._fit_router(X, y)
         self._fit_specialists(X, y)
         return self
+
+    def _open_store(self) -> Any:
+        """The shared Milvus memory of a ``backend`` URI (None for embedded faiss shards)."""
+        kind, settings = parse_backend(self.backend)
+        if kind == "faiss":
+            return None
+        if self.specialist != "memory" or self.router == "head":
+            raise InputError("a Milvus backend holds memory shards: use router='memory' or 'centroids' "
+                             "and specialist='memory'")
+        store = open_memory(self.backend, dim=self.dim_, k=self.k, voting=self.voting,
+                            temperature=self.temperature, fingerprint=self.fingerprint)
+        if len(store):
+            raise InputError(
+                f"Milvus collection {store.collection!r} at {store.uri} already holds {len(store)} entries; "
+                "fit builds a new memory: name another collection in the URI (milvus://HOST:PORT/NAME) "
+                "or drop this one first"
+            )
+        return store
+
+    def _new_shard(self, superclass: str) -> Any:
+        if self._store is not None:
+            return self._store.shard(superclass)
+        return VisualMemory(self.dim_, k=self.k, voting=self.voting, temperature=self.temperature,
+                            fingerprint=self.fingerprint, progress=False)
 
     def _fit_router(self, X: np.ndarray, y: np.ndarray) -> None:
         if self.router == "memory":
@@ -364,8 +396,7 @@ class TwoStageClassifier:
             )
         order = {s: i for i, s in enumerate(cut.superclasses)}
         at = sum(order.get(s, -1) < order[superclass] for s in self.superclasses_)
-        shard = VisualMemory(self.dim_, k=self.k, voting=self.voting, temperature=self.temperature,
-                             fingerprint=self.fingerprint, progress=False)
+        shard = self._new_shard(superclass)
         # MemoryRouter holds this very list, so it sees the new shard.
         self.shards_.insert(at, shard)
         self.superclasses_.insert(at, superclass)

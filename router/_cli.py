@@ -118,15 +118,29 @@ def _build(args: argparse.Namespace) -> int:
 
     emb = embedder_for(recipe, progress=not args.no_progress)
     es = m.embed_dataset(ds, emb)  # type: ignore[arg-type]
+    if args.backend and args.overwrite and m.parse_backend(args.backend)[0] == "milvus":
+        m.open_memory(args.backend).drop()
     clf = TwoStageClassifier(
         tree, router=args.router, specialist=args.specialist, routing=args.routing, m=args.m,
-        k=args.k, voting=args.voting, fingerprint=es.fingerprint, embedding=recipe,
+        k=args.k, voting=args.voting, fingerprint=es.fingerprint, embedding=recipe, backend=args.backend,
     )
     clf.fit(es.X, es.labels, source=f"{es.dataset}/{es.split}", refs=es.refs)
     clf.save(args.output)
     print(f"built {args.output}: {clf!r} from {len(es)} images of {len(clf.classes_)} classes "
           f"({es.fingerprint})")
     return 0
+
+
+def _milvus_serve(args: argparse.Namespace) -> int:
+    import time
+
+    from memory import LocalMilvusServer
+
+    with LocalMilvusServer(args.data, port=args.port) as server:
+        print(f"Milvus is up at {server.uri} (data in {server.data_dir}); use "
+              f"--backend milvus://127.0.0.1:{server.port}/NAME. Ctrl-C stops it.", flush=True)
+        while True:
+            time.sleep(3600)
 
 
 def _load_model(path: str) -> object:
@@ -396,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--m", type=int, default=2, help="superclasses searched by soft routing")
     b.add_argument("--k", type=int, default=10)
     b.add_argument("--voting", default="softmax", choices=["softmax", "rank", "distance", "plurality"])
+    b.add_argument("--backend", default=None,
+                   help="where the memory lives: faiss (default, embedded), milvus://HOST:PORT[/COLLECTION] "
+                        "(a Milvus server or cluster) or PATH.db (Milvus Lite)")
+    b.add_argument("--overwrite", action="store_true", help="drop the Milvus collection first if it exists")
     b.add_argument("-o", "--output", required=True, help="model directory to write")
     b.set_defaults(func=_build)
 
@@ -436,6 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--source")
     rm.set_defaults(func=_memory_remove)
 
+    mv = sub.add_parser("milvus", help="run a local Milvus server (loopback only) for the Milvus backend")
+    mvsub = mv.add_subparsers(dest="milvus_command", required=True)
+    serve = mvsub.add_parser("serve", help="start Milvus standalone on 127.0.0.1 and wait (Ctrl-C stops it)")
+    serve.add_argument("--data", required=True, help="directory for Milvus's binaries, logs and data")
+    serve.add_argument("--port", type=int, default=19530)
+    serve.set_defaults(func=_milvus_serve)
+
     rep = sub.add_parser("report", help="misclassification report (HTML + Markdown) from predictions")
     rep.add_argument("--predictions", required=True, help="CSV/Parquet with true,pred[,route,score,ref,system]")
     rep.add_argument("--tree", help="tree JSON with a superclass cut (default: the model's tree)")
@@ -463,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("supersub: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, OSError, RuntimeError, KeyError) as exc:
+    except (CLIError, ValueError, OSError, RuntimeError, KeyError, ImportError) as exc:
         if args.verbose:
             raise
         print(f"supersub: error: {exc}", file=sys.stderr)

@@ -6,7 +6,8 @@ Layout::
     DIR/snapshots/<name>/
         manifest.json                format, version, options, classes, superclasses, fingerprint
         tree.json                    the class tree and its superclass cut
-        shards/<i>/                  one saved VisualMemory per superclass
+        shards/<i>/                  one saved VisualMemory per superclass (embedded backend)
+        store/milvus.json            or: how to reconnect to the Milvus collection holding the shards
         router.pt, base.pt, specialists.pt or deltas.npz   network parts, as present
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from hierarchy import load_tree, save_tree
-from memory import BackboneMismatchError, MemoryFormatError, VisualMemory
+from memory import BackboneMismatchError, MemoryFormatError, VisualMemory, load_any
 from memory._persist import begin_snapshot, commit_snapshot, current_snapshot, writer_lock
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ FORMAT = "supersub-classifier"
 FORMAT_VERSION = 1
 _OPTIONS = ("router", "specialist", "routing", "m", "k", "voting", "temperature", "router_k",
             "head_hidden", "head_epochs", "router_hidden", "router_epochs", "delta_rank",
-            "fingerprint", "embedding", "cache_lambda", "seed")
+            "fingerprint", "embedding", "cache_lambda", "seed", "backend")
 
 
 def _head_state(head: Any) -> dict[str, Any]:
@@ -71,8 +72,11 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
     tmp, name = begin_snapshot(root)
     try:
         save_tree(clf.tree, tmp / "tree.json")
-        for i, shard in enumerate(clf.shards_):
-            shard.save(tmp / "shards" / str(i))
+        if clf._store is not None:
+            clf._store.save(tmp / "store")
+        else:
+            for i, shard in enumerate(clf.shards_):
+                shard.save(tmp / "shards" / str(i))
         if isinstance(clf.router_, HeadRouter):
             torch.save(_head_state(clf.router_.head), tmp / "router.pt")
         if clf.base_ is not None:
@@ -130,8 +134,12 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
     clf.superclasses_ = list(manifest["superclasses"])
     clf._cut = dict(manifest["assignment"])
     clf.dim_ = int(manifest["dim"])
-    clf.shards_ = [VisualMemory.load(snap / "shards" / str(i), dim=clf.dim_)
-                   for i in range(len(clf.superclasses_))]
+    if (snap / "store").is_dir():
+        clf._store = load_any(snap / "store", fingerprint=opts.get("fingerprint"))
+        clf.shards_ = [clf._store.shard(s) for s in clf.superclasses_]
+    else:
+        clf.shards_ = [VisualMemory.load(snap / "shards" / str(i), dim=clf.dim_)
+                       for i in range(len(clf.superclasses_))]
     rs = manifest["router_state"]
     if clf.router == "memory":
         clf.router_ = MemoryRouter(**rs).fit(clf.shards_)

@@ -107,3 +107,52 @@ def lite0_64():
     from memory import get_backbone
 
     return get_backbone("lite0", size=64, crop_pct=1.0)
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus standalone server from the PyPI wheel, on loopback only.
+
+    A server that cannot start fails the tests that need it; they are never skipped.
+    """
+    from memory import LocalMilvusServer
+
+    server = LocalMilvusServer(tmp_path_factory.mktemp("milvus-server"))
+    try:
+        server.start()
+    except Exception as exc:
+        pytest.fail(f"the Milvus server did not start: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def memory_factory(request, tmp_path):
+    """``make(backend, dim, **kw)``: a new, empty memory on 'faiss', 'milvus-lite' or 'milvus-server'."""
+    import uuid
+
+    made = []
+
+    def make(backend: str, dim: int, **kw):
+        from memory import MilvusMemory, VisualMemory
+
+        if backend == "faiss":
+            kw.pop("index", None), kw.pop("ef", None)
+            return VisualMemory(dim, progress=False, **kw)
+        name = "t" + uuid.uuid4().hex[:12]
+        if backend == "milvus-lite":
+            mem = MilvusMemory(str(tmp_path / "lite.db"), name, dim=dim, **kw)
+        elif backend == "milvus-server":
+            mem = MilvusMemory(request.getfixturevalue("milvus_server").uri, name, dim=dim, **kw)
+        else:
+            raise ValueError(backend)
+        made.append(mem)
+        return mem
+
+    yield make
+    for mem in made:
+        try:
+            mem.drop()
+            mem.close()
+        except Exception:
+            pass

@@ -22,7 +22,6 @@ from memory import (
     MemoryFormatError,
     UnknownEntryError,
     VisualMemory,
-    get_backbone,
 )
 from router import TwoStageClassifier
 

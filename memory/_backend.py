@@ -1,0 +1,164 @@
+"""The memory backend interface, and opening a memory by URI.
+
+Two backends implement :class:`MemoryBackend`: the embedded
+:class:`~memory.VisualMemory` (faiss and SQLite, the default) and
+:class:`~memory.MilvusMemory` (Milvus Lite on a local file, or a Milvus
+server or cluster).  The router and the reports use only this interface.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from ._errors import InputError, MemoryFormatError
+from ._explain import Explanation, Steer
+
+__all__ = ["MemoryBackend", "backend_of", "open_memory", "parse_backend"]
+
+
+@runtime_checkable
+class MemoryBackend(Protocol):
+    """What every memory backend provides.
+
+    Ids are unique non-negative int64.  Vectors are L2-normalised on the way
+    in and compared by cosine similarity.  ``superclass`` restricts a search
+    to one superclass (a shard), a set of them, or one per query.
+    """
+
+    dim: int | None
+    k: int
+    voting: str
+    temperature: float
+    fingerprint: str | None
+
+    def __len__(self) -> int: ...
+
+    @property
+    def classes_(self) -> np.ndarray: ...
+
+    @property
+    def superclasses_(self) -> np.ndarray: ...
+
+    @property
+    def sources_(self) -> np.ndarray: ...
+
+    def counts(self, by: str = "label") -> dict[str, int]: ...
+
+    def add(self, X: Any, labels: Any, *, ids: Any = None, superclass: Any = "", source: Any = "default",
+            refs: Any = None, weight: float = 1.0) -> np.ndarray: ...
+
+    def select(self, ids: Any = None, *, label: Any = None, source: Any = None,
+               superclass: Any = None) -> np.ndarray: ...
+
+    def get(self, ids: Any) -> list[dict[str, Any]]: ...
+
+    def vectors(self, ids: Any) -> np.ndarray: ...
+
+    def remove(self, ids: Any = None, *, label: Any = None, source: Any = None,
+               superclass: Any = None) -> np.ndarray: ...
+
+    def search(self, X: Any, k: int | None = None, *, superclass: Any = None,
+               steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def predict_proba(self, X: Any, k: int | None = None, **kwargs: Any) -> np.ndarray: ...
+
+    def predict(self, X: Any, k: int | None = None, **kwargs: Any) -> np.ndarray: ...
+
+    def explain(self, X: Any, k: int | None = None, **kwargs: Any) -> list[Explanation]: ...
+
+    def save(self, path: Any) -> Any: ...
+
+
+def parse_backend(uri: str | None) -> tuple[str, dict[str, str]]:
+    """Split a backend URI into its kind and connection settings.
+
+    ``None``, ``"faiss"``
+        The embedded faiss memory.
+    ``milvus://HOST:PORT[/COLLECTION]``, ``http(s)://HOST:PORT[/COLLECTION]``
+        A Milvus server or cluster.
+    ``milvus-lite:PATH.db[#COLLECTION]``, ``PATH.db[#COLLECTION]``
+        Milvus Lite on a local file.
+
+    Returns
+    -------
+    kind : {"faiss", "milvus"}
+    settings : dict
+        ``uri`` (what the Milvus client connects to) and ``collection`` for Milvus.
+    """
+    if uri is None or uri in ("", "faiss"):
+        return "faiss", {}
+    if not isinstance(uri, str):
+        raise InputError(f"a backend is a URI string, got {type(uri).__name__}")
+    collection = ""
+    if uri.startswith("milvus-lite:"):
+        uri = uri[len("milvus-lite:"):]
+    parts = urlsplit(uri)
+    if parts.scheme in ("milvus", "http", "https", "tcp"):
+        if not parts.hostname or not parts.port:
+            raise InputError(f"backend {uri!r} needs a host and a port, e.g. milvus://127.0.0.1:19530")
+        scheme = "https" if parts.scheme == "https" else "http"
+        collection = parts.path.strip("/")
+        return "milvus", {"uri": f"{scheme}://{parts.hostname}:{parts.port}", "collection": collection}
+    path, _, collection = uri.partition("#")
+    if path.endswith(".db"):
+        return "milvus", {"uri": str(Path(path).expanduser().resolve()), "collection": collection}
+    raise InputError(
+        f"unknown backend {uri!r}; use 'faiss', 'milvus://HOST:PORT[/COLLECTION]' for a Milvus server "
+        "or cluster, or 'PATH.db' for Milvus Lite"
+    )
+
+
+def open_memory(backend: str | None = None, *, dim: int | None = None, collection: str | None = None,
+                **kwargs: Any) -> Any:
+    """Open a memory on a backend.
+
+    Parameters
+    ----------
+    backend : str, optional
+        A URI (see :func:`parse_backend`), or a directory written by a
+        memory's ``save``.  ``None`` gives a new embedded faiss memory.
+    dim : int, optional
+    collection : str, optional
+        Milvus collection name (overrides the URI's).
+    **kwargs
+        Passed to the memory's constructor (``k``, ``voting``, ...).
+    """
+    if backend is not None and Path(str(backend)).is_dir():
+        return load_any(backend)
+    kind, settings = parse_backend(backend)
+    if kind == "faiss":
+        from ._visual_memory import VisualMemory
+
+        return VisualMemory(dim, **kwargs)
+    from ._milvus import MilvusMemory
+
+    name = collection or settings["collection"] or "supersub"
+    return MilvusMemory(settings["uri"], name, dim=dim, **kwargs)
+
+
+def backend_of(memory: Any) -> str:
+    """The URI a memory lives at (``"faiss"`` for the embedded backend)."""
+    return str(getattr(memory, "backend_uri", "faiss"))
+
+
+def load_any(path: Any, **kwargs: Any) -> Any:
+    """Load what a memory's ``save`` wrote: a faiss snapshot or a Milvus connection manifest."""
+    path = Path(path)
+    link = path / "milvus.json"
+    if link.is_file():
+        from ._milvus import MilvusMemory
+
+        try:
+            spec = json.loads(link.read_text())
+            return MilvusMemory(spec["uri"], spec["collection"], create=False, **{**spec.get("settings", {}),
+                                                                              **kwargs})
+        except (ValueError, KeyError) as exc:
+            raise MemoryFormatError(f"{link} is not a Milvus connection file: {exc}") from exc
+    from ._visual_memory import VisualMemory
+
+    return VisualMemory.load(path, **kwargs)

@@ -1,0 +1,700 @@
+"""The visual memory on Milvus: Milvus Lite on a local file, or a Milvus server or cluster.
+
+One collection holds the whole memory: ``id`` (int64 primary key), the
+L2-normalised ``vector``, and scalar fields ``label``, ``superclass`` (the
+partition key, so one superclass is one partition), ``source``, ``ref`` and
+``weight``.  Searches rank by inner product (cosine on the normalised
+vectors) and vote on the client exactly as :class:`~memory.VisualMemory`
+does.  Reads use ``Strong`` consistency by default, so a removed entry never
+comes back, even from another client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import BackboneMismatchError, InputError, MemoryFormatError, UnknownEntryError
+from ._explain import Explanation, Steer, build_explanations
+from ._validation import as_embeddings, as_id_set, as_ids, check_k, check_knn, prepare_rows
+from ._voting import class_scores, get_voting
+
+__all__ = ["MilvusMemory", "MilvusShard", "MissingBackendError", "milvus_client"]
+
+FIELDS = ("label", "superclass", "source", "ref", "weight")
+MAX_TEXT = 512
+MAX_REF = 2048
+INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
+QUERY_BATCH = 256
+ID_BATCH = 1000
+
+
+class MissingBackendError(ImportError):
+    """An optional backend's client library is not installed."""
+
+
+def milvus_client(uri: str, token: str | None = None, timeout: float | None = None) -> Any:
+    """A ``pymilvus.MilvusClient`` for ``uri``, with clear errors when it cannot be had."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:
+        raise MissingBackendError(
+            "the Milvus backend needs pymilvus (and milvus-lite for a local .db file): "
+            "pip install 'supersub[milvus]'"
+        ) from exc
+    kwargs: dict[str, Any] = {"uri": uri}
+    if token:
+        kwargs["token"] = token
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    try:
+        return MilvusClient(**kwargs)
+    except Exception as exc:
+        where = "Milvus Lite file" if uri.endswith(".db") else "Milvus server"
+        hint = ("install milvus-lite (pip install 'supersub[milvus]')" if uri.endswith(".db")
+                else "start the server or check the host and port")
+        raise ConnectionError(f"cannot open the {where} at {uri}: {str(exc).splitlines()[0]}; {hint}") from exc
+
+
+def _quote(value: str) -> str:
+    return json.dumps(str(value))
+
+
+def _in(field: str, values: Iterable[Any], negate: bool = False) -> str:
+    vals = list(values)
+    if field == "id":
+        body = ", ".join(str(int(v)) for v in vals)
+    else:
+        body = ", ".join(_quote(v) for v in vals)
+    return f"{field} {'not in' if negate else 'in'} [{body}]"
+
+
+def _and(*clauses: str) -> str:
+    return " and ".join(f"({c})" for c in clauses if c)
+
+
+def _values(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or np.isscalar(value):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+class MilvusMemory:
+    """An editable kNN memory stored in a Milvus collection.
+
+    Parameters
+    ----------
+    uri : str
+        ``http://HOST:PORT`` for a Milvus server or cluster, or a local
+        ``PATH.db`` for Milvus Lite.
+    collection : str, default "supersub"
+    dim : int, optional
+        Needed to create the collection; read from it when it exists.
+    k, voting, temperature
+        kNN settings, as in :class:`~memory.VisualMemory`.
+    index : {"FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8"}, default "FLAT"
+        Milvus index on the vectors; FLAT is exact.
+    index_params : dict, optional
+        Build parameters (``M``/``efConstruction`` for HNSW, ``nlist`` for IVF).
+    ef, nprobe : int, optional
+        Search parameters of HNSW and IVF indexes.
+    consistency : str, default "Strong"
+        Milvus consistency level of every read.  Keep "Strong" after
+        unlearning, so removed entries are gone for every reader at once.
+    fingerprint : str, optional
+        Backbone fingerprint; stored with a new collection and checked
+        against an existing one.
+    create : bool, default True
+        Create the collection when it does not exist.
+    num_partitions : int, default 16
+        Partitions the superclass partition key hashes into.
+    token : str, optional
+        Credentials for a secured server (``"user:password"``).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str = "supersub",
+        *,
+        dim: int | None = None,
+        k: int = 10,
+        voting: str = "softmax",
+        temperature: float = 0.07,
+        index: str = "FLAT",
+        index_params: dict[str, Any] | None = None,
+        ef: int | None = None,
+        nprobe: int | None = None,
+        consistency: str = "Strong",
+        fingerprint: str | None = None,
+        create: bool = True,
+        num_partitions: int = 16,
+        token: str | None = None,
+    ) -> None:
+        self.k, self.voting, self.temperature = check_knn(k, voting, temperature)
+        if index.upper() not in INDEXES:
+            raise InputError(f"index must be one of {INDEXES}, got {index!r}")
+        self.index = index.upper()
+        self.index_params = dict(index_params or {})
+        self.ef, self.nprobe = ef, nprobe
+        self.consistency = consistency
+        self.uri, self.collection = str(uri), str(collection)
+        self.num_partitions = int(num_partitions)
+        self._lock = threading.RLock()
+        self._client = milvus_client(self.uri, token)
+        self._tally: Counter[tuple[str, str, str]] = Counter()
+        self._next_id = 0
+        self.dim: int | None = None
+        self.fingerprint = fingerprint
+        if self._client.has_collection(self.collection):
+            self._attach(dim, fingerprint)
+        elif not create:
+            raise MemoryFormatError(f"there is no collection {self.collection!r} at {self.uri}")
+        elif dim is not None:
+            self._create(check_k(dim, "dim"))
+
+    # ------------------------------------------------------------ internals
+    @property
+    def backend_uri(self) -> str:
+        scheme = "" if self.uri.endswith(".db") else "milvus://" + self.uri.split("://", 1)[-1]
+        return (f"{scheme}/{self.collection}" if scheme else f"{self.uri}#{self.collection}")
+
+    def _create(self, dim: int) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        about = {"supersub": 1, "fingerprint": self.fingerprint}
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                            description=json.dumps(about))
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("label", DataType.VARCHAR, max_length=MAX_TEXT)
+        schema.add_field("superclass", DataType.VARCHAR, max_length=MAX_TEXT, is_partition_key=True)
+        schema.add_field("source", DataType.VARCHAR, max_length=MAX_TEXT)
+        schema.add_field("ref", DataType.VARCHAR, max_length=MAX_REF)
+        schema.add_field("weight", DataType.FLOAT)
+        params = self._client.prepare_index_params()
+        defaults = {"HNSW": {"M": 16, "efConstruction": 200}, "IVF_FLAT": {"nlist": 1024},
+                    "IVF_SQ8": {"nlist": 1024}}.get(self.index, {})
+        params.add_index(field_name="vector", index_type=self.index, metric_type="IP",
+                         params={**defaults, **self.index_params})
+        self._client.create_collection(self.collection, schema=schema, index_params=params,
+                                       consistency_level=self.consistency, num_partitions=self.num_partitions)
+        self.dim = dim
+
+    def _attach(self, dim: int | None, fingerprint: str | None) -> None:
+        info = self._client.describe_collection(self.collection)
+        fields = {f["name"]: f for f in info["fields"]}
+        missing = {"id", "vector", *FIELDS} - set(fields)
+        if missing:
+            raise MemoryFormatError(
+                f"collection {self.collection!r} at {self.uri} is not a supersub memory "
+                f"(no field {sorted(missing)[0]!r}); use another collection name"
+            )
+        params = fields["vector"].get("params", {})
+        self.dim = int(params.get("dim", 0)) or None
+        if dim is not None and self.dim is not None and int(dim) != self.dim:
+            raise InputError(
+                f"collection {self.collection!r} holds {self.dim}-d vectors, not {dim}-d; embed with its "
+                "backbone or use another collection"
+            )
+        try:
+            about = json.loads(info.get("description") or "{}")
+        except ValueError:
+            about = {}
+        stored = about.get("fingerprint")
+        if fingerprint is not None and stored is not None and stored != fingerprint:
+            raise BackboneMismatchError(
+                f"collection {self.collection!r} was built with backbone {stored}, not {fingerprint}; "
+                "embed queries with the memory's backbone"
+            )
+        self.fingerprint = stored or fingerprint
+        self._client.load_collection(self.collection)
+        for row in self._iterate("", ["label", "superclass", "source", "id"]):
+            self._tally[(row["label"], row["superclass"], row["source"])] += 1
+            self._next_id = max(self._next_id, int(row["id"]) + 1)
+
+    def _iterate(self, expr: str, fields: list[str], batch: int = 4096) -> Iterator[dict[str, Any]]:
+        it = self._client.query_iterator(self.collection, batch_size=batch, filter=expr or "id >= 0",
+                                         output_fields=fields, consistency_level=self.consistency)
+        try:
+            while True:
+                page = it.next()
+                if not page:
+                    return
+                yield from page
+        finally:
+            it.close()
+
+    def _search_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.ef is not None:
+            params["ef"] = int(self.ef)
+        if self.nprobe is not None:
+            params["nprobe"] = int(self.nprobe)
+        return {"metric_type": "IP", "params": params}
+
+    def _filter(self, superclass: list[str] | None, steer: Steer | None) -> str:
+        clauses = []
+        if superclass is not None:
+            clauses.append(_in("superclass", superclass))
+        if steer is not None:
+            if len(steer.exclude_ids):
+                clauses.append(_in("id", as_id_set(steer.exclude_ids), negate=True))
+            for field, values in (("label", steer.exclude_labels), ("source", steer.exclude_sources),
+                                  ("superclass", steer.exclude_superclasses)):
+                if values:
+                    clauses.append(_in(field, values, negate=True))
+        return _and(*clauses)
+
+    def _hits(self, X: Any, k: int | None, superclass: Any, steer: Steer | None,
+              fields: tuple[str, ...] = ("label", "source", "weight")) -> tuple[np.ndarray, ...]:
+        """Neighbours with metadata: sims (n, k), ids (n, k) and one (n, k) object array per field."""
+        k = check_k(k or self.k)
+        Q = as_embeddings(X, self.dim, "X")
+        norms = np.linalg.norm(Q, axis=1, keepdims=True)
+        Q = Q / np.where(norms > 0, norms, 1.0)
+        n = len(Q)
+        sims = np.full((n, k), -np.inf, dtype=np.float32)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        meta = {f: np.empty((n, k), dtype=object) for f in fields}
+        if self.dim is None or len(self) == 0:
+            return (sims, ids, *meta.values())
+        if superclass is None or isinstance(superclass, (str, set, frozenset, tuple)):
+            groups = [(np.arange(n), _values(superclass) if not isinstance(superclass, (set, frozenset))
+                       else sorted(superclass))]
+        else:
+            per_query = np.asarray([str(s) for s in superclass], dtype=object)
+            if len(per_query) != n:
+                raise InputError(f"got {len(per_query)} superclasses for {n} queries; give one per query")
+            groups = [(np.flatnonzero(per_query == s), [s]) for s in dict.fromkeys(per_query.tolist())]
+        for rows, sup in groups:
+            expr = self._filter(sup, steer)
+            for start in range(0, len(rows), QUERY_BATCH):
+                chunk = rows[start:start + QUERY_BATCH]
+                result = self._client.search(
+                    self.collection, data=[q for q in Q[chunk]], limit=k, filter=expr,
+                    output_fields=list(fields), search_params=self._search_params(),
+                    consistency_level=self.consistency,
+                )
+                for q, hits in zip(chunk, result):
+                    for j, hit in enumerate(list(hits)[:k]):
+                        ids[q, j] = int(hit["id"])
+                        sims[q, j] = float(hit["distance"])
+                        entity = hit["entity"]
+                        for f in fields:
+                            meta[f][q, j] = entity.get(f)
+        return (sims, ids, *meta.values())
+
+    def _new_ids(self, n: int) -> np.ndarray:
+        # Time-based, increasing across restarts: unique for one writer per collection.
+        start = max(self._next_id, time.time_ns() // 1000 * 1024)
+        self._next_id = start + n
+        return np.arange(start, start + n, dtype=np.int64)
+
+    # ------------------------------------------------------------ properties
+    def __len__(self) -> int:
+        return int(sum(self._tally.values()))
+
+    @property
+    def n_entries(self) -> int:
+        return len(self)
+
+    def _present(self, position: int) -> np.ndarray:
+        return np.array(sorted({key[position] for key, c in self._tally.items() if c > 0}), dtype=str)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """Sorted labels present, shape (n_classes,), str."""
+        return self._present(0)
+
+    @property
+    def superclasses_(self) -> np.ndarray:
+        return self._present(1)
+
+    @property
+    def sources_(self) -> np.ndarray:
+        return self._present(2)
+
+    def counts(self, by: str = "label") -> dict[str, int]:
+        """Entries per label, source or superclass."""
+        position = {"label": 0, "superclass": 1, "source": 2}.get(by)
+        if position is None:
+            raise InputError(f"by must be 'label', 'source' or 'superclass', got {by!r}")
+        out: Counter[str] = Counter()
+        for key, c in self._tally.items():
+            if c > 0:
+                out[key[position]] += c
+        return dict(sorted(out.items()))
+
+    def __repr__(self) -> str:
+        return (f"MilvusMemory({self.uri!r}, {self.collection!r}, {len(self)} entries, dim={self.dim}, "
+                f"index={self.index!r}, k={self.k}, voting={self.voting!r})")
+
+    # ------------------------------------------------------------------ edits
+    def add(self, X: Any, labels: Any, *, ids: Any = None, superclass: Any = "", source: Any = "default",
+            refs: Any = None, weight: float = 1.0) -> np.ndarray:
+        """Add embeddings with their metadata; see :meth:`memory.VisualMemory.add`.
+
+        Everything is validated before the first row is written.
+        """
+        with self._lock:
+            rows = prepare_rows(X, labels, dim=self.dim, ids=ids, superclass=superclass, source=source,
+                                refs=refs, weight=weight)
+            for name, values, limit in (("labels", rows.labels, MAX_TEXT), ("superclass", rows.superclasses,
+                                        MAX_TEXT), ("source", rows.sources, MAX_TEXT),
+                                        ("refs", [r or "" for r in rows.refs], MAX_REF)):
+                long = next((v for v in values if len(v.encode()) > limit), None)
+                if long is not None:
+                    raise InputError(f"{name} value {long[:40]!r}... is over {limit} bytes; shorten it")
+            if rows.ids is not None:
+                if len(set(rows.ids.tolist())) != len(rows):
+                    raise InputError("ids repeat within the batch; give unique ids")
+                clash = self._existing(rows.ids)
+                if clash.size:
+                    raise InputError(f"duplicate id {int(clash[0])}: it is already in the memory; "
+                                     "remove it first or leave ids=None")
+            if self.dim is None:
+                self._create(rows.X.shape[1])
+            new_ids = rows.ids if rows.ids is not None else self._new_ids(len(rows))
+            step = max(1, (16 << 20) // (4 * rows.X.shape[1]))
+            for start in range(0, len(rows), step):
+                sl = slice(start, start + step)
+                data = [
+                    {"id": int(i), "vector": v, "label": lab, "superclass": sup, "source": src,
+                     "ref": ref or "", "weight": float(rows.weight)}
+                    for i, v, lab, sup, src, ref in zip(
+                        new_ids[sl], rows.X[sl], rows.labels[sl], rows.superclasses[sl], rows.sources[sl],
+                        rows.refs[sl])
+                ]
+                self._client.insert(self.collection, data=data)
+            self._tally.update(zip(rows.labels, rows.superclasses, rows.sources))
+            self._next_id = max(self._next_id, int(new_ids.max()) + 1)
+            return np.asarray(new_ids, dtype=np.int64)
+
+    def _existing(self, ids: np.ndarray) -> np.ndarray:
+        if self.dim is None:
+            return np.empty(0, dtype=np.int64)
+        found: list[int] = []
+        for start in range(0, len(ids), ID_BATCH):
+            chunk = ids[start:start + ID_BATCH]
+            res = self._client.query(self.collection, filter=_in("id", chunk), output_fields=["id"],
+                                     consistency_level=self.consistency)
+            found += [int(r["id"]) for r in res]
+        return np.array(sorted(found), dtype=np.int64)
+
+    def select(self, ids: Any = None, *, label: Any = None, source: Any = None,
+               superclass: Any = None) -> np.ndarray:
+        """Ids of the entries matching every given criterion, sorted.
+
+        Unknown labels, sources or superclasses raise :class:`UnknownEntryError`.
+        """
+        clauses = []
+        for field, value, present in (("label", label, self.classes_), ("source", source, self.sources_),
+                                      ("superclass", superclass, self.superclasses_)):
+            vals = _values(value)
+            if vals is None:
+                continue
+            unknown = [v for v in vals if v not in set(present.tolist())]
+            if unknown:
+                raise UnknownEntryError(f"unknown {field} {unknown[0]!r}; see counts(by={field!r})")
+            clauses.append(_in(field, vals))
+        if ids is not None:
+            wanted = as_ids(ids)
+            found = self._existing(np.unique(wanted))
+            missing = np.setdiff1d(wanted, found)
+            if missing.size:
+                raise UnknownEntryError(f"unknown id {int(missing[0])}; it is not (or no longer) in the memory")
+            if not clauses:
+                return found
+            clauses.append(_in("id", found))
+        if not clauses:
+            raise InputError("give ids, label, source and/or superclass to select")
+        if self.dim is None:
+            return np.empty(0, dtype=np.int64)
+        return np.array(sorted(int(r["id"]) for r in self._iterate(_and(*clauses), ["id"])), dtype=np.int64)
+
+    def get(self, ids: Any) -> list[dict[str, Any]]:
+        """Metadata of entries, in the order of ``ids``."""
+        wanted = as_ids(ids)
+        rows: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), ID_BATCH):
+            chunk = np.unique(wanted[start:start + ID_BATCH])
+            for r in self._client.query(self.collection, filter=_in("id", chunk), output_fields=list(FIELDS),
+                                        consistency_level=self.consistency):
+                rows[int(r["id"])] = {"id": int(r["id"]), "label": r["label"], "superclass": r["superclass"],
+                                      "source": r["source"], "ref": r["ref"] or None,
+                                      "weight": float(r["weight"])}
+        missing = [int(i) for i in wanted if int(i) not in rows]
+        if missing:
+            raise UnknownEntryError(f"unknown id {missing[0]}; it is not (or no longer) in the memory")
+        return [rows[int(i)] for i in wanted]
+
+    def vectors(self, ids: Any) -> np.ndarray:
+        """Stored (normalised) vectors, shape (len(ids), dim), in the order of ``ids``."""
+        wanted = as_ids(ids)
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(wanted), ID_BATCH):
+            chunk = np.unique(wanted[start:start + ID_BATCH])
+            for r in self._client.query(self.collection, filter=_in("id", chunk), output_fields=["vector"],
+                                        consistency_level=self.consistency):
+                found[int(r["id"])] = np.asarray(r["vector"], dtype=np.float32)
+        missing = [int(i) for i in wanted if int(i) not in found]
+        if missing:
+            raise UnknownEntryError(f"unknown id {missing[0]}; it is not (or no longer) in the memory")
+        return np.stack([found[int(i)] for i in wanted]) if len(wanted) else np.empty((0, self.dim or 0),
+                                                                                      np.float32)
+
+    def remove(self, ids: Any = None, *, label: Any = None, source: Any = None,
+               superclass: Any = None) -> np.ndarray:
+        """Exactly unlearn entries by id, label, source and/or superclass; returns the removed ids.
+
+        With ``Strong`` consistency no removed id appears in any later result.
+        """
+        with self._lock:
+            doomed = self.select(ids, label=label, source=source, superclass=superclass)
+            if doomed.size == 0:
+                return doomed
+            gone: Counter[tuple[str, str, str]] = Counter()
+            for start in range(0, len(doomed), ID_BATCH):
+                chunk = doomed[start:start + ID_BATCH]
+                for r in self._client.query(self.collection, filter=_in("id", chunk),
+                                            output_fields=["label", "superclass", "source"],
+                                            consistency_level=self.consistency):
+                    gone[(r["label"], r["superclass"], r["source"])] += 1
+                self._client.delete(self.collection, ids=[int(i) for i in chunk])
+            self._tally.subtract(gone)
+            self._tally = Counter({key: c for key, c in self._tally.items() if c > 0})
+            return doomed
+
+    def set_weight(self, ids: Any = None, weight: float = 1.0, *, label: Any = None,
+                   source: Any = None) -> np.ndarray:
+        """Set the persistent vote weight of entries; returns their ids."""
+        if not np.isfinite(weight) or weight < 0:
+            raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
+        with self._lock:
+            chosen = self.select(ids, label=label, source=source)
+            for start in range(0, len(chosen), ID_BATCH):
+                chunk = chosen[start:start + ID_BATCH]
+                rows = self._client.query(self.collection, filter=_in("id", chunk),
+                                          output_fields=["vector", *FIELDS], consistency_level=self.consistency)
+                for r in rows:
+                    r["weight"] = float(weight)
+                    r["vector"] = np.asarray(r["vector"], dtype=np.float32)
+                self._client.upsert(self.collection, data=list(rows))
+            return chosen
+
+    def drop(self) -> None:
+        """Delete the whole collection from Milvus."""
+        with self._lock:
+            if self._client.has_collection(self.collection):
+                self._client.drop_collection(self.collection)
+            self._tally.clear()
+            self.dim = None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._client.close()
+
+    # ------------------------------------------------------------------ reads
+    def search(self, X: Any, k: int | None = None, *, superclass: Any = None,
+               steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest entries by cosine similarity; see :meth:`memory.VisualMemory.search`.
+
+        Returns
+        -------
+        sims : ndarray of shape (n, k), float32 (``-inf`` past the last hit)
+        ids : ndarray of shape (n, k), int64 (``-1`` past the last hit)
+        """
+        sims, ids = self._hits(X, k, superclass, steer, fields=())[:2]
+        return sims, ids
+
+    def _scores(self, X: Any, k: int | None, voting: str | None, temperature: float | None, superclass: Any,
+                steer: Steer | None, fields: tuple[str, ...] = ("label", "source", "weight"),
+                classes: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        sims, ids, *meta = self._hits(X, k, superclass, steer, fields)
+        cols = dict(zip(fields, meta))
+        valid = ids >= 0
+        w = get_voting(voting or self.voting)(np.where(valid, sims, 0.0).astype(np.float32),
+                                              temperature or self.temperature)
+        w = w * np.where(valid, cols["weight"], 0.0).astype(np.float32)
+        if steer is not None and steer.reweights:
+            for table, column in ((steer.id_weights, ids), (steer.label_weights, cols["label"]),
+                                  (steer.source_weights, cols["source"])):
+                for value, factor in table.items():
+                    w = np.where(column == value, w * float(factor), w)
+        w = np.where(valid, w, 0.0)
+        classes = self.classes_ if classes is None else classes
+        index = {c: i for i, c in enumerate(classes)}
+        codes = np.vectorize(lambda v: index.get(v, -1), otypes=[np.int64])(cols["label"]) if ids.size else \
+            np.zeros(ids.shape, np.int64)
+        codes = np.where(valid, codes, -1)
+        scores = class_scores(w, codes, len(classes))
+        return scores, sims, ids, w, cols
+
+    def predict_proba(self, X: Any, k: int | None = None, *, voting: str | None = None,
+                      temperature: float | None = None, superclass: Any = None,
+                      steer: Steer | None = None, classes: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes); columns follow :attr:`classes_` (or ``classes``)."""
+        scores = self._scores(X, k, voting, temperature, superclass, steer, classes=classes)[0]
+        total = scores.sum(axis=1, keepdims=True)
+        return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
+
+    def predict(self, X: Any, k: int | None = None, *, voting: str | None = None,
+                temperature: float | None = None, superclass: Any = None, steer: Steer | None = None,
+                classes: np.ndarray | None = None) -> np.ndarray:
+        """Predicted labels, shape (n,), object (``None`` where no neighbour voted)."""
+        classes = self.classes_ if classes is None else classes
+        scores = self._scores(X, k, voting, temperature, superclass, steer, classes=classes)[0]
+        out = classes.astype(object)[scores.argmax(axis=1)] if scores.shape[1] else \
+            np.full(len(scores), None, dtype=object)
+        out[scores.sum(axis=1) <= 0] = None
+        return out
+
+    def score(self, X: Any, y: Any, k: int | None = None, **kwargs: Any) -> float:
+        """Top-1 accuracy on ``(X, y)``."""
+        pred = self.predict(X, k, **kwargs)
+        return float(np.mean(pred == np.asarray(y, dtype=object)))
+
+    def explain(self, X: Any, k: int | None = None, *, voting: str | None = None,
+                temperature: float | None = None, superclass: Any = None,
+                steer: Steer | None = None, classes: np.ndarray | None = None) -> list[Explanation]:
+        """The neighbours behind each prediction, with their weights."""
+        fields = ("label", "source", "weight", "superclass", "ref")
+        classes = self.classes_ if classes is None else classes
+        scores, sims, ids, w, cols = self._scores(X, k, voting, temperature, superclass, steer, fields, classes)
+        meta = {int(ids[q, j]): {"label": cols["label"][q, j], "source": cols["source"][q, j],
+                                 "superclass": cols["superclass"][q, j], "ref": cols["ref"][q, j] or None}
+                for q, j in zip(*np.nonzero(ids >= 0))}
+        return build_explanations(scores, sims, ids, w, classes, meta)
+
+    def shard(self, superclass: str) -> MilvusShard:
+        """A view of one superclass (one partition), with the memory API."""
+        return MilvusShard(self, str(superclass))
+
+    # ---------------------------------------------------------- persistence
+    def flush(self) -> None:
+        """Make every insert and delete durable on the server."""
+        if self.dim is not None:
+            self._client.flush(self.collection)
+
+    def save(self, path: Any) -> Path:
+        """Flush, and write ``path/milvus.json``: how to reconnect (the data stays in Milvus)."""
+        self.flush()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        spec = {"backend": "milvus", "uri": self.uri, "collection": self.collection,
+                "settings": {"k": self.k, "voting": self.voting, "temperature": self.temperature,
+                             "index": self.index, "ef": self.ef, "nprobe": self.nprobe,
+                             "consistency": self.consistency, "fingerprint": self.fingerprint}}
+        tmp = path / "milvus.json.tmp"
+        tmp.write_text(json.dumps(spec, indent=1) + "\n")
+        os.replace(tmp, path / "milvus.json")
+        return path
+
+    @classmethod
+    def load(cls, path: Any, **kwargs: Any) -> MilvusMemory:
+        """Reconnect to the collection a :meth:`save` describes."""
+        from ._backend import load_any
+
+        memory = load_any(path, **kwargs)
+        if not isinstance(memory, cls):
+            raise MemoryFormatError(f"{path} holds an embedded memory, not a Milvus connection")
+        return memory
+
+
+class MilvusShard:
+    """One superclass of a :class:`MilvusMemory`: what a routed classifier's specialist reads.
+
+    Every read and edit is limited to the superclass's partition; class
+    probabilities have one column per class of the superclass.
+    """
+
+    def __init__(self, store: MilvusMemory, superclass: str) -> None:
+        self.store, self.superclass = store, superclass
+
+    @property
+    def dim(self) -> int | None:
+        return self.store.dim
+
+    @property
+    def k(self) -> int:
+        return self.store.k
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.store.fingerprint
+
+    def _keys(self) -> list[tuple[str, str, str]]:
+        return [key for key, c in self.store._tally.items() if c > 0 and key[1] == self.superclass]
+
+    def __len__(self) -> int:
+        return int(sum(self.store._tally[key] for key in self._keys()))
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.array(sorted({key[0] for key in self._keys()}), dtype=str)
+
+    @property
+    def sources_(self) -> np.ndarray:
+        return np.array(sorted({key[2] for key in self._keys()}), dtype=str)
+
+    @property
+    def ids_(self) -> np.ndarray:
+        return self.select() if len(self) else np.empty(0, dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return f"MilvusShard({self.superclass!r} of {self.store!r})"
+
+    def add(self, X: Any, labels: Any, *, ids: Any = None, superclass: Any = None, source: Any = "default",
+            refs: Any = None, weight: float = 1.0) -> np.ndarray:
+        if superclass not in (None, "", self.superclass):
+            raise InputError(f"this shard holds superclass {self.superclass!r}, not {superclass!r}")
+        return self.store.add(X, labels, ids=ids, superclass=self.superclass, source=source, refs=refs,
+                              weight=weight)
+
+    def select(self, ids: Any = None, *, label: Any = None, source: Any = None,
+               superclass: Any = None) -> np.ndarray:
+        if not len(self):
+            return np.empty(0, dtype=np.int64)
+        return self.store.select(ids, label=label, source=source, superclass=self.superclass)
+
+    def get(self, ids: Any) -> list[dict[str, Any]]:
+        return self.store.get(ids)
+
+    def vectors(self, ids: Any) -> np.ndarray:
+        return self.store.vectors(ids)
+
+    def remove(self, ids: Any = None, *, label: Any = None, source: Any = None,
+               superclass: Any = None) -> np.ndarray:
+        if not len(self):
+            return np.empty(0, dtype=np.int64)
+        return self.store.remove(ids, label=label, source=source, superclass=self.superclass)
+
+    def search(self, X: Any, k: int | None = None, *, superclass: Any = None,
+               steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.store.search(X, k, superclass=self.superclass, steer=steer)
+
+    def predict_proba(self, X: Any, k: int | None = None, **kwargs: Any) -> np.ndarray:
+        kwargs.pop("superclass", None)
+        return self.store.predict_proba(X, k, superclass=self.superclass, classes=self.classes_, **kwargs)
+
+    def predict(self, X: Any, k: int | None = None, **kwargs: Any) -> np.ndarray:
+        kwargs.pop("superclass", None)
+        return self.store.predict(X, k, superclass=self.superclass, classes=self.classes_, **kwargs)
+
+    def explain(self, X: Any, k: int | None = None, **kwargs: Any) -> list[Explanation]:
+        kwargs.pop("superclass", None)
+        return self.store.explain(X, k, superclass=self.superclass, classes=self.classes_, **kwargs)
+
+    def save(self, path: Any) -> Path:
+        return self.store.save(path)

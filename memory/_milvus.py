@@ -5,13 +5,15 @@ L2-normalised ``vector``, and scalar fields ``label``, ``superclass`` (the
 partition key, so one superclass is one partition), ``source``, ``ref`` and
 ``weight``.  Searches rank by inner product (cosine on the normalised
 vectors) and vote on the client exactly as :class:`~memory.VisualMemory`
-does.  Reads use ``Strong`` consistency by default, so a removed entry never
-comes back, even from another client.
+does.  Reads use ``Session`` consistency by default (a client always sees
+its own inserts and deletes); ``Strong`` makes every reader see every
+client's deletes at once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -34,11 +36,22 @@ MAX_TEXT = 512
 MAX_REF = 2048
 INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
 QUERY_BATCH = 256
+QUERY_WINDOW = 16384  # Milvus's largest offset + limit of one query
 ID_BATCH = 1000
 
 
 class MissingBackendError(ImportError):
     """An optional backend's client library is not installed."""
+
+
+class _OldServerNotice(logging.Filter):
+    """Drop pymilvus's notice that a 2.3 server does not report MVCC timestamps (it falls back correctly)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "mvccTs" not in record.getMessage()
+
+
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_OldServerNotice())
 
 
 def milvus_client(uri: str, token: str | None = None, timeout: float | None = None) -> Any:
@@ -108,9 +121,13 @@ class MilvusMemory:
         Build parameters (``M``/``efConstruction`` for HNSW, ``nlist`` for IVF).
     ef, nprobe : int, optional
         Search parameters of HNSW and IVF indexes.
-    consistency : str, default "Strong"
-        Milvus consistency level of every read.  Keep "Strong" after
-        unlearning, so removed entries are gone for every reader at once.
+    consistency : str, default "Session"
+        Milvus consistency level of every read.  "Session" lets this client
+        read its own writes at once (an entry it removed never comes back to
+        it); readers that must never see entries another client unlearned
+        use "Strong", which waits for the latest writes (about 200 ms a read
+        on a standalone server).  The first read after this client deletes
+        is always strong.
     fingerprint : str, optional
         Backbone fingerprint; stored with a new collection and checked
         against an existing one.
@@ -135,7 +152,7 @@ class MilvusMemory:
         index_params: dict[str, Any] | None = None,
         ef: int | None = None,
         nprobe: int | None = None,
-        consistency: str = "Strong",
+        consistency: str = "Session",
         fingerprint: str | None = None,
         create: bool = True,
         num_partitions: int = 16,
@@ -153,6 +170,7 @@ class MilvusMemory:
         self._lock = threading.RLock()
         self._client = milvus_client(self.uri, token)
         self._tally: Counter[tuple[str, str, str]] = Counter()
+        self._after_delete = False
         self._next_id = 0
         self.dim: int | None = None
         self.fingerprint = fingerprint
@@ -189,6 +207,9 @@ class MilvusMemory:
                          params={**defaults, **self.index_params})
         self._client.create_collection(self.collection, schema=schema, index_params=params,
                                        consistency_level=self.consistency, num_partitions=self.num_partitions)
+        if self.fingerprint is not None:  # Milvus Lite keeps properties but not the description
+            self._client.alter_collection_properties(self.collection,
+                                                     properties={"supersub.fingerprint": self.fingerprint})
         self.dim = dim
 
     def _attach(self, dim: int | None, fingerprint: str | None) -> None:
@@ -211,7 +232,7 @@ class MilvusMemory:
             about = json.loads(info.get("description") or "{}")
         except ValueError:
             about = {}
-        stored = about.get("fingerprint")
+        stored = (info.get("properties") or {}).get("supersub.fingerprint") or about.get("fingerprint")
         if fingerprint is not None and stored is not None and stored != fingerprint:
             raise BackboneMismatchError(
                 f"collection {self.collection!r} was built with backbone {stored}, not {fingerprint}; "
@@ -223,9 +244,17 @@ class MilvusMemory:
             self._tally[(row["label"], row["superclass"], row["source"])] += 1
             self._next_id = max(self._next_id, int(row["id"]) + 1)
 
-    def _iterate(self, expr: str, fields: list[str], batch: int = 4096) -> Iterator[dict[str, Any]]:
+    def _iterate(self, expr: str, fields: list[str], batch: int = 4096,
+                 expected: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every row matching ``expr``; one query when ``expected`` rows fit Milvus's result window."""
+        if expected is not None and expected < QUERY_WINDOW:
+            rows = self._client.query(self.collection, filter=expr or "id >= 0", output_fields=fields,
+                                      limit=QUERY_WINDOW, consistency_level=self._read_level()) if expected else []
+            if len(rows) < QUERY_WINDOW:  # a full window means another writer added more: iterate
+                yield from rows
+                return
         it = self._client.query_iterator(self.collection, batch_size=batch, filter=expr or "id >= 0",
-                                         output_fields=fields, consistency_level=self.consistency)
+                                         output_fields=fields, consistency_level=self._read_level())
         try:
             while True:
                 page = it.next()
@@ -234,6 +263,17 @@ class MilvusMemory:
                 yield from page
         finally:
             it.close()
+
+    def _read_level(self) -> str:
+        """The consistency of the next read: ``Strong`` once after this client deleted, else the setting.
+
+        Milvus 2.3 does not return the timestamp of a delete, so a ``Session``
+        read cannot wait for it; one strong read after a delete does.
+        """
+        if self._after_delete:
+            self._after_delete = False
+            return "Strong"
+        return self.consistency
 
     def _search_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -284,7 +324,7 @@ class MilvusMemory:
                 result = self._client.search(
                     self.collection, data=[q for q in Q[chunk]], limit=k, filter=expr,
                     output_fields=list(fields), search_params=self._search_params(),
-                    consistency_level=self.consistency,
+                    consistency_level=self._read_level(),
                 )
                 for q, hits in zip(chunk, result):
                     for j, hit in enumerate(list(hits)[:k]):
@@ -388,7 +428,7 @@ class MilvusMemory:
         for start in range(0, len(ids), ID_BATCH):
             chunk = ids[start:start + ID_BATCH]
             res = self._client.query(self.collection, filter=_in("id", chunk), output_fields=["id"],
-                                     consistency_level=self.consistency)
+                                     consistency_level=self._read_level())
             found += [int(r["id"]) for r in res]
         return np.array(sorted(found), dtype=np.int64)
 
@@ -396,8 +436,20 @@ class MilvusMemory:
                superclass: Any = None) -> np.ndarray:
         """Ids of the entries matching every given criterion, sorted.
 
-        Unknown labels, sources or superclasses raise :class:`UnknownEntryError`.
+        Unknown ids, labels, sources or superclasses raise :class:`UnknownEntryError`.
         """
+        rows = self._matching(ids, label, source, superclass, [])
+        return np.array(sorted(int(r["id"]) for r in rows), dtype=np.int64)
+
+    def _expected(self, label: Any, source: Any, superclass: Any) -> int:
+        """How many entries match, from the local tally of (label, superclass, source)."""
+        want = [None if v is None else set(_values(v) or []) for v in (label, superclass, source)]
+        return int(sum(c for key, c in self._tally.items()
+                       if all(w is None or k in w for k, w in zip(key, want))))
+
+    def _matching(self, ids: Any, label: Any, source: Any, superclass: Any,
+                  fields: list[str]) -> list[dict[str, Any]]:
+        """Rows (id plus ``fields``) matching every criterion, in one pass over Milvus."""
         clauses = []
         for field, value, present in (("label", label, self.classes_), ("source", source, self.sources_),
                                       ("superclass", superclass, self.superclasses_)):
@@ -408,20 +460,28 @@ class MilvusMemory:
             if unknown:
                 raise UnknownEntryError(f"unknown {field} {unknown[0]!r}; see counts(by={field!r})")
             clauses.append(_in(field, vals))
-        if ids is not None:
-            wanted = as_ids(ids)
-            found = self._existing(np.unique(wanted))
-            missing = np.setdiff1d(wanted, found)
-            if missing.size:
-                raise UnknownEntryError(f"unknown id {int(missing[0])}; it is not (or no longer) in the memory")
+        if ids is None:
             if not clauses:
-                return found
-            clauses.append(_in("id", found))
+                raise InputError("give ids, label, source and/or superclass to select")
+            if self.dim is None:
+                return []
+            return list(self._iterate(_and(*clauses), ["id", *fields],
+                                      expected=self._expected(label, source, superclass)))
+        wanted = np.unique(as_ids(ids))
+        rows: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        for start in range(0, len(wanted), ID_BATCH):
+            chunk = wanted[start:start + ID_BATCH]
+            for r in self._client.query(self.collection, filter=_and(_in("id", chunk), *clauses),
+                                        output_fields=["id", "superclass", *fields],
+                                        consistency_level=self._read_level()) if self.dim is not None else []:
+                rows.append(r)
+                seen.add(int(r["id"]))
         if not clauses:
-            raise InputError("give ids, label, source and/or superclass to select")
-        if self.dim is None:
-            return np.empty(0, dtype=np.int64)
-        return np.array(sorted(int(r["id"]) for r in self._iterate(_and(*clauses), ["id"])), dtype=np.int64)
+            missing = [int(i) for i in wanted if int(i) not in seen]
+            if missing:
+                raise UnknownEntryError(f"unknown id {missing[0]}; it is not (or no longer) in the memory")
+        return rows
 
     def get(self, ids: Any) -> list[dict[str, Any]]:
         """Metadata of entries, in the order of ``ids``."""
@@ -430,7 +490,7 @@ class MilvusMemory:
         for start in range(0, len(wanted), ID_BATCH):
             chunk = np.unique(wanted[start:start + ID_BATCH])
             for r in self._client.query(self.collection, filter=_in("id", chunk), output_fields=list(FIELDS),
-                                        consistency_level=self.consistency):
+                                        consistency_level=self._read_level()):
                 rows[int(r["id"])] = {"id": int(r["id"]), "label": r["label"], "superclass": r["superclass"],
                                       "source": r["source"], "ref": r["ref"] or None,
                                       "weight": float(r["weight"])}
@@ -446,7 +506,7 @@ class MilvusMemory:
         for start in range(0, len(wanted), ID_BATCH):
             chunk = np.unique(wanted[start:start + ID_BATCH])
             for r in self._client.query(self.collection, filter=_in("id", chunk), output_fields=["vector"],
-                                        consistency_level=self.consistency):
+                                        consistency_level=self._read_level()):
                 found[int(r["id"])] = np.asarray(r["vector"], dtype=np.float32)
         missing = [int(i) for i in wanted if int(i) not in found]
         if missing:
@@ -458,21 +518,18 @@ class MilvusMemory:
                superclass: Any = None) -> np.ndarray:
         """Exactly unlearn entries by id, label, source and/or superclass; returns the removed ids.
 
-        With ``Strong`` consistency no removed id appears in any later result.
+        This client never sees a removed id again (``Session`` consistency);
+        with ``Strong`` no client does.
         """
         with self._lock:
-            doomed = self.select(ids, label=label, source=source, superclass=superclass)
+            rows = self._matching(ids, label, source, superclass, ["label", "superclass", "source"])
+            doomed = np.array(sorted(int(r["id"]) for r in rows), dtype=np.int64)
             if doomed.size == 0:
                 return doomed
-            gone: Counter[tuple[str, str, str]] = Counter()
             for start in range(0, len(doomed), ID_BATCH):
-                chunk = doomed[start:start + ID_BATCH]
-                for r in self._client.query(self.collection, filter=_in("id", chunk),
-                                            output_fields=["label", "superclass", "source"],
-                                            consistency_level=self.consistency):
-                    gone[(r["label"], r["superclass"], r["source"])] += 1
-                self._client.delete(self.collection, ids=[int(i) for i in chunk])
-            self._tally.subtract(gone)
+                self._client.delete(self.collection, ids=doomed[start:start + ID_BATCH].tolist())
+            self._after_delete = True
+            self._tally.subtract(Counter((r["label"], r["superclass"], r["source"]) for r in rows))
             self._tally = Counter({key: c for key, c in self._tally.items() if c > 0})
             return doomed
 
@@ -486,7 +543,7 @@ class MilvusMemory:
             for start in range(0, len(chosen), ID_BATCH):
                 chunk = chosen[start:start + ID_BATCH]
                 rows = self._client.query(self.collection, filter=_in("id", chunk),
-                                          output_fields=["vector", *FIELDS], consistency_level=self.consistency)
+                                          output_fields=["vector", *FIELDS], consistency_level=self._read_level())
                 for r in rows:
                     r["weight"] = float(weight)
                     r["vector"] = np.asarray(r["vector"], dtype=np.float32)

@@ -185,3 +185,17 @@ def test_approximate_index_recall(backend, memory_factory, exact, data):
     _, ref = exact.search(data["Q"], 10)
     recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(ids, ref)])
     assert recall >= 0.99
+
+
+@pytest.mark.parametrize("backend", ["milvus-lite", "milvus-server"])
+def test_another_client_never_sees_unlearned_entries_with_strong_reads(backend, memory_factory, data):
+    from memory import MilvusMemory
+
+    writer = memory_factory(backend, DIM)
+    fill(writer, data)
+    reader = MilvusMemory(writer.uri, writer.collection, consistency="Strong")
+    assert len(reader) == 400
+    gone = writer.remove(source="upload")
+    _, ids = reader.search(data["Q"], 50)
+    assert not np.isin(ids, gone).any()
+    reader.close()

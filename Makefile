@@ -34,6 +34,8 @@ wordnet: $(STAMP)
 DEMO      := runs/demo
 DEMO_DATA := $(if $(FULL),--full,--per-class 100)
 DEMO_VAL  := $(if $(FULL),--full,--per-class 20)
+# BACKEND=milvus://127.0.0.1:19530/demo keeps the memory in Milvus (see `supersub milvus serve`).
+DEMO_BACKEND := $(if $(BACKEND),--backend $(BACKEND) --overwrite,)
 # Headless Chromium renders the HTML report in the tests (Debian's package).
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
@@ -41,7 +43,7 @@ browser:
 demo: setup
 	$(VENV)/bin/supersub tree build --dataset tiny-imagenet-200 --cut balanced:10 -o $(DEMO)/tree.json -q
 	$(VENV)/bin/supersub tree show $(DEMO)/tree.json --brief
-	$(VENV)/bin/supersub build --tree $(DEMO)/tree.json $(DEMO_DATA) -o $(DEMO)/model
+	$(VENV)/bin/supersub build --tree $(DEMO)/tree.json $(DEMO_DATA) $(DEMO_BACKEND) -o $(DEMO)/model
 	$(VENV)/bin/supersub memory info $(DEMO)/model
 	$(VENV)/bin/supersub predict --model $(DEMO)/model --top 3 --neighbours 3 \
 	  $$($(PY) -c "from memory import tiny_imagenet; print(*tiny_imagenet('val').paths[100:102])")

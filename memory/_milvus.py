@@ -644,6 +644,22 @@ class MilvusMemory:
         if self.dim is not None:
             self._client.flush(self.collection)
 
+    def wait_indexed(self, timeout: float = 600.0) -> float:
+        """Flush, then wait until Milvus has indexed every row; returns the seconds waited.
+
+        Rows not yet indexed are still searched (exhaustively), so this only
+        matters for timing an approximate index.
+        """
+        start = time.perf_counter()
+        self.flush()
+        while time.perf_counter() - start < timeout:
+            info = self._client.describe_index(self.collection, "vector") or {}
+            if int(info.get("pending_index_rows", 0)) == 0 and \
+                    int(info.get("indexed_rows", 0)) >= int(info.get("total_rows", 0)):
+                return time.perf_counter() - start
+            time.sleep(0.5)
+        raise TimeoutError(f"Milvus did not finish indexing {self.collection!r} within {timeout:.0f} s")
+
     def save(self, path: Any) -> Path:
         """Flush, and write ``path/milvus.json``: how to reconnect (the data stays in Milvus)."""
         self.flush()

@@ -70,6 +70,16 @@ def _relay(listener: socket.socket, connect: Any, stop: threading.Event) -> None
             threading.Thread(target=_pump, args=(a, b), daemon=True).start()
 
 
+def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: deliver ``sig`` to this process when its parent dies (no orphaned servers)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _loopback_up() -> None:
     """Bring ``lo`` up in a fresh network namespace (SIOCSIFFLAGS)."""
     import fcntl
@@ -100,7 +110,8 @@ def _inner(base_dir: str, sock_path: str, port: int) -> int:
     logs = Path(base_dir, "logs")
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / "milvus-stdout.log", "w") as out, open(logs / "milvus-stderr.log", "w") as err:
-        proc = subprocess.Popen([exe, "run", "standalone"], cwd=base_dir, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen([exe, "run", "standalone"], cwd=base_dir, env=env, stdout=out, stderr=err,
+                                preexec_fn=lambda: _die_with_parent(signal.SIGKILL))
 
         def forward(signum: int, _: Any) -> None:
             proc.send_signal(signum)
@@ -166,6 +177,7 @@ class LocalMilvusServer:
             ["unshare", *flags, sys.executable, str(Path(__file__).resolve()), str(self.data_dir), sock_path,
              str(inner_port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

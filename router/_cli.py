@@ -132,10 +132,16 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _milvus_serve(args: argparse.Namespace) -> int:
+    import signal
     import time
 
     from memory import LocalMilvusServer
 
+    def stop(signum: int, _: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stop the server cleanly on either
+        signal.signal(sig, stop)
     with LocalMilvusServer(args.data, port=args.port) as server:
         print(f"Milvus is up at {server.uri} (data in {server.data_dir}); use "
               f"--backend milvus://127.0.0.1:{server.port}/NAME. Ctrl-C stops it.", flush=True)

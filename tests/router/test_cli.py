@@ -78,3 +78,31 @@ def test_embed_bad_backbone(tiny_layout, tmp_path, capsys):
     rc = main(["embed", "--data", str(tiny_layout["folder"]), "--backbone", "lite9", "-o", str(tmp_path / "e")])
     assert rc == 2
     assert "unknown backbone 'lite9'" in capsys.readouterr().err
+
+
+def test_pipeline_on_milvus_lite_equals_faiss(tiny_layout, tmp_path, capsys, wordnet):
+    """build -> info -> predict -> evaluate -> remove with --backend, against the embedded default."""
+    from hierarchy import ClassTree, cut_balanced, save_tree
+
+    tree = ClassTree.from_wnids(tiny_layout["wnids"], wordnet=wordnet)
+    save_tree(tree.with_superclasses(cut_balanced(tree, 2)), tmp_path / "tree.json")
+    image = str(tiny_layout["folder"] / "val" / "images" / "val_0.JPEG")
+    outputs = {}
+    for name, extra in (("faiss", []), ("milvus", ["--backend", str(tmp_path / "memory.db")])):
+        model = str(tmp_path / name)
+        assert main(["build", "--data", str(tiny_layout["tar"]), "--tree", str(tmp_path / "tree.json"),
+                     "--size", "64", "--k", "3", "--no-progress", *extra, "-o", model]) == 0
+        assert main(["memory", "info", model]) == 0
+        assert main(["predict", "--model", model, "--top", "2", "--neighbours", "0", image]) == 0
+        assert main(["evaluate", "--model", model, "--data", str(tiny_layout["tar"]), "--no-progress",
+                     "-o", str(tmp_path / f"{name}-eval")]) == 0
+        outputs[name] = capsys.readouterr().out.replace(model, "MODEL")
+        metrics = json.loads((tmp_path / f"{name}-eval" / "metrics.json").read_text())
+        outputs[name + "-metrics"] = json.dumps(metrics, sort_keys=True)
+        assert main(["memory", "remove", model, "--source", "tiny-imagenet-200/train"]) == 0
+    assert outputs["milvus-metrics"] == outputs["faiss-metrics"]
+    assert outputs["milvus"].split("built")[1].split("\n", 1)[1] == outputs["faiss"].split("built")[1].split("\n", 1)[1]
+    # the model directory reconnects to the collection: the removal is visible after reloading
+    from router import TwoStageClassifier
+
+    assert TwoStageClassifier.load(tmp_path / "milvus").n_entries() == 0

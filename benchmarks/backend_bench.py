@@ -129,7 +129,8 @@ def measure(name: str, backend: Any, X: np.ndarray, y: np.ndarray, sup: np.ndarr
 
 
 def run(sizes: tuple[int, ...] = SIZES, *, dim: int = 128, k: int = 10, queries: int = 1000, singles: int = 200,
-        deletes: int = 30, hnsw: bool = True, lite: bool = False, data_dir: str | None = None) -> dict[str, Any]:
+        deletes: int = 30, hnsw: bool = True, ef: int = 256, lite: bool = False,
+        data_dir: str | None = None) -> dict[str, Any]:
     tree = shipped_tree("tiny-imagenet-200")
     gen = Clustered(tree, dim, seed=0)
     cut = tree.superclasses
@@ -149,7 +150,7 @@ def run(sizes: tuple[int, ...] = SIZES, *, dim: int = 128, k: int = 10, queries:
                                                   reference, k, singles, deletes)
             variants = [("Milvus server, FLAT", dict(index="FLAT"))]
             if hnsw:
-                variants.append(("Milvus server, HNSW ef=64", dict(index="HNSW", ef=64)))
+                variants.append((f"Milvus server, HNSW ef={ef}", dict(index="HNSW", ef=ef)))
             for name, kw in variants:
                 mem = MilvusMemory(server.uri, "bench" + uuid.uuid4().hex[:8], dim=dim, **kw)
                 try:
@@ -183,11 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--singles", type=int, default=200, help="single queries timed per backend")
     ap.add_argument("--no-hnsw", action="store_true", help="skip the Milvus HNSW variant")
+    ap.add_argument("--ef", type=int, default=256, help="HNSW search breadth")
     ap.add_argument("--lite", action="store_true", help="also time Milvus Lite (slow)")
     ap.add_argument("--data-dir", help="Milvus server directory (default: a temporary one)")
     ap.add_argument("--write", action="store_true", help="write results/backend.json for custom sizes too")
     args = ap.parse_args(argv)
-    out = run(tuple(args.sizes), singles=args.singles, hnsw=not args.no_hnsw, lite=args.lite,
+    out = run(tuple(args.sizes), singles=args.singles, hnsw=not args.no_hnsw, ef=args.ef, lite=args.lite,
               data_dir=args.data_dir)
     if args.write or tuple(args.sizes) == SIZES:
         print("wrote", write_result("backend", out))

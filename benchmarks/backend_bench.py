@@ -24,6 +24,7 @@ client on this machine would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -130,14 +131,16 @@ def measure(name: str, backend: Any, X: np.ndarray, y: np.ndarray, sup: np.ndarr
 
 def run(sizes: tuple[int, ...] = SIZES, *, dim: int = 128, k: int = 10, queries: int = 1000, singles: int = 200,
         deletes: int = 30, hnsw: bool = True, ef: int = 256, lite: bool = False,
-        data_dir: str | None = None) -> dict[str, Any]:
+        data_dir: str | None = None, server: LocalMilvusServer | None = None) -> dict[str, Any]:
     tree = shipped_tree("tiny-imagenet-200")
     gen = Clustered(tree, dim, seed=0)
     cut = tree.superclasses
     assert cut is not None
     out: dict[str, Any] = {"data": f"clustered {dim}-d data on the Tiny-ImageNet tree (200 classes, WordNet "
                                    "balanced:10)", "k": k, "queries": queries, "rows": []}
-    with LocalMilvusServer(data_dir) as server:
+    with contextlib.ExitStack() as stack:
+        if server is None:
+            server = stack.enter_context(LocalMilvusServer(data_dir))
         out["milvus"] = {"server": "milvus 2.3.5 standalone (PyPI wheel), loopback relay", "uri": server.uri}
         for n in sizes:
             X, y = gen.draw(n, seed=n)

@@ -299,7 +299,9 @@ class MilvusMemory:
     def _hits(self, X: Any, k: int | None, superclass: Any, steer: Steer | None,
               fields: tuple[str, ...] = ("label", "source", "weight")) -> tuple[np.ndarray, ...]:
         """Neighbours with metadata: sims (n, k), ids (n, k) and one (n, k) object array per field."""
-        k = check_k(k or self.k)
+        k = check_k(self.k if k is None else k)
+        if k > QUERY_WINDOW:
+            raise InputError(f"k = {k} is over Milvus's limit of {QUERY_WINDOW} neighbours per query; ask for fewer")
         Q = as_embeddings(X, self.dim, "X")
         norms = np.linalg.norm(Q, axis=1, keepdims=True)
         Q = Q / np.where(norms > 0, norms, 1.0)

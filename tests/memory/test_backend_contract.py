@@ -166,6 +166,8 @@ def test_bad_input_changes_nothing(filled, data):
         filled.add(np.ones((1, DIM), np.float32), ["c0"], ids=[int(data["ids"][0])])
     with pytest.raises(UnknownEntryError):
         filled.remove(label="no-such-class")
+    with pytest.raises(InputError, match="k must be"):
+        filled.search(data["Q"], 0)
     assert len(filled) == before
 
 

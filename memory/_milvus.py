@@ -63,7 +63,9 @@ def milvus_client(uri: str, token: str | None = None, timeout: float | None = No
             "the Milvus backend needs pymilvus (and milvus-lite for a local .db file): "
             "pip install 'supersub[milvus]'"
         ) from exc
-    kwargs: dict[str, Any] = {"uri": uri}
+    # Ping at most every 5 minutes: gRPC servers (Milvus among them) answer more frequent
+    # keepalive pings on an idle connection with GOAWAY "too_many_pings".
+    kwargs: dict[str, Any] = {"uri": uri, "grpc_options": {"grpc.keepalive_time_ms": 300_000}}
     if token:
         kwargs["token"] = token
     if timeout is not None:

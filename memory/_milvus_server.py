@@ -146,6 +146,7 @@ class LocalMilvusServer:
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
         self._sock_dir: str | None = None
+        self.inner_port: int | None = None  # the proxy's port inside the private namespace
 
     @property
     def uri(self) -> str:
@@ -169,7 +170,7 @@ class LocalMilvusServer:
         """Start the server and wait until it answers; raises :class:`MilvusServerError`."""
         if sys.platform != "linux" or shutil.which("unshare") is None:
             raise MilvusServerError("the loopback-only Milvus server needs Linux and unshare (util-linux)")
-        inner_port = self._configure()
+        inner_port = self.inner_port = self._configure()
         self._sock_dir = tempfile.mkdtemp(prefix="ssm-")
         sock_path = os.path.join(self._sock_dir, "proxy.sock")
         flags = ["-n"] if os.geteuid() == 0 else ["-r", "-n"]

@@ -8,7 +8,7 @@
 ['cat']
 """
 
-from ._backend import MemoryBackend, backend_of, load_any, open_memory, parse_backend
+from ._backend import DEFAULT_COLLECTION, MemoryBackend, drop_memory, load_any, open_memory, parse_backend
 from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
 from ._cache import CacheModel, fit_cache
 from ._datasets import TINY_IMAGENET_URL, DataError, ImageDataset, image_folder, tiny_imagenet
@@ -35,6 +35,7 @@ __all__ = [
     "BackboneMismatchError",
     "BackboneSpec",
     "CacheModel",
+    "DEFAULT_COLLECTION",
     "ConcurrentWriteError",
     "DataError",
     "Embedder",
@@ -57,7 +58,7 @@ __all__ = [
     "UnknownEntryError",
     "VOTING_RULES",
     "VisualMemory",
-    "backend_of",
+    "drop_memory",
     "cache_root",
     "class_scores",
     "compress",

@@ -18,7 +18,10 @@ import numpy as np
 from ._errors import InputError, MemoryFormatError
 from ._explain import Explanation, Steer
 
-__all__ = ["MemoryBackend", "backend_of", "open_memory", "parse_backend"]
+__all__ = ["DEFAULT_COLLECTION", "MemoryBackend", "drop_memory", "load_any", "open_memory", "parse_backend"]
+
+#: The Milvus collection a URI without one names.
+DEFAULT_COLLECTION = "supersub"
 
 
 @runtime_checkable
@@ -137,13 +140,26 @@ def open_memory(backend: str | None = None, *, dim: int | None = None, collectio
         return VisualMemory(dim, **kwargs)
     from ._milvus import MilvusMemory
 
-    name = collection or settings["collection"] or "supersub"
+    name = collection or settings["collection"] or DEFAULT_COLLECTION
     return MilvusMemory(settings["uri"], name, dim=dim, **kwargs)
 
 
-def backend_of(memory: Any) -> str:
-    """The URI a memory lives at (``"faiss"`` for the embedded backend)."""
-    return str(getattr(memory, "backend_uri", "faiss"))
+def drop_memory(backend: str) -> bool:
+    """Delete the Milvus collection a URI names, without reading it; returns whether it existed."""
+    kind, settings = parse_backend(backend)
+    if kind != "milvus":
+        raise InputError(f"{backend!r} is not a Milvus URI; an embedded memory is a directory to delete")
+    from ._milvus import milvus_client
+
+    client = milvus_client(settings["uri"])
+    name = settings["collection"] or DEFAULT_COLLECTION
+    try:
+        existed = bool(client.has_collection(name))
+        if existed:
+            client.drop_collection(name)
+        return existed
+    finally:
+        client.close()
 
 
 def load_any(path: Any, **kwargs: Any) -> Any:

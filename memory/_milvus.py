@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from ._backend import DEFAULT_COLLECTION
 from ._errors import BackboneMismatchError, InputError, MemoryFormatError, UnknownEntryError
 from ._explain import Explanation, Steer, build_explanations
 from ._validation import as_embeddings, as_id_set, as_ids, check_k, check_knn, prepare_rows
-from ._voting import class_scores, get_voting
+from ._voting import class_scores, decisions, probabilities, vote_weights
 
 __all__ = ["MilvusMemory", "MilvusShard", "MissingBackendError", "milvus_client"]
 
@@ -144,7 +145,7 @@ class MilvusMemory:
     def __init__(
         self,
         uri: str,
-        collection: str = "supersub",
+        collection: str = DEFAULT_COLLECTION,
         *,
         dim: int | None = None,
         k: int = 10,
@@ -184,11 +185,6 @@ class MilvusMemory:
             self._create(check_k(dim, "dim"))
 
     # ------------------------------------------------------------ internals
-    @property
-    def backend_uri(self) -> str:
-        scheme = "" if self.uri.endswith(".db") else "milvus://" + self.uri.split("://", 1)[-1]
-        return (f"{scheme}/{self.collection}" if scheme else f"{self.uri}#{self.collection}")
-
     def _create(self, dim: int) -> None:
         from pymilvus import DataType, MilvusClient
 
@@ -585,19 +581,16 @@ class MilvusMemory:
         sims, ids, *meta = self._hits(X, k, superclass, steer, fields)
         cols = dict(zip(fields, meta))
         valid = ids >= 0
-        w = get_voting(voting or self.voting)(np.where(valid, sims, 0.0).astype(np.float32),
-                                              temperature or self.temperature)
-        w = w * np.where(valid, cols["weight"], 0.0).astype(np.float32)
-        if steer is not None and steer.reweights:
-            for table, column in ((steer.id_weights, ids), (steer.label_weights, cols["label"]),
-                                  (steer.source_weights, cols["source"])):
-                for value, factor in table.items():
-                    w = np.where(column == value, w * float(factor), w)
-        w = np.where(valid, w, 0.0)
+
+        def column(key: str) -> tuple[np.ndarray, None]:
+            return (ids if key == "id" else cols[key]), None
+
+        w = vote_weights(sims, valid, np.where(valid, cols["weight"], 0.0).astype(np.float32),
+                         voting or self.voting, temperature or self.temperature, steer, column)
         classes = self.classes_ if classes is None else classes
         index = {c: i for i, c in enumerate(classes)}
-        codes = np.vectorize(lambda v: index.get(v, -1), otypes=[np.int64])(cols["label"]) if ids.size else \
-            np.zeros(ids.shape, np.int64)
+        labels, inverse = np.unique(np.where(valid, cols["label"], "").astype(str), return_inverse=True)
+        codes = np.array([index.get(v, -1) for v in labels], dtype=np.int64)[inverse.reshape(ids.shape)]
         codes = np.where(valid, codes, -1)
         scores = class_scores(w, codes, len(classes))
         return scores, sims, ids, w, cols
@@ -606,20 +599,14 @@ class MilvusMemory:
                       temperature: float | None = None, superclass: Any = None,
                       steer: Steer | None = None, classes: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities, shape (n, n_classes); columns follow :attr:`classes_` (or ``classes``)."""
-        scores = self._scores(X, k, voting, temperature, superclass, steer, classes=classes)[0]
-        total = scores.sum(axis=1, keepdims=True)
-        return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
+        return probabilities(self._scores(X, k, voting, temperature, superclass, steer, classes=classes)[0])
 
     def predict(self, X: Any, k: int | None = None, *, voting: str | None = None,
                 temperature: float | None = None, superclass: Any = None, steer: Steer | None = None,
                 classes: np.ndarray | None = None) -> np.ndarray:
         """Predicted labels, shape (n,), object (``None`` where no neighbour voted)."""
         classes = self.classes_ if classes is None else classes
-        scores = self._scores(X, k, voting, temperature, superclass, steer, classes=classes)[0]
-        out = classes.astype(object)[scores.argmax(axis=1)] if scores.shape[1] else \
-            np.full(len(scores), None, dtype=object)
-        out[scores.sum(axis=1) <= 0] = None
-        return out
+        return decisions(self._scores(X, k, voting, temperature, superclass, steer, classes=classes)[0], classes)
 
     def score(self, X: Any, y: Any, k: int | None = None, **kwargs: Any) -> float:
         """Top-1 accuracy on ``(X, y)``."""

@@ -26,7 +26,7 @@ from ._validation import (
     check_knn,
     prepare_rows,
 )
-from ._voting import class_scores, get_voting
+from ._voting import class_scores, decisions, probabilities, vote_weights
 
 __all__ = ["VisualMemory"]
 
@@ -722,22 +722,16 @@ class VisualMemory:
         self, sims: np.ndarray, rows: np.ndarray, voting: str | None, temperature: float | None,
         steer: Steer | None,
     ) -> np.ndarray:
-        rule = get_voting(voting or self.voting)
-        valid = rows >= 0
-        safe_sims = np.where(valid, sims, 0.0).astype(np.float32)
-        w = rule(safe_sims, temperature or self.temperature)
         r = np.maximum(rows, 0)
-        w = w * self._weight[r]
-        if steer is not None and steer.reweights:
-            for key, table, column, vocab in (
-                ("id", steer.id_weights, self._ids, None),
-                ("label", steer.label_weights, self._label, self._labels),
-                ("source", steer.source_weights, self._source, self._sources),
-            ):
-                for value, factor in table.items():
-                    code = value if vocab is None else vocab.code.get(str(value), -1)
-                    w = np.where(column[r] == code, w * float(factor), w)
-        return np.where(valid, w, 0.0)
+
+        def column(key: str) -> tuple[np.ndarray, Any]:
+            if key == "id":
+                return self._ids[r], None
+            values, vocab = (self._label, self._labels) if key == "label" else (self._source, self._sources)
+            return values[r], lambda v: vocab.code.get(str(v), -1)
+
+        return vote_weights(sims, rows >= 0, self._weight[r], voting or self.voting,
+                            temperature or self.temperature, steer, column)
 
     @_locked
     def _scores(
@@ -769,9 +763,7 @@ class VisualMemory:
             Columns follow :attr:`classes_`.  A row is all zero when no
             neighbour voted (everything excluded).
         """
-        scores = self._scores(X, k, voting, temperature, superclass, steer)[0]
-        total = scores.sum(axis=1, keepdims=True)
-        return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
+        return probabilities(self._scores(X, k, voting, temperature, superclass, steer)[0])
 
     @_locked
     def predict(
@@ -789,10 +781,7 @@ class VisualMemory:
         Ties go to the class first in :attr:`classes_`; a query with no
         voting neighbour gets ``None``.  Parameters as in :meth:`predict_proba`.
         """
-        scores = self._scores(X, k, voting, temperature, superclass, steer)[0]
-        out = self.classes_.astype(object)[scores.argmax(axis=1)]
-        out[scores.sum(axis=1) <= 0] = None
-        return out
+        return decisions(self._scores(X, k, voting, temperature, superclass, steer)[0], self.classes_)
 
     @_locked
     def top_k(

@@ -9,12 +9,14 @@ go to the class that sorts first in ``classes_``, as in scikit-learn.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ._errors import InputError
 
-__all__ = ["VOTING_RULES", "class_scores", "get_voting", "register_voting"]
+__all__ = ["VOTING_RULES", "class_scores", "decisions", "get_voting", "probabilities", "register_voting",
+           "vote_weights"]
 
 #: A rule takes ``sims`` of shape (n, k), float32, best first, and a
 #: ``temperature``, and returns weights of shape (n, k).
@@ -100,3 +102,63 @@ def class_scores(
     flat = (np.arange(n)[:, None] * n_classes + np.where(valid, codes, 0)).ravel()
     w = np.where(valid, weights, 0.0).ravel()
     return np.bincount(flat, weights=w, minlength=n * n_classes).reshape(n, n_classes)
+
+
+def vote_weights(
+    sims: np.ndarray,
+    valid: np.ndarray,
+    entry_weights: np.ndarray,
+    voting: str,
+    temperature: float,
+    steer: Any = None,
+    column: Callable[[str], tuple[np.ndarray, Callable[[Any], Any] | None]] | None = None,
+) -> np.ndarray:
+    """Each neighbour's final vote: the rule's weight x its stored weight x query-time steering.
+
+    Parameters
+    ----------
+    sims, valid, entry_weights : ndarray of shape (n, k)
+        Similarities, which slots hold a neighbour, and the neighbours' stored weights.
+    voting, temperature
+        The voting rule.
+    steer : Steer, optional
+        Its ``id_weights``, ``label_weights`` and ``source_weights`` multiply matching neighbours.
+    column : callable, optional
+        ``column("id" | "label" | "source")`` gives that field of the neighbours, shape (n, k),
+        and a function mapping a steering value into the field's encoding (or None); asked only
+        when ``steer`` reweights.
+
+    Returns
+    -------
+    ndarray of shape (n, k), zero where ``valid`` is False
+    """
+    w = get_voting(voting)(np.where(valid, sims, 0.0).astype(np.float32), temperature)
+    w = w * np.where(valid, entry_weights, 0.0).astype(np.float32)
+    if steer is not None and steer.reweights and column is not None:
+        for key, table in (("id", steer.id_weights), ("label", steer.label_weights),
+                           ("source", steer.source_weights)):
+            if not table:
+                continue
+            values, encode = column(key)
+            for value, factor in table.items():
+                target = value if encode is None else encode(value)
+                w = np.where(values == target, w * float(factor), w)
+    return np.where(valid, w, 0.0)
+
+
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """Rows of class scores, shape (n, n_classes), normalised to sum to 1 (all zero where nothing voted)."""
+    total = scores.sum(axis=1, keepdims=True)
+    return np.divide(scores, total, out=np.zeros_like(scores), where=total > 0)
+
+
+def decisions(scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The top class per row, shape (n,), object; ``None`` where nothing voted.
+
+    Ties go to the class first in ``classes``.
+    """
+    if scores.shape[1] == 0:
+        return np.full(len(scores), None, dtype=object)
+    out = np.asarray(classes).astype(object)[scores.argmax(axis=1)]
+    out[scores.sum(axis=1) <= 0] = None
+    return out

@@ -119,7 +119,7 @@ def _build(args: argparse.Namespace) -> int:
     emb = embedder_for(recipe, progress=not args.no_progress)
     es = m.embed_dataset(ds, emb)  # type: ignore[arg-type]
     if args.backend and args.overwrite and m.parse_backend(args.backend)[0] == "milvus":
-        m.open_memory(args.backend).drop()
+        m.drop_memory(args.backend)
     clf = TwoStageClassifier(
         tree, router=args.router, specialist=args.specialist, routing=args.routing, m=args.m,
         k=args.k, voting=args.voting, fingerprint=es.fingerprint, embedding=recipe, backend=args.backend,

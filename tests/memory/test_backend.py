@@ -69,3 +69,15 @@ def test_fingerprint_and_dimension_are_checked_on_reopen(tmp_path):
         MilvusMemory(str(tmp_path / "m.db"), "c", dim=8)
     again = MilvusMemory(str(tmp_path / "m.db"), "c")
     assert len(again) == 4 and again.dim == 4 and again.fingerprint == "lite0@128"
+
+
+def test_drop_memory_deletes_a_collection_without_reading_it(tmp_path):
+    from memory import MilvusMemory, drop_memory
+
+    uri = f"{tmp_path / 'm.db'}#old"
+    MilvusMemory(str(tmp_path / "m.db"), "old", dim=4).add(np.eye(4, dtype=np.float32), list("abcd"))
+    assert drop_memory(uri) is True
+    assert drop_memory(uri) is False
+    assert len(open_memory(uri, dim=4)) == 0
+    with pytest.raises(InputError, match="not a Milvus URI"):
+        drop_memory("faiss")

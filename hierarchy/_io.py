@@ -41,6 +41,35 @@ def tree_to_dict(tree: ClassTree) -> dict[str, Any]:
     }
 
 
+def _check_fields(data: dict[str, Any], origin: str) -> None:
+    """Refuse a tree whose fields have the wrong types, naming the first one."""
+    def bad(what: str) -> TreeFormatError:
+        return TreeFormatError(f"{origin}: {what}; rebuild it with 'supersub tree build'")
+
+    nodes, classes = data.get("nodes"), data.get("classes")
+    if not isinstance(nodes, dict) or not nodes:
+        raise bad("'nodes' must be a non-empty object of node id -> {name, label, parent}")
+    for node, attrs in nodes.items():
+        if not isinstance(attrs, dict):
+            raise bad(f"node {node!r} must be an object with name, label and parent")
+        for key in ("name", "label"):
+            if not isinstance(attrs.get(key), str) or not attrs[key]:
+                raise bad(f"node {node!r} has {key} {attrs.get(key)!r}; it must be a non-empty string")
+        if attrs.get("parent") is not None and not isinstance(attrs["parent"], str):
+            raise bad(f"node {node!r} has parent {attrs['parent']!r}; it must be a node id or null")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise bad("'classes' must be a non-empty list of node ids")
+    sc = data.get("superclasses")
+    if sc is not None:
+        if not isinstance(sc, dict) or not isinstance(sc.get("assignment"), dict) or not isinstance(
+            sc.get("names"), dict
+        ):
+            raise bad("'superclasses' must be null or an object with 'assignment' and 'names'")
+        values = [*sc["assignment"], *sc["assignment"].values(), *sc["names"], *sc["names"].values()]
+        if not all(isinstance(v, str) and v for v in values) or not isinstance(sc.get("method", ""), str):
+            raise bad("superclass assignments and names must be non-empty strings")
+
+
 def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
     """Inverse of :func:`tree_to_dict`, with validation."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -50,6 +79,7 @@ def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
             f"{origin} has tree format version {data.get('version')!r}; this supersub reads "
             f"version {FORMAT_VERSION}: rebuild it with 'supersub tree build'"
         )
+    _check_fields(data, origin)
     try:
         graph = nx.DiGraph()
         for node, attrs in data["nodes"].items():

@@ -141,7 +141,7 @@ class ClassTree:
         wn = wordnet if wordnet is not None else load_wordnet()
         wnids = list(wnids)
         _check_unique(wnids, "wnids")
-        synsets = {w: synset_from_wnid(w, wn) for w in wnids}
+        synsets = {w: synset_from_wnid(w, wn, noun=True) for w in wnids}
         return cls._from_synset_leaves(synsets, collapse=collapse)
 
     @classmethod
@@ -322,12 +322,12 @@ class ClassTree:
         if cls not in g:
             if self.source == "wordnet":
                 wn = wordnet if wordnet is not None else load_wordnet()
-                syn = synset_from_wnid(cls, wn)
+                syn = synset_from_wnid(cls, wn, noun=True)
                 candidates = []  # (depth of the attach point, names along the path, chain below it)
                 for path in syn.hypernym_paths():
                     ids = [wnid_of(p) for p in path]
-                    at = max(i for i, w in enumerate(ids) if w in g)
-                    if ids[at] not in self.class_index:  # never hang a class below another class
+                    at = max((i for i, w in enumerate(ids) if w in g), default=-1)
+                    if at >= 0 and ids[at] not in self.class_index:  # never hang a class below another class
                         candidates.append((-at, [p.name() for p in path], path[at:]))
                 if not candidates:
                     raise HierarchyError(f"cannot graft {cls} onto this tree: no shared ancestor")

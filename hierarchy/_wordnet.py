@@ -195,7 +195,10 @@ def wnid_of(synset: Any) -> str:
     return f"{synset.pos()}{synset.offset():08d}"
 
 
-def synset_from_wnid(wnid: str, wordnet: Any | None = None) -> Any:
+_POS = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective satellite", "r": "adverb"}
+
+
+def synset_from_wnid(wnid: str, wordnet: Any | None = None, *, noun: bool = False) -> Any:
     """Return the WordNet 3.0 synset of an ImageNet-style id.
 
     Parameters
@@ -204,11 +207,15 @@ def synset_from_wnid(wnid: str, wordnet: Any | None = None) -> Any:
         A part-of-speech letter followed by an 8-digit offset, e.g. ``n01440764``.
     wordnet : WordNetCorpusReader, optional
         Defaults to :func:`load_wordnet`.
+    noun : bool, default False
+        Refuse synsets that are not nouns (class trees hang from ``entity``,
+        the root of the noun hierarchy).
 
     Raises
     ------
     UnknownClassError
-        If the id is malformed or names no synset.
+        If the id is malformed, names no synset, or (with ``noun``) names a
+        synset of another part of speech.
     """
     from ._errors import UnknownClassError
 
@@ -233,5 +240,10 @@ def synset_from_wnid(wnid: str, wordnet: Any | None = None) -> Any:
         raise UnknownClassError(
             f"unknown wnid {wnid!r}: no WordNet 3.0 synset has that offset; "
             "check the id against the dataset's wnids.txt"
+        )
+    if noun and wnid[0] != "n":
+        raise UnknownClassError(
+            f"{wnid!r} is a {_POS[wnid[0]]} synset ({synset.name()}); classes must be noun synsets, "
+            "whose wnids start with 'n' (like 'n01440764')"
         )
     return synset

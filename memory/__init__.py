@@ -24,7 +24,7 @@ from ._errors import (
 from ._explain import Explanation, Neighbour, PruneReport, Steer
 from ._milvus import MilvusMemory, MilvusShard, MissingBackendError
 from ._milvus_server import LocalMilvusServer, MilvusServerError
-from ._persist import load_memory, save_memory
+from ._persist import edit_memory, load_memory, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._visual_memory import VisualMemory
 from ._voting import VOTING_RULES, class_scores, get_voting, register_voting
@@ -59,6 +59,7 @@ __all__ = [
     "VOTING_RULES",
     "VisualMemory",
     "drop_memory",
+    "edit_memory",
     "cache_root",
     "class_scores",
     "compress",

@@ -23,7 +23,7 @@ import numpy as np
 from ._datasets import ImageDataset
 from ._embed import Embedder, cache_root
 from ._errors import BackboneMismatchError, MemoryFormatError
-from ._persist import sha256_file
+from ._snapshot import sha256_file
 
 __all__ = ["EmbeddingSet", "embed_dataset", "load_embeddings", "save_embeddings"]
 

@@ -251,6 +251,21 @@ class VisualMemory:
             )
         return self._derived["class_of_code"]  # type: ignore[no-any-return]
 
+    def _load_columns(self, ids: np.ndarray, rows: Sequence[tuple[Any, ...]], next_id: int) -> None:
+        """Set the numpy columns from stored ``(label, source, superclass, weight)`` rows (loading)."""
+        if not all(isinstance(r[0], str) and isinstance(r[1], str) and isinstance(r[2], str)
+                   and isinstance(r[3], (int, float)) and np.isfinite(r[3]) and r[3] >= 0 for r in rows):
+            raise InputError("stored metadata holds a non-text label, source or superclass, or an "
+                             "invalid weight")
+        self._ids = ids.astype(np.int64)
+        self._labels, self._sources, self._supers = _Vocab(), _Vocab(), _Vocab()
+        self._label = self._labels.encode([r[0] for r in rows])
+        self._source = self._sources.encode([r[1] for r in rows])
+        self._super = self._supers.encode([r[2] for r in rows])
+        self._weight = np.array([r[3] for r in rows], dtype=np.float32)
+        self._next_id = next_id
+        self._invalidate()
+
     # ------------------------------------------------------------ properties
     def __len__(self) -> int:
         return int(self._ids.shape[0])
@@ -364,25 +379,44 @@ class VisualMemory:
             from tqdm.auto import tqdm
 
             steps = tqdm(steps, desc="add", unit="batch", file=sys.stderr, disable=None)
-        with self._db:  # one transaction: all rows or none
+        n_before = self._flat.ntotal
+        # All or nothing: metadata rows (uncommitted), then vectors, then the new
+        # columns; any failure rolls the rows back and drops the added vectors.
+        try:
             for start in steps:
                 sl = slice(start, start + batch_size)
-                self._db.executemany(
-                    "INSERT INTO entries (id, label, superclass, source, ref, weight) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    zip(new_ids[sl].tolist(), labels_[sl], supers[sl], sources[sl], refs_[sl],
-                        [float(weight)] * len(labels_[sl])),
-                )
-        for start in range(0, n, batch_size):
-            self._flat.add(X[start : start + batch_size])
-        self._ids = np.concatenate([self._ids, new_ids])
-        self._label = np.concatenate([self._label, self._labels.encode(labels_)])
-        self._source = np.concatenate([self._source, self._sources.encode(sources)])
-        self._super = np.concatenate([self._super, self._supers.encode(supers)])
-        self._weight = np.concatenate([self._weight, np.full(n, weight, dtype=np.float32)])
+                self._insert_rows(new_ids[sl], labels_[sl], supers[sl], sources[sl], refs_[sl], weight)
+            for start in range(0, n, batch_size):
+                self._index_add(X[start : start + batch_size])
+            columns = (
+                np.concatenate([self._ids, new_ids]),
+                np.concatenate([self._label, self._labels.encode(labels_)]),
+                np.concatenate([self._source, self._sources.encode(sources)]),
+                np.concatenate([self._super, self._supers.encode(supers)]),
+                np.concatenate([self._weight, np.full(n, weight, dtype=np.float32)]),
+            )
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            if self._flat.ntotal > n_before:
+                self._flat.remove_ids(faiss.IDSelectorRange(n_before, self._flat.ntotal))
+            raise
+        self._ids, self._label, self._source, self._super, self._weight = columns
         self._next_id = max(self._next_id, int(new_ids.max()) + 1)
         self._invalidate()
         return new_ids
+
+    def _insert_rows(self, ids: np.ndarray, labels: Sequence[str], supers: Sequence[str],
+                     sources: Sequence[str], refs: Sequence[str | None], weight: float) -> None:
+        """Insert metadata rows inside the open (uncommitted) transaction."""
+        self._db.executemany(
+            "INSERT INTO entries (id, label, superclass, source, ref, weight) VALUES (?, ?, ?, ?, ?, ?)",
+            zip(ids.tolist(), labels, supers, sources, refs, [float(weight)] * len(labels)),
+        )
+
+    def _index_add(self, X: np.ndarray) -> None:
+        """Append normalised vectors to the exact index."""
+        self._flat.add(X)
 
     # --------------------------------------------------------------- select
     @_locked
@@ -491,22 +525,36 @@ class VisualMemory:
         if doomed.size == 0:
             return doomed
         rows = np.sort(self._rows_of(doomed))
-        with self._db:
-            for start in range(0, len(doomed), 900):
-                chunk = doomed[start : start + 900].tolist()
-                self._db.execute(
-                    f"DELETE FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk
-                )
-        self._flat.remove_ids(faiss.IDSelectorBatch(rows.astype(np.int64)))
         keep = np.ones(len(self._ids), dtype=bool)
         keep[rows] = False
-        for name in ("_ids", "_label", "_source", "_super", "_weight"):
-            setattr(self, name, getattr(self, name)[keep])
-        if self._ann is not None:
-            self._tomb = np.union1d(self._tomb, doomed)
+        # All or nothing: delete the rows (uncommitted), compute the new columns,
+        # then remove the vectors -- the last step, after which nothing can fail.
+        try:
+            self._delete_rows(doomed)
+            columns = tuple(getattr(self, name)[keep] for name in ("_ids", "_label", "_source", "_super", "_weight"))
+            tomb = np.union1d(self._tomb, doomed) if self._ann is not None else self._tomb
+            self._index_remove(rows)
+            self._db.commit()
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._ids, self._label, self._source, self._super, self._weight = columns
+        self._tomb = tomb
         self._invalidate()
         log.info("removed %d entries", doomed.size)
         return doomed
+
+    def _delete_rows(self, ids: np.ndarray) -> None:
+        """Delete metadata rows inside the open (uncommitted) transaction."""
+        for start in range(0, len(ids), 900):  # SQLite's parameter limit
+            chunk = ids[start : start + 900].tolist()
+            self._db.execute(f"DELETE FROM entries WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def _index_remove(self, rows: np.ndarray) -> None:
+        """Remove rows (sorted positions) from the exact index."""
+        removed = self._flat.remove_ids(faiss.IDSelectorBatch(rows.astype(np.int64)))
+        if removed != len(rows):  # pragma: no cover - faiss removes every listed row
+            raise RuntimeError(f"faiss removed {removed} of {len(rows)} rows")
 
     @_locked
     def set_weight(
@@ -866,12 +914,11 @@ class VisualMemory:
         return compress(self, m, snap=snap, seed=seed)
 
     # ---------------------------------------------------------- persistence
-    @_locked
-    def save(self, path: Any) -> Any:
+    def save(self, path: Any, *, wait: float = 0.0) -> Any:
         """Save atomically to a directory (see :func:`memory.save_memory`)."""
         from ._persist import save_memory
 
-        return save_memory(self, path)
+        return save_memory(self, path, wait=wait)
 
     @classmethod
     def load(

@@ -17,7 +17,7 @@ from ._analysis import (
 )
 from ._classifier import FlatClassifier, RoutedExplanation, TwoStageClassifier
 from ._heads import Head, fit_head, head_proba
-from ._persist import load_classifier, save_classifier
+from ._persist import edit_classifier, load_classifier, save_classifier
 from ._report import SECTIONS, GalleryItem, GalleryNeighbour, write_report
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
 from ._specialists import DeltaSpecialists, FullSpecialists, quantise_int8
@@ -38,6 +38,7 @@ __all__ = [
     "TwoStageClassifier",
     "compare",
     "confused_pairs",
+    "edit_classifier",
     "fit_head",
     "head_proba",
     "level_metrics",

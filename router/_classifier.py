@@ -510,11 +510,11 @@ class TwoStageClassifier:
         return self.specialists_.storage()
 
     # ---------------------------------------------------------- persistence
-    def save(self, path: Any) -> Any:
+    def save(self, path: Any, *, wait: float = 0.0) -> Any:
         """Save tree, shards, router and heads atomically; see :func:`router.save_classifier`."""
         from ._persist import save_classifier
 
-        return save_classifier(self, path)
+        return save_classifier(self, path, wait=wait)
 
     @classmethod
     def load(cls, path: Any, *, fingerprint: str | None = None) -> TwoStageClassifier:

@@ -2,37 +2,58 @@
 
 Layout::
 
-    DIR/CURRENT                      name of the live snapshot
+    DIR/CURRENT                      the live snapshot's name and its manifest's sha256
     DIR/snapshots/<name>/
-        manifest.json                format, version, options, classes, superclasses, fingerprint
+        manifest.json                format, version, options, classes, superclasses, and the
+                                     sha256 of every file below
         tree.json                    the class tree and its superclass cut
-        shards/<i>/                  one saved VisualMemory per superclass (embedded backend)
+        shards/<i>/                  one saved VisualMemory per superclass (embedded backend);
+                                     its CURRENT and manifest are listed above, its data files in
+                                     its own manifest
         store/milvus.json            or: how to reconnect to the Milvus collection holding the shards
-        router.pt, base.pt, specialists.pt or deltas.npz   network parts, as present
+        router.pt, base.pt, specialists.pt or deltas.npz   network parts, as the options require
+
+Checksums chain from ``CURRENT`` to every byte a load reads, so an edited
+manifest, a replaced tree, or a shard copied from another model is refused.
+The manifest's values are checked as well (options, classes against the tree,
+entry counts against the shards), so a consistent but invalid edit is refused
+too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from hierarchy import load_tree, save_tree
+from hierarchy import HierarchyError, load_tree, save_tree
 from memory import BackboneMismatchError, MemoryFormatError, VisualMemory, load_any
-from memory._persist import begin_snapshot, commit_snapshot, current_snapshot, writer_lock
+from memory._snapshot import (
+    begin_snapshot,
+    commit_snapshot,
+    open_snapshot,
+    origin_of,
+    set_origin,
+    sha256_file,
+    verify_files,
+    write_bytes,
+    writer_lock,
+)
 
 if TYPE_CHECKING:
     from ._classifier import TwoStageClassifier
 
-__all__ = ["load_classifier", "save_classifier"]
+__all__ = ["edit_classifier", "load_classifier", "save_classifier"]
 
 FORMAT = "supersub-classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _OPTIONS = ("router", "specialist", "routing", "m", "k", "voting", "temperature", "router_k",
             "head_hidden", "head_epochs", "router_hidden", "router_epochs", "delta_rank",
             "fingerprint", "embedding", "cache_lambda", "seed", "backend")
@@ -50,23 +71,48 @@ def _head_from(state: dict[str, Any]) -> Any:
     return head.eval()
 
 
-def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str]) -> Path:
+def _covered_by_shard(rel: Path) -> bool:
+    """Shard data files: covered by the shard's own manifest, which is listed itself."""
+    parts = rel.parts
+    return len(parts) >= 5 and parts[0] == "shards" and parts[2] == "snapshots" and parts[-1] != "manifest.json"
+
+
+def _listed_files(snap: Path) -> list[str]:
+    """Every file of a snapshot that its manifest must list (all but locks and shard data)."""
+    out = []
+    for f in sorted(snap.rglob("*")):
+        rel = f.relative_to(snap)
+        if f.is_dir() or rel.name == ".lock" or rel == Path("manifest.json") or _covered_by_shard(rel):
+            continue
+        out.append(rel.as_posix())
+    return out
+
+
+def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str], *, wait: float = 0.0) -> Path:
     """Write ``clf`` to the directory ``path``; a crash leaves the previous save loadable.
+
+    Parameters
+    ----------
+    clf : TwoStageClassifier
+    path : path-like
+    wait : float, default 0
+        Seconds to wait for another writer's lock.
 
     Raises
     ------
     ConcurrentWriteError
-        If another writer is saving to ``path``.
+        Another writer holds the lock, or committed to ``path`` after ``clf``
+        was loaded from it (saving would drop that edit).
     """
     clf._check_fitted()
     root = Path(path)
-    with writer_lock(root):
+    with writer_lock(root, wait=wait):
         _save_locked(clf, root)
     return root
 
 
 def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
-    from ._routers import CentroidRouter, HeadRouter
+    from ._routers import HeadRouter
     from ._specialists import DeltaSpecialists
 
     tmp, name = begin_snapshot(root)
@@ -85,19 +131,94 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
             np.savez(tmp / "deltas.npz", **clf.specialists_.state())
         elif clf.specialists_ is not None:
             torch.save([m.state_dict() for m in clf.specialists_.modules], tmp / "specialists.pt")
+        files = {}
+        for rel in _listed_files(tmp):
+            with open(tmp / rel, "rb") as fh:
+                os.fsync(fh.fileno())
+            files[rel] = sha256_file(tmp / rel)
         manifest = {
             "format": FORMAT, "version": FORMAT_VERSION,
             "options": {k: getattr(clf, k) for k in _OPTIONS},
             "router_state": clf.router_.state(),
             "classes": [str(c) for c in clf.classes_], "superclasses": list(clf.superclasses_),
             "assignment": clf._cut, "dim": clf.dim_, "entries": clf.n_entries(),
-            "centroid_router": isinstance(clf.router_, CentroidRouter),
+            "files": files,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        commit_snapshot(root, tmp, name)
+        write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
+        commit_snapshot(root, tmp, name, expect=origin_of(clf, root))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    set_origin(clf, root, name)
+
+
+@contextlib.contextmanager
+def edit_classifier(
+    path: str | os.PathLike[str], *, wait: float = 60.0, fingerprint: str | None = None,
+) -> Iterator[TwoStageClassifier]:
+    """Load, edit and save a saved classifier while holding its writer lock throughout.
+
+    Another writer (the command line's ``memory add``/``remove``, another
+    edit block) waits up to ``wait`` seconds instead of overwriting this edit.
+    The classifier is saved when the block ends normally; if the block
+    raises, nothing is saved.
+
+    Examples
+    --------
+    >>> with edit_classifier("model/") as clf:        # doctest: +SKIP
+    ...     clf.remove(source="web")
+    """
+    root = Path(path)
+    with writer_lock(root, wait=wait):
+        clf = load_classifier(root, fingerprint=fingerprint)
+        yield clf
+        save_classifier(clf, root)
+
+
+def _bad(snap: Path, what: str) -> MemoryFormatError:
+    return MemoryFormatError(f"{snap.parent.parent} is not a valid saved classifier: {what}; rebuild it")
+
+
+def _parse(raw: bytes, snap: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MemoryFormatError(f"{snap / 'manifest.json'} is corrupt: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        raise MemoryFormatError(
+            f"{snap.parent.parent} is not a supersub classifier of format version {FORMAT_VERSION}; rebuild it"
+        )
+    shapes = {"options": dict, "router_state": dict, "classes": list, "superclasses": list,
+              "assignment": dict, "files": dict}
+    for key, kind in shapes.items():
+        if not isinstance(manifest.get(key), kind):
+            raise _bad(snap, f"manifest field {key!r} is missing or not a {kind.__name__}")
+    if set(manifest["options"]) - set(_OPTIONS):
+        raise _bad(snap, f"unknown options {sorted(set(manifest['options']) - set(_OPTIONS))}")
+    for key in ("dim", "entries"):
+        if type(manifest.get(key)) is not int or manifest[key] < 0:
+            raise _bad(snap, f"manifest field {key!r} must be a non-negative integer")
+    if not all(isinstance(c, str) for c in [*manifest["classes"], *manifest["superclasses"],
+                                              *manifest["assignment"], *manifest["assignment"].values()]):
+        raise _bad(snap, "classes, superclasses and the assignment must be strings")
+    return manifest  # type: ignore[no-any-return]
+
+
+def _verify(snap: Path, manifest: dict[str, Any]) -> None:
+    files: dict[str, str] = manifest["files"]
+    present = set(_listed_files(snap))
+    extra = sorted(present - set(files))
+    if extra:
+        raise _bad(snap, f"{extra[0]} is not listed in its manifest (a file added after the save)")
+    shard_files = {k: v for k, v in files.items() if k.startswith("shards/")}
+    verify_files(snap, {k: v for k, v in files.items() if k not in shard_files}, what="classifier")
+    for rel, digest in shard_files.items():
+        f = snap / rel
+        if rel not in present or sha256_file(f) != digest:
+            raise MemoryFormatError(
+                f"{snap / Path(rel).parts[0] / Path(rel).parts[1]} is not the shard saved with this model "
+                "(missing, replaced, or copied from another model); restore the model from a backup or rebuild it"
+            )
 
 
 def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> TwoStageClassifier:
@@ -106,40 +227,75 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
     Raises
     ------
     MemoryFormatError
-        Not a saved classifier, another format version, or corrupt parts.
+        Not a saved classifier, another format version, a file that is
+        missing, corrupt, unlisted or from another model, or manifest values
+        that contradict the stored parts.
     BackboneMismatchError
         ``fingerprint`` differs from the one the classifier was built with.
     """
-    from ._classifier import TwoStageClassifier
-    from ._routers import CentroidRouter, HeadRouter, MemoryRouter
-    from ._specialists import DeltaSpecialists, FullSpecialists, _Restricted
-
-    snap = current_snapshot(Path(path), "classifier")
-    try:
-        manifest = json.loads((snap / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MemoryFormatError(f"{snap / 'manifest.json'} is missing or corrupt: {exc}") from exc
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise MemoryFormatError(
-            f"{path} is not a supersub classifier of format version {FORMAT_VERSION}; rebuild it"
-        )
+    root = Path(path)
+    snap = open_snapshot(root, "classifier")
+    manifest = _parse(snap.manifest, snap.path)
     opts = manifest["options"]
     if fingerprint is not None and opts.get("fingerprint") != fingerprint:
         raise BackboneMismatchError(
             f"{path} was built on embeddings from {opts.get('fingerprint')!r}, not {fingerprint!r}; "
             "embed queries with the same backbone, size and crop"
         )
+    _verify(snap.path, manifest)
+    try:
+        clf = _build(snap.path, manifest)
+    except (HierarchyError, TypeError, KeyError, RuntimeError) as exc:
+        raise _bad(snap.path, str(exc)) from exc
+    except ValueError as exc:
+        if isinstance(exc, MemoryFormatError):
+            raise
+        raise _bad(snap.path, str(exc)) from exc
+    set_origin(clf, root, snap.name)
+    return clf
+
+
+def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
+    from ._classifier import TwoStageClassifier
+    from ._routers import CentroidRouter, HeadRouter, MemoryRouter
+    from ._specialists import DeltaSpecialists, FullSpecialists, _Restricted
+
+    opts = manifest["options"]
+    files = manifest["files"]
     clf = TwoStageClassifier(load_tree(snap / "tree.json"), **opts)
-    clf.classes_ = np.array(manifest["classes"], dtype=object)
-    clf.superclasses_ = list(manifest["superclasses"])
-    clf._cut = dict(manifest["assignment"])
+    clf._check_params()
+    cut = clf.tree.superclasses
+    assert cut is not None  # _check_params refuses a tree without a cut
+    classes, supers, assignment = manifest["classes"], manifest["superclasses"], manifest["assignment"]
+    unknown = [c for c in classes if c not in clf.tree.classes]
+    if unknown:
+        raise _bad(snap, f"class {unknown[0]!r} is not in its tree")
+    wrong = [c for c in classes if assignment.get(c) != cut.assignment.get(c)]
+    if wrong:
+        raise _bad(snap, f"class {wrong[0]!r} is assigned to another superclass than in its tree")
+    if [s for s in supers if s not in cut.superclasses] or len(set(supers)) != len(supers):
+        raise _bad(snap, "its superclasses are not those of its tree's cut")
+    clf.classes_ = np.array(classes, dtype=object)
+    clf.superclasses_ = list(supers)
+    clf._cut = dict(assignment)
     clf.dim_ = int(manifest["dim"])
-    if (snap / "store").is_dir():
+    if "store/milvus.json" in files:
         clf._store = load_any(snap / "store", fingerprint=opts.get("fingerprint"))
         clf.shards_ = [clf._store.shard(s) for s in clf.superclasses_]
     else:
-        clf.shards_ = [VisualMemory.load(snap / "shards" / str(i), dim=clf.dim_)
+        clf.shards_ = [VisualMemory.load(snap / "shards" / str(i), dim=clf.dim_,
+                                         fingerprint=opts.get("fingerprint"))
                        for i in range(len(clf.superclasses_))]
+    for s, shard in zip(clf.superclasses_, clf.shards_):
+        other = set(getattr(shard, "superclasses_", [s])) - {s}
+        if other:
+            raise _bad(snap, f"the shard of {s!r} holds entries of superclass {sorted(other)[0]!r}")
+    held = set().union(*(set(shard.classes_.tolist()) for shard in clf.shards_)) if clf.shards_ else set()
+    if held != set(classes):
+        diff = sorted(held ^ set(classes))
+        raise _bad(snap, f"its classes and its shards disagree (first: {diff[0]!r})")
+    if clf.n_entries() != manifest["entries"]:
+        raise _bad(snap, f"the manifest counts {manifest['entries']} entries, the shards hold {clf.n_entries()}")
     rs = manifest["router_state"]
     if clf.router == "memory":
         clf.router_ = MemoryRouter(**rs).fit(clf.shards_)
@@ -147,18 +303,26 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
         clf.router_ = CentroidRouter(**rs).fit(clf.shards_, clf.superclasses_)
     else:
         router = HeadRouter(**rs)
-        router.head = _head_from(torch.load(snap / "router.pt", weights_only=True))
+        router.head = _head_from(_torch_load(snap, "router.pt", files))
+        if router.head.n_out != len(clf.superclasses_) or router.head.dim != clf.dim_:
+            raise _bad(snap, "router.pt does not match the superclasses or the dimension")
         clf.router_ = router
     clf.base_, clf.specialists_ = None, None
-    if (snap / "base.pt").is_file():
-        clf.base_ = _head_from(torch.load(snap / "base.pt", weights_only=True))
+    if clf.specialist != "memory":
+        clf.base_ = _head_from(_torch_load(snap, "base.pt", files))
+        if clf.base_.n_out != len(clf.classes_) or clf.base_.dim != clf.dim_:
+            raise _bad(snap, "base.pt does not match the classes or the dimension")
         if clf.specialist == "delta":
+            if "deltas.npz" not in files:
+                raise _bad(snap, "deltas.npz is missing")
             with np.load(snap / "deltas.npz", allow_pickle=False) as z:
                 clf.specialists_ = DeltaSpecialists.from_state(clf.base_, {k: z[k] for k in z.files})
         else:
             full = FullSpecialists()
             full.base, full.groups = clf.base_, clf._groups()
-            states = torch.load(snap / "specialists.pt", weights_only=True)
+            states = _torch_load(snap, "specialists.pt", files)
+            if not isinstance(states, list) or len(states) != len(full.groups):
+                raise _bad(snap, "specialists.pt does not hold one specialist per superclass")
             full.modules = []
             for rows, st in zip(full.groups, states):
                 mod = _Restricted(clf.base_, torch.as_tensor(rows, dtype=torch.long))
@@ -166,3 +330,12 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
                 full.modules.append(mod.eval())
             clf.specialists_ = full
     return clf
+
+
+def _torch_load(snap: Path, name: str, files: dict[str, str]) -> Any:
+    if name not in files:
+        raise _bad(snap, f"{name} is missing")
+    try:
+        return torch.load(snap / name, weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise _bad(snap, f"{name} cannot be read ({exc})") from exc

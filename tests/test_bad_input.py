@@ -81,10 +81,11 @@ def test_saved_memory_cases(tmp_path):
         VisualMemory.load(tmp_path / "m", fingerprint="lite2@128")
     snap = next((tmp_path / "m" / "snapshots").iterdir())
     manifest = json.loads((snap / "manifest.json").read_text())
-    (snap / "manifest.json").write_text(json.dumps({**manifest, "version": 2}))
-    with pytest.raises(MemoryFormatError, match="format version 2"):
+    original = (snap / "manifest.json").read_bytes()
+    (snap / "manifest.json").write_text(json.dumps({**manifest, "version": 9}))
+    with pytest.raises(MemoryFormatError, match="manifest.json is corrupt or was edited"):
         VisualMemory.load(tmp_path / "m")
-    (snap / "manifest.json").write_text(json.dumps(manifest))
+    (snap / "manifest.json").write_bytes(original)
     (snap / "index.faiss").write_bytes(b"garbage")
     with pytest.raises(MemoryFormatError, match="index.faiss is missing or corrupt"):
         VisualMemory.load(tmp_path / "m")

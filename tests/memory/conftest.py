@@ -69,8 +69,9 @@ while True:
     mem.add(vec(new), [f"c{i % 5}" for i in new], ids=new)
     try:
         mem.save(sys.argv[1])
-    except ConcurrentWriteError:  # another writer is saving: try again on the next round
+    except ConcurrentWriteError:  # another writer holds the lock or committed: start from its state
         time.sleep(0.001)
+        mem = VisualMemory.load(sys.argv[1])
 """
 
 

@@ -1,4 +1,6 @@
+import hashlib
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ def test_round_trip(mem, data, tmp_path):
     assert back.add(Q[:1], "new")[0] == mem.add(Q[:1], "new")[0]  # id counter restored
     manifest = json.loads(next((tmp_path / "m" / "snapshots").iterdir()).joinpath("manifest.json").read_text())
     assert manifest["dim"] == 24 and manifest["counts"]["entries"] == len(back) - 1
-    assert manifest["metric"] == "cosine" and manifest["version"] == 1
+    assert manifest["metric"] == "cosine" and manifest["version"] == 2
 
 
 def test_saving_again_keeps_the_live_and_previous_snapshot(mem, tmp_path):
@@ -39,11 +41,30 @@ def test_second_writer_is_refused(mem, tmp_path):
 
     mem.save(tmp_path / "m")
     before = (tmp_path / "m" / "CURRENT").read_text()
-    with writer_lock(tmp_path / "m"):  # another writer holds the lock
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer():
+        with writer_lock(tmp_path / "m"):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other_writer)
+    t.start()
+    try:
+        held.wait(10)
         with pytest.raises(ConcurrentWriteError, match="is being written by pid"):
             mem.save(tmp_path / "m")
+        with pytest.raises(ConcurrentWriteError, match=r"waited 0.2 s"):
+            mem.save(tmp_path / "m", wait=0.2)
+    finally:
+        release.set()
+        t.join()
     assert (tmp_path / "m" / "CURRENT").read_text() == before
     mem.save(tmp_path / "m")  # released: saving works again
+    with writer_lock(tmp_path / "m"):  # re-entrant in the thread that holds it: save inside an edit
+        mem.remove(label="class01")
+        mem.save(tmp_path / "m")
+    assert "class01" not in VisualMemory.load(tmp_path / "m").classes_
 
 
 def test_approximate_index_is_saved(data, tmp_path):
@@ -94,7 +115,7 @@ def test_crash_during_save_keeps_previous_state(mem, data, tmp_path, monkeypatch
     expected = mem.predict_proba(Q)
     mem.remove(label="class00")
     calls = {"n": 0}
-    real = persist._write_bytes
+    real = persist.write_bytes
 
     def crash_on_second_write(path, payload):
         calls["n"] += 1
@@ -102,7 +123,7 @@ def test_crash_during_save_keeps_previous_state(mem, data, tmp_path, monkeypatch
             raise OSError("disk full")
         return real(path, payload)
 
-    monkeypatch.setattr(persist, "_write_bytes", crash_on_second_write)
+    monkeypatch.setattr(persist, "write_bytes", crash_on_second_write)
     with pytest.raises(OSError, match="disk full"):
         mem.save(tmp_path / "m")
     monkeypatch.undo()
@@ -118,6 +139,11 @@ def test_other_format_version(mem, tmp_path):
     snap = next((tmp_path / "m" / "snapshots").iterdir())
     manifest = json.loads((snap / "manifest.json").read_text())
     manifest["version"] = 7
-    (snap / "manifest.json").write_text(json.dumps(manifest))
+    raw = json.dumps(manifest).encode()
+    (snap / "manifest.json").write_bytes(raw)
+    with pytest.raises(MemoryFormatError, match="manifest.json is corrupt or was edited"):
+        VisualMemory.load(tmp_path / "m")
+    # A manifest that another release wrote, with its checksum in CURRENT:
+    (tmp_path / "m" / "CURRENT").write_text(f"{snap.name}\n{hashlib.sha256(raw).hexdigest()}\n")
     with pytest.raises(MemoryFormatError, match="format version 7"):
         VisualMemory.load(tmp_path / "m")

@@ -22,9 +22,11 @@ from ._errors import (
     UnknownEntryError,
 )
 from ._explain import Explanation, Neighbour, PruneReport, Steer
+from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, ImageError, open_image
 from ._milvus import MilvusMemory, MilvusShard, MissingBackendError
 from ._milvus_server import LocalMilvusServer, MilvusServerError
 from ._persist import edit_memory, load_memory, save_memory
+from ._snapshot import writer_lock
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._visual_memory import VisualMemory
 from ._voting import VOTING_RULES, class_scores, get_voting, register_voting
@@ -35,6 +37,7 @@ __all__ = [
     "BackboneMismatchError",
     "BackboneSpec",
     "CacheModel",
+    "DECODE_VERSION",
     "DEFAULT_COLLECTION",
     "ConcurrentWriteError",
     "DataError",
@@ -42,8 +45,10 @@ __all__ = [
     "EmbeddingSet",
     "Explanation",
     "ImageDataset",
+    "ImageError",
     "InputError",
     "LocalMilvusServer",
+    "MAX_IMAGE_PIXELS",
     "MemoryBackend",
     "MemoryFormatError",
     "MilvusMemory",
@@ -72,6 +77,7 @@ __all__ = [
     "load_any",
     "load_embeddings",
     "load_memory",
+    "open_image",
     "open_memory",
     "parse_backend",
     "prune_harmful",
@@ -81,4 +87,5 @@ __all__ = [
     "save_embeddings",
     "save_memory",
     "tiny_imagenet",
+    "writer_lock",
 ]

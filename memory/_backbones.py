@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import BackboneMismatchError, InputError
+from ._images import DECODE_VERSION, to_rgb
 
 __all__ = ["BACKBONES", "Backbone", "BackboneSpec", "Preprocess", "get_backbone", "register_backbone"]
 
@@ -32,7 +33,8 @@ __all__ = ["BACKBONES", "Backbone", "BackboneSpec", "Preprocess", "get_backbone"
 class Preprocess:
     """How images become model input.
 
-    Resize the shorter side to ``size / crop_pct`` (bicubic), centre-crop
+    Decode to 8-bit RGB with EXIF orientation applied (:func:`memory._images.to_rgb`),
+    resize the shorter side to ``size / crop_pct`` (bicubic), centre-crop
     ``size``, scale RGB to [0, 1], then normalise with ``mean`` and ``std``.
     """
 
@@ -41,6 +43,8 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     interpolation: str = "bicubic"
+    #: The image decoding rules (see :mod:`memory._images`); part of the fingerprint.
+    decode: str = DECODE_VERSION
 
     def transform(self) -> Callable[[Any], Any]:
         """A torchvision transform from a PIL image to a (3, size, size) tensor."""
@@ -51,7 +55,7 @@ class Preprocess:
         ]
         resize = int(round(self.size / self.crop_pct))
         return T.Compose([
-            T.Lambda(lambda im: im.convert("RGB")),
+            T.Lambda(to_rgb),
             T.Resize(resize, interpolation=mode),
             T.CenterCrop(self.size),
             T.ToTensor(),

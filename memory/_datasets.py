@@ -94,11 +94,9 @@ class ImageDataset:
         return np.asarray(self.classes)[self.targets]
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
-        from PIL import Image
+        from ._images import open_image
 
-        with Image.open(self.root / self.refs[i]) as im:
-            im.load()
-            return im.convert("RGB"), int(self.targets[i])
+        return open_image(self.root / self.refs[i]), int(self.targets[i])
 
     def key(self) -> str:
         """A hash of the sample list and labels, identifying this exact set of images."""

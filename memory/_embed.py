@@ -199,19 +199,15 @@ class Embedder:
 
     def preprocess(self, images: Iterable[Any]) -> np.ndarray:
         """PIL images or paths -> array of shape (n, 3, size, size), float32."""
-        from PIL import Image, UnidentifiedImageError
+        from ._images import open_image
 
         out = []
         for im in images:
             if isinstance(im, (str, os.PathLike)):
                 try:
-                    with Image.open(im) as opened:
-                        opened.load()
-                        im = opened.copy()
+                    im = open_image(im)
                 except FileNotFoundError:
                     raise InputError(f"image {im} does not exist") from None
-                except (UnidentifiedImageError, OSError) as exc:
-                    raise InputError(f"cannot read image {im}: {exc}; is the file corrupt?") from exc
             out.append(self.transform(im).numpy())
         if not out:
             raise InputError("no images given")

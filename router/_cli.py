@@ -18,6 +18,47 @@ class CLIError(Exception):
     """A user error the CLI reports without a traceback."""
 
 
+def _at_least(low: float, kind: type = int) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` no smaller than ``low`` (else exit 2 with a message)."""
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value != value or value < low:  # NaN, or too small
+            raise argparse.ArgumentTypeError(f"must be {what} >= {low:g}, got {text}")
+        return value  # type: ignore[no-any-return]
+
+    parse.__name__ = what
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1..65535."""
+    value = int(_at_least(1)(text))
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port in 1..65535, got {text}")
+    return value
+
+
+_POSITIVE = _at_least(1)
+_NON_NEGATIVE = _at_least(0)
+_SECONDS = _at_least(0.0, float)
+
+
 # ----------------------------------------------------------------- tree
 def _tree_build(args: argparse.Namespace) -> int:
     import hierarchy as h
@@ -106,6 +147,23 @@ def _tree_for(args: argparse.Namespace) -> object:
 
 
 def _build(args: argparse.Namespace) -> int:
+    import memory as m
+
+    out = Path(args.output)
+    fresh = not out.exists()
+    try:
+        # Held from start to commit: a concurrent edit of an existing model waits for the new one.
+        with m.writer_lock(out, wait=args.wait):
+            return _build_locked(args)
+    except BaseException:
+        if fresh and out.is_dir() and not (out / "CURRENT").exists():
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)  # leave no half-made model behind
+        raise
+
+
+def _build_locked(args: argparse.Namespace) -> int:
     import memory as m
     from router import TwoStageClassifier
 
@@ -253,10 +311,9 @@ def _memory_info(args: argparse.Namespace) -> int:
 def _memory_add(args: argparse.Namespace) -> int:
     import memory as m
 
+    from ._persist import edit_classifier
     from ._pipeline import embedder_for
 
-    clf = _load_model(args.model)
-    emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[attr-defined]
     images: list[str] = []
     for item in args.images:
         p = Path(item)
@@ -264,27 +321,30 @@ def _memory_add(args: argparse.Namespace) -> int:
                       if p.is_dir() else [item])
     if not images:
         raise CLIError("no images found")
-    X = emb.embed_images(images)
-    if args.label in set(clf.classes_):  # type: ignore[attr-defined]
-        clf.add(X, [args.label] * len(X), source=args.source, refs=images)  # type: ignore[attr-defined]
-        where = clf._cut[args.label]  # type: ignore[attr-defined]
-    else:
-        where = clf.add_class(args.label, X, superclass=args.superclass, source=args.source, refs=images)  # type: ignore[attr-defined]
-    clf.save(args.model)  # type: ignore[attr-defined]
-    print(f"added {len(X)} images of {args.label} to superclass "
-          f"{clf.tree.superclasses.names[where]}")  # type: ignore[attr-defined]
+    # The writer lock is held from load to save: a concurrent edit waits (--wait) instead of being lost.
+    with edit_classifier(args.model, wait=args.wait) as clf:
+        emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[arg-type]
+        X = emb.embed_images(images)
+        if args.label in set(clf.classes_):
+            clf.add(X, [args.label] * len(X), source=args.source, refs=images)
+            where = clf._cut[args.label]
+        else:
+            where = clf.add_class(args.label, X, superclass=args.superclass, source=args.source, refs=images)
+        name = clf.tree.superclasses.names[where]  # type: ignore[union-attr]
+    print(f"added {len(X)} images of {args.label} to superclass {name}")
     return 0
 
 
 def _memory_remove(args: argparse.Namespace) -> int:
-    clf = _load_model(args.model)
-    if args.label and not args.source:
-        removed = {args.label: clf.remove_class(args.label)}  # type: ignore[attr-defined]
-    elif args.source or args.label:
-        removed = clf.remove(source=args.source, label=args.label)  # type: ignore[attr-defined]
-    else:
+    from ._persist import edit_classifier
+
+    if not (args.label or args.source):
         raise CLIError("give --label and/or --source to remove")
-    clf.save(args.model)  # type: ignore[attr-defined]
+    with edit_classifier(args.model, wait=args.wait) as clf:
+        if args.label and not args.source:
+            removed = {args.label: clf.remove_class(args.label)}
+        else:
+            removed = clf.remove(source=args.source, label=args.label)
     print(f"removed {sum(len(v) for v in removed.values())} entries")
     return 0
 
@@ -303,24 +363,77 @@ def _gallery(args: argparse.Namespace, p: object, n: int) -> list:
     wrong = np.flatnonzero(p.wrong)  # type: ignore[attr-defined]
     if p.score is None or p.ref is None or not len(wrong):  # type: ignore[attr-defined]
         return []
-    order = wrong[np.argsort(-p.score[wrong], kind="stable")][:n]  # type: ignore[attr-defined]
+    order = wrong[np.argsort(-p.score[wrong], kind="stable")]  # type: ignore[attr-defined]
+    inside: list[tuple[int, Path]] = []
+    skipped = 0
+    for i in order:
+        if len(inside) == n:
+            break
+        path = _inside(root, p.ref[i])  # type: ignore[attr-defined]
+        if path is None:
+            skipped += 1
+        else:
+            inside.append((int(i), path))
+    if skipped:
+        log.warning("gallery: %d references point outside %s and were left out", skipped, root)
+    if not inside:
+        return []
     emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[attr-defined]
-    paths = [root / str(p.ref[i]) for i in order]  # type: ignore[attr-defined]
-    X = emb.embed_images(paths)
+    shown = [(i, path, image) for i, path in inside if (image := _thumbnail(path)) is not None]
+    if not shown:
+        return []
+    X = emb.embed_images([image for _, _, image in shown])
     items = []
-
-    def read(path: Path) -> bytes | None:
-        return path.read_bytes() if path.is_file() else None
-
-    for i, path, e in zip(order, paths, clf.explain(X)):  # type: ignore[attr-defined]
+    for (i, path, image), e in zip(shown, clf.explain(X)):  # type: ignore[attr-defined]
         outvoters = [nb for nb in e.neighbours if nb.label != p.true[i]][:5]  # type: ignore[attr-defined]
         items.append(GalleryItem(
-            image=read(path), true=str(p.true[i]), pred=str(p.pred[i]), score=float(p.score[i]),  # type: ignore[attr-defined]
+            image=_png_bytes(image), true=str(p.true[i]), pred=str(p.pred[i]), score=float(p.score[i]),  # type: ignore[attr-defined]
             ref=str(p.ref[i]),  # type: ignore[attr-defined]
-            neighbours=[GalleryNeighbour(read(root / nb.ref) if nb.ref else None, nb.label, nb.source,
+            neighbours=[GalleryNeighbour(_neighbour_image(root, nb.ref), nb.label, nb.source,
                                          nb.weight, nb.similarity) for nb in outvoters],
         ))
     return items
+
+
+def _inside(root: Path, ref: object) -> Path | None:
+    """``root / ref`` if it names a file inside ``root`` (no absolute paths, no ``..``, no links out)."""
+    text = str(ref)
+    if not text or Path(text).is_absolute() or ".." in Path(text).parts:
+        return None
+    path = (root / text).resolve()
+    try:
+        path.relative_to(root.resolve())
+    except ValueError:
+        return None
+    return path if path.is_file() else None
+
+
+def _thumbnail(path: Path) -> object | None:
+    """The decoded RGB image (pixel-limited), or None if it cannot be decoded."""
+    from memory import InputError, open_image
+
+    try:
+        return open_image(path)
+    except (InputError, OSError) as exc:
+        log.warning("gallery: %s", exc)
+        return None
+
+
+def _png_bytes(image: object, side: int = 256) -> bytes:
+    """Re-encode decoded pixels as PNG, at most ``side`` pixels a side: only pixels reach the report."""
+    import io
+
+    small = image.copy()  # type: ignore[attr-defined]
+    small.thumbnail((side, side))
+    buf = io.BytesIO()
+    small.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _neighbour_image(root: Path, ref: str | None) -> bytes | None:
+    path = _inside(root, ref) if ref else None
+    image = _thumbnail(path) if path is not None else None
+    return _png_bytes(image) if image is not None else None
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -385,12 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--split", default="train", help="train or val (Tiny-ImageNet)")
     emb.add_argument("--mapping", help="folder,wnid file for image folders not named by wnid")
     emb.add_argument("--backbone", default="lite0", help="lite0, lite1, lite2, timm:NAME, torchvision:NAME")
-    emb.add_argument("--size", type=int, default=128, help="input resolution")
-    emb.add_argument("--crop", type=float, default=None, help="centre-crop fraction (default 0.875)")
+    emb.add_argument("--size", type=_at_least(16), default=128, help="input resolution")
+    emb.add_argument("--crop", type=_fraction, default=None, help="centre-crop fraction (default 0.875)")
     emb.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
-    emb.add_argument("--threads", type=int, default=None)
-    emb.add_argument("--batch-size", type=int, default=64)
-    emb.add_argument("--per-class", type=int, default=None, help="embed only N images per class")
+    emb.add_argument("--threads", type=_POSITIVE, default=None)
+    emb.add_argument("--batch-size", type=_POSITIVE, default=64)
+    emb.add_argument("--per-class", type=_POSITIVE, default=None, help="embed only N images per class")
     emb.add_argument("--no-cache", action="store_true", help="ignore and do not write the cache")
     emb.add_argument("--no-progress", action="store_true")
     emb.add_argument("-o", "--output", required=True, help="directory to write")
@@ -400,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", help="Tiny-ImageNet folder/zip/tarball or a wnid image folder "
                        "(default: $SUPERSUB_DATA, else download)")
         p.add_argument("--mapping", help="folder,wnid file for image folders not named by wnid")
-        p.add_argument("--per-class", type=int, default=None, help="use N images per class")
+        p.add_argument("--per-class", type=_POSITIVE, default=None, help="use N images per class (N >= 1)")
         p.add_argument("--full", action="store_true", help="use every image (overrides --per-class)")
         p.add_argument("--no-progress", action="store_true")
 
@@ -408,28 +521,30 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(b)
     b.add_argument("--tree", help="tree JSON with a superclass cut (default: shipped Tiny-ImageNet tree)")
     b.add_argument("--backbone", default="lite0")
-    b.add_argument("--size", type=int, default=128)
-    b.add_argument("--crop", type=float, default=None)
+    b.add_argument("--size", type=_at_least(16), default=128)
+    b.add_argument("--crop", type=_fraction, default=None)
     b.add_argument("--router", default="centroids", choices=["memory", "centroids", "head"])
     b.add_argument("--specialist", default="memory", choices=["memory", "delta", "full"])
     b.add_argument("--routing", default="hard", choices=["hard", "soft"])
-    b.add_argument("--m", type=int, default=2, help="superclasses searched by soft routing")
-    b.add_argument("--k", type=int, default=10)
+    b.add_argument("--m", type=_POSITIVE, default=2, help="superclasses searched by soft routing")
+    b.add_argument("--k", type=_POSITIVE, default=10)
     b.add_argument("--voting", default="softmax", choices=["softmax", "rank", "distance", "plurality"])
     b.add_argument("--backend", default=None,
                    help="where the memory lives: faiss (default, embedded), milvus://HOST:PORT[/COLLECTION] "
                         "(a Milvus server or cluster) or PATH.db (Milvus Lite)")
     b.add_argument("--overwrite", action="store_true", help="drop the Milvus collection first if it exists")
+    b.add_argument("--wait", type=_SECONDS, default=300.0,
+                   help="seconds to wait for another writer of the output model (default 300)")
     b.add_argument("-o", "--output", required=True, help="model directory to write")
     b.set_defaults(func=_build)
 
     p = sub.add_parser("predict", help="classify images: top-k, route and neighbours")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", required=True)
-    p.add_argument("--top", type=int, default=5)
-    p.add_argument("--neighbours", type=int, default=5)
+    p.add_argument("--top", type=_POSITIVE, default=5, help="classes to show (>= 1)")
+    p.add_argument("--neighbours", type=_NON_NEGATIVE, default=5, help="neighbours to show (>= 0)")
     p.add_argument("--routing", choices=["hard", "soft"], default=None)
-    p.add_argument("--m", type=int, default=None)
+    p.add_argument("--m", type=_POSITIVE, default=None)
     p.set_defaults(func=_predict)
 
     ev = sub.add_parser("evaluate", help="accuracy by level, routed against flat kNN on the same memory")
@@ -437,8 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True)
     ev.add_argument("--split", default="val")
     ev.add_argument("--routing", choices=["hard", "soft"], default=None)
-    ev.add_argument("--m", type=int, default=None)
-    ev.add_argument("--explain", type=int, default=0, help="print route and neighbours of N queries")
+    ev.add_argument("--m", type=_POSITIVE, default=None)
+    ev.add_argument("--explain", type=_NON_NEGATIVE, default=0, help="print route and neighbours of N queries")
     ev.add_argument("-o", "--output", help="directory for metrics.json and predictions.csv")
     ev.set_defaults(func=_evaluate)
 
@@ -453,18 +568,22 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--label", required=True, help="the class wnid")
     add.add_argument("--superclass", help="place a new class here instead of through WordNet")
     add.add_argument("--source", default="added")
+    add.add_argument("--wait", type=_SECONDS, default=300.0,
+                     help="seconds to wait while another writer edits the model (default 300)")
     add.set_defaults(func=_memory_add)
     rm = msub.add_parser("remove", help="unlearn a class or a source")
     rm.add_argument("model")
     rm.add_argument("--label")
     rm.add_argument("--source")
+    rm.add_argument("--wait", type=_SECONDS, default=300.0,
+                    help="seconds to wait while another writer edits the model (default 300)")
     rm.set_defaults(func=_memory_remove)
 
     mv = sub.add_parser("milvus", help="run a local Milvus server (loopback only) for the Milvus backend")
     mvsub = mv.add_subparsers(dest="milvus_command", required=True)
     serve = mvsub.add_parser("serve", help="start Milvus standalone on 127.0.0.1 and wait (Ctrl-C stops it)")
     serve.add_argument("--data", required=True, help="directory for Milvus's binaries, logs and data")
-    serve.add_argument("--port", type=int, default=19530)
+    serve.add_argument("--port", type=_port, default=19530)
     serve.set_defaults(func=_milvus_serve)
 
     rep = sub.add_parser("report", help="misclassification report (HTML + Markdown) from predictions")
@@ -474,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data", help="dataset the refs point into (default: $SUPERSUB_DATA)")
     rep.add_argument("--system", help="system to describe (default: the last in the file)")
     rep.add_argument("--baseline", help="system to compare against (default: the first other)")
-    rep.add_argument("--gallery", type=int, default=8, help="confident mistakes to show")
+    rep.add_argument("--gallery", type=_NON_NEGATIVE, default=8, help="confident mistakes to show")
     rep.add_argument("-o", "--output", required=True, help="directory for report.html and summary.md")
     rep.set_defaults(func=_report)
     return parser

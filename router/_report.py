@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+import re
 import os
 import tempfile
 from collections.abc import Sequence
@@ -64,6 +65,15 @@ def _img(data: bytes | None, alt: str) -> str:
         return f'<div class="noimg">{html.escape(alt)}</div>'
     mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
     return f'<img alt="{html.escape(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode()}">'
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def _md(text: Any) -> str:
+    """Text safe inside Markdown: HTML escaped, Markdown punctuation backslashed, one line."""
+    flat = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
 
 
 def _png(fig: Any) -> bytes:
@@ -293,16 +303,16 @@ def write_report(
            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
            + "\n".join(parts) + f"<script>{_JS}</script></body></html>")
 
-    md = [f"# {title}", "", f"{len(p)} queries.", "",
+    md = [f"# {_md(title)}", "", f"{len(p)} queries.", "",
           "| system | class acc. | superclass acc. | errors within / across | mean LCA height of mistakes |",
           "|---|---|---|---|---|"]
     for n, m in metrics.items():
-        md.append(f"| {n} | {_pct(m['class_accuracy'])} | {_pct(m['superclass_accuracy'])} | "
+        md.append(f"| {_md(n)} | {_pct(m['class_accuracy'])} | {_pct(m['superclass_accuracy'])} | "
                   f"{_pct(m['within_rate'])} / {_pct(m['across_rate'])} | {m['mean_lca_height']:.2f} |")
     if oracle_acc is not None:
         md += ["", f"Oracle-route bound: {_pct(oracle_acc)}."]
     if cmp_ is not None:
-        md += ["", f"{main} against {baseline}: fixes {cmp_['fixed']} errors, introduces {cmp_['introduced']}."]
+        md += ["", f"{_md(main)} against {_md(baseline)}: fixes {cmp_['fixed']} errors, introduces {cmp_['introduced']}."]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,12 @@ class MemoryBackend(Protocol):
 
     Ids are unique non-negative int64.  Vectors are L2-normalised on the way
     in and compared by cosine similarity.  ``superclass`` restricts a search
-    to one superclass (a shard), a set of them, or one per query.
+    to one superclass (a shard), a set of them, or one per query; an unknown
+    superclass or id raises :class:`UnknownEntryError`.  Searching an empty
+    memory raises :class:`InputError`.  A neighbour's vote is the voting
+    rule's weight times its stored weight (``set_weight``) times any
+    steering weight; ``neighbours`` returns the last two multiplied, so
+    routers count votes across shards the way each shard does.
     """
 
     dim: int | None
@@ -65,8 +70,14 @@ class MemoryBackend(Protocol):
     def remove(self, ids: Any = None, *, label: Any = None, source: Any = None,
                superclass: Any = None) -> np.ndarray: ...
 
+    def set_weight(self, weight: float, ids: Any = None, *, label: Any = None, source: Any = None,
+                   superclass: Any = None) -> np.ndarray: ...
+
     def search(self, X: Any, k: int | None = None, *, superclass: Any = None,
                steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def neighbours(self, X: Any, k: int | None = None, *, superclass: Any = None,
+                   steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     def predict_proba(self, X: Any, k: int | None = None, **kwargs: Any) -> np.ndarray: ...
 

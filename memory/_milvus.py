@@ -27,7 +27,7 @@ import numpy as np
 from ._backend import DEFAULT_COLLECTION
 from ._errors import BackboneMismatchError, InputError, MemoryFormatError, UnknownEntryError
 from ._explain import Explanation, Steer, build_explanations
-from ._validation import as_embeddings, as_id_set, as_ids, check_k, check_knn, prepare_rows
+from ._validation import as_embeddings, as_id_set, as_ids, check_k, check_knn, check_weight, prepare_rows
 from ._voting import class_scores, decisions, probabilities, vote_weights
 
 __all__ = ["MilvusMemory", "MilvusShard", "MissingBackendError", "milvus_client"]
@@ -308,7 +308,14 @@ class MilvusMemory:
         ids = np.full((n, k), -1, dtype=np.int64)
         meta = {f: np.empty((n, k), dtype=object) for f in fields}
         if self.dim is None or len(self) == 0:
-            return (sims, ids, *meta.values())
+            raise InputError("the memory is empty; add entries before searching")
+        if superclass is not None:
+            wanted = {superclass} if isinstance(superclass, str) else {str(v) for v in superclass}
+            unknown = sorted(wanted - set(self.superclasses_.tolist()))
+            if unknown:
+                raise UnknownEntryError(
+                    f"unknown superclass {unknown[0]!r}; present: {', '.join(self.superclasses_)}"
+                )
         if superclass is None or isinstance(superclass, (str, set, frozenset, tuple)):
             groups = [(np.arange(n), _values(superclass) if not isinstance(superclass, (set, frozenset))
                        else sorted(superclass))]
@@ -533,13 +540,15 @@ class MilvusMemory:
             self._tally = Counter({key: c for key, c in self._tally.items() if c > 0})
             return doomed
 
-    def set_weight(self, ids: Any = None, weight: float = 1.0, *, label: Any = None,
-                   source: Any = None) -> np.ndarray:
-        """Set the persistent vote weight of entries; returns their ids."""
-        if not np.isfinite(weight) or weight < 0:
-            raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
+    def set_weight(self, weight: float, ids: Any = None, *, label: Any = None, source: Any = None,
+                   superclass: Any = None) -> np.ndarray:
+        """Persistently set the vote weight of matching entries (0 silences them); returns their ids.
+
+        Same signature and meaning as :meth:`memory.VisualMemory.set_weight`.
+        """
+        weight = check_weight(weight)
         with self._lock:
-            chosen = self.select(ids, label=label, source=source)
+            chosen = self.select(ids, label=label, source=source, superclass=superclass)
             for start in range(0, len(chosen), ID_BATCH):
                 chunk = chosen[start:start + ID_BATCH]
                 rows = self._client.query(self.collection, filter=_in("id", chunk),
@@ -574,6 +583,16 @@ class MilvusMemory:
         """
         sims, ids = self._hits(X, k, superclass, steer, fields=())[:2]
         return sims, ids
+
+    def neighbours(self, X: Any, k: int | None = None, *, superclass: Any = None,
+                   steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nearest entries with each one's vote multiplier; see :meth:`memory.VisualMemory.neighbours`."""
+        sims, ids, labels, sources, weights = self._hits(X, k, superclass, steer)
+        valid = ids >= 0
+        cols = {"id": ids, "label": labels, "source": sources}
+        mult = vote_weights(sims, valid, np.where(valid, weights, 0.0).astype(np.float32), "plurality",
+                            self.temperature, steer, lambda key: (cols[key], None))
+        return sims, ids, mult
 
     def _scores(self, X: Any, k: int | None, voting: str | None, temperature: float | None, superclass: Any,
                 steer: Steer | None, fields: tuple[str, ...] = ("label", "source", "weight"),
@@ -719,6 +738,32 @@ class MilvusShard:
     def __repr__(self) -> str:
         return f"MilvusShard({self.superclass!r} of {self.store!r})"
 
+    def _own(self, superclass: Any) -> str:
+        """This shard's superclass; any other one is unknown here, as in an embedded shard."""
+        if superclass is None or superclass == "":
+            return self.superclass
+        wanted = {superclass} if isinstance(superclass, str) else {str(v) for v in superclass}
+        if wanted != {self.superclass}:
+            raise UnknownEntryError(f"unknown superclass {superclass!r}; this shard holds {self.superclass!r}")
+        return self.superclass
+
+    def _check_ids(self, ids: Any) -> np.ndarray:
+        """``ids`` as an array; raises for ids that are not in this shard."""
+        wanted = as_ids(ids)
+        if wanted.size:
+            inside = set(self.store.select(np.unique(wanted), superclass=self.superclass).tolist()) \
+                if len(self) else set()
+            missing = [int(i) for i in wanted if int(i) not in inside]
+            if missing:
+                raise UnknownEntryError(
+                    f"unknown id {missing[0]}; it is not (or no longer) in the shard of {self.superclass!r}"
+                )
+        return wanted
+
+    def _check_ready(self) -> None:
+        if not len(self):
+            raise InputError(f"the shard of {self.superclass!r} is empty; add entries before searching")
+
     def add(self, X: Any, labels: Any, *, ids: Any = None, superclass: Any = None, source: Any = "default",
             refs: Any = None, weight: float = 1.0) -> np.ndarray:
         if superclass not in (None, "", self.superclass):
@@ -728,37 +773,61 @@ class MilvusShard:
 
     def select(self, ids: Any = None, *, label: Any = None, source: Any = None,
                superclass: Any = None) -> np.ndarray:
+        own = self._own(superclass)
+        if ids is not None:
+            self._check_ids(ids)
         if not len(self):
             return np.empty(0, dtype=np.int64)
-        return self.store.select(ids, label=label, source=source, superclass=self.superclass)
+        return self.store.select(ids, label=label, source=source, superclass=own)
 
     def get(self, ids: Any) -> list[dict[str, Any]]:
-        return self.store.get(ids)
+        return self.store.get(self._check_ids(ids))
 
     def vectors(self, ids: Any) -> np.ndarray:
-        return self.store.vectors(ids)
+        return self.store.vectors(self._check_ids(ids))
 
     def remove(self, ids: Any = None, *, label: Any = None, source: Any = None,
                superclass: Any = None) -> np.ndarray:
+        own = self._own(superclass)
+        if ids is not None:
+            self._check_ids(ids)
         if not len(self):
             return np.empty(0, dtype=np.int64)
-        return self.store.remove(ids, label=label, source=source, superclass=self.superclass)
+        return self.store.remove(ids, label=label, source=source, superclass=own)
+
+    def set_weight(self, weight: float, ids: Any = None, *, label: Any = None, source: Any = None,
+                   superclass: Any = None) -> np.ndarray:
+        own = self._own(superclass)
+        if ids is not None:
+            self._check_ids(ids)
+        return self.store.set_weight(weight, ids, label=label, source=source, superclass=own)
 
     def search(self, X: Any, k: int | None = None, *, superclass: Any = None,
                steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return self.store.search(X, k, superclass=self.superclass, steer=steer)
+        own = self._own(superclass)
+        self._check_ready()
+        return self.store.search(X, k, superclass=own, steer=steer)
+
+    def neighbours(self, X: Any, k: int | None = None, *, superclass: Any = None,
+                   steer: Steer | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        own = self._own(superclass)
+        self._check_ready()
+        return self.store.neighbours(X, k, superclass=own, steer=steer)
 
     def predict_proba(self, X: Any, k: int | None = None, **kwargs: Any) -> np.ndarray:
-        kwargs.pop("superclass", None)
-        return self.store.predict_proba(X, k, superclass=self.superclass, classes=self.classes_, **kwargs)
+        own = self._own(kwargs.pop("superclass", None))
+        self._check_ready()
+        return self.store.predict_proba(X, k, superclass=own, classes=self.classes_, **kwargs)
 
     def predict(self, X: Any, k: int | None = None, **kwargs: Any) -> np.ndarray:
-        kwargs.pop("superclass", None)
-        return self.store.predict(X, k, superclass=self.superclass, classes=self.classes_, **kwargs)
+        own = self._own(kwargs.pop("superclass", None))
+        self._check_ready()
+        return self.store.predict(X, k, superclass=own, classes=self.classes_, **kwargs)
 
     def explain(self, X: Any, k: int | None = None, **kwargs: Any) -> list[Explanation]:
-        kwargs.pop("superclass", None)
-        return self.store.explain(X, k, superclass=self.superclass, classes=self.classes_, **kwargs)
+        own = self._own(kwargs.pop("superclass", None))
+        self._check_ready()
+        return self.store.explain(X, k, superclass=own, classes=self.classes_, **kwargs)
 
     def save(self, path: Any) -> Path:
         return self.store.save(path)

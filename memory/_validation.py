@@ -9,7 +9,7 @@ import numpy as np
 
 from ._errors import InputError
 
-__all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "prepare_rows"]
+__all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "prepare_rows"]
 
 
 def as_embeddings(x: Any, dim: int | None, name: str = "X") -> np.ndarray:
@@ -62,6 +62,14 @@ def as_strings(values: Any, n: int, name: str) -> list[str]:
     if any(v == "" for v in out):
         raise InputError(f"{name} contains an empty string")
     return out
+
+
+def check_weight(weight: Any) -> float:
+    """A vote weight: a finite real number >= 0."""
+    if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(weight) or weight < 0:
+        raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
+    return float(weight)
 
 
 def as_ids(ids: Any, n: int | None = None, name: str = "ids") -> np.ndarray:

@@ -24,6 +24,7 @@ from ._validation import (
     as_strings,
     check_k,
     check_knn,
+    check_weight,
     prepare_rows,
 )
 from ._voting import class_scores, decisions, probabilities, vote_weights
@@ -570,8 +571,7 @@ class VisualMemory:
 
         Returns the affected ids.
         """
-        if not np.isfinite(weight) or weight < 0:
-            raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
+        weight = check_weight(weight)
         chosen = self.select(ids, label=label, source=source, superclass=superclass)
         with self._db:
             for start in range(0, len(chosen), 900):
@@ -764,6 +764,32 @@ class VisualMemory:
         """
         sims, rows = self._neighbours(X, k, superclass, steer)
         return sims, np.where(rows >= 0, self._ids[np.maximum(rows, 0)], -1)
+
+    @_locked
+    def neighbours(
+        self,
+        X: Any,
+        k: int | None = None,
+        *,
+        superclass: Any = None,
+        steer: Steer | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nearest entries, each with the multiplier its vote carries.
+
+        The multiplier is the entry's stored weight times any steering
+        weight that matches it; a voting rule's weight times the multiplier
+        is the neighbour's vote.  Routers use it to count votes across
+        shards exactly as each shard counts its own.
+
+        Returns
+        -------
+        sims : ndarray of shape (n, k), float32 (``-inf`` past the last hit)
+        ids : ndarray of shape (n, k), int64 (``-1`` past the last hit)
+        multipliers : ndarray of shape (n, k), float (0 past the last hit)
+        """
+        sims, rows = self._neighbours(X, k, superclass, steer)
+        mult = self._weights(sims, rows, "plurality", None, steer)
+        return sims, np.where(rows >= 0, self._ids[np.maximum(rows, 0)], -1), mult
 
     # ------------------------------------------------------------- classify
     def _weights(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from hierarchy import ClassTree, HierarchyError, UnknownClassError
-from memory import InputError, Neighbour, VisualMemory, open_memory, parse_backend
+from memory import InputError, Neighbour, Steer, VisualMemory, open_memory, parse_backend
 from memory._validation import as_embeddings, as_strings, check_k
 
 from ._heads import Head, fit_head, head_proba
@@ -270,13 +270,28 @@ class TwoStageClassifier:
         if not hasattr(self, "shards_"):
             raise InputError("this classifier is not fitted; call fit(X, y) first")
 
-    def route_proba(self, X: Any) -> np.ndarray:
-        """Stage-1 superclass probabilities, shape (n, n_superclasses), columns ``superclasses_``."""
+    def route_proba(self, X: Any, *, steer: Steer | None = None) -> np.ndarray:
+        """Stage-1 superclass probabilities, shape (n, n_superclasses), columns ``superclasses_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, dim)
+        steer : Steer, optional
+            Applied as in stage 2 by the memory router (exclusions, and
+            reweighting, times the entries' stored weights); the centroid
+            router applies class- and superclass-level steering; every
+            router drops ``exclude_superclasses`` from the route.
+        """
         self._check_fitted()
         X = as_embeddings(X, self.dim_)
-        return self.router_.proba(X)
+        p = self.router_.proba(X, steer=steer)
+        if steer is not None and steer.exclude_superclasses:
+            drop = [j for j, s in enumerate(self.superclasses_) if s in set(steer.exclude_superclasses)]
+            p[:, drop] = 0.0
+            p = p / np.maximum(p.sum(1, keepdims=True), 1e-300)
+        return p
 
-    def _within(self, s: int, X: np.ndarray) -> np.ndarray:
+    def _within(self, s: int, X: np.ndarray, steer: Steer | None = None) -> np.ndarray:
         """P(class | superclass s) over all classes_, shape (n, n_classes)."""
         out = np.zeros((len(X), len(self.classes_)))
         lam = self.cache_lambda if self.specialists_ is not None else 1.0
@@ -285,7 +300,7 @@ class TwoStageClassifier:
         shard = self.shards_[s]
         if lam > 0 and len(shard):
             index = {c: i for i, c in enumerate(self.classes_)}
-            out[:, [index[c] for c in shard.classes_]] += lam * shard.predict_proba(X)
+            out[:, [index[c] for c in shard.classes_]] += lam * shard.predict_proba(X, steer=steer)
         return out
 
     def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
@@ -297,6 +312,7 @@ class TwoStageClassifier:
 
     def predict_proba(
         self, X: Any, *, routing: str | None = None, m: int | None = None, y_true: Any = None,
+        steer: Steer | None = None,
     ) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns ``classes_``.
 
@@ -306,6 +322,11 @@ class TwoStageClassifier:
             Override the classifier's routing mode and soft-routing width.
         y_true : sequence of str, optional
             True classes, for oracle routing only.
+        steer : Steer, optional
+            Query-time exclusions and reweighting, applied to the memory
+            shards in stage 2 and to the route in stage 1 (see
+            :meth:`route_proba`).  Network specialists are not steered; with
+            ``cache_lambda`` their memory part is.
         """
         self._check_fitted()
         X = as_embeddings(X, self.dim_)
@@ -317,7 +338,7 @@ class TwoStageClassifier:
             chosen = self._superclass_targets(y_true, len(X))[:, None]
             weights = np.ones((len(X), 1))
         else:
-            route = self.router_.proba(X)
+            route = self.route_proba(X, steer=steer)
             width = 1 if routing == "hard" else check_k(self.m if m is None else m, "m")
             if width > n_sup:
                 raise InputError(f"m = {width} exceeds the number of superclasses ({n_sup})")
@@ -329,7 +350,7 @@ class TwoStageClassifier:
         for j in range(chosen.shape[1]):
             for s in np.unique(chosen[:, j]):
                 rows = np.flatnonzero(chosen[:, j] == s)
-                out[rows] += weights[rows, j : j + 1] * self._within(int(s), X[rows])
+                out[rows] += weights[rows, j : j + 1] * self._within(int(s), X[rows], steer)
         total = out.sum(1, keepdims=True)
         return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
@@ -340,7 +361,7 @@ class TwoStageClassifier:
 
     def predict_superclass(self, X: Any, **kwargs: Any) -> np.ndarray:
         """Stage-1 top superclass per query, shape (n,), object array of str."""
-        return np.asarray(self.superclasses_, dtype=object)[self.route_proba(X).argmax(1)]
+        return np.asarray(self.superclasses_, dtype=object)[self.route_proba(X, steer=kwargs.get("steer")).argmax(1)]
 
     def score(self, X: Any, y: Any, **kwargs: Any) -> float:
         """Top-1 accuracy."""
@@ -350,7 +371,8 @@ class TwoStageClassifier:
     def explain(self, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
         """The route and the stage-2 neighbours behind each prediction."""
         X = as_embeddings(X, getattr(self, "dim_", None))
-        route = self.route_proba(X)
+        steer = kwargs.get("steer")
+        route = self.route_proba(X, steer=steer)
         proba = self.predict_proba(X, **kwargs)
         names = self.tree.superclasses.names  # type: ignore[union-attr]
         routing = kwargs.get("routing") or self.routing
@@ -361,7 +383,9 @@ class TwoStageClassifier:
         if self.specialist == "memory":  # one batched search per routed shard
             for s in np.unique(orders[:, 0]):
                 rows = np.flatnonzero(orders[:, 0] == s)
-                for q, e in zip(rows, self.shards_[int(s)].explain(X[rows])):
+                if not len(self.shards_[int(s)]):
+                    continue
+                for q, e in zip(rows, self.shards_[int(s)].explain(X[rows], steer=steer)):
                     neighbours[q] = e.neighbours
         out = []
         for q in range(len(X)):
@@ -424,15 +448,31 @@ class TwoStageClassifier:
         X = as_embeddings(X, self.dim_)
         y = _labels(y, len(X), set(self.classes_))
         sources = as_strings(source, len(X), "source")
+        if refs is not None and len(refs) != len(X):
+            raise InputError(f"got {len(refs)} refs for {len(X)} embeddings; give one per row")
         ids = np.empty(len(X), dtype=np.int64)
         sup = np.array([self._cut[c] for c in y], dtype=object)
-        for s in dict.fromkeys(sup.tolist()):
-            rows = np.flatnonzero(sup == s)
-            shard = self._open_shard(s)
-            ids[rows] = shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
-                                  refs=[refs[i] for i in rows] if refs is not None else None)
+        done: list[tuple[str, Any, np.ndarray, list[str]]] = []
+        shards_before = (list(self.superclasses_), list(self.shards_))
+        try:  # all shards or none: a failure undoes the shards already written
+            for s in dict.fromkeys(sup.tolist()):
+                rows = np.flatnonzero(sup == s)
+                shard = self._open_shard(s)
+                ids[rows] = shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
+                                      refs=[refs[i] for i in rows] if refs is not None else None)
+                touched = sorted(set(y[rows].tolist()))
+                done.append((s, shard, ids[rows], touched))
+                if isinstance(self.router_, CentroidRouter):
+                    self.router_.refresh(shard, s, touched)
+        except BaseException:
+            for s, shard, added, touched in done:
+                shard.remove(added)
+                if isinstance(self.router_, CentroidRouter):
+                    self.router_.refresh(shard, s, touched)
+            self.superclasses_[:], self.shards_[:] = shards_before
             if isinstance(self.router_, CentroidRouter):
-                self.router_.refresh(shard, s, sorted(set(y[rows].tolist())))
+                self.router_.superclasses = list(self.superclasses_)
+            raise
         return ids
 
     def add_class(
@@ -451,6 +491,15 @@ class TwoStageClassifier:
         X = as_embeddings(X, self.dim_)
         if cls in set(self.classes_.tolist()):
             raise InputError(f"class {cls!r} is already present; use add() for more samples")
+        before = (self.tree, dict(self._cut), self.classes_)
+        try:
+            return self._add_class(cls, X, superclass, source, refs, wordnet)
+        except BaseException:  # nothing of a failed add_class stays behind
+            self.tree, self._cut, self.classes_ = before
+            raise
+
+    def _add_class(self, cls: str, X: np.ndarray, superclass: str | None, source: Any,
+                   refs: Sequence[str] | None, wordnet: Any) -> str:
         if cls not in self.tree.classes:
             self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
         placed = superclass or self.tree.superclass_of(cls)
@@ -498,6 +547,33 @@ class TwoStageClassifier:
             )
         self.classes_ = np.array(
             [c for c in self.classes_ if any(c in sh.classes_ for sh in self.shards_)], dtype=object)
+        return out
+
+    def set_weight(self, weight: float, *, label: Any = None, source: Any = None) -> dict[str, np.ndarray]:
+        """Persistently set the vote weight of entries by label and/or source, in every shard.
+
+        The weight counts in stage 2 and in stage 1 alike: the memory router
+        multiplies each neighbour's vote by it, and the centroid router
+        recomputes the touched classes' centroids as weighted means (weight
+        0 leaves an entry out).  A head router is a network and does not see
+        it.  Returns the affected ids per superclass.
+        """
+        self._check_fitted()
+        self._require_memory_specialists("set_weight")
+        if label is None and source is None:
+            raise InputError("give label and/or source to set weights")
+        out: dict[str, np.ndarray] = {}
+        for s, shard in zip(self.superclasses_, self.shards_):
+            try:
+                ids = shard.select(label=label, source=source) if len(shard) else np.empty(0, np.int64)
+            except KeyError:  # this shard lacks that label or source
+                continue
+            if ids.size:
+                out[s] = shard.set_weight(weight, ids)
+                if isinstance(self.router_, CentroidRouter):
+                    self.router_.refresh(shard, s, sorted({e["label"] for e in shard.get(ids)}))
+        if not out:
+            raise UnknownClassError(f"no entry has label {label!r} and source {source!r}")
         return out
 
     def n_entries(self) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from memory import InputError, VisualMemory, get_voting
+from memory import InputError, Steer, VisualMemory, get_voting
 
 from ._heads import Head, fit_head, head_proba
 
@@ -35,24 +35,39 @@ class MemoryRouter:
         self.shards = shards
         return self
 
-    def neighbours(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Merged top-k over all shards: (sims (n, k), shard index (n, k), -1 where none)."""
-        sims, owner = [], []
+    def neighbours(self, X: np.ndarray, steer: Steer | None = None) -> tuple[np.ndarray, ...]:
+        """Merged top-k over all shards.
+
+        Returns
+        -------
+        sims : ndarray of shape (n, k)
+        owner : ndarray of shape (n, k), int
+            Shard index of each neighbour, -1 where none.
+        multipliers : ndarray of shape (n, k)
+            Stored weight times steering weight of each neighbour (see
+            :meth:`memory.VisualMemory.neighbours`), so stage 1 counts votes
+            exactly as the shards do in stage 2.
+        """
+        sims, owner, mult = [], [], []
         for s, shard in enumerate(self.shards):
             if len(shard) == 0:
                 continue
-            sim, _ = shard.search(X, self.k)
+            sim, _, m = shard.neighbours(X, self.k, steer=steer)
             sims.append(sim)
             owner.append(np.where(np.isfinite(sim), s, -1))
+            mult.append(m)
+        if not sims:
+            raise InputError("every shard is empty; add entries before routing")
         allsims = np.concatenate(sims, axis=1)
-        allown = np.concatenate(owner, axis=1)
         order = np.argsort(-allsims, axis=1, kind="stable")[:, : self.k]
-        return np.take_along_axis(allsims, order, 1), np.take_along_axis(allown, order, 1)
+        return tuple(np.take_along_axis(a, order, 1) for a in (allsims, np.concatenate(owner, axis=1),
+                                                                np.concatenate(mult, axis=1)))
 
-    def proba(self, X: np.ndarray) -> np.ndarray:
-        sims, owner = self.neighbours(X)
-        w = get_voting(self.voting)(np.where(owner >= 0, sims, 0), self.temperature)
-        w = np.where(owner >= 0, w, 0.0)
+    def proba(self, X: np.ndarray, steer: Steer | None = None) -> np.ndarray:
+        sims, owner, mult = self.neighbours(X, steer)
+        valid = owner >= 0
+        w = get_voting(self.voting)(np.where(valid, sims, 0).astype(np.float32), self.temperature)
+        w = np.where(valid, w * mult, 0.0)
         n, s = len(X), len(self.shards)
         flat = (np.arange(n)[:, None] * s + np.maximum(owner, 0)).ravel()
         p = np.bincount(flat, weights=w.ravel(), minlength=n * s).reshape(n, s)
@@ -92,19 +107,42 @@ class CentroidRouter:
                 self.memory.remove(source=c)
             if c not in shard.classes_:
                 continue
-            vecs = shard.vectors(shard.select(label=c))
+            ids = shard.select(label=c)
+            weights = np.array([e["weight"] for e in shard.get(ids)], dtype=np.float64)
+            keep = weights > 0  # silenced entries (weight 0) do not shape their class's centroid
+            if not keep.any():
+                continue
+            vecs, weights = shard.vectors(ids[keep]), weights[keep]
+            uniform = bool(np.all(weights == 1.0))
             if self.per_class > 1 and len(vecs) > self.per_class:
                 import faiss
 
                 km = faiss.Kmeans(vecs.shape[1], self.per_class, niter=20, seed=0, spherical=True)
-                km.train(np.ascontiguousarray(vecs))
+                km.train(np.ascontiguousarray(vecs), weights=None if uniform else weights.astype(np.float32))
                 cents = km.centroids
-            else:
+            elif uniform:
                 cents = vecs.mean(0, keepdims=True)
+            else:  # the weighted mean: an entry counts as much as it votes
+                cents = ((weights[:, None] * vecs).sum(0, keepdims=True) / weights.sum()).astype(np.float32)
             self.memory.add(cents, superclass, source=c)
 
-    def proba(self, X: np.ndarray) -> np.ndarray:
-        p = self.memory.predict_proba(X)
+    def proba(self, X: np.ndarray, steer: Steer | None = None) -> np.ndarray:
+        """Superclass probabilities; class- and superclass-level steering applies to the centroids.
+
+        A centroid stands for a whole class, so ``exclude_labels``,
+        ``label_weights`` and ``exclude_superclasses`` act on it; steering
+        of single entries or sources cannot, and is applied in stage 2 only.
+        Persistent weights shape the centroids (see :meth:`refresh`).
+        """
+        centroid_steer = None
+        if steer is not None:
+            known = set(self.memory.sources_.tolist()) if self.memory.n_entries else set()
+            centroid_steer = Steer(
+                exclude_sources=tuple(c for c in steer.exclude_labels if c in known),
+                exclude_labels=tuple(steer.exclude_superclasses),
+                source_weights={c: w for c, w in steer.label_weights.items() if c in known},
+            )
+        p = self.memory.predict_proba(X, steer=centroid_steer)
         cols = {s: i for i, s in enumerate(self.memory.classes_)}
         out = np.zeros((len(X), len(self.superclasses)))
         for j, s in enumerate(self.superclasses):
@@ -131,7 +169,13 @@ class HeadRouter:
                              lr=self.lr, seed=self.seed)
         return self
 
-    def proba(self, X: np.ndarray) -> np.ndarray:
+    def proba(self, X: np.ndarray, steer: Steer | None = None) -> np.ndarray:
+        """Superclass probabilities from the network.
+
+        A network has no entries: steering of entries, labels or sources and
+        persistent weights reach stage 2 only (the classifier still drops
+        ``exclude_superclasses`` from the route).
+        """
         if self.head is None:
             raise InputError("the head router is not trained")
         return head_proba(self.head, X)

@@ -48,10 +48,22 @@ def test_memory_router_equals_flat_knn_votes(synthetic):
     s = synthetic
     routed = TwoStageClassifier(s["tree"], router="memory", k=7).fit(s["X"], s["y"])
     flat = FlatClassifier("knn", k=7).fit(s["X"], s["y"])
-    # The memory router's merged neighbour list is the flat kNN list.
-    sims_r, _ = routed.router_.neighbours(s["Q"])
-    sims_f, _ = flat.memory_.search(s["Q"], 7)
+    silenced = s["y"][0]  # a persistent weight must count in stage 1 as it does in stage 2
+    routed.set_weight(0.0, label=silenced)
+    flat.memory_.set_weight(0.0, label=silenced)
+    # The memory router's merged neighbour list is the flat kNN list, multipliers included.
+    sims_r, _, mult_r = routed.router_.neighbours(s["Q"])
+    sims_f, _, mult_f = flat.memory_.neighbours(s["Q"], 7)
     np.testing.assert_allclose(sims_r, sims_f, atol=1e-6)
+    np.testing.assert_array_equal(mult_r, mult_f)
+    assert (mult_f == 0).any()
+    # P(superclass) is the flat kNN's class probabilities summed per superclass.
+    p_flat = flat.memory_.predict_proba(s["Q"])
+    column = {sup: j for j, sup in enumerate(routed.superclasses_)}
+    expected = np.zeros((len(s["Q"]), len(column)))
+    for j, c in enumerate(flat.memory_.classes_):
+        expected[:, column[s["tree"].superclass_of(c)]] += p_flat[:, j]
+    np.testing.assert_allclose(routed.route_proba(s["Q"]), expected, rtol=1e-6, atol=1e-9)
 
 
 def test_soft_routing_mixes_superclasses(fitted, synthetic):

@@ -207,18 +207,21 @@ def _parse(raw: bytes, snap: Path) -> dict[str, Any]:
 def _verify(snap: Path, manifest: dict[str, Any]) -> None:
     files: dict[str, str] = manifest["files"]
     present = set(_listed_files(snap))
-    extra = sorted(present - set(files))
-    if extra:
-        raise _bad(snap, f"{extra[0]} is not listed in its manifest (a file added after the save)")
+
+    def foreign_shard(rel: str) -> MemoryFormatError:
+        return MemoryFormatError(
+            f"{snap / Path(rel).parts[0] / Path(rel).parts[1]} is not the shard saved with this model "
+            "(missing, replaced, or copied from another model); restore the model from a backup or rebuild it"
+        )
+
+    for rel in sorted(present - set(files)):
+        raise foreign_shard(rel) if rel.startswith("shards/") else _bad(
+            snap, f"{rel} is not listed in its manifest (a file added after the save)")
     shard_files = {k: v for k, v in files.items() if k.startswith("shards/")}
-    verify_files(snap, {k: v for k, v in files.items() if k not in shard_files}, what="classifier")
     for rel, digest in shard_files.items():
-        f = snap / rel
-        if rel not in present or sha256_file(f) != digest:
-            raise MemoryFormatError(
-                f"{snap / Path(rel).parts[0] / Path(rel).parts[1]} is not the shard saved with this model "
-                "(missing, replaced, or copied from another model); restore the model from a backup or rebuild it"
-            )
+        if rel not in present or sha256_file(snap / rel) != digest:
+            raise foreign_shard(rel)
+    verify_files(snap, {k: v for k, v in files.items() if k not in shard_files}, what="classifier")
 
 
 def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> TwoStageClassifier:

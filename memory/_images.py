@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import IO, Any
@@ -148,8 +149,11 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], *, max_pixels
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard fired while reading the header; say it in this module's terms.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"has {int(found.group(1)):,} pixels" if found else "is too large to decode safely"
         raise ImageError(
-            f"image {name} is too large to decode safely ({exc}); shrink it, or raise the limit with "
+            f"image {name} {size}, over the limit of {limit:,}; shrink it, or raise the limit with "
             "SUPERSUB_MAX_IMAGE_PIXELS if you trust the file"
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:

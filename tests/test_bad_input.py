@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from hierarchy import ClassTree, HierarchyError, TreeFormatError, UnknownClassError, cut_balanced, load_tree, save_tree
 from memory import (
@@ -177,6 +178,41 @@ CLI_CASES = [
      "unknown backbone 'lite9'"),
     ("embed: missing data", lambda w, d: ["embed", "--data", str(w / "no-data.tar.xz"), "-o", str(w / "e")],
      "does not exist"),
+    ("predict: decompression bomb", lambda w, d: ["predict", str(w / "bomb.png"), "--model", str(w / "model")],
+     "400,000,000 pixels, over the limit of 64,000,000"),
+    ("predict: --top 0", lambda w, d: ["predict", str(w / "broken.jpg"), "--model", str(w / "model"), "--top", "0"],
+     "argument --top: must be an integer >= 1, got 0"),
+    ("predict: --top -1", lambda w, d: ["predict", str(w / "broken.jpg"), "--model", str(w / "model"), "--top", "-1"],
+     "argument --top: must be an integer >= 1, got -1"),
+    ("predict: --neighbours -1", lambda w, d: ["predict", str(w / "broken.jpg"), "--model", str(w / "model"),
+                                               "--neighbours", "-1"], "argument --neighbours: must be an integer >= 0"),
+    ("predict: --top x", lambda w, d: ["predict", str(w / "broken.jpg"), "--model", str(w / "model"), "--top", "x"],
+     "argument --top: expected an integer, got 'x'"),
+    ("build: --per-class 0", lambda w, d: ["build", "--data", str(d), "--per-class", "0", "-o", str(w / "model")],
+     "argument --per-class: must be an integer >= 1, got 0"),
+    ("build: --per-class -2", lambda w, d: ["build", "--data", str(d), "--per-class", "-2", "-o", str(w / "model")],
+     "argument --per-class: must be an integer >= 1, got -2"),
+    ("build: --k 0", lambda w, d: ["build", "--data", str(d), "--k", "0", "-o", str(w / "model")],
+     "argument --k: must be an integer >= 1"),
+    ("build: --crop 1.5", lambda w, d: ["build", "--data", str(d), "--crop", "1.5", "-o", str(w / "model")],
+     "argument --crop: must be in (0, 1], got 1.5"),
+    ("evaluate: --m 0", lambda w, d: ["evaluate", "--model", str(w / "model"), "--m", "0"],
+     "argument --m: must be an integer >= 1"),
+    ("embed: --batch-size 0", lambda w, d: ["embed", "--data", str(d), "--batch-size", "0", "-o", str(w / "e")],
+     "argument --batch-size: must be an integer >= 1"),
+    ("report: --gallery -3", lambda w, d: ["report", "--predictions", "p.csv", "--gallery", "-3", "-o", str(w / "r")],
+     "argument --gallery: must be an integer >= 0"),
+    ("milvus: --port 70000", lambda w, d: ["milvus", "serve", "--data", str(w / "mv"), "--port", "70000"],
+     "must be a port in 1..65535"),
+    ("memory: --wait -1", lambda w, d: ["memory", "remove", str(w / "model"), "--label", "x", "--wait", "-1"],
+     "argument --wait: must be a number >= 0"),
+    ("memory: verb synset", lambda w, d: ["memory", "add", str(w / "model"), str(d.parent / "tiny-imagenet-200" / "val"
+                                          / "images" / "val_0.JPEG"), "--label", "v00001740"],
+     "'v00001740' is a verb synset (breathe.v.01); classes must be noun synsets"),
+    ("tree: null name", lambda w, d: ["tree", "show", str(w / "null-name.json")],
+     "node 'n01443537' has name None; it must be a non-empty string"),
+    ("tree: dict label", lambda w, d: ["tree", "show", str(w / "dict-label.json")],
+     "node 'n01443537' has label {'a': 1}; it must be a non-empty string"),
 ]
 
 
@@ -187,7 +223,30 @@ def test_cli_case(cli_model, tiny_layout, name, argv, match):
     (w / "cyc.csv").write_text("a,b\nb,a\n")
     (w / "trunc.json").write_text('{"format": "supersub-tree", "ver')
     (w / "broken.jpg").write_bytes(b"\xff\xd8 not an image")
+    if not (w / "bomb.png").exists():  # 20000 x 20000 pixels in a few kilobytes
+        Image.new("1", (20000, 20000)).save(w / "bomb.png")
+    tree = json.loads((w / "tree.json").read_text())
+    for name, key, value in (("null-name", "name", None), ("dict-label", "label", {"a": 1})):
+        bad = json.loads(json.dumps(tree))
+        bad["nodes"]["n01443537"][key] = value
+        (w / f"{name}.json").write_text(json.dumps(bad))
     before = snapshot(w / "model")
     proc = run(argv(w, tiny_layout["tar"]))
     assert match in proc.stderr
     assert snapshot(w / "model") == before
+
+
+def test_sixteen_bit_and_rotated_copies_predict_as_the_original(cli_model, tiny_layout, tmp_path):
+    """A 16-bit greyscale PNG and an EXIF-rotated copy get the original's prediction and neighbours."""
+    src = Image.open(tiny_layout["folder"] / "val" / "images" / "val_0.JPEG").convert("L")
+    grey8 = np.asarray(src)
+    Image.fromarray(grey8).save(tmp_path / "grey8.png")
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored rotated; a viewer turns it back
+    Image.fromarray(grey8).transpose(Image.Transpose.ROTATE_270).save(tmp_path / "rotated.png", exif=exif)
+    outputs = []
+    for name in ("grey8.png", "grey16.png", "rotated.png"):
+        proc = run(["predict", str(tmp_path / name), "--model", str(cli_model / "model"), "--top", "3"], expect=0)
+        outputs.append(proc.stdout.replace(str(tmp_path / name), "IMAGE"))
+    assert outputs[0] == outputs[1] == outputs[2]

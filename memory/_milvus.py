@@ -263,15 +263,15 @@ class MilvusMemory:
             it.close()
 
     def _read_level(self) -> str:
-        """The consistency of the next read: ``Strong`` once after this client deleted, else the setting.
+        """The consistency of the next read: ``Strong`` after this client deleted or upserted, else the setting.
 
-        Milvus 2.3 does not return the timestamp of a delete, so a ``Session``
-        read cannot wait for it; one strong read after a delete does.
+        Milvus 2.3 does not return the timestamp of a delete (an upsert is a
+        delete and an insert), and a ``Session`` read sees the collection as of
+        this client's last known write, so it can still see the old rows.
+        Reads stay ``Strong`` until this client's next insert, whose
+        timestamp is later than the delete's.
         """
-        if self._after_delete:
-            self._after_delete = False
-            return "Strong"
-        return self.consistency
+        return "Strong" if self._after_delete else self.consistency
 
     def _search_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -424,6 +424,7 @@ class MilvusMemory:
                         rows.refs[sl])
                 ]
                 self._client.insert(self.collection, data=data)
+            self._after_delete = False  # the insert's timestamp covers any earlier delete
             self._tally.update(zip(rows.labels, rows.superclasses, rows.sources))
             self._next_id = max(self._next_id, int(new_ids.max()) + 1)
             return np.asarray(new_ids, dtype=np.int64)
@@ -553,10 +554,17 @@ class MilvusMemory:
                 chunk = chosen[start:start + ID_BATCH]
                 rows = self._client.query(self.collection, filter=_in("id", chunk),
                                           output_fields=["vector", *FIELDS], consistency_level=self._read_level())
-                for r in rows:
-                    r["weight"] = float(weight)
-                    r["vector"] = np.asarray(r["vector"], dtype=np.float32)
-                self._client.upsert(self.collection, data=list(rows))
+                old = [dict(r, vector=np.asarray(r["vector"], dtype=np.float32)) for r in rows]
+                new = [dict(r, weight=float(weight)) for r in old]
+                # Delete, then insert: Milvus 2.3 can keep an earlier upserted copy of a row
+                # beside a later one, and a search then returns either.  If the insert
+                # fails, the rows go back as they were.
+                self._client.delete(self.collection, ids=[int(r["id"]) for r in old])
+                try:
+                    self._client.insert(self.collection, data=new)
+                except BaseException:
+                    self._client.insert(self.collection, data=old)
+                    raise
             return chosen
 
     def drop(self) -> None:

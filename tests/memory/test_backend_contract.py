@@ -201,3 +201,54 @@ def test_another_client_never_sees_unlearned_entries_with_strong_reads(backend, 
     _, ids = reader.search(data["Q"], 50)
     assert not np.isin(ids, gone).any()
     reader.close()
+
+
+# ----------------------------------------------------------------- one contract
+def test_set_weight_has_one_signature_and_meaning(filled, exact, data):
+    ref = exact.copy()
+    for mem in (filled, ref):
+        chosen = mem.set_weight(0.0, data["ids"][:60])  # weight first, then ids, on every backend
+        np.testing.assert_array_equal(chosen, data["ids"][:60])
+        mem.set_weight(2.5, source="upload", superclass="animal")
+        assert [m["weight"] for m in mem.get(data["ids"][:3])] == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(filled.predict_proba(data["Q"]), ref.predict_proba(data["Q"]), atol=1e-5)
+    _, ids_a, mult_a = filled.neighbours(data["Q"], 10)
+    _, ids_b, mult_b = ref.neighbours(data["Q"], 10)
+    np.testing.assert_array_equal(ids_a, ids_b)
+    np.testing.assert_array_equal(mult_a, mult_b)
+    assert set(np.unique(mult_a)) <= {0.0, 1.0, 2.5} and (mult_a == 0).any() and (mult_a == 2.5).any()
+    for bad in (-1.0, float("nan"), "heavy", True):
+        with pytest.raises(InputError, match="weight must be a finite number >= 0"):
+            filled.set_weight(bad, data["ids"][:1])
+
+
+def test_neighbour_multipliers_include_steering(filled, exact, data):
+    steer = Steer(label_weights={"c1": 0.5}, source_weights={"upload": 0.0}, exclude_labels=("c2",))
+    _, ids_a, mult_a = filled.neighbours(data["Q"], 8, steer=steer)
+    _, ids_b, mult_b = exact.neighbours(data["Q"], 8, steer=steer)
+    np.testing.assert_array_equal(ids_a, ids_b)
+    np.testing.assert_array_equal(mult_a, mult_b)
+    assert set(np.unique(mult_a)) == {0.0, 0.5, 1.0}
+
+
+def test_an_empty_memory_behaves_the_same(backend, memory_factory, data):
+    mem = memory_factory(backend, DIM)
+    assert len(mem) == 0
+    for call in (lambda: mem.search(data["Q"], 5), lambda: mem.predict_proba(data["Q"]),
+                 lambda: mem.predict(data["Q"]), lambda: mem.explain(data["Q"][:1]),
+                 lambda: mem.neighbours(data["Q"], 5)):
+        with pytest.raises(InputError, match="the memory is empty; add entries before searching"):
+            call()
+    with pytest.raises(UnknownEntryError, match="unknown label 'c0'"):
+        mem.select(label="c0")
+    with pytest.raises(UnknownEntryError, match="unknown id 5"):
+        mem.remove([5])
+    with pytest.raises(UnknownEntryError, match="unknown id 5"):
+        mem.get([5])
+
+
+def test_an_unknown_superclass_is_refused(filled, data):
+    with pytest.raises(UnknownEntryError, match="unknown superclass 'plant'"):
+        filled.search(data["Q"], 5, superclass="plant")
+    with pytest.raises(UnknownEntryError, match="unknown superclass 'plant'"):
+        filled.predict(data["Q"], superclass="plant")

@@ -355,9 +355,15 @@ class TwoStageClassifier:
         return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
     def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
-        """Predicted classes, shape (n,), object array of str."""
-        best = self.predict_proba(X, **kwargs).argmax(1)
-        return self.classes_[best]
+        """Predicted classes, shape (n,), object array of str.
+
+        A query on which nothing voted (every neighbour silenced or steered
+        away) gets ``None``, as in :meth:`memory.VisualMemory.predict`.
+        """
+        proba = self.predict_proba(X, **kwargs)
+        out = self.classes_[proba.argmax(1)].astype(object)
+        out[proba.sum(1) == 0] = None
+        return out
 
     def predict_superclass(self, X: Any, **kwargs: Any) -> np.ndarray:
         """Stage-1 top superclass per query, shape (n,), object array of str."""

@@ -100,7 +100,11 @@ class CentroidRouter:
         return self
 
     def refresh(self, shard: VisualMemory, superclass: str, classes: Sequence[str] | None = None) -> None:
-        """Recompute the centroids of ``classes`` (default: all classes of the shard)."""
+        """Recompute the centroids of ``classes`` (default: all classes of the shard).
+
+        A centroid is the mean of its class's entries, weighted by their stored
+        weights, and votes with their mean weight.
+        """
         classes = list(shard.classes_) if classes is None else list(classes)
         for c in classes:
             if self.memory.n_entries and c in self.memory.sources_:
@@ -109,11 +113,11 @@ class CentroidRouter:
                 continue
             ids = shard.select(label=c)
             weights = np.array([e["weight"] for e in shard.get(ids)], dtype=np.float64)
-            keep = weights > 0  # silenced entries (weight 0) do not shape their class's centroid
-            if not keep.any():
-                continue
-            vecs, weights = shard.vectors(ids[keep]), weights[keep]
-            uniform = bool(np.all(weights == 1.0))
+            vecs = shard.vectors(ids)
+            # A centroid votes with its class's mean stored weight, as its entries do in stage 2
+            # (all silenced: it still takes a neighbour slot, with no vote); the weights also
+            # shape where it lies, unless they are all zero.
+            uniform = bool(np.all(weights == weights[0])) or not weights.any()
             if self.per_class > 1 and len(vecs) > self.per_class:
                 import faiss
 
@@ -122,9 +126,9 @@ class CentroidRouter:
                 cents = km.centroids
             elif uniform:
                 cents = vecs.mean(0, keepdims=True)
-            else:  # the weighted mean: an entry counts as much as it votes
+            else:
                 cents = ((weights[:, None] * vecs).sum(0, keepdims=True) / weights.sum()).astype(np.float32)
-            self.memory.add(cents, superclass, source=c)
+            self.memory.add(cents, superclass, source=c, weight=float(weights.mean()))
 
     def proba(self, X: np.ndarray, steer: Steer | None = None) -> np.ndarray:
         """Superclass probabilities; class- and superclass-level steering applies to the centroids.
@@ -132,7 +136,7 @@ class CentroidRouter:
         A centroid stands for a whole class, so ``exclude_labels``,
         ``label_weights`` and ``exclude_superclasses`` act on it; steering
         of single entries or sources cannot, and is applied in stage 2 only.
-        Persistent weights shape the centroids (see :meth:`refresh`).
+        Persistent weights shape the centroids and their votes (see :meth:`refresh`).
         """
         centroid_steer = None
         if steer is not None:

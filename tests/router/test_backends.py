@@ -5,7 +5,7 @@ import uuid
 import numpy as np
 import pytest
 
-from memory import InputError, MilvusMemory, MilvusShard
+from memory import InputError, MilvusMemory, MilvusShard, Steer, UnknownEntryError
 from router import TwoStageClassifier
 
 
@@ -75,3 +75,60 @@ def test_shard_is_limited_to_its_superclass(synthetic, tmp_path):
     assert shard.predict_proba(s["Q"][:4]).shape == (4, len(shard.classes_))
     with pytest.raises(InputError, match="holds superclass"):
         shard.add(s["X"][:1], s["y"][:1], superclass="other")
+
+
+@pytest.mark.parametrize("backend", ["faiss", "milvus-lite"])
+def test_shard_views_refuse_other_superclasses(synthetic, tmp_path, backend):
+    """Every read and edit of a shard stays inside its superclass, on either backend."""
+    s = synthetic
+    uri = None if backend == "faiss" else f"{tmp_path / 'v.db'}#v"
+    clf = TwoStageClassifier(s["tree"], k=5, backend=uri).fit(s["X"], s["y"])
+    mine, other = clf.shards_[0], clf.superclasses_[1]
+    for call in (lambda: mine.search(s["Q"], 3, superclass=other),
+                 lambda: mine.neighbours(s["Q"], 3, superclass=other),
+                 lambda: mine.predict_proba(s["Q"], superclass=other),
+                 lambda: mine.select(label=mine.classes_[0], superclass=other),
+                 lambda: mine.remove(superclass=other),
+                 lambda: mine.set_weight(0.0, superclass=other)):
+        with pytest.raises(UnknownEntryError, match=f"unknown superclass '{other}'"):
+            call()
+    if backend != "faiss":  # Milvus ids are unique across shards: another shard's id is unknown here
+        foreign = clf.shards_[1].ids_[:2]
+        for call in (lambda: mine.get(foreign), lambda: mine.vectors(foreign), lambda: mine.select(foreign),
+                     lambda: mine.remove(foreign), lambda: mine.set_weight(0.0, foreign)):
+            with pytest.raises(UnknownEntryError, match=f"unknown id {foreign[0]}"):
+                call()
+        assert set(m["superclass"] for m in mine.get(mine.ids_)) == {clf.superclasses_[0]}
+    assert clf.n_entries() == len(s["X"])  # nothing was removed or changed
+    if backend != "faiss":
+        clf._store.drop()
+
+
+@pytest.mark.parametrize("router", ["memory", "centroids"])
+def test_weights_and_steering_count_in_both_stages_on_every_backend(synthetic, uri, router):
+    s = synthetic
+    faiss_clf = TwoStageClassifier(s["tree"], router=router, k=5).fit(s["X"], s["y"], source="base")
+    milvus_clf = TwoStageClassifier(s["tree"], router=router, k=5, backend=uri).fit(s["X"], s["y"], source="base")
+    silenced, steered = s["classes"][0], s["classes"][1]
+    steer = Steer(exclude_labels=(steered,))
+    for clf in (faiss_clf, milvus_clf):
+        clf.set_weight(0.0, label=silenced)
+    # Stage 1 sees the silenced class exactly as stage 2 does: as a reweighting of the same entries.
+    unweighted = TwoStageClassifier(s["tree"], router=router, k=5).fit(s["X"], s["y"], source="base")
+    by_steer = Steer(exclude_labels=(steered,), label_weights={silenced: 0.0})
+    np.testing.assert_allclose(faiss_clf.route_proba(s["Q"], steer=steer),
+                               unweighted.route_proba(s["Q"], steer=by_steer), atol=1e-9)
+    np.testing.assert_allclose(faiss_clf.predict_proba(s["Q"], steer=steer),
+                               unweighted.predict_proba(s["Q"], steer=by_steer), atol=1e-9)
+    # Excluding a class in stage 1 equals a memory that never held it.
+    without = TwoStageClassifier(s["tree"], router=router, k=5).fit(
+        s["X"][s["y"] != steered], s["y"][s["y"] != steered], source="base")
+    without.set_weight(0.0, label=silenced)
+    np.testing.assert_allclose(faiss_clf.route_proba(s["Q"], steer=steer), without.route_proba(s["Q"]), atol=1e-6)
+    # And Milvus gives the same, stage by stage.
+    np.testing.assert_allclose(milvus_clf.route_proba(s["Q"], steer=steer), faiss_clf.route_proba(s["Q"], steer=steer),
+                               atol=1e-4)
+    np.testing.assert_allclose(milvus_clf.predict_proba(s["Q"], steer=steer),
+                               faiss_clf.predict_proba(s["Q"], steer=steer), atol=1e-4)
+    assert not np.any(faiss_clf.predict(s["Q"], steer=steer) == silenced)
+    milvus_clf._store.drop()

@@ -250,3 +250,45 @@ def test_sixteen_bit_and_rotated_copies_predict_as_the_original(cli_model, tiny_
         proc = run(["predict", str(tmp_path / name), "--model", str(cli_model / "model"), "--top", "3"], expect=0)
         outputs.append(proc.stdout.replace(str(tmp_path / name), "IMAGE"))
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_gallery_reads_only_decoded_images_inside_the_data_root(cli_model, tiny_layout, tmp_path):
+    """Hostile refs (../, absolute) in a predictions file never reach report.html; every image is re-encoded."""
+    import base64
+    import csv
+    import io
+    import re
+
+    root = tiny_layout["folder"]
+    magenta = Image.new("RGB", (64, 64), (255, 0, 255))
+    magenta.save(root.parent / "outside.png")  # beside the data root, not inside it
+    magenta.save(tmp_path / "secret.png")
+    run(["evaluate", "--model", str(cli_model / "model"), "--data", str(root), "--no-progress",
+         "-o", str(tmp_path / "eval")], expect=0)
+    with open(tmp_path / "eval" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    routed = [r for r in rows if r["system"] == "routed"]
+    hostile = {0: "../outside.png", 1: str(tmp_path / "secret.png"), 2: "val/images/../../../outside.png"}
+    for i, r in enumerate(routed):  # make every routed row a confident mistake
+        r["pred"] = next(c for c in tiny_layout["wnids"] if c != r["true"])
+        r["score"] = f"{0.99 - i / 100:.2f}"
+        r["ref"] = hostile.get(i, r["ref"])
+    with open(tmp_path / "preds.csv", "w", newline="") as fh:
+        fields = [k for k in rows[0] if all(r.get(k) is not None for r in rows)]  # 3 classes: pred2, pred3
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    proc = run(["report", "--predictions", str(tmp_path / "preds.csv"), "--model", str(cli_model / "model"),
+                "--data", str(root), "--system", "routed", "--gallery", "20", "-o", str(tmp_path / "r")], expect=0)
+    assert "3 references point outside" in proc.stderr
+    html = (tmp_path / "r" / "report.html").read_text()
+    start = html.index('id="gallery"')
+    gallery = html[start:html.find("<section", start)]  # (other tables list refs as escaped text)
+    images = re.findall(r'src="data:(image/[a-z]+);base64,([^"]+)"', gallery)
+    assert len(images) >= len(routed) - 3  # the legitimate queries are shown
+    assert {mime for mime, _ in images} == {"image/png"}  # decoded, then re-encoded
+    for _, data in images:
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+        assert not (pixels == [255, 0, 255]).all(axis=-1).all()  # no magenta picture from outside
+    for ref in hostile.values():
+        assert ref not in gallery

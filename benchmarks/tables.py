@@ -241,6 +241,30 @@ def backend_table(r: dict) -> str:
     return "\n".join(out)
 
 
+def reliability_table(r: dict) -> str:
+    out = [f"`python benchmarks/reliability_bench.py` ({r['machine']['date']}):", "",
+           "| concurrent writers | repetitions x writers (offsets 0 to 2 s) | acknowledged | present at the end "
+           "| refused with a message | lost |", "|---|---|---|---|---|---|"]
+    for w in r["concurrent_writers"]:
+        out.append(f"| {w['mode']} | {w['repetitions']} x {w['writers_per_repetition']} | {w['acknowledged']} | "
+                   f"{w['present']} | {w['refused']} | **{w['lost']}** |")
+    cli = r["cli_concurrent_writers_20"]
+    out += ["", f"Two `supersub memory add` runs on one model, 20 offsets from 0 to 2 s: "
+                f"{'passed' if cli['passed'] else 'FAILED'} ({cli['summary']}).", "",
+            "| SIGKILL aimed at the write window | entries | kills | inside the window | loads consistent "
+            "| temporaries removed on next open | states seen |", "|---|---|---|---|---|---|---|"]
+    for k in r["kills_in_write_window"]:
+        out.append(f"| {k['target']} | {k['entries']:,} | {k['kills']} | {k['kills_inside_write_window']} | "
+                   f"{k['loads_consistent']} | {k['temporaries_removed_on_next_open']} | {k['distinct_states_seen']} |")
+    crash, prop = r["crash_safety_50_kills"], r["long_property_run"]
+    rss = r["streaming_search"][-1]
+    out += ["", f"Random-moment kills (50): {'passed' if crash['passed'] else 'FAILED'}. Long property run: "
+                f"{prop['sequences']:,} sequences, {prop['steps']:,} steps, {'passed' if prop['passed'] else 'FAILED'}. "
+                f"Searching {rss['queries']:,} queries against {rss['memory_entries']:,} entries grew the resident set "
+                f"by {rss['growth_mb']:.0f} MB (an unchunked similarity matrix: {rss['unchunked_similarity_matrix_mb']:,.0f} MB)."]
+    return "\n".join(out)
+
+
 def claims_table(_: dict | None = None) -> str:
     """Each published claim beside what the benchmarks measured here, with a computed verdict."""
     acc, cont, unl, pru, add = (_load(n) for n in ("accuracy", "continual", "unlearning", "pruning", "adding"))
@@ -347,6 +371,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "memory": memory_table, "embed": embed_table, "router": router_table,
     "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
+    "reliability": reliability_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table}

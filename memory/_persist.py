@@ -35,6 +35,7 @@ from ._errors import BackboneMismatchError, InputError, MemoryFormatError
 from ._snapshot import (
     begin_snapshot,
     commit_snapshot,
+    locked_edit,
     open_snapshot,
     origin_of,
     set_origin,
@@ -186,11 +187,9 @@ def edit_memory(
     >>> with edit_memory("mem/") as mem:            # doctest: +SKIP
     ...     mem.remove(source="web")
     """
-    root = Path(path)
-    with writer_lock(root, wait=wait):
-        mem = load_memory(root, dim=dim, fingerprint=fingerprint)
+    with locked_edit(Path(path), lambda root: load_memory(root, dim=dim, fingerprint=fingerprint),
+                     save_memory, wait) as mem:
         yield mem
-        save_memory(mem, root)
 
 
 def load_memory(

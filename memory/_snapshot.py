@@ -31,7 +31,6 @@ temporary ones.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import os
@@ -40,14 +39,16 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from ._errors import ConcurrentWriteError, MemoryFormatError
 
 __all__ = [
     "Snapshot",
     "begin_snapshot",
+    "locked_edit",
     "commit_snapshot",
     "open_snapshot",
     "origin_of",
@@ -61,6 +62,7 @@ __all__ = [
 #: Snapshot names this library writes: ``<UTC time>-<pid>-<nanoseconds>``.
 _NAME = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9]+-[0-9]{9}\Z")
 _HEX = re.compile(r"[0-9a-f]{64}\Z")
+T = TypeVar("T")
 
 # Locks this process holds, per (directory, thread): a save inside an edit
 # block re-enters the lock its own thread already holds.
@@ -363,6 +365,15 @@ def commit_snapshot(root: Path, tmp: Path, name: str, *, expect: str | None = No
             shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def locked_edit(root: Path, load: Callable[[Path], T], save: Callable[[T, Path], object], wait: float) -> Iterator[T]:
+    """Hold ``root``'s writer lock while ``load``-ing, yielding for edits, and ``save``-ing on success."""
+    with writer_lock(root, wait=wait):
+        obj = load(root)
+        yield obj
+        save(obj, root)
+
+
 def origin_of(obj: object, root: Path) -> str | None:
     """The snapshot of ``root`` that ``obj`` was loaded from or last saved as, if any."""
     origin = getattr(obj, "_origin", None)
@@ -374,8 +385,3 @@ def origin_of(obj: object, root: Path) -> str | None:
 def set_origin(obj: object, root: Path, name: str) -> None:
     """Record that ``obj`` now equals snapshot ``name`` of ``root``."""
     obj._origin = (os.path.realpath(root), name)  # type: ignore[attr-defined]
-
-
-def is_missing(exc: OSError) -> bool:
-    """Whether an OSError means a file vanished (a concurrent swap), not a real I/O fault."""
-    return exc.errno in (errno.ENOENT, errno.ENOTDIR)

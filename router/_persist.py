@@ -38,6 +38,7 @@ from memory import BackboneMismatchError, MemoryFormatError, VisualMemory, load_
 from memory._snapshot import (
     begin_snapshot,
     commit_snapshot,
+    locked_edit,
     open_snapshot,
     origin_of,
     set_origin,
@@ -168,11 +169,9 @@ def edit_classifier(
     >>> with edit_classifier("model/") as clf:        # doctest: +SKIP
     ...     clf.remove(source="web")
     """
-    root = Path(path)
-    with writer_lock(root, wait=wait):
-        clf = load_classifier(root, fingerprint=fingerprint)
+    with locked_edit(Path(path), lambda root: load_classifier(root, fingerprint=fingerprint),
+                     save_classifier, wait) as clf:
         yield clf
-        save_classifier(clf, root)
 
 
 def _bad(snap: Path, what: str) -> MemoryFormatError:

@@ -132,3 +132,32 @@ def check_consistent():
 @pytest.fixture(scope="session")
 def saving_writer():
     return SavingWriter
+
+
+@pytest.fixture
+def lock_held_elsewhere():
+    """``with lock_held_elsewhere(path):`` -- another thread holds the writer lock of ``path`` meanwhile."""
+    import contextlib
+    import threading
+
+    from memory import writer_lock
+
+    @contextlib.contextmanager
+    def hold(path):
+        held, release = threading.Event(), threading.Event()
+
+        def other_writer():
+            with writer_lock(path):
+                held.set()
+                release.wait(30)
+
+        t = threading.Thread(target=other_writer)
+        t.start()
+        try:
+            assert held.wait(30)
+            yield
+        finally:
+            release.set()
+            t.join()
+
+    return hold

@@ -1,6 +1,5 @@
 import hashlib
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -35,30 +34,17 @@ def test_saving_again_keeps_the_live_and_previous_snapshot(mem, tmp_path):
     assert len(VisualMemory.load(tmp_path / "m")) == len(mem)
 
 
-def test_second_writer_is_refused(mem, tmp_path):
+def test_second_writer_is_refused(mem, tmp_path, lock_held_elsewhere):
     from memory import ConcurrentWriteError
-    from memory._persist import writer_lock
+    from memory import writer_lock
 
     mem.save(tmp_path / "m")
     before = (tmp_path / "m" / "CURRENT").read_text()
-    held, release = threading.Event(), threading.Event()
-
-    def other_writer():
-        with writer_lock(tmp_path / "m"):
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=other_writer)
-    t.start()
-    try:
-        held.wait(10)
+    with lock_held_elsewhere(tmp_path / "m"):
         with pytest.raises(ConcurrentWriteError, match="is being written by pid"):
             mem.save(tmp_path / "m")
         with pytest.raises(ConcurrentWriteError, match=r"waited 0.2 s"):
             mem.save(tmp_path / "m", wait=0.2)
-    finally:
-        release.set()
-        t.join()
     assert (tmp_path / "m" / "CURRENT").read_text() == before
     mem.save(tmp_path / "m")  # released: saving works again
     with writer_lock(tmp_path / "m"):  # re-entrant in the thread that holds it: save inside an edit

@@ -4,14 +4,13 @@ import hashlib
 import multiprocessing
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from memory import ConcurrentWriteError, MemoryFormatError, VisualMemory, edit_memory, writer_lock
+from memory import ConcurrentWriteError, MemoryFormatError, VisualMemory, edit_memory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,26 +77,13 @@ def test_an_edit_block_that_raises_saves_nothing(saved):
     assert "class01" in VisualMemory.load(saved).classes_
 
 
-def test_waiting_writer_gives_up_with_a_clear_error(saved):
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with writer_lock(saved):
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        held.wait(10)
+def test_waiting_writer_gives_up_with_a_clear_error(saved, lock_held_elsewhere):
+    with lock_held_elsewhere(saved):
         start = time.monotonic()
         with pytest.raises(ConcurrentWriteError, match=r"is being written by pid \d+ \(waited 0.3 s\)"):
             with edit_memory(saved, wait=0.3):
                 pass
         assert time.monotonic() - start >= 0.3
-    finally:
-        release.set()
-        t.join()
 
 
 @pytest.mark.parametrize("name", ["../../elsewhere/snapshots/20260101T000000-1-000000000",
@@ -129,26 +115,14 @@ def test_stale_temporaries_are_removed_on_open_and_on_save(saved, mem):
     assert not list((saved / "snapshots").glob(".tmp-*"))
 
 
-def test_a_reader_leaves_a_busy_writers_temporary_alone(saved):
+def test_a_reader_leaves_a_busy_writers_temporary_alone(saved, lock_held_elsewhere):
     busy = saved / "snapshots" / ".tmp-busy"
-    busy.mkdir()
-    held, release = threading.Event(), threading.Event()
-
-    def hold():  # the lock is held by a writer in another thread: its temporary is live
-        with writer_lock(saved):
-            busy.mkdir(exist_ok=True)
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        held.wait(10)
+    with lock_held_elsewhere(saved):  # a writer holds the lock: its temporary is live
+        busy.mkdir()
         VisualMemory.load(saved)
         assert busy.is_dir()
-    finally:
-        release.set()
-        t.join()
+    VisualMemory.load(saved)  # once it is gone, the temporary is stale and goes
+    assert not busy.exists()
 
 
 WRITER = """

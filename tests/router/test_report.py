@@ -88,3 +88,20 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert len(plots) == 2 and all(w > 100 for w in plots)
     assert top == max(counts)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_summary_escapes_hostile_names(tmp_path):
+    tree = ClassTree.from_parents({"a": "s", "b": "s", "c": "t"})
+    tree = tree.with_superclasses(cut_at_depth(tree, 1))
+    true = np.array(["a", "b", "c", "a"], dtype=object)
+    hostile = "x | <script>alert(1)</script> [link](javascript:evil) *\n# heading"
+    systems = {hostile: Predictions(true, np.array(["a", "a", "c", "b"], dtype=object)),
+               "flat": Predictions(true, true.copy())}
+    paths = write_report(systems, tree, tmp_path, main=hostile, baseline="flat", title="<b>t</b> | #x")
+    md = paths["markdown"].read_text()
+    assert "<script>" not in md and "<b>" not in md and "](javascript:" not in md
+    assert "&lt;script&gt;" in md and r"\[link\]\(javascript:evil\)" in md
+    table_rows = [ln for ln in md.splitlines() if ln.startswith("| ") and "%" in ln]
+    assert all(ln.count(" | ") == 4 for ln in table_rows)  # a '|' in a name does not add a column
+    assert "\n# heading" not in md
+    assert "<script>alert(1)" not in paths["html"].read_text()

@@ -265,6 +265,21 @@ def reliability_table(r: dict) -> str:
     return "\n".join(out)
 
 
+def trees_table(r: dict) -> str:
+    out = ["| dataset | parent rule | mean shortfall | pairs exact | classes off their deepest path "
+           "| golden retriever / lion, / goldfish | tabby / lion, / goldfish | dogs and cats outside placental |",
+           "|---|---|---|---|---|---|---|---|"]
+    for ds, rules in r["rules"].items():
+        for rule, row in rules.items():
+            sev = row["severity"]
+            out.append(f"| {ds} | `{rule}`{' (default)' if rule == 'specificity' else ''} | "
+                       f"{row['mean_shortfall']:.3f} | {_pct(row['pairs_exact'])} | {row['classes_off_deepest_path']} | "
+                       f"{sev['golden retriever / lion']}, {sev['golden retriever / goldfish']} | "
+                       f"{sev['tabby / lion']}, {sev['tabby / goldfish']} | "
+                       f"{row['dogs_and_cats_outside_placental']} of {row['dogs_and_cats']} |")
+    return "\n".join(out)
+
+
 def claims_table(_: dict | None = None) -> str:
     """Each published claim beside what the benchmarks measured here, with a computed verdict."""
     acc, cont, unl, pru, add = (_load(n) for n in ("accuracy", "continual", "unlearning", "pruning", "adding"))
@@ -371,7 +386,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "memory": memory_table, "embed": embed_table, "router": router_table,
     "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
-    "reliability": reliability_table,
+    "reliability": reliability_table, "trees": trees_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table}

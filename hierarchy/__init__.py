@@ -24,11 +24,12 @@ from ._errors import (
 from ._io import load_tree, save_tree, shipped_path, shipped_tree
 from ._mapping import read_mapping
 from ._superclasses import SuperclassMap
-from ._tree import ClassTree
+from ._tree import PARENT_RULES, ClassTree
 from ._wordnet import load_wordnet, synset_from_wnid, wnid_of
 
 __all__ = [
     "ClassTree",
+    "PARENT_RULES",
     "HierarchyError",
     "MappingFileError",
     "SuperclassMap",

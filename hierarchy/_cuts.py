@@ -79,8 +79,8 @@ def cut_balanced(tree: ClassTree, n: int, *, max_rounds: int = 200) -> Superclas
     the largest size: it grows the set of chosen nodes greedily from the
     root, then swaps one chosen node for another while that improves the
     ratio (best improvement first, deterministic).  It is a local search,
-    so the result is a local optimum; on Tiny-ImageNet-200 and ImageNet-1k
-    with ``n=10`` the largest superclass is under 2.5 times the smallest.
+    so the result is a local optimum; with ``n=10`` the sizes are 13..27 on
+    Tiny-ImageNet-200 (ratio 2.08) and 56..141 on ImageNet-1k (2.52).
 
     Parameters
     ----------
@@ -168,11 +168,22 @@ def _remainder_cut(tree: ClassTree, picked: Sequence[str], method: str) -> Super
         groups.setdefault(owner, []).append(c)
     order = {v: i for i, v in enumerate(_preorder(tree))}
     ids = sorted(groups, key=order.__getitem__)
-    names = _unique_names(tree, ids)
+    # Name each group by what its members share: the most specific common ancestor of the
+    # members (not the chosen node, which may sit far above them), marked "(other)" when
+    # other superclasses claim some classes below that ancestor.
+    named = {v: tree.lca(*groups[v]) for v in ids}
+    names = _unique_names(tree, [named[v] for v in ids])
+    out = {}
     for v in ids:
-        if len(groups[v]) < len(tree.classes_under(v)):
-            names[v] = f"{names[v]} (other)"
-    return SuperclassMap.from_groups({v: groups[v] for v in ids}, names, method)
+        label = names[named[v]]
+        out[v] = f"{label} (other)" if len(groups[v]) < len(tree.classes_under(named[v])) else label
+    seen: dict[str, int] = {}
+    for v in ids:  # two groups can share an ancestor: tell them apart by their chosen node
+        seen[out[v]] = seen.get(out[v], 0) + 1
+    for v in ids:
+        if seen[out[v]] > 1:
+            out[v] = f"{out[v]} [{tree.label(v)}]"
+    return SuperclassMap.from_groups({v: groups[v] for v in ids}, out, method)
 
 
 def _sizes(tree: ClassTree) -> dict[str, int]:
@@ -221,8 +232,13 @@ def cut_from_synsets(
     """Superclasses from a given list of ancestor nodes (BREEDS style).
 
     Each class goes to the listed node that is its ancestor; when several
-    are, the deepest (most specific) wins.  For WordNet trees every hypernym
-    path of the class counts, not only the one the tree keeps.
+    are, the deepest (most specific, by WordNet ``max_depth``) wins, and of
+    equally deep ones the one on the path the tree keeps.  For WordNet trees
+    every hypernym path of the class counts, not only the one the tree keeps.
+    Every listed synset becomes a superclass, or the call fails: a tie that
+    the tree's path does not decide, and a synset whose classes all go to
+    deeper listed synsets, raise :class:`HierarchyError` naming the synsets
+    and the classes they share.
 
     Parameters
     ----------
@@ -274,18 +290,49 @@ def cut_from_synsets(
 
     assignment: dict[str, str] = {}
     orphans: list[str] = []
+    ties: dict[tuple[str, ...], list[str]] = {}
+    under: dict[str, list[str]] = {t: [] for t in targets}  # every class below each target
     for c in tree.classes:
         hits = [t for t in targets if t in ancestors(c)]
-        if hits:
-            assignment[c] = max(hits, key=lambda t: (depth[t], t))
-        elif remainder is not None:
-            assignment[c] = remainder
-        else:
-            orphans.append(c)
+        for t in hits:
+            under[t].append(c)
+        if not hits:
+            if remainder is not None:
+                assignment[c] = remainder
+            else:
+                orphans.append(c)
+            continue
+        deepest = max(depth[t] for t in hits)
+        tied = [t for t in hits if depth[t] == deepest]
+        if len(tied) > 1:  # equally deep: the one on the path the tree keeps, if exactly one is
+            on_path = [t for t in tied if t in set(tree.path_to_root(c))]
+            tied = on_path if len(on_path) == 1 else tied
+        if len(tied) > 1:
+            ties.setdefault(tuple(sorted(tied)), []).append(c)
+            continue
+        assignment[c] = tied[0]
     if orphans:
         raise HierarchyError(
             f"{len(orphans)} classes lie under none of the given synsets, e.g. "
             f"{[f'{c} ({tree.label(c)})' for c in orphans[:5]]}; add synsets or pass a remainder"
+        )
+    if ties:
+        group, shared = next(iter(ties.items()))
+        raise HierarchyError(
+            f"synsets {', '.join(names[t] + ' (' + t + ')' for t in group)} are equally deep above "
+            f"{len(shared)} classes, and the tree's path decides for none: {[tree.label(c) for c in shared[:5]]}; "
+            "drop one of them or add a deeper synset that decides"
+        )
+    empty = [t for t in targets if t not in set(assignment.values())]
+    if empty:
+        t = empty[0]
+        if not under[t]:
+            raise HierarchyError(f"synset {names[t]} ({t}) is above none of the classes; drop it")
+        takers = sorted({names[assignment[c]] for c in under[t]})
+        raise HierarchyError(
+            f"synset {names[t]} ({t}) would get no class: all {len(under[t])} classes below it, e.g. "
+            f"{[tree.label(c) for c in under[t][:5]]}, go to the deeper {', '.join(takers)}; drop it or "
+            "them"
         )
     used = dict.fromkeys(assignment.values())
     out_names = {t: names.get(t, t) for t in targets if t in used}
@@ -381,23 +428,31 @@ def make_cut(tree: ClassTree, spec: str, *, wordnet: Any | None = None) -> Super
     kind, _, arg = spec.partition(":")
     try:
         if kind == "balanced":
-            return cut_balanced(tree, int(arg))
-        if kind == "depth":
-            return cut_at_depth(tree, int(arg))
-        if kind == "file":
-            return cut_from_mapping(tree, arg)
-        if kind == "synsets":
-            return cut_from_synsets(tree, [s for s in arg.split(",") if s], wordnet=wordnet)
-        if kind == "induced":
+            cut = cut_balanced(tree, int(arg))
+        elif kind == "depth":
+            cut = cut_at_depth(tree, int(arg))
+        elif kind == "file":
+            cut = cut_from_mapping(tree, arg)
+        elif kind == "synsets":
+            cut = cut_from_synsets(tree, [s for s in arg.split(",") if s], wordnet=wordnet)
+        elif kind == "induced":
             count, _, path = arg.partition(":")
             if not path or not Path(path).is_file():
                 raise HierarchyError(f"induced cut needs an existing .npy file, got {path!r}")
-            return cut_induced(tree, np.load(path, allow_pickle=False), int(count))
+            cut = cut_induced(tree, np.load(path, allow_pickle=False), int(count))
+        else:
+            raise HierarchyError(
+                f"unknown cut {spec!r}; use balanced:N, depth:D, file:PATH, synsets:A,B,... "
+                "or induced:N:MEANS.npy"
+            )
     except ValueError as exc:
         if isinstance(exc, HierarchyError):
             raise
         raise HierarchyError(f"bad cut spec {spec!r}: {exc}") from exc
-    raise HierarchyError(
-        f"unknown cut {spec!r}; use balanced:N, depth:D, file:PATH, synsets:A,B,... "
-        "or induced:N:MEANS.npy"
-    )
+    if len(cut) < 2:
+        only = next(iter(cut.names.values()))
+        raise HierarchyError(
+            f"cut {spec!r} gives one superclass ({only}); routing needs at least two: use a deeper "
+            "depth:D, balanced:N with N >= 2, or more synsets"
+        )
+    return cut

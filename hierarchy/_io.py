@@ -29,7 +29,7 @@ def tree_to_dict(tree: ClassTree) -> dict[str, Any]:
             "parent": parents[n]}
         for n in nx.dfs_preorder_nodes(tree.graph, tree.root)
     }
-    return {
+    out = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "source": tree.source,
@@ -39,6 +39,15 @@ def tree_to_dict(tree: ClassTree) -> dict[str, Any]:
         "nodes": nodes,
         "superclasses": tree.superclasses.to_dict() if tree.superclasses else None,
     }
+    if tree.uncollapsed is not None:  # the graph before collapsing, for grafting new classes
+        full = tree.uncollapsed
+        root = next(n for n in full if full.in_degree(n) == 0)
+        out["uncollapsed"] = {
+            n: {"name": full.nodes[n]["name"], "label": full.nodes[n]["label"],
+                "parent": next(iter(full.predecessors(n)), None)}
+            for n in nx.dfs_preorder_nodes(full, root)
+        }
+    return out
 
 
 def _check_fields(data: dict[str, Any], origin: str) -> None:
@@ -70,6 +79,20 @@ def _check_fields(data: dict[str, Any], origin: str) -> None:
             raise bad("superclass assignments and names must be non-empty strings")
 
 
+def _graph(nodes: dict[str, Any], origin: str) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    for node, attrs in nodes.items():
+        graph.add_node(node, name=attrs["name"], label=attrs["label"])
+    for node, attrs in nodes.items():
+        if attrs["parent"] is not None:
+            if attrs["parent"] not in graph:
+                raise TreeFormatError(
+                    f"{origin}: node {node!r} has parent {attrs['parent']!r}, which is not a node"
+                )
+            graph.add_edge(attrs["parent"], node)
+    return graph
+
+
 def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
     """Inverse of :func:`tree_to_dict`, with validation."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -81,16 +104,11 @@ def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
         )
     _check_fields(data, origin)
     try:
-        graph = nx.DiGraph()
-        for node, attrs in data["nodes"].items():
-            graph.add_node(node, name=attrs["name"], label=attrs["label"])
-        for node, attrs in data["nodes"].items():
-            if attrs["parent"] is not None:
-                if attrs["parent"] not in graph:
-                    raise TreeFormatError(
-                        f"{origin}: node {node!r} has parent {attrs['parent']!r}, which is not a node"
-                    )
-                graph.add_edge(attrs["parent"], node)
+        graph = _graph(data["nodes"], origin)
+        full = data.get("uncollapsed")
+        if full is not None:
+            _check_fields({"nodes": full, "classes": data["classes"]}, origin)
+            full = _graph(full, origin)
         sc = data.get("superclasses")
         return ClassTree(
             graph,
@@ -98,6 +116,7 @@ def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
             source=data.get("source", "wordnet"),
             collapsed=bool(data.get("collapsed", False)),
             superclasses=SuperclassMap.from_dict(sc) if sc else None,
+            uncollapsed=full,
         )
     except TreeFormatError:
         raise

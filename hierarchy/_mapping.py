@@ -13,6 +13,10 @@ from ._errors import MappingFileError
 __all__ = ["check_parents", "read_mapping"]
 
 
+#: Header rows a CSV mapping may start with (compared in lower case).
+HEADERS = (["class", "superclass"], ["child", "parent"])
+
+
 def check_parents(parents: Mapping[str, str], origin: str = "mapping") -> None:
     """Raise :class:`MappingFileError` unless ``parents`` describes a forest.
 
@@ -58,8 +62,8 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
 
     * JSON object ``{"class": "superclass", ...}``;
     * JSON object ``{"superclass": ["class", ...], ...}``;
-    * CSV with two columns ``class,superclass`` (a header row with those
-      names is optional).
+    * CSV with two columns, child then parent; an optional first row
+      ``class,superclass`` or ``child,parent`` names them.
 
     Chains are allowed (``cat -> feline -> animal``), which describes a deeper
     tree for :meth:`ClassTree.from_parents`.
@@ -120,12 +124,15 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
                 )
     else:
         rows = list(csv.reader(text.splitlines()))
+        first = True
         for lineno, row in enumerate(rows, start=1):
             row = [c.strip() for c in row]
             if not row or all(not c for c in row) or row[0].startswith("#"):
                 continue
-            if lineno == 1 and [c.lower() for c in row[:2]] == ["class", "superclass"]:
+            if first and [c.lower() for c in row] in HEADERS:
+                first = False
                 continue
+            first = False
             if len(row) != 2:
                 raise MappingFileError(
                     f"{p}:{lineno}: expected 2 columns 'class,superclass', got {len(row)}"

@@ -65,6 +65,9 @@ class ClassTree:
         Whether single-child chains were removed.
     superclasses : SuperclassMap, optional
         A superclass cut of the classes.
+    uncollapsed : networkx.DiGraph, optional
+        For a collapsed tree, the graph before collapsing, so that
+        :meth:`with_class` grafts new classes as on the uncollapsed tree.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class ClassTree:
         source: str = "wordnet",
         collapsed: bool = False,
         superclasses: SuperclassMap | None = None,
+        uncollapsed: nx.DiGraph | None = None,
     ) -> None:
         classes = list(classes)
         _check_unique(classes, "classes")
@@ -104,11 +108,13 @@ class ClassTree:
         self.superclasses = superclasses
         if superclasses is not None:
             superclasses.validate(self.classes)
+        self.uncollapsed = uncollapsed if collapsed else None
 
     # ------------------------------------------------------------------ build
     @classmethod
     def from_wnids(
-        cls, wnids: Sequence[str], *, collapse: bool = False, wordnet: Any | None = None
+        cls, wnids: Sequence[str], *, collapse: bool = False, wordnet: Any | None = None,
+        parent_rule: str = "specificity",
     ) -> ClassTree:
         """Build the WordNet tree over ImageNet-style wnids.
 
@@ -120,33 +126,42 @@ class ClassTree:
             Remove inner nodes that have a single child.
         wordnet : WordNetCorpusReader, optional
             Defaults to :func:`hierarchy.load_wordnet`.
+        parent_rule : {"specificity", "coverage", "deepest"}, default "specificity"
+            How a synset with several hypernyms picks its one parent; see Notes.
 
         Notes
         -----
         Many synsets have several hypernyms, and so several paths to
         ``entity.n.01`` (54 of Tiny-ImageNet's 200 classes do).  Each synset
-        keeps exactly one parent, chosen once per synset so that the result
-        is always a tree, by these rules in turn:
+        keeps exactly one parent, chosen once per synset, parents before
+        children, so that the result is always a tree.
 
-        1. the hypernym (or instance hypernym) above the most of the given
-           classes, counting every path: this keeps ``espresso`` under
-           ``food`` with the other foods, rather than under ``abstraction``
-           through ``substance -> part -> relation``;
-        2. the hypernym deepest below the root along its own chosen path;
-        3. the alphabetically first synset name.
-
-        The choice thus depends on the class set: the same synset may hang
-        differently in the trees of two different datasets.
+        ``"specificity"`` (the default) keeps the hypernym whose chain to the
+        root makes the lowest common ancestors of the classes below the synset
+        with every other class as specific as possible: for each candidate
+        chain it sums, over all classes, the WordNet depth of the deepest chain
+        node that is also one of the class's ancestors (on any path), and keeps
+        the largest sum.  Taxonomic chains win over role-like hypernyms
+        (``dog`` stays under ``canine -> carnivore -> placental``, not under
+        ``domestic animal``, because it then shares ``carnivore`` with the
+        cats and lions), and ``substance`` stays under ``matter`` beside the
+        other physical things rather than under ``abstraction``.
+        ``"coverage"`` keeps the hypernym above the most given classes;
+        ``"deepest"`` the one on the longest path to the root.  Ties go to
+        coverage, then the deeper chosen chain, then the alphabetically first
+        synset name.  The choice depends on the class set: the same synset may
+        hang differently in the trees of two datasets.
         """
         wn = wordnet if wordnet is not None else load_wordnet()
         wnids = list(wnids)
         _check_unique(wnids, "wnids")
         synsets = {w: synset_from_wnid(w, wn, noun=True) for w in wnids}
-        return cls._from_synset_leaves(synsets, collapse=collapse)
+        return cls._from_synset_leaves(synsets, collapse=collapse, parent_rule=parent_rule)
 
     @classmethod
     def from_synsets(
-        cls, mapping: Mapping[str, Any], *, collapse: bool = False, wordnet: Any | None = None
+        cls, mapping: Mapping[str, Any], *, collapse: bool = False, wordnet: Any | None = None,
+        parent_rule: str = "specificity",
     ) -> ClassTree:
         """Build the WordNet tree for classes named by the caller.
 
@@ -155,7 +170,7 @@ class ClassTree:
         mapping : mapping of str to synset
             Class name to a synset, given as an nltk ``Synset``, a synset name
             (``"tench.n.01"``) or a wnid.
-        collapse, wordnet
+        collapse, wordnet, parent_rule
             As in :meth:`from_wnids`.
         """
         wn = wordnet if wordnet is not None else load_wordnet()
@@ -187,16 +202,38 @@ class ClassTree:
                 )
             owner[syn] = name
             synsets[name] = syn
-        return cls._from_synset_leaves(synsets, collapse=collapse)
+        return cls._from_synset_leaves(synsets, collapse=collapse, parent_rule=parent_rule)
 
     @classmethod
-    def _from_synset_leaves(cls, leaves: Mapping[str, Any], *, collapse: bool) -> ClassTree:
+    def _from_synset_leaves(
+        cls, leaves: Mapping[str, Any], *, collapse: bool, parent_rule: str = "specificity"
+    ) -> ClassTree:
+        if parent_rule not in PARENT_RULES:
+            raise HierarchyError(
+                f"unknown parent_rule {parent_rule!r}; available: {', '.join(PARENT_RULES)}"
+            )
         depth: dict[Any, int] = {}
         parent: dict[Any, Any] = {}
         cover: dict[Any, int] = {}
         for syn in leaves.values():
             for up in syn.closure(lambda x: x.hypernyms() + x.instance_hypernyms()):
                 cover[up] = cover.get(up, 0) + 1
+        if parent_rule == "specificity":
+            ancestry = _Ancestry(list(leaves.values()))
+
+        def chain(s: Any) -> list[Any]:
+            out = [s]
+            while parent[out[-1]] is not None:
+                out.append(parent[out[-1]])
+            return out
+
+        def key(u: Any) -> tuple[Any, ...]:
+            tail = (-cover.get(u, 0), -depth[u], u.name())
+            if parent_rule == "coverage":
+                return tail
+            if parent_rule == "deepest":
+                return (-u.max_depth(), *tail)
+            return (-ancestry.specificity(chain(u)), *tail)
 
         def chosen_depth(s: Any) -> int:
             # Iterative to stay clear of the recursion limit on deep chains.
@@ -215,7 +252,7 @@ class ClassTree:
                     depth[top] = 0
                     parent[top] = None
                 else:
-                    best = min(ups, key=lambda u: (-cover.get(u, 0), -depth[u], u.name()))
+                    best = min(ups, key=key)
                     parent[top] = best
                     depth[top] = depth[best] + 1
                 stack.pop()
@@ -284,10 +321,14 @@ class ClassTree:
     def collapse(self) -> ClassTree:
         """Return a copy without inner nodes that have exactly one child.
 
-        The root and the classes are always kept.
+        The root, the classes and the nodes of the superclass cut are always
+        kept, so the cut stays valid and :meth:`with_class` places a new class
+        in the superclass it would get on the uncollapsed tree.
         """
         g = self.graph.copy()
         keep = set(self.classes) | {self.root}
+        if self.superclasses is not None:
+            keep |= {s for s in self.superclasses.names if s in g}
         for node in list(nx.topological_sort(self.graph)):
             if node in keep or g.out_degree(node) != 1:
                 continue
@@ -296,7 +337,8 @@ class ClassTree:
             g.remove_node(node)
             g.add_edge(par, child)
         return ClassTree(
-            g, self.classes, source=self.source, collapsed=True, superclasses=self.superclasses
+            g, self.classes, source=self.source, collapsed=True, superclasses=self.superclasses,
+            uncollapsed=self.uncollapsed if self.collapsed else self.graph.copy(),
         )
 
     def with_class(
@@ -317,6 +359,12 @@ class ClassTree:
         """
         from ._superclasses import SuperclassMap
 
+        if self.collapsed and self.uncollapsed is not None:
+            # Graft on the tree as it was before collapsing, then collapse again: the class
+            # lands where it would on the uncollapsed tree, and no single-child chain stays.
+            full = ClassTree(self.uncollapsed, self.classes, source=self.source,
+                             superclasses=self.superclasses)
+            return full.with_class(cls, superclass=superclass, wordnet=wordnet).collapse()
         g = self.graph.copy()
         classes = list(self.classes)
         if cls not in g:
@@ -345,7 +393,8 @@ class ClassTree:
             raise HierarchyError(f"{cls!r} is an inner node of the tree; classes must be leaves")
         smap = self.superclasses
         if smap is None:
-            return ClassTree(g, classes, source=self.source, collapsed=self.collapsed)
+            grown = ClassTree(g, classes, source=self.source)
+            return grown.collapse() if self.collapsed else grown
         if superclass is None:
             path = ClassTree(g, classes, source=self.source).path_to_root(cls)
             superclass = next((n for n in path if n in smap.names), None)
@@ -360,10 +409,11 @@ class ClassTree:
             )
         assignment = dict(smap.assignment)
         assignment[cls] = superclass
-        return ClassTree(
-            g, classes, source=self.source, collapsed=self.collapsed,
+        grown = ClassTree(
+            g, classes, source=self.source, collapsed=False,
             superclasses=SuperclassMap(assignment, smap.names, smap.method),
         )
+        return grown.collapse() if self.collapsed else grown  # no single-child chain comes back
 
     def with_superclasses(self, superclasses: SuperclassMap | None) -> ClassTree:
         """Return a copy of this tree that carries a superclass cut."""
@@ -373,6 +423,7 @@ class ClassTree:
             source=self.source,
             collapsed=self.collapsed,
             superclasses=superclasses,
+            uncollapsed=self.uncollapsed,
         )
 
     # ---------------------------------------------------------------- queries
@@ -471,8 +522,8 @@ class ClassTree:
         """
         return self.height(self.lca(a, b))
 
-    def lca_height_matrix(self, classes: Sequence[str] | None = None) -> np.ndarray:
-        """LCA heights between all pairs of classes.
+    def lca_matrix(self, classes: Sequence[str] | None = None) -> np.ndarray:
+        """Lowest common ancestors of all pairs of classes.
 
         Parameters
         ----------
@@ -481,9 +532,14 @@ class ClassTree:
 
         Returns
         -------
-        ndarray of shape (n, n), int32
-            Symmetric, zero on the diagonal.
+        ndarray of shape (n, n), object
+            Node ids; symmetric, each class on the diagonal.
         """
+        nodes, lca = self._lca_indices(classes)
+        return np.asarray(nodes, dtype=object)[lca]
+
+    def _lca_indices(self, classes: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+        """The graph's nodes and, for each pair of classes, the index of their LCA among them."""
         classes = list(self.classes if classes is None else classes)
         for c in classes:
             self.check(c)
@@ -500,9 +556,23 @@ class ClassTree:
         # Common ancestors of two nodes form the chain from the root to their
         # LCA, so their count locates the LCA on either path.
         shared = np.rint(member @ member.T).astype(np.int64)
-        lca = np.take_along_axis(padded, shared - 1, axis=1)
-        heights = np.array([self._heights[n] for n in nodes], dtype=np.int32)
-        return heights[lca]
+        return nodes, np.take_along_axis(padded, shared - 1, axis=1)
+
+    def lca_height_matrix(self, classes: Sequence[str] | None = None) -> np.ndarray:
+        """LCA heights between all pairs of classes.
+
+        Parameters
+        ----------
+        classes : sequence of str, optional
+            Defaults to :attr:`classes`.
+
+        Returns
+        -------
+        ndarray of shape (n, n), int32
+            Symmetric, zero on the diagonal.
+        """
+        nodes, lca = self._lca_indices(classes)
+        return np.array([self._heights[n] for n in nodes], dtype=np.int32)[lca]
 
     def superclass_of(self, cls: str) -> str:
         """The superclass id of a class under :attr:`superclasses`."""
@@ -532,6 +602,39 @@ class ClassTree:
             kids = self.graph.successors(node)
             heights[node] = max((heights[k] + 1 for k in kids), default=0)
         return heights
+
+
+#: How a synset with several hypernyms picks its one parent (see ``ClassTree.from_wnids``).
+PARENT_RULES = ("specificity", "coverage", "deepest")
+
+
+class _Ancestry:
+    """Every WordNet ancestor of each class, to score a candidate parent chain.
+
+    ``specificity(chain)`` sums, over all classes, the WordNet depth
+    (``max_depth``) of the deepest node of ``chain`` that is also an
+    ancestor of that class (on any of its paths): how specific the lowest
+    common ancestors of the classes below a synset would be with the other
+    classes if it hung from that chain.
+    """
+
+    def __init__(self, leaves: Sequence[Any]) -> None:
+        ups = [set(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms())) | {s} for s in leaves]
+        nodes = sorted(set().union(*ups), key=lambda x: x.name())
+        self.index = {n: i for i, n in enumerate(nodes)}
+        self.depth = {n: n.max_depth() for n in nodes}
+        self.member = np.zeros((len(leaves), len(nodes)), dtype=bool)
+        for i, anc in enumerate(ups):
+            self.member[i, [self.index[n] for n in anc]] = True
+
+    def specificity(self, chain: Sequence[Any]) -> int:
+        cols = [self.index[n] for n in chain if n in self.index]
+        if not cols:
+            return 0
+        depths = np.array([self.depth[n] for n in chain if n in self.index])
+        hit = self.member[:, cols]  # (classes, chain nodes), chain ordered deepest first
+        best = np.where(hit, depths[None, :], -1).max(axis=1)
+        return int(np.maximum(best, 0).sum())
 
 
 def _label(synset: Any) -> str:

@@ -76,6 +76,9 @@ def _tree_build(args: argparse.Namespace) -> int:
         tree = tree.with_superclasses(h.make_cut(tree, args.cut))
     h.save_tree(tree, args.output)
     print(f"wrote {args.output}: {tree!r}")
+    if tree.superclasses is None:
+        print(f"supersub: warning: {args.output} has no superclass cut, so 'supersub build' cannot route "
+              "with it; add --cut balanced:10 (or depth:D, file:PATH, synsets:A,B,...)", file=sys.stderr)
     if tree.superclasses is not None and not args.quiet:
         _print_superclasses(tree, members=False)
     return 0

@@ -77,3 +77,18 @@ def test_deep_mapping_builds_tree(tmp_path):
     assert tree.classes == ("tabby", "beagle", "car")
     assert tree.path_to_root("tabby") == ["tabby", "cat", "animal", "root"]
     assert tree.lca_height("tabby", "beagle") == 2
+
+
+@pytest.mark.parametrize("header", ["class,superclass", "child,parent", "Child, Parent", "# a comment\nchild,parent"])
+def test_optional_header_row(tmp_path, header):
+    p = tmp_path / "m.csv"
+    p.write_text(f"{header}\ncat,feline\nfeline,animal\ncar,vehicle\n")
+    assert read_mapping(p) == {"cat": "feline", "feline": "animal", "car": "vehicle"}
+    tree = ClassTree.from_parents(read_mapping(p))
+    assert sorted(tree.classes) == ["car", "cat"]  # no class named 'child' or 'class'
+
+
+def test_a_header_like_row_after_data_is_data(tmp_path):
+    p = tmp_path / "m.csv"
+    p.write_text("cat,animal\nchild,parent\n")
+    assert read_mapping(p) == {"cat": "animal", "child": "parent"}

@@ -137,14 +137,92 @@ def test_with_class_grafts_a_new_wnid(wordnet):
     tench = "n01440764"
     grown = tree.with_class(tench, wordnet=wordnet)
     assert tench in grown.classes and len(grown.classes) == 201
-    assert grown.superclasses.names[grown.superclass_of(tench)] == "chordate (other)"
+    assert grown.superclasses.names[grown.superclass_of(tench)] == "vertebrate (other)"
     assert grown.name(grown.parent(tench)) == "cyprinid.n.01"
     goldfish = "n01443537"  # shares the cyprinid branch with tench
     assert grown.lca_height(tench, goldfish) == 1
     assert tree.classes == grown.classes[:200]  # the original is untouched
-    moved = grown.with_class(tench, superclass="n01886756")
-    assert moved.superclass_of(tench) == "n01886756"
+    moved = grown.with_class(tench, superclass="n02075296")  # carnivore
+    assert moved.superclass_of(tench) == "n02075296"
     with pytest.raises(UnknownClassError, match="unknown superclass 'nope'"):
         grown.with_class(tench, superclass="nope")
     with pytest.raises(HierarchyError, match="inner node"):
         grown.with_class(grown.parent(tench))
+
+
+# ------------------------------------------------------------- the one-parent rule
+SEVERITY = {"golden retriever": "n02099601", "lion": "n02129165", "goldfish": "n01443537", "tabby": "n02123045"}
+
+
+@pytest.mark.parametrize("dataset", ["tiny-imagenet-200", "imagenet-1k"])
+def test_mistake_severity_follows_taxonomy(dataset):
+    from hierarchy import shipped_tree
+
+    t, s = shipped_tree(dataset), SEVERITY
+    assert t.lca_height(s["golden retriever"], s["lion"]) < t.lca_height(s["golden retriever"], s["goldfish"])
+    assert t.lca_height(s["tabby"], s["lion"]) < t.lca_height(s["tabby"], s["goldfish"])
+
+
+@pytest.mark.parametrize("dataset", ["tiny-imagenet-200", "imagenet-1k"])
+def test_no_dog_or_cat_outside_placental(dataset, wordnet):
+    from hierarchy import shipped_tree, synset_from_wnid, wnid_of
+
+    t = shipped_tree(dataset)
+    dog, cat, placental = "n02084071", "n02121808", "n01886756"
+    pets = [c for c in t.classes if {dog, cat} & {wnid_of(u) for u in synset_from_wnid(c, wordnet).closure(
+        lambda x: x.hypernyms() + x.instance_hypernyms())}]  # found through WordNet, not the tree
+    assert len(pets) == (9 if dataset == "tiny-imagenet-200" else 123)
+    assert all(placental in t.path_to_root(c) for c in pets)
+
+
+@pytest.mark.parametrize("dataset", ["tiny-imagenet-200", "imagenet-1k"])
+def test_every_shipped_edge_is_a_wordnet_is_a_edge(dataset, wordnet):
+    """Checked against WordNet itself rather than the builder that wrote the file."""
+    from hierarchy import shipped_tree, synset_from_wnid
+
+    t = shipped_tree(dataset)
+    for parent, child in t.graph.edges:
+        up = synset_from_wnid(parent, wordnet)
+        below = synset_from_wnid(child, wordnet)
+        assert up in below.hypernyms() + below.instance_hypernyms(), (parent, child)
+
+
+def test_parent_rules_differ_where_roles_compete(wordnet, tiny_wnids):
+    by_rule = {rule: ClassTree.from_wnids(tiny_wnids, wordnet=wordnet, parent_rule=rule)
+               for rule in ("specificity", "coverage", "deepest")}
+    dog = "n02099601"  # golden retriever
+    assert "n02083346" in by_rule["specificity"].path_to_root(dog)  # canine
+    assert "n01317541" in by_rule["coverage"].path_to_root(dog)  # domestic animal
+    espresso = "n07920052"
+    assert "n00020827" in by_rule["specificity"].path_to_root(espresso)  # matter, not abstraction
+    with pytest.raises(HierarchyError, match="unknown parent_rule 'taxonomy'; available: specificity"):
+        ClassTree.from_wnids(tiny_wnids, wordnet=wordnet, parent_rule="taxonomy")
+
+
+# ------------------------------------------------------------------- collapse
+def test_collapse_keeps_a_valid_cut(wordnet):
+    from hierarchy import shipped_tree
+
+    full = shipped_tree("tiny-imagenet-200")
+    small = full.collapse()
+    assert small.collapsed and len(small.graph) < len(full.graph)
+    for s, name in small.superclasses.names.items():
+        assert s in small.graph and small.label(s)  # every superclass is still a node
+        assert small.superclasses.members(s) == full.superclasses.members(s)
+    assert not [n for n in small.graph if small.graph.out_degree(n) == 1 and n != small.root
+                and n not in small.superclasses.names]
+
+
+def test_with_class_after_collapse_places_as_before(wordnet, tiny_wnids, imagenet_wnids, tmp_path):
+    from hierarchy import load_tree, save_tree, shipped_tree
+
+    full = shipped_tree("tiny-imagenet-200")
+    small = load_tree(save_tree(full.collapse(), tmp_path / "small.json"))  # survives a round trip
+    new = [w for w in imagenet_wnids if w not in set(tiny_wnids)][::8]  # 100 classes Tiny lacks
+    for w in new:
+        a, b = full.with_class(w, wordnet=wordnet), small.with_class(w, wordnet=wordnet)
+        assert a.superclass_of(w) == b.superclass_of(w), w
+        assert b.collapsed and not [n for n in b.graph if b.graph.out_degree(n) == 1 and n != b.root
+                                    and n not in b.superclasses.names]
+    tench = small.with_class("n01440764", wordnet=wordnet)
+    assert tench.superclasses.names[tench.superclass_of("n01440764")] == "vertebrate (other)"

@@ -106,3 +106,12 @@ def test_pipeline_on_milvus_lite_equals_faiss(tiny_layout, tmp_path, capsys, wor
     from router import TwoStageClassifier
 
     assert TwoStageClassifier.load(tmp_path / "milvus").n_entries() == 0
+
+
+def test_tree_without_a_cut_is_written_with_a_warning(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    assert main(["tree", "build", "--dataset", "tiny-imagenet-200", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "has no superclass cut" in err and "add --cut balanced:10" in err
+    assert main(["tree", "build", "--dataset", "tiny-imagenet-200", "--cut", "depth:1", "-o", str(out)]) == 2
+    assert "gives one superclass (physical entity); routing needs at least two" in capsys.readouterr().err

@@ -132,3 +132,32 @@ def test_weights_and_steering_count_in_both_stages_on_every_backend(synthetic, u
                                faiss_clf.predict_proba(s["Q"], steer=steer), atol=1e-4)
     assert not np.any(faiss_clf.predict(s["Q"], steer=steer) == silenced)
     milvus_clf._store.drop()
+
+
+def test_edits_of_a_milvus_backed_model_are_serialised(synthetic, tmp_path):
+    """Two edit blocks on one Milvus-backed model: the second waits; both edits are kept."""
+    import threading
+    import time
+
+    from router import edit_classifier
+
+    s = synthetic
+    uri = f"{tmp_path / 'e.db'}#e"
+    TwoStageClassifier(s["tree"], k=5, backend=uri).fit(s["X"], s["y"], source="base").save(tmp_path / "m")
+    order: list[str] = []
+
+    def edit(name: str, rows: slice) -> None:
+        with edit_classifier(tmp_path / "m", wait=60) as clf:
+            order.append(f"{name} loaded with {clf.n_entries()}")
+            time.sleep(0.5)
+            clf.add(s["Q"][rows], s["qy"][rows], source=name)
+
+    first = threading.Thread(target=edit, args=("a", slice(0, 5)))
+    first.start()
+    time.sleep(0.1)
+    edit("b", slice(5, 9))
+    first.join()
+    assert order == [f"a loaded with {len(s['X'])}", f"b loaded with {len(s['X']) + 5}"]  # b saw a's edit
+    clf = TwoStageClassifier.load(tmp_path / "m")
+    assert clf.n_entries() == len(s["X"]) + 9
+    clf._store.drop()

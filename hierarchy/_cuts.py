@@ -186,14 +186,6 @@ def _remainder_cut(tree: ClassTree, picked: Sequence[str], method: str) -> Super
     return SuperclassMap.from_groups({v: groups[v] for v in ids}, out, method)
 
 
-def _sizes(tree: ClassTree) -> dict[str, int]:
-    size: dict[str, int] = {}
-    for node in reversed(list(nx.topological_sort(tree.graph))):
-        kids = list(tree.graph.successors(node))
-        size[node] = sum(size[k] for k in kids) if kids else 1
-    return size
-
-
 def cut_from_mapping(
     tree: ClassTree, mapping: Mapping[str, str] | str | os.PathLike[str]
 ) -> SuperclassMap:

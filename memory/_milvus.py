@@ -507,6 +507,10 @@ class MilvusMemory:
             raise UnknownEntryError(f"unknown id {missing[0]}; it is not (or no longer) in the memory")
         return [rows[int(i)] for i in wanted]
 
+    def weights(self, ids: Any) -> np.ndarray:
+        """The stored vote weights of ``ids``, shape (len(ids),), float32."""
+        return np.array([m["weight"] for m in self.get(ids)], dtype=np.float32)
+
     def vectors(self, ids: Any) -> np.ndarray:
         """Stored (normalised) vectors, shape (len(ids), dim), in the order of ``ids``."""
         wanted = as_ids(ids)
@@ -793,6 +797,9 @@ class MilvusShard:
 
     def vectors(self, ids: Any) -> np.ndarray:
         return self.store.vectors(self._check_ids(ids))
+
+    def weights(self, ids: Any) -> np.ndarray:
+        return self.store.weights(self._check_ids(ids))
 
     def remove(self, ids: Any = None, *, label: Any = None, source: Any = None,
                superclass: Any = None) -> np.ndarray:

@@ -495,6 +495,11 @@ class VisualMemory:
         return [out[i] for i in id_arr.tolist()]
 
     @_locked
+    def weights(self, ids: Any) -> np.ndarray:
+        """The stored vote weights of ``ids``, shape (m,), float32 (see :meth:`set_weight`)."""
+        return self._weight[self._rows_of(as_ids(ids, name="ids"))].copy()
+
+    @_locked
     def vectors(self, ids: Any) -> np.ndarray:
         """The stored (normalised) vectors of ``ids``, shape (m, dim), float32."""
         rows = self._rows_of(as_ids(ids, name="ids"))

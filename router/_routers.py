@@ -112,7 +112,7 @@ class CentroidRouter:
             if c not in shard.classes_:
                 continue
             ids = shard.select(label=c)
-            weights = np.array([e["weight"] for e in shard.get(ids)], dtype=np.float64)
+            weights = shard.weights(ids).astype(np.float64)
             vecs = shard.vectors(ids)
             # A centroid votes with its class's mean stored weight, as its entries do in stage 2
             # (all silenced: it still takes a neighbour slot, with no vote); the weights also

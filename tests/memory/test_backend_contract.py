@@ -252,3 +252,11 @@ def test_an_unknown_superclass_is_refused(filled, data):
         filled.search(data["Q"], 5, superclass="plant")
     with pytest.raises(UnknownEntryError, match="unknown superclass 'plant'"):
         filled.predict(data["Q"], superclass="plant")
+
+
+def test_weights_read_back_what_set_weight_stored(filled, data):
+    filled.set_weight(0.25, data["ids"][5:9])
+    np.testing.assert_array_equal(filled.weights(data["ids"][3:10]), [1, 1, 0.25, 0.25, 0.25, 0.25, 1])
+    assert filled.weights(data["ids"][:1]).dtype == np.float32
+    with pytest.raises(UnknownEntryError, match="unknown id 5"):
+        filled.weights([5])

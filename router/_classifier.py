@@ -283,7 +283,10 @@ class TwoStageClassifier:
             router drops ``exclude_superclasses`` from the route.
         """
         self._check_fitted()
-        X = as_embeddings(X, self.dim_)
+        return self._route(as_embeddings(X, self.dim_), steer)
+
+    def _route(self, X: np.ndarray, steer: Steer | None) -> np.ndarray:
+        """Stage 1 on validated embeddings."""
         p = self.router_.proba(X, steer=steer)
         if steer is not None and steer.exclude_superclasses:
             drop = [j for j, s in enumerate(self.superclasses_) if s in set(steer.exclude_superclasses)]
@@ -338,7 +341,7 @@ class TwoStageClassifier:
             chosen = self._superclass_targets(y_true, len(X))[:, None]
             weights = np.ones((len(X), 1))
         else:
-            route = self.route_proba(X, steer=steer)
+            route = self._route(X, steer)
             width = 1 if routing == "hard" else check_k(self.m if m is None else m, "m")
             if width > n_sup:
                 raise InputError(f"m = {width} exceeds the number of superclasses ({n_sup})")

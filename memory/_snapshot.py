@@ -274,7 +274,8 @@ def open_snapshot(root: str | os.PathLike[str], what: str) -> Snapshot:
         differs from the one ``CURRENT`` records.
     """
     root = Path(root)
-    clean_if_idle(root) if root.is_dir() else None
+    if root.is_dir():
+        clean_if_idle(root)
     name, digest = _read_current(root, what)
     snaps = root / "snapshots"
     snap = snaps / name

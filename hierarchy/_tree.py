@@ -1,4 +1,8 @@
-"""The class tree: a rooted networkx tree whose leaves are the classes."""
+"""The class tree: a rooted networkx tree whose leaves are the classes.
+
+One class, :class:`ClassTree`, whose builders (WordNet, mappings), grafting, collapsing and
+LCA queries share its graph and cached depths and heights; that is why the module is long.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ vectors) and vote on the client exactly as :class:`~memory.VisualMemory`
 does.  Reads use ``Session`` consistency by default (a client always sees
 its own inserts and deletes); ``Strong`` makes every reader see every
 client's deletes at once.
+
+The memory and its per-superclass shard view live together: the view is a thin filter over
+the memory's client, tally and read-consistency state.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The visual memory: L2-normalised embeddings, metadata, kNN search and voting."""
+"""The visual memory: L2-normalised embeddings, metadata, kNN search and voting.
+
+One class whose store, index, query path and edits share one lock and one set of
+columns; edits must stay all-or-nothing across them, which is why they sit together.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Two-stage, superclass-routed classification, and flat baselines behind the same API."""
+"""Two-stage, superclass-routed classification, and flat baselines behind the same API.
+
+The estimator, its per-superclass edits and its explanations share the shard list and the
+router, which every edit must keep in step; hence one long module.
+"""
 
 from __future__ import annotations
 

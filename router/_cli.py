@@ -1,4 +1,8 @@
-"""The ``supersub`` command line."""
+"""The ``supersub`` command line.
+
+Every subcommand and the one argument parser that names them, so that options and
+their checks read in one place; the work itself is done by the packages.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@
 (200, 10)
 """
 
+from ._confusion import cut_confusion, read_confusion
 from ._cuts import (
     cut_at_depth,
     cut_balanced,
@@ -38,12 +39,14 @@ __all__ = [
     "WordNetNotFoundError",
     "cut_at_depth",
     "cut_balanced",
+    "cut_confusion",
     "cut_from_mapping",
     "cut_from_synsets",
     "cut_induced",
     "load_tree",
     "load_wordnet",
     "make_cut",
+    "read_confusion",
     "read_mapping",
     "save_tree",
     "shipped_path",

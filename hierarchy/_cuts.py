@@ -414,8 +414,10 @@ def make_cut(tree: ClassTree, spec: str, *, wordnet: Any | None = None) -> Super
     """Make a cut from a short text spec, as the CLI's ``--cut`` takes it.
 
     ``balanced:N``, ``depth:D``, ``file:PATH`` (JSON or CSV mapping),
-    ``synsets:NAME,NAME,...`` and ``induced:N:MEANS.npy`` (an array of
-    shape (n_classes, dim) in tree class order).
+    ``synsets:NAME,NAME,...``, ``induced:N:MEANS.npy`` (an array of
+    shape (n_classes, dim) in tree class order) and
+    ``confusion:N:FILE[:OVERLAP]`` (a confusion matrix, ``.npy`` or CSV, in
+    tree class order; see :func:`hierarchy.cut_confusion`).
     """
     kind, _, arg = spec.partition(":")
     try:
@@ -427,6 +429,20 @@ def make_cut(tree: ClassTree, spec: str, *, wordnet: Any | None = None) -> Super
             cut = cut_from_mapping(tree, arg)
         elif kind == "synsets":
             cut = cut_from_synsets(tree, [s for s in arg.split(",") if s], wordnet=wordnet)
+        elif kind == "confusion":
+            from ._confusion import cut_confusion, read_confusion
+
+            count, _, rest = arg.partition(":")
+            path, overlap = rest, 0.0
+            head, sep, last = rest.rpartition(":")
+            if sep and head:
+                try:
+                    path, overlap = head, float(last)
+                except ValueError:
+                    pass
+            if not path:
+                raise HierarchyError("confusion cut needs a matrix file: confusion:N:FILE[:OVERLAP]")
+            cut = cut_confusion(tree, read_confusion(path, len(tree.classes)), int(count), overlap=overlap)
         elif kind == "induced":
             count, _, path = arg.partition(":")
             if not path or not Path(path).is_file():
@@ -435,7 +451,7 @@ def make_cut(tree: ClassTree, spec: str, *, wordnet: Any | None = None) -> Super
         else:
             raise HierarchyError(
                 f"unknown cut {spec!r}; use balanced:N, depth:D, file:PATH, synsets:A,B,... "
-                "or induced:N:MEANS.npy"
+                "induced:N:MEANS.npy or confusion:N:FILE[:OVERLAP]"
             )
     except ValueError as exc:
         if isinstance(exc, HierarchyError):

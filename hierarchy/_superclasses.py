@@ -1,4 +1,4 @@
-"""A superclass cut: every class assigned to exactly one superclass."""
+"""A superclass cut: every class assigned to exactly one superclass, with optional overlap."""
 
 from __future__ import annotations
 
@@ -22,11 +22,17 @@ class SuperclassMap:
         Superclass id to a readable name.  Its order is the superclass order.
     method : str
         How the cut was made, e.g. ``"balanced:10"``.
+    overlap : mapping of str to sequence of str, optional
+        Superclass id to extra classes whose own superclass is another one:
+        classes its specialist also covers because they are easily confused
+        with its members (as in HD-CNN).  Routing uses ``assignment``;
+        :meth:`extended` gives a specialist's classes.
     """
 
     assignment: Mapping[str, str]
     names: Mapping[str, str]
     method: str = ""
+    overlap: Mapping[str, Sequence[str]] = field(default_factory=dict)
     _members: dict[str, list[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +49,21 @@ class SuperclassMap:
         if empty:
             raise HierarchyError(f"superclasses without classes: {empty[:5]}")
         object.__setattr__(self, "_members", members)
+        overlap: dict[str, tuple[str, ...]] = {}
+        for sup, extra in dict(self.overlap).items():
+            if sup not in members:
+                raise HierarchyError(f"overlap names superclass {sup!r}, which has no name entry")
+            if isinstance(extra, str):
+                raise HierarchyError(f"overlap of {sup!r} must be a list of classes, got a string")
+            extra = tuple(dict.fromkeys(extra))
+            for cls in extra:
+                if cls not in self.assignment:
+                    raise HierarchyError(f"overlap of {sup!r} lists {cls!r}, which is not a class of the cut")
+                if self.assignment[cls] == sup:
+                    raise HierarchyError(f"overlap of {sup!r} lists {cls!r}, which is already its member")
+            if extra:
+                overlap[sup] = extra
+        object.__setattr__(self, "overlap", overlap)
 
     @classmethod
     def from_groups(
@@ -85,6 +106,10 @@ class SuperclassMap:
                 f"unknown superclass {superclass!r}; known: {', '.join(self.names)}"
             ) from None
 
+    def extended(self, superclass: str) -> list[str]:
+        """The classes a specialist of ``superclass`` covers: its members, then its overlap."""
+        return self.members(superclass) + list(self.overlap.get(superclass, ()))
+
     def sizes(self) -> dict[str, int]:
         """Superclass id to its number of classes."""
         return {s: len(m) for s, m in self._members.items()}
@@ -109,9 +134,16 @@ class SuperclassMap:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
-        return {"method": self.method, "names": dict(self.names), "assignment": dict(self.assignment)}
+        out: dict[str, object] = {"method": self.method, "names": dict(self.names),
+                                  "assignment": dict(self.assignment)}
+        if self.overlap:
+            out["overlap"] = {s: list(v) for s, v in self.overlap.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> SuperclassMap:
         """Inverse of :meth:`to_dict`."""
-        return cls(data["assignment"], data["names"], str(data.get("method", "")))  # type: ignore[arg-type]
+        overlap = data.get("overlap") or {}
+        if not isinstance(overlap, Mapping) or not all(isinstance(v, list) for v in overlap.values()):
+            raise HierarchyError("'overlap' must map superclass ids to lists of classes")
+        return cls(data["assignment"], data["names"], str(data.get("method", "")), overlap)  # type: ignore[arg-type]

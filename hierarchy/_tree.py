@@ -415,7 +415,7 @@ class ClassTree:
         assignment[cls] = superclass
         grown = ClassTree(
             g, classes, source=self.source, collapsed=False,
-            superclasses=SuperclassMap(assignment, smap.names, smap.method),
+            superclasses=SuperclassMap(assignment, smap.names, smap.method, smap.overlap),
         )
         return grown.collapse() if self.collapsed else grown  # no single-child chain comes back
 

@@ -3,6 +3,10 @@
 Stage 1 routes an embedding to a superclass of a :class:`hierarchy.ClassTree`
 cut; stage 2 lets that superclass's specialist (a memory shard, or a network
 head stored as a shared base plus int8 deltas) pick the class.
+
+At the network level (:class:`NetworkTwoStage`) the backbone is split into a
+frozen trunk and a fine-tuned tail: the tail fine-tuned on all classes routes,
+and per-superclass int8 deltas of that tail specialise.
 """
 
 from ._analysis import (
@@ -20,10 +24,24 @@ from ._heads import Head, fit_head, head_proba
 from ._persist import edit_classifier, load_classifier, save_classifier
 from ._report import SECTIONS, GalleryItem, GalleryNeighbour, write_report
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
+from ._network import NetworkTwoStage
 from ._specialists import DeltaSpecialists, FullSpecialists, quantise_int8
+from ._tails import TailDeltas, TailSpecialists, tail_features, tail_logits, train_tail
+from ._trunk import (
+    DEFAULT_SPLITS,
+    BackboneSplit,
+    Tail,
+    TrunkActivations,
+    load_trunk_activations,
+    run_trunk_on_images,
+    split_backbone,
+    trunk_activations,
+)
 
 __all__ = [
+    "BackboneSplit",
     "CentroidRouter",
+    "DEFAULT_SPLITS",
     "DeltaSpecialists",
     "FlatClassifier",
     "FullSpecialists",
@@ -32,9 +50,14 @@ __all__ = [
     "Head",
     "HeadRouter",
     "MemoryRouter",
+    "NetworkTwoStage",
     "Predictions",
     "RoutedExplanation",
     "SECTIONS",
+    "Tail",
+    "TailDeltas",
+    "TailSpecialists",
+    "TrunkActivations",
     "TwoStageClassifier",
     "compare",
     "confused_pairs",
@@ -42,12 +65,19 @@ __all__ = [
     "fit_head",
     "head_proba",
     "level_metrics",
+    "load_trunk_activations",
     "load_classifier",
     "load_predictions",
     "per_class_accuracy",
     "per_superclass_accuracy",
     "quantise_int8",
+    "run_trunk_on_images",
     "save_classifier",
+    "split_backbone",
     "superclass_confusion",
+    "tail_features",
+    "tail_logits",
+    "train_tail",
+    "trunk_activations",
     "write_report",
 ]

@@ -1,0 +1,311 @@
+"""Super-sub at the network level: a fine-tuned generalist routes, tail specialists decide.
+
+    python benchmarks/specialists_bench.py           # Tiny-ImageNet, writes results/specialists.json
+    python benchmarks/specialists_bench.py --quick   # a small subset; nothing written
+
+Lite0 at 128 px is split before its last stage (``blocks.6``); the trunk's
+activations are computed once (float16 cache) and every network below
+trains on them.  Training and memories use train minus a seeded dev split
+(20 images per class); dev chooses the mixing weights, the number of
+superclasses searched and which routed system is "best"; val (10k) scores
+every row.
+
+Rows, all in one run on the same trunk cache:
+
+* frozen kNN and a frozen linear probe on the unmodified tail's features;
+* the flat fine-tuned tail (the generalist) and a flat tail trained for the
+  generalist's epochs plus the specialists' (the same budget);
+* for each superclass cut (WordNet balanced:10, induced:10 from class-mean
+  features, confusion:10 from the generalist's dev confusion, and the
+  same with overlap): the generalist restricted to the routed superclasses;
+  int8 delta specialists (hard, soft m=2/3, oracle); the same mixed with
+  specialist memories; full fine-tuned specialist copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import write_result  # noqa: E402
+from benchmarks._data import _hold_out  # noqa: E402
+from hierarchy import cut_confusion, cut_induced, shipped_tree  # noqa: E402
+from memory import VisualMemory, get_backbone, tiny_imagenet  # noqa: E402
+from router import fit_head, head_proba  # noqa: E402
+from router._network import NetworkTwoStage, _normalise, _softmax  # noqa: E402
+from router._tails import TailSpecialists, tail_features, tail_logits, train_tail  # noqa: E402
+from router._trunk import run_trunk_on_images, split_backbone, trunk_activations  # noqa: E402
+
+MIXES = [(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 0.75]
+
+
+class Data:
+    """Trunk activations of train (minus dev), dev and val, with integer labels."""
+
+    def __init__(self, quick: bool, seed: int = 0) -> None:
+        self.split = split_backbone(get_backbone("lite0", size=128))
+        train_ds, val_ds = tiny_imagenet("train"), tiny_imagenet("val")
+        if quick:
+            train_ds, val_ds = train_ds.subset(12), val_ds.subset(4)
+        t = time.perf_counter()
+        tr = trunk_activations(train_ds, self.split)
+        va = trunk_activations(val_ds, self.split)
+        self.trunk_seconds = round(time.perf_counter() - t, 1)
+        self.tree = shipped_tree("tiny-imagenet-200")
+        self.classes = list(self.tree.classes)
+        index = {c: i for i, c in enumerate(self.classes)}
+        y = np.array([index[c] for c in tr.labels])
+        dev = _hold_out(y, 3 if quick else 20, seed)
+        self.A, self.y = tr.acts[~dev], y[~dev]
+        self.dA, self.dy = tr.acts[dev], y[dev]
+        self.vA, self.vy = va.acts, np.array([index[c] for c in va.labels])
+        self.val_paths = val_ds.paths
+        self.fingerprint = tr.fingerprint
+
+
+class Scorer:
+    def __init__(self, d: Data) -> None:
+        self.d = d
+        self.rows: list[dict[str, Any]] = []
+
+    def score(self, pred: np.ndarray, y: np.ndarray, sup_of: np.ndarray) -> dict[str, float]:
+        wrong = pred != y
+        cross = sup_of[pred] != sup_of[y]
+        return {"top1": round(float(np.mean(~wrong)), 4),
+                "superclass_accuracy": round(float(np.mean(~cross)), 4),
+                "cross_superclass_errors": round(float(cross.sum() / max(wrong.sum(), 1)), 4)}
+
+    def add(self, name: str, cut: str, pred_val: np.ndarray, pred_dev: np.ndarray | None, sup_of: np.ndarray, *,
+            router_accuracy: float | None = None, images_per_s: float | None = None,
+            train_seconds: float | None = None, storage_tails: float | None = None, **extra: Any) -> dict[str, Any]:
+        row = {"system": name, "cut": cut, **self.score(pred_val, self.d.vy, sup_of),
+               "dev_top1": round(float(np.mean(pred_dev == self.d.dy)), 4) if pred_dev is not None else None,
+               "router_accuracy": router_accuracy, "images_per_s": images_per_s,
+               "train_seconds": train_seconds, "storage_tails": storage_tails, **extra}
+        self.rows.append(row)
+        print(f"{cut:<16} {name:<44} top1 {row['top1']:.4f} dev {row['dev_top1']} sup {row['superclass_accuracy']}"
+              f" router {router_accuracy} img/s {images_per_s}", flush=True)
+        return row
+
+
+def throughput(fn: Any, paths: list[Any]) -> float:
+    t = time.perf_counter()
+    fn(paths)
+    return round(len(paths) / (time.perf_counter() - t), 1)
+
+
+def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int = 16, seed: int = 0,
+        full_copies: bool = True, n_timing: int = 512) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    d = Data(quick, seed)
+    sc = Scorer(d)
+    n_classes = len(d.classes)
+    split = d.split
+    trunk_params = sum(p.numel() for p in split.trunk.parameters())
+    timing = d.val_paths[: min(n_timing, len(d.val_paths))]
+    if quick:
+        epochs, spec_epochs = 1, 1
+    wordnet_sup = np.array(d.tree.superclasses.index(d.classes))  # type: ignore[union-attr]
+
+    # ---- frozen rows: the unmodified tail's features
+    frozen = split.tail()
+    F, dF, vF = (_normalise(tail_features(frozen, a)) for a in (d.A, d.dA, d.vA))
+    mem = VisualMemory(F.shape[1], k=10, progress=False)
+    mem.add(F, [d.classes[i] for i in d.y], source="train")
+    index = {c: i for i, c in enumerate(d.classes)}
+    knn = lambda X: np.array([index[c] for c in mem.predict(X)])  # noqa: E731
+
+    def knn_images(paths: list[Any]) -> Any:
+        return knn(_normalise(tail_features(frozen, run_trunk_on_images(split, paths))))
+
+    sc.add("frozen kNN (k=10, softmax)", "flat", knn(vF), knn(dF), wordnet_sup,
+           images_per_s=throughput(knn_images, timing), train_seconds=0.0)
+    t = time.perf_counter()
+    best = None
+    for wd in (1e-4, 1e-3, 1e-2):
+        head = fit_head(F, d.y, n_classes, weight_decay=wd, epochs=10 if not quick else 3, seed=seed)
+        acc = float(np.mean(head_proba(head, dF).argmax(1) == d.dy))
+        if best is None or acc > best[0]:
+            best = (acc, wd, head)
+    assert best is not None
+    probe = best[2]
+    probe_images = lambda p: head_proba(probe, _normalise(tail_features(frozen, run_trunk_on_images(split, p))))  # noqa: E731
+    sc.add("frozen linear probe", "flat", head_proba(probe, vF).argmax(1), head_proba(probe, dF).argmax(1),
+           wordnet_sup, images_per_s=throughput(probe_images, timing),
+           train_seconds=round(time.perf_counter() - t, 1), weight_decay=best[1])
+
+    # ---- the generalist (flat fine-tuned tail) and the same-budget flat tail
+    generalist = split.tail(n_classes)
+    hist = train_tail(generalist, d.A, d.y, epochs=epochs, seed=seed, dev=(d.dA, d.dy))
+    p_val, p_dev = (_softmax(tail_logits(generalist, a)) for a in (d.vA, d.dA))
+    gen_images = lambda p: tail_logits(generalist, run_trunk_on_images(split, p)).argmax(1)  # noqa: E731
+    sc.add(f"flat fine-tuned tail ({epochs} epochs)", "flat", p_val.argmax(1), p_dev.argmax(1), wordnet_sup,
+           images_per_s=throughput(gen_images, timing), train_seconds=hist["seconds"],
+           storage_tails=1.0, history=hist)
+    budget = split.tail(n_classes)
+    hist_b = train_tail(budget, d.A, d.y, epochs=epochs + spec_epochs, seed=seed + 1, dev=(d.dA, d.dy))
+    flat_budget = sc.add(f"flat fine-tuned tail, same budget ({epochs + spec_epochs} epochs)", "flat",
+                         tail_logits(budget, d.vA).argmax(1), tail_logits(budget, d.dA).argmax(1), wordnet_sup,
+                         images_per_s=throughput(gen_images, timing), train_seconds=hist_b["seconds"],
+                         storage_tails=1.0, history=hist_b)
+    del budget
+
+    # ---- cuts
+    confusion = np.zeros((n_classes, n_classes))
+    np.add.at(confusion, d.dy, p_dev)  # summed dev probabilities: rows true, columns predicted
+    means = np.stack([F[d.y == i].mean(0) for i in range(n_classes)])
+    cuts = {
+        "wordnet balanced:10": d.tree.superclasses,
+        "induced:10": cut_induced(d.tree, means, 10, seed=seed),
+        "confusion:10": cut_confusion(d.tree, confusion, 10, seed=seed),
+        "confusion:10 overlap 0.1": cut_confusion(d.tree, confusion, 10, overlap=0.1, seed=seed),
+    }
+    cut_info: dict[str, Any] = {}
+    for cname, cut in cuts.items():
+        assert cut is not None
+        sup = np.array(cut.index(d.classes))
+        net = NetworkTwoStage(split, generalist, d.classes, cut)
+        route_v, route_d = net.route_from(p_val), net.route_from(p_dev)
+        router_acc = round(float(np.mean(route_v.argmax(1) == sup[d.vy])), 4)
+        within_extra = {s: len(cut.overlap.get(s, ())) for s in cut.superclasses}
+        cut_info[cname] = {"sizes": list(cut.sizes().values()), "router_accuracy": router_acc,
+                           "overlap_classes": sum(within_extra.values()), "names": list(cut.names.values())}
+        print(f"== {cname}: sizes {cut_info[cname]['sizes']}, router {router_acc}, overlap "
+              f"{cut_info[cname]['overlap_classes']}", flush=True)
+
+        def restricted(p: np.ndarray) -> list[np.ndarray]:
+            return [net.within_parts(s, None, p)["generalist"] for s in range(net.n_superclasses)]
+
+        gv, gd = restricted(p_val), restricted(p_dev)
+        for routing, m in (("hard", 1), ("oracle", 1)):
+            kw = {"routing": routing, "m": m}
+            pv = net.combine(route_v, gv, superclass=sup[d.vy], **kw).argmax(1)
+            pd = net.combine(route_d, gd, superclass=sup[d.dy], **kw).argmax(1)
+            sc.add(f"generalist restricted to route, {routing}", cname, pv, pd if routing != "oracle" else None,
+                   sup, router_accuracy=router_acc)
+        kinds = [("delta", f"int8 delta specialists (rank {rank})")]
+        if full_copies and "overlap" not in cname:
+            kinds.append(("full", "full specialist copies"))
+        for kind, label in kinds:
+            specs = TailSpecialists(generalist, kind=kind, rank=rank).fit(
+                d.A, d.y, net.groups, epochs=spec_epochs, seed=seed, dev=(d.dA, d.dy))
+            storage = specs.storage(trunk_params)
+            net = NetworkTwoStage(split, generalist, d.classes, cut, specs)
+            with_mem = kind == "delta"
+            if with_mem:
+                t = time.perf_counter()
+                net.fit_memories(d.A, d.y)
+                mem_seconds = round(time.perf_counter() - t, 1)
+            parts_v = [net.within_parts(s, d.vA, p_val) for s in range(net.n_superclasses)]
+            parts_d = [net.within_parts(s, d.dA, p_dev) for s in range(net.n_superclasses)]
+
+            def mixed(parts: list[dict[str, np.ndarray]], a: float, b: float) -> list[np.ndarray]:
+                return [(1 - a - b) * p["specialist"] + a * p["generalist"] + (b * p["memory"] if b else 0)
+                        for p in parts]
+
+            common = {"router_accuracy": router_acc, "train_seconds": specs.fitted.seconds,
+                      "storage_tails": storage["tails"], "storage": storage,
+                      "best_epochs": specs.fitted.best_epoch}
+            for routing, m in (("hard", 1), ("soft", 2), ("soft", 3), ("oracle", 1)):
+                kw = {"routing": routing, "m": m}
+                wv, wd = mixed(parts_v, 0, 0), mixed(parts_d, 0, 0)
+                pv = net.combine(route_v, wv, superclass=sup[d.vy], **kw).argmax(1)
+                pd = net.combine(route_d, wd, superclass=sup[d.dy], **kw).argmax(1)
+                tag = routing if routing != "soft" else f"soft m={m}"
+                sc.add(f"{label}, {tag}", cname, pv, pd if routing != "oracle" else None, sup,
+                       mix=[0.0, 0.0], routing=routing, m=m, **common)
+            if with_mem:  # mixing weights, tuned on dev at soft m=2
+                for a, b in MIXES[1:]:
+                    wv, wd = mixed(parts_v, a, b), mixed(parts_d, a, b)
+                    pv = net.combine(route_v, wv, routing="soft", m=2).argmax(1)
+                    pd = net.combine(route_d, wd, routing="soft", m=2).argmax(1)
+                    sc.add(f"{label} + mix gen {a:g} / memory {b:g}, soft m=2", cname, pv, pd, sup,
+                           mix=[a, b], routing="soft", m=2, tuning=True, **common)
+            if with_mem:
+                # the dev-best mix, at every routing
+                mine = [r for r in sc.rows if r["cut"] == cname and r.get("routing") == "soft" and r["m"] == 2
+                        and r["system"].startswith(label)]
+                top = max(mine, key=lambda r: r["dev_top1"])
+                a, b = top["mix"]
+                wv = mixed(parts_v, a, b)
+                wd = mixed(parts_d, a, b)
+                net.mix = (a, b)
+                rows_mix = {}
+                for routing, m in (("hard", 1), ("soft", 2), ("soft", 3), ("oracle", 1)):
+                    kw = {"routing": routing, "m": m}
+                    pv = net.combine(route_v, wv, superclass=sup[d.vy], **kw).argmax(1)
+                    pd = net.combine(route_d, wd, superclass=sup[d.dy], **kw).argmax(1)
+                    tag = routing if routing != "soft" else f"soft m={m}"
+                    rows_mix[tag] = sc.add(
+                        f"{label} + memory, dev-best mix gen {a:g} / memory {b:g}, {tag}", cname, pv,
+                        pd if routing != "oracle" else None, sup, mix=[a, b], routing=routing, m=m,
+                        memory_seconds=mem_seconds, **common)
+                rows_mix["soft m=2"]["images_per_s"] = throughput(
+                    lambda p: net.predict_images(p, routing="soft", m=2), timing)
+            net.mix = (0.0, 0.0)
+            memories, net.memories = net.memories, None
+            plain = [r for r in sc.rows if r["cut"] == cname and r["system"] == f"{label}, soft m=2"][0]
+            plain["images_per_s"] = throughput(lambda p: net.predict_images(p, routing="soft", m=2), timing)
+            del memories, specs, net, parts_v, parts_d
+            net = NetworkTwoStage(split, generalist, d.classes, cut)
+
+    # ---- the best routed system, chosen on dev
+    routed = [r for r in sc.rows if r["cut"] != "flat" and r.get("routing") != "oracle"
+              and "restricted" not in r["system"] and not r.get("tuning") and r["dev_top1"] is not None]
+    best_routed = max(routed, key=lambda r: r["dev_top1"])
+    flat_best = max((r for r in sc.rows if r["cut"] == "flat"), key=lambda r: r["dev_top1"])
+    oracle_gap = {c: round(max(r["top1"] for r in sc.rows if r["cut"] == c and r.get("routing") == "oracle")
+                           - flat_budget["top1"], 4) for c in cuts}
+    summary = {
+        "best_routed": {k: best_routed[k] for k in ("system", "cut", "top1", "dev_top1", "router_accuracy")},
+        "best_flat": {k: flat_best[k] for k in ("system", "top1", "dev_top1")},
+        "routed_minus_same_budget_flat": round(best_routed["top1"] - flat_budget["top1"], 4),
+        "oracle_minus_flat": oracle_gap,
+        "targets": {
+            "best routed >= 67.0%": best_routed["top1"] >= 0.67,
+            "routed - same-budget flat >= 1.0 point": best_routed["top1"] - flat_budget["top1"] >= 0.01,
+            "router >= 85% on a cut with oracle >= flat + 5 points": any(
+                cut_info[c]["router_accuracy"] >= 0.85 and oracle_gap[c] >= 0.05 for c in cuts),
+            "delta storage <= 0.2N+1 tails": all(
+                r["storage"]["tails"] <= r["storage"]["published_bound_tails"] for r in sc.rows
+                if r.get("storage", {}).get("kind") == "delta"),
+        },
+    }
+    total = round(time.perf_counter() - t_start, 1)
+    summary["targets"]["whole benchmark <= 60 min"] = total <= 3600
+    out = {
+        "setup": {"backbone": d.fingerprint, "split_at": split.at, "trunk_shape": list(split.trunk_shape),
+                  "train": int(len(d.y)), "dev": int(len(d.dy)), "val": int(len(d.vy)), "epochs": epochs,
+                  "specialist_epochs": spec_epochs, "rank": rank, "precision": "bf16 autocast",
+                  "trunk_params": int(trunk_params), "tail_params": int(generalist.n_params()),
+                  "trunk_cache_seconds": d.trunk_seconds, "timing_images": len(timing)},
+        "cuts": cut_info, "rows": sc.rows, "summary": summary, "total_seconds": total,
+    }
+    print("summary", summary, "total", total, "s", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a small subset, one epoch; results are not written")
+    ap.add_argument("--epochs", type=int, default=6, help="generalist epochs (default 6)")
+    ap.add_argument("--specialist-epochs", type=int, default=2, help="specialist epochs (default 2)")
+    ap.add_argument("--rank", type=int, default=16, help="rank of the low-rank deltas (default 16)")
+    ap.add_argument("--no-full-copies", action="store_true", help="skip the full specialist copies")
+    args = ap.parse_args(argv)
+    out = run(args.quick, epochs=args.epochs, spec_epochs=args.specialist_epochs, rank=args.rank,
+              full_copies=not args.no_full_copies)
+    if not args.quick:
+        print("wrote", write_result("specialists", out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -171,8 +171,10 @@ def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int
     for cname, cut in cuts.items():
         assert cut is not None
         sup = np.array(cut.index(d.classes))
-        net = NetworkTwoStage(split, generalist, d.classes, cut)
+        tree = d.tree.with_superclasses(cut)
+        net = NetworkTwoStage.from_parts(tree, split, generalist, d.classes, progress=False)
         route_v, route_d = net.route_from(p_val), net.route_from(p_dev)
+        groups = net.groups_
         router_acc = round(float(np.mean(route_v.argmax(1) == sup[d.vy])), 4)
         within_extra = {s: len(cut.overlap.get(s, ())) for s in cut.superclasses}
         cut_info[cname] = {"sizes": list(cut.sizes().values()), "router_accuracy": router_acc,
@@ -195,9 +197,9 @@ def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int
             kinds.append(("full", "full specialist copies"))
         for kind, label in kinds:
             specs = TailSpecialists(generalist, kind=kind, rank=rank).fit(
-                d.A, d.y, net.groups, epochs=spec_epochs, seed=seed, dev=(d.dA, d.dy))
+                d.A, d.y, groups, epochs=spec_epochs, seed=seed, dev=(d.dA, d.dy))
             storage = specs.storage(trunk_params)
-            net = NetworkTwoStage(split, generalist, d.classes, cut, specs)
+            net = NetworkTwoStage.from_parts(tree, split, generalist, d.classes, specs, progress=False)
             with_mem = kind == "delta"
             if with_mem:
                 t = time.perf_counter()
@@ -236,7 +238,6 @@ def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int
                 a, b = top["mix"]
                 wv = mixed(parts_v, a, b)
                 wd = mixed(parts_d, a, b)
-                net.mix = (a, b)
                 rows_mix = {}
                 for routing, m in (("hard", 1), ("soft", 2), ("soft", 3), ("oracle", 1)):
                     kw = {"routing": routing, "m": m}
@@ -248,13 +249,12 @@ def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int
                         pd if routing != "oracle" else None, sup, mix=[a, b], routing=routing, m=m,
                         memory_seconds=mem_seconds, **common)
                 rows_mix["soft m=2"]["images_per_s"] = throughput(
-                    lambda p: net.predict_images(p, routing="soft", m=2), timing)
-            net.mix = (0.0, 0.0)
-            memories, net.memories = net.memories, None
+                    lambda p: net.predict(list(p), routing="soft", m=2, mix=(a, b)), timing)
+            memories, net.memories_ = net.memories_, None
             plain = [r for r in sc.rows if r["cut"] == cname and r["system"] == f"{label}, soft m=2"][0]
-            plain["images_per_s"] = throughput(lambda p: net.predict_images(p, routing="soft", m=2), timing)
+            plain["images_per_s"] = throughput(lambda p: net.predict(list(p), routing="soft", m=2, mix=(0, 0)),
+                                               timing)
             del memories, specs, net, parts_v, parts_d
-            net = NetworkTwoStage(split, generalist, d.classes, cut)
 
     # ---- the best routed system, chosen on dev
     routed = [r for r in sc.rows if r["cut"] != "flat" and r.get("routing") != "oracle"

@@ -66,10 +66,14 @@ class TwoStageClassifier:
     ----------
     tree : ClassTree
         Must carry a superclass cut (``tree.superclasses``).
-    router : {"memory", "centroids", "head"}, default "centroids"
+    router : {"memory", "centroids", "head", "generalist"}, default "centroids"
         Stage 1: coarse kNN over the whole memory with votes summed per
         superclass; kNN over class centroids; or a generalist head.
-    specialist : {"memory", "delta", "full"}, default "memory"
+        ``"generalist"`` (with ``specialist="tail-delta"`` or ``"tail-full"``)
+        makes a :class:`NetworkTwoStage` instead, which takes images: a
+        backbone tail fine-tuned on all classes routes, and per-superclass
+        deltas of that tail specialise.
+    specialist : {"memory", "delta", "full", "tail-delta", "tail-full"}, default "memory"
         Stage 2: kNN in the superclass's memory shard; a shared base head
         with int8 low-rank deltas per superclass; or full fine-tuned copies.
     routing : {"hard", "soft", "oracle"}, default "hard"
@@ -108,6 +112,21 @@ class TwoStageClassifier:
     shards_ : list of VisualMemory
         One memory per superclass (memory specialists and routers).
     """
+
+    def __new__(cls, tree: Any = None, **kwargs: Any) -> Any:
+        # router="generalist" / specialist="tail-delta" select the network-level classifier
+        router, specialist = kwargs.get("router"), str(kwargs.get("specialist", ""))
+        if router == "generalist" or specialist.startswith("tail-"):
+            from ._network import SPECIALISTS, NetworkTwoStage
+
+            if router not in (None, "generalist") or (specialist and specialist not in SPECIALISTS):
+                raise InputError(
+                    f"router={router!r} with specialist={specialist!r}: the network-level classifier needs "
+                    f"router='generalist' and specialist in {SPECIALISTS}"
+                )
+            kwargs.pop("router", None)
+            return NetworkTwoStage(tree, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -5,31 +5,46 @@ class probabilities, summed over each superclass's members, route it; the
 chosen specialist (m of them for soft routing) then scores the classes it
 covers.  A specialist's answer can be mixed with the generalist's own
 conditional probabilities and with kNN votes of a memory shard embedded by
-that specialist (the cache model, in the specialist's feature space).
+that specialist (the cache model, in the specialist's feature space):
 
 ``P(c) = sum over routed s of w_s * P_s(c)``, with ``w`` the route
 probabilities renormalised over the m superclasses searched, and
 
 ``P_s(c) = (1 - a - b) * P_spec(c) + a * P_gen(c | s) + b * P_knn(c | s)``.
+
+What an edit changes
+--------------------
+Adding or removing images edits the specialist memories only, exactly
+(removed entries are gone from every search).  The generalist and the
+specialist deltas were trained once, on the data given to :meth:`fit`; an
+edit never changes them, so whatever they learnt from removed images stays
+in their weights until the model is retrained without those images.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from hierarchy import SuperclassMap
-from memory import InputError, VisualMemory
+from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError
+from memory import ImageDataset, InputError, UnknownEntryError, VisualMemory, get_backbone
+from memory._validation import as_strings
 
-from ._tails import TailSpecialists, tail_features, tail_logits
-from ._trunk import BackboneSplit, Tail, run_trunk_on_images
+from ._classifier import RoutedExplanation
+from ._tails import TailSpecialists, tail_logits, train_tail
+from ._trunk import BackboneSplit, Tail, TrunkActivations, run_trunk_on_images, split_backbone, trunk_activations
 
 __all__ = ["NetworkTwoStage"]
 
+log = logging.getLogger(__name__)
+
 ROUTINGS = ("hard", "soft", "oracle")
+SPECIALISTS = ("tail-delta", "tail-full")
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -43,159 +58,407 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def restrict_cut(cut: SuperclassMap, classes: Sequence[str]) -> SuperclassMap:
+    """``cut`` limited to ``classes`` (superclasses left without a class are dropped)."""
+    keep = set(classes)
+    assignment = {c: s for c, s in cut.assignment.items() if c in keep}
+    used = set(assignment.values())
+    names = {s: n for s, n in cut.names.items() if s in used}
+    overlap = {s: [c for c in v if c in keep] for s, v in cut.overlap.items() if s in used}
+    return SuperclassMap(assignment, names, cut.method, overlap)
+
+
 class NetworkTwoStage:
-    """Generalist-routed classification with per-superclass tail specialists.
+    """Images in, predictions out: a fine-tuned generalist tail routes, tail specialists decide.
+
+    ``TwoStageClassifier(tree, router="generalist", specialist="tail-delta")``
+    makes one of these.
 
     Parameters
     ----------
-    split : BackboneSplit
-        The frozen trunk (and the backbone it came from).
-    generalist : Tail
-        Fine-tuned on all classes; its classifier's outputs are ``classes``.
-    classes : sequence of str
-        Class ids in the generalist's output order.
-    cut : SuperclassMap
-        Superclasses of ``classes``; its ``overlap`` widens what each
-        specialist covers, routing uses the partition.
-    specialists : TailSpecialists, optional
-        Trained on ``cut``'s extended groups in cut order.  Without it
-        stage 2 is the generalist restricted to the routed superclasses.
+    tree : ClassTree
+        With a superclass cut; its ``overlap`` (see
+        :func:`hierarchy.cut_confusion`) widens what each specialist covers.
+    specialist : {"tail-delta", "tail-full"}, default "tail-delta"
+        The generalist tail plus int8 low-rank, norm and bias deltas per
+        superclass; or a full fine-tuned copy of the tail per superclass.
+    routing : {"hard", "soft", "oracle"}, default "soft"
+    m : int, default 2
+        Superclasses searched by soft routing.
+    backbone, size, crop_pct, split_at
+        The backbone and where its tail starts (default: the last stage).
+    rank : int, default 16
+        Rank of the low-rank deltas.
+    epochs, specialist_epochs : int, default 6 and 2
+        Fine-tuning of the generalist; of each specialist.
+    memory : bool, default True
+        Keep a memory shard per superclass in the specialist's feature space.
+    k : int, default 10
+        Neighbours of the memory vote.
+    mix : (float, float), default (0.0, 0.25)
+        Weights ``(a, b)`` of the generalist's and the memory's conditionals
+        (see the module docstring); with ``dev_per_class`` they are chosen
+        on the held-out images.
+    dev_per_class : int, default 0
+        Images per class held out of training to choose the specialists'
+        epochs (early stopping) and ``mix``.
+    precision : {"bf16", "fp32"}, default "bf16"
+    seed : int, default 0
+    progress : bool, default True
     """
 
-    def __init__(self, split: BackboneSplit, generalist: Tail, classes: Sequence[str], cut: SuperclassMap,
-                 specialists: TailSpecialists | None = None) -> None:
-        self.split, self.generalist = split, generalist.eval()
+    router = "generalist"
+
+    def __init__(
+        self,
+        tree: ClassTree,
+        *,
+        specialist: str = "tail-delta",
+        routing: str = "soft",
+        m: int = 2,
+        backbone: str = "lite0",
+        size: int | None = 128,
+        crop_pct: float | None = None,
+        split_at: str | None = None,
+        rank: int = 16,
+        epochs: int = 6,
+        specialist_epochs: int = 2,
+        memory: bool = True,
+        k: int = 10,
+        mix: tuple[float, float] = (0.0, 0.25),
+        dev_per_class: int = 0,
+        precision: str = "bf16",
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.tree = tree
+        self.specialist = specialist
+        self.routing, self.m = routing, m
+        self.backbone, self.size, self.crop_pct, self.split_at = backbone, size, crop_pct, split_at
+        self.rank, self.epochs, self.specialist_epochs = rank, epochs, specialist_epochs
+        self.memory, self.k, self.mix = memory, k, tuple(mix)
+        self.dev_per_class, self.precision, self.seed, self.progress = dev_per_class, precision, seed, progress
+        self._check_params()
+
+    def _check_params(self) -> None:
+        if self.tree.superclasses is None:
+            raise HierarchyError("the tree has no superclass cut; build one with a --cut")
+        if self.specialist not in SPECIALISTS:
+            raise InputError(f"specialist must be one of {SPECIALISTS}, got {self.specialist!r}")
+        if self.routing not in ROUTINGS:
+            raise InputError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
+        for name in ("m", "k", "rank", "epochs"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {v!r}")
+        if not isinstance(self.specialist_epochs, (int, np.integer)) or self.specialist_epochs < 0:
+            raise InputError(f"specialist_epochs must be an integer >= 0, got {self.specialist_epochs!r}")
+        a, b = self.mix
+        if not (0 <= a and 0 <= b and a + b <= 1):
+            raise InputError(f"mix weights must be >= 0 with a sum <= 1, got {self.mix!r}")
+        if self.precision not in ("bf16", "fp32"):
+            raise InputError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+
+    # ------------------------------------------------------------ assembly
+    @classmethod
+    def from_parts(cls, tree: ClassTree, split: BackboneSplit, generalist: Tail, classes: Sequence[str],
+                   specialists: TailSpecialists | None = None, **options: Any) -> NetworkTwoStage:
+        """Assemble a classifier from trained parts; ``tree``'s cut, limited to ``classes``, routes."""
+        self = cls(tree, **{"backbone": split.backbone.name, **options})
+        assert tree.superclasses is not None
+        self._assemble(split, generalist, classes, restrict_cut(tree.superclasses, classes), specialists)
+        return self
+
+    def _assemble(self, split: BackboneSplit, generalist: Tail, classes: Sequence[str], cut: SuperclassMap,
+                  specialists: TailSpecialists | None) -> None:
+        self.split_, self.generalist_ = split, generalist.eval()
         self.classes_ = np.asarray(list(classes), dtype=object)
         if generalist.classifier is None or generalist.classifier.out_features != len(self.classes_):
             raise InputError(f"the generalist must have a classifier with {len(self.classes_)} outputs")
         cut.validate(list(self.classes_))
-        self.cut = cut
+        self.cut_ = cut
         self.superclasses_ = tuple(cut.superclasses)
         index = {c: i for i, c in enumerate(self.classes_)}
-        self.primary = np.array(cut.index(list(self.classes_)), dtype=np.int64)
-        self.groups = [np.array(sorted(index[c] for c in cut.extended(s)), dtype=np.int64)
-                       for s in self.superclasses_]
-        if specialists is not None:
-            if len(specialists.groups) != len(self.groups) or not all(
-                    np.array_equal(a, b) for a, b in zip(specialists.groups, self.groups)):
-                raise InputError("the specialists were trained on other groups than this cut's")
-        self.specialists = specialists
-        self.memories: list[VisualMemory] | None = None
-        self.mix = (0.0, 0.0)
-        self.k = 10
+        self.primary_ = np.array(cut.index(list(self.classes_)), dtype=np.int64)
+        self.groups_ = [np.array(sorted(index[c] for c in cut.extended(s)), dtype=np.int64)
+                        for s in self.superclasses_]
+        if specialists is not None and (len(specialists.groups) != len(self.groups_) or not all(
+                np.array_equal(a, b) for a, b in zip(specialists.groups, self.groups_))):
+            raise InputError("the specialists were trained on other groups than this cut's")
+        self.specialists_ = specialists
+        self.memories_: list[VisualMemory] | None = None
 
     @property
     def n_superclasses(self) -> int:
         return len(self.superclasses_)
 
+    @property
+    def fingerprint(self) -> str:
+        """The trunk's fingerprint (backbone, weights, preprocessing, split point)."""
+        self._check_fitted()
+        return self.split_.fingerprint
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "generalist_"):
+            raise InputError("this classifier is not fitted yet; call fit() first")
+
+    # ---------------------------------------------------------------- input
+    def _acts(self, X: Any) -> np.ndarray:
+        """Trunk activations of images, a dataset, or activations already computed."""
+        self._check_fitted()
+        return self._acts_for(self.split_, X)
+
+    def _acts_for(self, split: BackboneSplit, X: Any) -> np.ndarray:
+        if isinstance(X, ImageDataset):
+            return trunk_activations(X, split, precision=self.precision, progress=self.progress).acts
+        if isinstance(X, TrunkActivations):
+            if X.fingerprint.split("|")[:2] != split.fingerprint.split("|")[:2]:
+                raise InputError(f"trunk activations of {X.fingerprint} do not fit this model's trunk "
+                                 f"{split.fingerprint}; recompute them")
+            return X.acts
+        if isinstance(X, np.ndarray) and X.ndim == 4:
+            if tuple(X.shape[1:]) != tuple(split.trunk_shape):
+                raise InputError(f"trunk activations must have shape (n, {', '.join(map(str, split.trunk_shape))}),"
+                                 f" got {X.shape}; pass images instead")
+            if not np.all(np.isfinite(X)):
+                raise InputError("trunk activations contain NaN or inf")
+            return X
+        if isinstance(X, (str, os.PathLike)):
+            X = [X]
+        if isinstance(X, np.ndarray) or not isinstance(X, Sequence) or not len(X):
+            raise InputError("pass image paths, PIL images, an ImageDataset or trunk activations (n, C, H, W)")
+        return run_trunk_on_images(split, list(X), precision=self.precision, progress=self.progress)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any = None) -> NetworkTwoStage:
+        """Fine-tune the generalist, train the specialists and fill the memories.
+
+        Parameters
+        ----------
+        X : ImageDataset, sequence of image paths or PIL images, or TrunkActivations
+        y : sequence of str, optional
+            Class ids, required unless ``X`` carries labels.
+        """
+        self._check_params()
+        split = split_backbone(get_backbone(self.backbone, size=self.size, crop_pct=self.crop_pct), self.split_at)
+        acts = self._acts_for(split, X)
+        if y is None:
+            if not isinstance(X, (ImageDataset, TrunkActivations)):
+                raise InputError("y is required unless X is a dataset with labels")
+            y = X.labels
+        labels = as_strings(y, len(acts), "y")
+        cut = self.tree.superclasses
+        assert cut is not None
+        unknown = sorted({c for c in labels if c not in cut.assignment})
+        if unknown:
+            raise UnknownClassError(f"unknown label {unknown[0]!r}: it is not a class of the tree's cut; "
+                                    "add it to the tree first (ClassTree.with_class)")
+        present = set(labels)
+        classes = [c for c in self.tree.classes if c in present]
+        cut = restrict_cut(cut, classes)
+        if len(cut) < 2:
+            raise InputError("the data covers one superclass only; routing needs at least two")
+        index = {c: i for i, c in enumerate(classes)}
+        yi = np.array([index[c] for c in labels], dtype=np.int64)
+        dev_mask = np.zeros(len(yi), dtype=bool)
+        if self.dev_per_class:
+            rng = np.random.default_rng(self.seed)
+            for c in range(len(classes)):
+                rows = np.flatnonzero(yi == c)
+                take = min(self.dev_per_class, len(rows) // 2)
+                dev_mask[rng.choice(rows, size=take, replace=False)] = True
+        tr, dv = ~dev_mask, dev_mask
+        dev = (acts[dv], yi[dv]) if dv.any() else None
+        generalist = split.tail(len(classes))
+        self.history_ = {"generalist": train_tail(generalist, acts[tr], yi[tr], epochs=self.epochs,
+                                                  precision=self.precision, seed=self.seed, dev=dev)}
+        self._assemble(split, generalist, classes, cut, None)
+        kind = "delta" if self.specialist == "tail-delta" else "full"
+        specs = TailSpecialists(generalist, kind=kind, rank=self.rank)
+        specs.fit(acts[tr], yi[tr], self.groups_, epochs=self.specialist_epochs, precision=self.precision,
+                  seed=self.seed, dev=dev)
+        self.specialists_ = specs
+        self.history_["specialists"] = {"seconds": specs.fitted.seconds, "dev_top1": specs.fitted.dev_top1,
+                                        "best_epoch": specs.fitted.best_epoch}
+        if self.memory:
+            refs = list(X.refs) if isinstance(X, (ImageDataset, TrunkActivations)) else None
+            self.fit_memories(acts[tr], yi[tr], refs=[refs[i] for i in np.flatnonzero(tr)] if refs else None)
+        if dev is not None:
+            self.mix = self._choose_mix(*dev)
+        return self
+
+    def _choose_mix(self, dacts: np.ndarray, dy: np.ndarray) -> tuple[float, float]:
+        p_gen = self.generalist_proba(dacts)
+        route = self.route_from(p_gen)
+        parts = [self.within_parts(s, dacts, p_gen) for s in range(self.n_superclasses)]
+        best: tuple[float, tuple[float, float]] | None = None
+        for a in (0.0, 0.25, 0.5):
+            for b in ((0.0, 0.25, 0.5) if self.memories_ is not None else (0.0,)):
+                if a + b > 0.75:
+                    continue
+                within = [(1 - a - b) * p["specialist"] + a * p["generalist"] + (b * p["memory"] if b else 0)
+                          for p in parts]
+                acc = float(np.mean(self.combine(route, within, routing=self.routing, m=self.m,
+                                                 superclass=self.primary_[dy]).argmax(1) == dy))
+                if best is None or acc > best[0]:
+                    best = (acc, (a, b))
+        assert best is not None
+        return best[1]
+
     # ----------------------------------------------------------- memories
-    def fit_memories(self, acts: Any, y: Any, *, k: int = 10, refs: Sequence[str] | None = None,
-                     source: str = "train", progress: bool = False) -> NetworkTwoStage:
+    def fit_memories(self, acts: Any, y: Any, *, refs: Sequence[str] | None = None,
+                     source: str = "train") -> NetworkTwoStage:
         """Build one memory shard per superclass in its specialist's feature space.
 
         Shard ``s`` holds the samples of the classes specialist ``s`` covers,
-        embedded by that specialist's tail (L2-normalised).
+        embedded by that specialist's tail (L2-normalised).  ``y`` holds class
+        indices into :attr:`classes_`.
         """
-        if self.specialists is None:
+        self._check_fitted()
+        if self.specialists_ is None:
             raise InputError("specialist memories need specialists; fit TailSpecialists first")
+        acts = self._acts(acts)
         y = np.asarray(y, dtype=np.int64)
         labels = self.classes_[y]
-        self.memories = []
-        for s, rows in enumerate(self.groups):
+        self.memories_ = []
+        for s, rows in enumerate(self.groups_):
             mask = np.isin(y, rows)
-            feats = _normalise(self.specialists.features(s, acts[mask]))
-            mem = VisualMemory(feats.shape[1], k=k, progress=progress,
-                               fingerprint=f"{self.split.fingerprint}|specialist:{self.superclasses_[s]}")
-            mem.add(feats, list(labels[mask]), source=source,
-                    refs=[refs[i] for i in np.flatnonzero(mask)] if refs is not None else None)
-            self.memories.append(mem)
-        self.k = k
+            feats = _normalise(self.specialists_.features(s, acts[mask], precision=self.precision))
+            mem = VisualMemory(feats.shape[1], k=self.k, progress=False,
+                               fingerprint=f"{self.split_.fingerprint}|specialist:{self.superclasses_[s]}")
+            if mask.any():  # ids are sample positions, shared by every shard an image is in
+                mem.add(feats, list(labels[mask]), ids=np.flatnonzero(mask), source=source,
+                        superclass=self.superclasses_[s],
+                        refs=[refs[i] for i in np.flatnonzero(mask)] if refs is not None else None)
+            self.memories_.append(mem)
         return self
 
-    def add_to_shard(self, superclass: str, acts: Any, labels: Sequence[str], *, source: str = "added") -> np.ndarray:
-        """Embed images' trunk activations with ``superclass``'s specialist and add them to its shard only."""
-        if self.memories is None or self.specialists is None:
-            raise InputError("this classifier has no specialist memories; call fit_memories first")
-        if superclass not in self.superclasses_:
-            raise InputError(f"unknown superclass {superclass!r}; known: {', '.join(self.superclasses_)}")
-        s = self.superclasses_.index(superclass)
-        covered = set(self.classes_[self.groups[s]])
-        bad = [lab for lab in labels if lab not in covered]
-        if bad:
-            raise InputError(f"label {bad[0]!r} is not a class of superclass {superclass!r}")
-        feats = _normalise(self.specialists.features(s, acts))
-        return self.memories[s].add(feats, list(labels), source=source)
+    def add(self, X: Any, y: Any, *, source: Any = "added", refs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Add images of known classes to the memory shards that cover their class.
+
+        Each image is embedded by the specialist of every superclass whose
+        classes include its label, and added to that shard only; every other
+        shard stays bit-identical.  The networks are not retrained.
+
+        Returns
+        -------
+        dict of superclass id to the new entry ids
+        """
+        self._check_fitted()
+        if self.memories_ is None:
+            raise InputError("this classifier keeps no specialist memories (memory=False)")
+        acts = self._acts(X)
+        labels = np.asarray(as_strings(y, len(acts), "y"), dtype=object)
+        index = {c: i for i, c in enumerate(self.classes_)}
+        unknown = [c for c in labels if c not in index]
+        if unknown:
+            raise UnknownClassError(
+                f"unknown class {unknown[0]!r}: the generalist and the specialists have no output for it; "
+                "rebuild the model with its images, or use a memory-specialist TwoStageClassifier"
+            )
+        yi = np.array([index[c] for c in labels])
+        start = 1 + max((int(m.ids_.max()) for m in self.memories_ if len(m)), default=-1)
+        new_ids = np.arange(start, start + len(yi))
+        out = {}
+        for s, rows in enumerate(self.groups_):
+            mask = np.isin(yi, rows)
+            if not mask.any():
+                continue
+            feats = _normalise(self.specialists_.features(s, acts[mask], precision=self.precision))  # type: ignore[union-attr]
+            srcs = source if isinstance(source, str) else [source[i] for i in np.flatnonzero(mask)]
+            out[self.superclasses_[s]] = self.memories_[s].add(
+                feats, list(labels[mask]), ids=new_ids[mask], source=srcs, superclass=self.superclasses_[s],
+                refs=[refs[i] for i in np.flatnonzero(mask)] if refs is not None else None)
+        return out
+
+    def remove(self, *, source: Any = None, label: Any = None, ids: Any = None) -> dict[str, np.ndarray]:
+        """Remove entries from every memory shard, exactly; the networks keep what they learnt.
+
+        Returns
+        -------
+        dict of superclass id to the removed ids
+        """
+        self._check_fitted()
+        if self.memories_ is None:
+            raise InputError("this classifier keeps no specialist memories (memory=False)")
+        if source is None and label is None and ids is None:
+            raise InputError("say what to remove: source=, label= or ids=")
+        wanted = None if ids is None else set(np.atleast_1d(np.asarray(ids, dtype=np.int64)).tolist())
+        out = {}
+        for s, mem in zip(self.superclasses_, self.memories_):
+            mine = None
+            if wanted is not None:
+                mine = sorted(wanted & set(mem.ids_.tolist()))
+                if not mine:
+                    continue
+            try:
+                got = mem.remove(mine, source=source, label=label)
+            except UnknownEntryError:
+                continue  # this shard holds no such label or source
+            if len(got):
+                out[s] = got
+        if not out:
+            raise UnknownEntryError("no memory entry matches; nothing was removed")
+        return out
+
+    def n_entries(self) -> int:
+        """Entries in all memory shards."""
+        return sum(len(m) for m in self.memories_ or [])
 
     # ------------------------------------------------------------ stage 1
-    def generalist_proba(self, acts: Any) -> np.ndarray:
-        """The generalist's class probabilities, shape (n, n_classes)."""
-        return _softmax(tail_logits(self.generalist, acts))
+    def generalist_proba(self, X: Any) -> np.ndarray:
+        """The generalist's class probabilities, shape (n, n_classes), columns ``classes_``."""
+        return _softmax(tail_logits(self.generalist_, self._acts(X), precision=self.precision))
 
     def route_from(self, p_gen: np.ndarray) -> np.ndarray:
         """Superclass probabilities from class probabilities, shape (n, n_superclasses)."""
         out = np.zeros((len(p_gen), self.n_superclasses))
-        np.add.at(out.T, self.primary, p_gen.T)
+        np.add.at(out.T, self.primary_, p_gen.T)
         return out
 
-    def route_proba(self, acts: Any) -> np.ndarray:
+    def route_proba(self, X: Any) -> np.ndarray:
         """Stage-1 superclass probabilities, shape (n, n_superclasses), columns ``superclasses_``."""
-        return self.route_from(self.generalist_proba(acts))
+        return self.route_from(self.generalist_proba(X))
 
     # ------------------------------------------------------------ stage 2
-    def within(self, s: int, acts: Any, p_gen: np.ndarray, *, mix: tuple[float, float] | None = None) -> np.ndarray:
-        """P_s(class) over specialist ``s``'s classes, shape (n, len(groups[s])).
+    def within_parts(self, s: int, acts: Any, p_gen: np.ndarray) -> dict[str, np.ndarray]:
+        """The conditionals over specialist ``s``'s classes: ``generalist``, ``specialist``, ``memory``.
 
-        ``p_gen`` is the generalist's probabilities for the same queries.
+        Each has shape (n, len(groups_[s])); ``memory`` only with memories.
         """
-        a, b = self.mix if mix is None else mix
-        parts = self.within_parts(s, acts, p_gen)
-        out = (1 - a - b) * parts["specialist"] + a * parts["generalist"]
-        if b:
-            out = out + b * parts["memory"]
-        return out
-
-    def within_parts(self, s: int, acts: Any, p_gen: np.ndarray, *, memory: bool = True) -> dict[str, np.ndarray]:
-        """The three conditional distributions that :meth:`within` mixes."""
-        rows = self.groups[s]
+        rows = self.groups_[s]
         g = p_gen[:, rows]
         g = g / np.maximum(g.sum(1, keepdims=True), 1e-300)
         out = {"generalist": g}
-        if self.specialists is None:
+        if self.specialists_ is None:
             out["specialist"] = g
             return out
-        feats, logits = self.specialists.features_and_logits(s, acts)
+        feats, logits = self.specialists_.features_and_logits(s, acts, precision=self.precision)
         out["specialist"] = _softmax(logits)
-        if memory and self.memories is not None:
+        if self.memories_ is not None:
             out["memory"] = self._knn(s, _normalise(feats))
         return out
 
     def _knn(self, s: int, feats: np.ndarray) -> np.ndarray:
-        assert self.memories is not None
-        mem = self.memories[s]
+        assert self.memories_ is not None
+        mem = self.memories_[s]
+        out = np.zeros((len(feats), len(self.groups_[s])))
+        if not len(mem):
+            return out
         p = mem.predict_proba(feats, self.k)
-        col = {c: i for i, c in enumerate(self.classes_[self.groups[s]])}
-        out = np.zeros((len(feats), len(self.groups[s])))
+        col = {c: i for i, c in enumerate(self.classes_[self.groups_[s]])}
         for j, c in enumerate(mem.classes_):
             out[:, col[c]] = p[:, j]
         return out
 
-    def combine(self, route: np.ndarray, within: Sequence[np.ndarray | None], *, routing: str = "soft", m: int = 2,
-                superclass: np.ndarray | None = None) -> np.ndarray:
-        """Class probabilities from route probabilities and per-superclass conditionals.
-
-        ``within[s]`` holds P_s for all queries (rows), or None where not computed.
-        """
-        n = len(route)
-        weights = self.route_weights(route, routing=routing, m=m, superclass=superclass)
-        out = np.zeros((n, len(self.classes_)))
-        for s, rows in enumerate(self.groups):
-            w = weights[:, s]
-            if not w.any():
-                continue
-            ws = within[s]
-            if ws is None:
-                raise InputError(f"superclass {self.superclasses_[s]!r} is routed to but was not computed")
-            out[:, rows] += w[:, None] * ws
+    def _within(self, s: int, acts: np.ndarray, p_gen: np.ndarray, mix: tuple[float, float]) -> np.ndarray:
+        a, b = mix
+        parts = self.within_parts(s, acts, p_gen)
+        out = (1 - a - b) * parts["specialist"] + a * parts["generalist"]
+        if b and "memory" in parts:
+            out = out + b * parts["memory"]
+        elif b:
+            out = out + b * parts["specialist"]
         return out
 
     def route_weights(self, route: np.ndarray, *, routing: str = "soft", m: int = 2,
@@ -206,7 +469,7 @@ class NetworkTwoStage:
         n = len(route)
         if routing == "oracle":
             if superclass is None:
-                raise InputError("oracle routing needs the true superclass indices")
+                raise InputError("oracle routing needs the true labels: pass y_true")
             w = np.zeros_like(route)
             w[np.arange(n), np.asarray(superclass)] = 1.0
             return w
@@ -218,30 +481,126 @@ class NetworkTwoStage:
         np.put_along_axis(w, top, np.take_along_axis(route, top, 1), 1)
         return w / np.maximum(w.sum(1, keepdims=True), 1e-300)
 
-    def predict_proba(self, acts: Any, *, routing: str = "soft", m: int = 2,
-                      superclass: np.ndarray | None = None) -> np.ndarray:
-        """Class probabilities of trunk activations, shape (n, n_classes); specialists run only where routed."""
-        p_gen = self.generalist_proba(acts)
-        route = self.route_from(p_gen)
+    def combine(self, route: np.ndarray, within: Sequence[np.ndarray | None], *, routing: str = "soft", m: int = 2,
+                superclass: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities from route probabilities and per-superclass conditionals for all queries."""
         weights = self.route_weights(route, routing=routing, m=m, superclass=superclass)
-        out = np.zeros_like(p_gen)
-        for s, rows in enumerate(self.groups):
-            q = np.flatnonzero(weights[:, s])
-            if len(q):
-                out[np.ix_(q, rows)] += weights[q, s][:, None] * self.within(s, acts[q], p_gen[q])
+        out = np.zeros((len(route), len(self.classes_)))
+        for s, rows in enumerate(self.groups_):
+            w = weights[:, s]
+            if w.any():
+                ws = within[s]
+                if ws is None:
+                    raise InputError(f"superclass {self.superclasses_[s]!r} is routed to but was not computed")
+                out[:, rows] += w[:, None] * ws
         return out
 
-    def predict(self, acts: Any, **kwargs: Any) -> np.ndarray:
-        """Predicted class ids, shape (n,)."""
-        return self.classes_[self.predict_proba(acts, **kwargs).argmax(1)]
+    def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes_)}
+        labels = as_strings(y_true, n, "y_true")
+        bad = [c for c in labels if c not in index]
+        if bad:
+            raise UnknownClassError(f"unknown class {bad[0]!r} in y_true")
+        return self.primary_[[index[c] for c in labels]]
 
-    def predict_images(self, images: Sequence[Any], **kwargs: Any) -> np.ndarray:
-        """Decode, run the trunk once, route and specialise: class ids, shape (n,)."""
-        acts = run_trunk_on_images(self.split, images)
-        return self.predict(acts, **kwargs)
+    def predict_proba(self, X: Any, *, routing: str | None = None, m: int | None = None,
+                      y_true: Any = None, mix: tuple[float, float] | None = None) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns ``classes_``.
+
+        Specialists run only on the queries routed to them, one superclass at
+        a time (only its deltas are applied to the shared tail).
+        """
+        acts = self._acts(X)
+        routing = routing or self.routing
+        m = self.m if m is None else m
+        p_gen = _softmax(tail_logits(self.generalist_, acts, precision=self.precision))
+        route = self.route_from(p_gen)
+        sup = self._superclass_targets(y_true, len(acts)) if routing == "oracle" else None
+        weights = self.route_weights(route, routing=routing, m=m, superclass=sup)
+        mix = self.mix if mix is None else mix
+        out = np.zeros_like(p_gen)
+        for s, rows in enumerate(self.groups_):
+            q = np.flatnonzero(weights[:, s])
+            if len(q):
+                out[np.ix_(q, rows)] += weights[q, s][:, None] * self._within(s, acts[q], p_gen[q], mix)
+        return out
+
+    def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
+        """Predicted class ids, shape (n,), object array of str."""
+        proba = self.predict_proba(X, **kwargs)
+        return self.classes_[proba.argmax(1)]
+
+    def predict_superclass(self, X: Any) -> np.ndarray:
+        """Stage-1 top superclass per query, shape (n,), object array of str."""
+        return np.asarray(self.superclasses_, dtype=object)[self.route_proba(X).argmax(1)]
+
+    def score(self, X: Any, y: Any, **kwargs: Any) -> float:
+        """Top-1 accuracy."""
+        pred = self.predict(X, **kwargs)
+        return float(np.mean(pred == as_strings(y, len(pred), "y")))
+
+    def explain(self, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
+        """The route, the specialists searched and the first one's memory neighbours, per query."""
+        acts = self._acts(X)
+        route = self.route_proba(acts)
+        proba = self.predict_proba(acts, **kwargs)
+        routing = kwargs.get("routing") or self.routing
+        width = 1 if routing != "soft" else (self.m if kwargs.get("m") is None else kwargs["m"])
+        orders = np.argsort(-route, axis=1, kind="stable")
+        if routing == "oracle":
+            first = self._superclass_targets(kwargs.get("y_true"), len(acts))
+            orders = np.column_stack([first, orders])
+        neighbours: list[list[Any]] = [[] for _ in range(len(acts))]
+        if self.memories_ is not None:
+            for s in np.unique(orders[:, 0]):
+                q = np.flatnonzero(orders[:, 0] == s)
+                mem = self.memories_[int(s)]
+                if len(mem):
+                    feats = _normalise(self.specialists_.features(int(s), acts[q], precision=self.precision))  # type: ignore[union-attr]
+                    for i, e in zip(q, mem.explain(feats)):
+                        neighbours[i] = e.neighbours
+        names = self.cut_.names
+        out = []
+        for q in range(len(acts)):
+            best = np.argsort(-proba[q], kind="stable")[:top]
+            out.append(RoutedExplanation(
+                prediction=str(self.classes_[int(best[0])]),
+                route={names[self.superclasses_[i]]: float(route[q, i]) for i in np.argsort(-route[q])},
+                searched=list(dict.fromkeys(self.superclasses_[i] for i in orders[q, :width])),
+                probabilities={str(self.classes_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
+                neighbours=neighbours[q],
+            ))
+        return out
 
     def throughput(self, images: Sequence[Any], **kwargs: Any) -> float:
         """Images per second end to end (decoding included) on ``images``."""
         t = time.perf_counter()
-        self.predict_images(images, **kwargs)
+        self.predict(list(images), **kwargs)
         return len(images) / (time.perf_counter() - t)
+
+    def storage(self) -> dict[str, Any]:
+        """The generalist and the specialists in bytes, tails and whole networks; memory entries."""
+        self._check_fitted()
+        trunk = sum(p.numel() for p in self.split_.trunk.parameters())
+        out = self.specialists_.storage(trunk) if self.specialists_ is not None else {"tails": 1.0}
+        out["memory_entries"] = self.n_entries()
+        return out
+
+    # ------------------------------------------------------------- saving
+    def save(self, path: Any, *, wait: float = 0.0) -> Any:
+        """Save atomically; see :func:`router.save_classifier`."""
+        from ._network_io import save_network
+
+        return save_network(self, path, wait=wait)
+
+    @classmethod
+    def load(cls, path: Any, *, fingerprint: str | None = None) -> NetworkTwoStage:
+        """Load a classifier saved by :meth:`save`."""
+        from ._network_io import load_network
+
+        return load_network(path, fingerprint=fingerprint)
+
+    def __repr__(self) -> str:
+        fitted = f", {len(self.classes_)} classes, {self.n_entries()} entries" if hasattr(self, "classes_") else ""
+        return (f"NetworkTwoStage(router='generalist', specialist={self.specialist!r}, "
+                f"routing={self.routing!r}{fitted})")

@@ -237,6 +237,10 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
     """
     root = Path(path)
     snap = open_snapshot(root, "classifier")
+    from ._network_io import is_network, load_network
+
+    if is_network(snap.manifest):
+        return load_network(root, fingerprint=fingerprint)  # type: ignore[return-value]
     manifest = _parse(snap.manifest, snap.path)
     opts = manifest["options"]
     if fingerprint is not None and opts.get("fingerprint") != fingerprint:

@@ -1,0 +1,212 @@
+"""Saving and loading a :class:`NetworkTwoStage`: tree, generalist tail, specialist deltas, memories.
+
+The layout is a snapshot directory like every saved model (see
+:mod:`memory._snapshot`): ``CURRENT`` names the live snapshot and the sha256
+of its ``manifest.json``, which lists the sha256 of every other file.  The
+manifest records the trunk's fingerprint (backbone, weights, preprocessing,
+split point) and the sha256 of the tail and of the deltas, so a model is
+never run on another trunk, and a changed weight file is caught at load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from hierarchy import HierarchyError, load_tree, save_tree
+from memory import BackboneMismatchError, InputError, MemoryFormatError, VisualMemory, get_backbone
+from memory._snapshot import (
+    begin_snapshot,
+    commit_snapshot,
+    open_snapshot,
+    origin_of,
+    remove_stale,
+    set_origin,
+    sha256_file,
+    verify_files,
+    write_bytes,
+    writer_lock,
+)
+
+from ._tails import TailDeltas, TailSpecialists
+from ._trunk import split_backbone
+
+if TYPE_CHECKING:
+    from ._network import NetworkTwoStage
+
+__all__ = ["FORMAT", "edit_network", "load_network", "save_network"]
+
+FORMAT = "supersub-network"
+FORMAT_VERSION = 1
+_OPTIONS = ("specialist", "routing", "m", "backbone", "size", "crop_pct", "split_at", "rank", "epochs",
+            "specialist_epochs", "memory", "k", "mix", "dev_per_class", "precision", "seed")
+
+
+def _state_arrays(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return sha256_file(path)
+
+
+def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: float = 0.0) -> Path:
+    """Write ``clf`` to the directory ``path`` atomically (a crash leaves the previous save loadable)."""
+    clf._check_fitted()
+    if clf.specialists_ is None:
+        raise InputError("only a fitted classifier with specialists can be saved")
+    root = Path(path)
+    with writer_lock(root, wait=wait):
+        tmp, name = begin_snapshot(root)
+        try:
+            save_tree(clf.tree, tmp / "tree.json")
+            tail_sha = _write_npz(tmp / "generalist.npz", _state_arrays(clf.generalist_))
+            specs = clf.specialists_
+            if specs.kind == "delta":
+                arrays: dict[str, np.ndarray] = {}
+                for s, d in enumerate(specs.deltas):
+                    arrays.update(d.state(f"{s}/"))
+            else:
+                arrays = {f"{s}/{k}": v.numpy() for s, c in enumerate(specs.copies) for k, v in c.items()}
+                arrays.update({f"{s}/rows": g for s, g in enumerate(specs.groups)})
+            deltas_sha = _write_npz(tmp / "specialists.npz", arrays)
+            for s, mem in enumerate(clf.memories_ or []):
+                mem.save(tmp / "memories" / str(s))
+            files = {f.relative_to(tmp).as_posix(): sha256_file(f) for f in sorted(tmp.rglob("*"))
+                     if f.is_file() and f.name != ".lock"}
+            manifest = {
+                "format": FORMAT, "version": FORMAT_VERSION,
+                "options": {k: getattr(clf, k) for k in _OPTIONS},
+                "trunk_fingerprint": clf.split_.fingerprint, "tail_sha256": tail_sha,
+                "specialists_sha256": deltas_sha, "classes": [str(c) for c in clf.classes_],
+                "cut": clf.cut_.to_dict(), "memories": len(clf.memories_ or []),
+                "entries": clf.n_entries(), "files": files,
+                "history": getattr(clf, "history_", {}),
+            }
+            write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
+            commit_snapshot(root, tmp, name, expect=origin_of(clf, root))
+        except BaseException:
+            remove_stale(root)
+            raise
+    set_origin(clf, root, name)
+    return root
+
+
+def is_network(raw_manifest: bytes) -> bool:
+    """Whether a snapshot's manifest is a network-level classifier's."""
+    try:
+        return json.loads(raw_manifest).get("format") == FORMAT  # type: ignore[no-any-return]
+    except (ValueError, AttributeError):
+        return False
+
+
+def _bad(root: Path, what: str) -> MemoryFormatError:
+    return MemoryFormatError(f"{root} is not a valid saved network classifier: {what}; rebuild it")
+
+
+def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> NetworkTwoStage:
+    """Read a classifier written by :func:`save_network`, verifying every file.
+
+    Raises
+    ------
+    MemoryFormatError
+        Not a saved network classifier, a file missing, corrupt or unlisted.
+    BackboneMismatchError
+        The backbone installed here has other weights or preprocessing than
+        the one the model was trained on, or ``fingerprint`` differs.
+    """
+    from ._network import NetworkTwoStage, restrict_cut
+
+    root = Path(path)
+    snap = open_snapshot(root, "classifier")
+    try:
+        manifest = json.loads(snap.manifest)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad(root, f"manifest.json is corrupt ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        raise MemoryFormatError(f"{root} is not a supersub network classifier of format version {FORMAT_VERSION}")
+    for key, kind in (("options", dict), ("files", dict), ("classes", list), ("cut", dict),
+                      ("trunk_fingerprint", str), ("tail_sha256", str), ("specialists_sha256", str)):
+        if not isinstance(manifest.get(key), kind):
+            raise _bad(root, f"manifest field {key!r} is missing or not a {kind.__name__}")
+    if set(manifest["options"]) - set(_OPTIONS):
+        raise _bad(root, f"unknown options {sorted(set(manifest['options']) - set(_OPTIONS))}")
+    files = manifest["files"]
+    present = {f.relative_to(snap.path).as_posix() for f in snap.path.rglob("*")
+               if f.is_file() and f.name not in (".lock", "manifest.json")}
+    extra = sorted(present - set(files))
+    if extra:
+        raise _bad(root, f"{extra[0]} is not listed in its manifest (a file added after the save)")
+    verify_files(snap.path, files, what="classifier")
+    if files.get("generalist.npz") != manifest["tail_sha256"] or \
+            files.get("specialists.npz") != manifest["specialists_sha256"]:
+        raise _bad(root, "the tail or specialist checksums contradict the file list")
+    if fingerprint is not None and manifest["trunk_fingerprint"] != fingerprint:
+        raise BackboneMismatchError(
+            f"{root} was trained on the trunk {manifest['trunk_fingerprint']!r}, not {fingerprint!r}")
+    opts = manifest["options"]
+    try:
+        tree = load_tree(snap.path / "tree.json")
+        opts = {**opts, "mix": tuple(opts["mix"])}
+        clf = NetworkTwoStage(tree, **opts, progress=False)
+        split = split_backbone(get_backbone(opts["backbone"], size=opts["size"], crop_pct=opts["crop_pct"]),
+                               opts["split_at"])
+    except (HierarchyError, InputError, TypeError, KeyError) as exc:
+        raise _bad(root, str(exc)) from exc
+    if split.fingerprint != manifest["trunk_fingerprint"]:
+        raise BackboneMismatchError(
+            f"{root} was trained on the trunk {manifest['trunk_fingerprint']!r}, but the backbone here gives "
+            f"{split.fingerprint!r} (other weights or preprocessing); install the same weights or rebuild")
+    classes = manifest["classes"]
+    try:
+        from hierarchy import SuperclassMap
+
+        cut = SuperclassMap.from_dict(manifest["cut"])
+        generalist = split.tail(len(classes))
+        with np.load(snap.path / "generalist.npz", allow_pickle=False) as z:
+            generalist.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
+        with np.load(snap.path / "specialists.npz", allow_pickle=False) as z:
+            state = {k: z[k] for k in z.files}
+        kind = "delta" if opts["specialist"] == "tail-delta" else "full"
+        specs = TailSpecialists(generalist, kind=kind, rank=opts["rank"])
+        n = len(cut)
+        if kind == "delta":
+            specs.deltas = [TailDeltas.from_state(state, f"{s}/", generalist) for s in range(n)]
+            specs.groups = [d.rows for d in specs.deltas]
+        else:
+            specs.groups = [np.asarray(state[f"{s}/rows"], dtype=np.int64) for s in range(n)]
+            specs.copies = [{k[len(f"{s}/"):]: torch.from_numpy(v) for k, v in state.items()
+                             if k.startswith(f"{s}/") and k != f"{s}/rows"} for s in range(n)]
+        clf._assemble(split, generalist, classes, restrict_cut(cut, classes), specs)
+        if manifest.get("memories"):
+            clf.memories_ = [VisualMemory.load(snap.path / "memories" / str(s))
+                             for s in range(int(manifest["memories"]))]
+            if len(clf.memories_) != n:
+                raise _bad(root, f"{len(clf.memories_)} memories for {n} superclasses")
+    except (HierarchyError, InputError, KeyError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, MemoryFormatError):
+            raise
+        raise _bad(root, str(exc)) from exc
+    clf.history_ = manifest.get("history", {})
+    set_origin(clf, root, snap.name)
+    return clf
+
+
+@contextlib.contextmanager
+def edit_network(path: str | os.PathLike[str], *, wait: float = 60.0) -> Iterator[Any]:
+    """Load, edit and save a network classifier while holding its writer lock."""
+    with writer_lock(Path(path), wait=wait):
+        clf = load_network(path)
+        yield clf
+        save_network(clf, path)

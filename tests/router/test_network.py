@@ -1,0 +1,119 @@
+"""The network-level classifier end to end on real images: fit, predict, explain, edit, save, load."""
+
+import numpy as np
+import pytest
+
+from hierarchy import UnknownClassError, shipped_tree
+from memory import BackboneMismatchError, InputError, MemoryFormatError, UnknownEntryError, tiny_imagenet
+from router import NetworkTwoStage, TwoStageClassifier, load_classifier
+
+OPTS = dict(size=64, crop_pct=1.0, epochs=3, specialist_epochs=1, rank=4, k=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_layout):
+    return tiny_imagenet("train", tiny_layout["folder"]), tiny_imagenet("val", tiny_layout["folder"])
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    train, _ = data
+    clf = TwoStageClassifier(shipped_tree("tiny-imagenet-200"), router="generalist", specialist="tail-delta", **OPTS)
+    assert isinstance(clf, NetworkTwoStage)
+    return clf.fit(train)
+
+
+def test_images_in_predictions_out(fitted, data):
+    _, val = data
+    pred = fitted.predict(val)
+    assert set(pred) <= set(fitted.classes_) and len(pred) == len(val)
+    assert list(fitted.predict([str(p) for p in val.paths])) == list(pred)  # paths give the same answer
+    assert fitted.score(val, val.labels) >= 5 / 6  # measured: 6 of 6 on these drawn images
+    p = fitted.predict_proba(val)
+    assert p.shape == (6, 3) and np.allclose(p.sum(1), 1)
+    assert len(fitted.superclasses_) == 2  # goldfish and salamander share one superclass, tabby another
+    oracle = fitted.predict_proba(val, routing="oracle", y_true=val.labels)
+    assert np.allclose(oracle.sum(1), 1)
+    st = fitted.storage()
+    assert st["tails"] <= st["published_bound_tails"] and st["memory_entries"] == 18
+
+
+def test_explain_names_route_and_neighbours(fitted, data):
+    _, val = data
+    e = fitted.explain(val.paths[:2], top=2)[0]
+    assert abs(sum(e.route.values()) - 1) < 1e-9
+    assert e.searched and e.prediction in fitted.classes_
+    assert len(e.neighbours) == 3 and all(n.weight > 0 for n in e.neighbours)
+    assert all(n.ref.startswith("train/") for n in e.neighbours)
+
+
+def test_save_load_round_trip_is_identical(fitted, data, tmp_path):
+    _, val = data
+    fitted.save(tmp_path / "m")
+    back = load_classifier(tmp_path / "m")
+    assert isinstance(back, NetworkTwoStage)
+    assert np.array_equal(back.predict_proba(val), fitted.predict_proba(val))
+    assert back.fingerprint == fitted.fingerprint and back.mix == fitted.mix
+    with pytest.raises(BackboneMismatchError, match="trunk"):
+        load_classifier(tmp_path / "m", fingerprint="lite0@224/crop0.875:aaaa:bbbb|trunk<blocks.6")
+
+
+def test_corrupt_and_unlisted_files_are_refused(fitted, tmp_path):
+    root = fitted.save(tmp_path / "m2")
+    snap = next(p for p in (root / "snapshots").iterdir() if not p.name.startswith("."))
+    raw = bytearray((snap / "specialists.npz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (snap / "specialists.npz").write_bytes(bytes(raw))
+    with pytest.raises(MemoryFormatError, match="specialists.npz"):
+        load_classifier(root)
+    root = fitted.save(tmp_path / "m3")
+    snap = next(p for p in (root / "snapshots").iterdir() if not p.name.startswith("."))
+    (snap / "extra.npz").write_bytes(b"x")
+    with pytest.raises(MemoryFormatError, match="not listed"):
+        load_classifier(root)
+
+
+def test_adding_to_one_shard_leaves_the_others_bit_identical(fitted, data, tmp_path):
+    _, val = data
+    fitted.save(tmp_path / "edit")
+    clf = load_classifier(tmp_path / "edit")
+    tabby = [i for i, c in enumerate(val.labels) if c == "n02123045"]
+    home = clf.cut_.of("n02123045")
+    before = {s: (m.ids_.copy(), m.vectors(m.ids_).copy()) for s, m in zip(clf.superclasses_, clf.memories_)}
+    added = clf.add([val.paths[i] for i in tabby], ["n02123045"] * len(tabby), source="late")
+    assert list(added) == [home] and len(added[home]) == 2
+    for s, m in zip(clf.superclasses_, clf.memories_):
+        if s == home:
+            assert len(m) == len(before[s][0]) + 2
+        else:
+            assert np.array_equal(m.ids_, before[s][0]) and np.array_equal(m.vectors(m.ids_), before[s][1])
+    # removal is exact for the memory and leaves the networks as they were
+    weights = {k: v.clone() for k, v in clf.generalist_.state_dict().items()}
+    removed = clf.remove(source="late")
+    assert [len(v) for v in removed.values()] == [2]
+    for s, m in zip(clf.superclasses_, clf.memories_):
+        assert np.array_equal(m.ids_, before[s][0])
+    assert all((clf.generalist_.state_dict()[k] == v).all() for k, v in weights.items())
+    with pytest.raises(UnknownEntryError, match="nothing was removed"):
+        clf.remove(source="late")
+    with pytest.raises(UnknownClassError, match="no output"):
+        clf.add(val.paths[:1], ["n09999999"])
+
+
+def test_bad_input(fitted, data):
+    train, _ = data
+    with pytest.raises(InputError, match="shape"):
+        fitted.predict(np.zeros((2, 10, 2, 2), dtype=np.float32))
+    with pytest.raises(InputError, match="NaN"):
+        fitted.predict(np.full((1, 192, 2, 2), np.nan, dtype=np.float32))
+    with pytest.raises(InputError, match="image paths"):
+        fitted.predict(np.zeros((2, 5)))
+    clf = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), **OPTS)
+    with pytest.raises(UnknownClassError, match="not a class"):
+        clf.fit(train.paths[:4], ["n01443537", "n01629819", "cat", "n02123045"])
+    with pytest.raises(InputError, match="not fitted"):
+        clf.predict(train.paths[:1])
+    with pytest.raises(InputError, match="specialist must be"):
+        NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="delta")
+    with pytest.raises(InputError, match="mix"):
+        NetworkTwoStage(shipped_tree("tiny-imagenet-200"), mix=(0.8, 0.5))

@@ -178,6 +178,8 @@ def _build_locked(args: argparse.Namespace) -> int:
     ds = _load_dataset(args.data, "train", args.mapping)
     if args.per_class and not args.full:
         ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
+    if args.router == "generalist" or args.specialist.startswith("tail-"):
+        return _build_network(args, tree, ds)
     recipe = {"backbone": args.backbone, "size": args.size, "crop_pct": args.crop}
     from ._pipeline import embedder_for
 
@@ -193,6 +195,26 @@ def _build_locked(args: argparse.Namespace) -> int:
     clf.save(args.output)
     print(f"built {args.output}: {clf!r} from {len(es)} images of {len(clf.classes_)} classes "
           f"({es.fingerprint})")
+    return 0
+
+
+def _build_network(args: argparse.Namespace, tree: object, ds: object) -> int:
+    from router import TwoStageClassifier
+
+    if args.backend:
+        raise CLIError("--backend applies to memory models; a network-level model keeps its memories embedded")
+    specialist = "tail-delta" if args.specialist == "memory" else args.specialist  # memory: the default
+    clf = TwoStageClassifier(
+        tree, router="generalist" if args.router == "centroids" else args.router, specialist=specialist,
+        routing=args.routing, m=args.m, k=args.k, backbone=args.backbone, size=args.size, crop_pct=args.crop,
+        split_at=args.split_at, rank=args.rank, epochs=args.epochs, specialist_epochs=args.specialist_epochs,
+        dev_per_class=args.dev_per_class, progress=not args.no_progress,
+    )
+    clf.fit(ds)
+    clf.save(args.output)
+    st = clf.storage()
+    print(f"built {args.output}: {clf!r} from {len(ds)} images ({clf.fingerprint}); "  # type: ignore[arg-type]
+          f"storage {st['tails']:.3f} tails (bound 0.2N+1 = {st['published_bound_tails']}), mix {clf.mix}")
     return 0
 
 
@@ -221,11 +243,10 @@ def _load_model(path: str) -> object:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ._pipeline import embedder_for
+    from ._pipeline import QueryEncoder
 
     clf = _load_model(args.model)
-    emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[attr-defined]
-    X = emb.embed_images(args.images)
+    X = QueryEncoder(clf, progress=False).images(args.images)
     _print_explanations(clf, X, args.images, top=args.top, neighbours=args.neighbours,
                         routing=args.routing, m=args.m)
     return 0
@@ -252,14 +273,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     import memory as m
     import numpy as np
 
-    from ._pipeline import embedder_for, evaluate, flat_from, write_predictions
+    from ._pipeline import QueryEncoder, evaluate, flat_from, write_predictions
 
     clf = _load_model(args.model)
-    emb = embedder_for(clf.embedding, progress=not args.no_progress, expect=clf.fingerprint)  # type: ignore[attr-defined]
+    enc = QueryEncoder(clf, progress=not args.no_progress)
     ds = _load_dataset(args.data, args.split, args.mapping)
     known = [c for c in ds.classes if c in set(clf.classes_)]  # type: ignore[attr-defined]
     ds = ds.subset(None if args.full else args.per_class, classes=known)  # type: ignore[attr-defined]
-    es = m.embed_dataset(ds, emb)  # type: ignore[arg-type]
+    es = enc.dataset(ds)  # type: ignore[arg-type]
     routed = evaluate(clf, es.X, es.labels, routing=args.routing, m=args.m)  # type: ignore[arg-type]
     flat = flat_from(clf)  # type: ignore[arg-type]
     flat_pred = flat.predict(es.X)
@@ -269,7 +290,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     wrong = flat_pred != es.labels
     result = {
         "queries": len(es), "fingerprint": es.fingerprint,
-        "flat_knn": {"top1": float(np.mean(~wrong)),
+        "flat": str(flat), "flat_knn": {"top1": float(np.mean(~wrong)),
                      "predicted_superclass_accuracy": float(np.mean(flat_sup == true_sup)),
                      "errors": int(wrong.sum()),
                      "errors_across_superclasses": int((wrong & (flat_sup != true_sup)).sum()),
@@ -278,7 +299,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     }
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
     print(f"  {'system':<28}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
-    for name, r in (("flat kNN (same memory)", result["flat_knn"]), (f"routed ({clf!r})", routed)):
+    flat_name = "flat kNN (same memory)" if not enc.network else "flat tail (the generalist)"
+    for name, r in ((flat_name, result["flat_knn"]), (f"routed ({clf!r})", routed)):
         print(f"  {name[:27]:<28}{r['top1']:8.3f}{r['predicted_superclass_accuracy']:12.3f}"
               f"{r['errors_across_superclasses']:>12d}/{r['errors_within_superclass']:<11d}")
     print(f"  router superclass accuracy {routed['superclass_accuracy']:.3f}; specialist accuracy "
@@ -319,7 +341,7 @@ def _memory_add(args: argparse.Namespace) -> int:
     import memory as m
 
     from ._persist import edit_classifier
-    from ._pipeline import embedder_for
+    from ._pipeline import QueryEncoder
 
     images: list[str] = []
     for item in args.images:
@@ -330,8 +352,7 @@ def _memory_add(args: argparse.Namespace) -> int:
         raise CLIError("no images found")
     # The writer lock is held from load to save: a concurrent edit waits (--wait) instead of being lost.
     with edit_classifier(args.model, wait=args.wait) as clf:
-        emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[arg-type]
-        X = emb.embed_images(images)
+        X = QueryEncoder(clf, progress=False).images(images)
         if args.label in set(clf.classes_):
             clf.add(X, [args.label] * len(X), source=args.source, refs=images)
             where = clf._cut[args.label]
@@ -361,7 +382,7 @@ def _gallery(args: argparse.Namespace, p: object, n: int) -> list:
     """Confident mistakes of ``p`` with the neighbours that outvoted the truth."""
     import numpy as np
 
-    from ._pipeline import embedder_for
+    from ._pipeline import QueryEncoder
     from ._report import GalleryItem, GalleryNeighbour
 
     clf = _load_model(args.model)
@@ -385,11 +406,11 @@ def _gallery(args: argparse.Namespace, p: object, n: int) -> list:
         log.warning("gallery: %d references point outside %s and were left out", skipped, root)
     if not inside:
         return []
-    emb = embedder_for(clf.embedding, progress=False, expect=clf.fingerprint)  # type: ignore[attr-defined]
+    enc = QueryEncoder(clf, progress=False)
     shown = [(i, path, image) for i, path in inside if (image := _thumbnail(path)) is not None]
     if not shown:
         return []
-    X = emb.embed_images([image for _, _, image in shown])
+    X = enc.images([image for _, _, image in shown])
     items = []
     for (i, path, image), e in zip(shown, clf.explain(X)):  # type: ignore[attr-defined]
         outvoters = [nb for nb in e.neighbours if nb.label != p.true[i]][:5]  # type: ignore[attr-defined]
@@ -488,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--mapping", help="JSON/CSV child,parent file for label sets outside WordNet")
     build.add_argument(
         "--cut",
-        help="balanced:N, depth:D, file:MAPPING, synsets:A,B,... or induced:N:MEANS.npy",
+        help="balanced:N, depth:D, file:MAPPING, synsets:A,B,..., induced:N:MEANS.npy or "
+             "confusion:N:MATRIX[:OVERLAP]",
     )
     build.add_argument("--collapse", action="store_true", help="remove single-child chains")
     build.add_argument("-o", "--output", required=True, help="tree JSON to write")
@@ -530,8 +552,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--backbone", default="lite0")
     b.add_argument("--size", type=_at_least(16), default=128)
     b.add_argument("--crop", type=_fraction, default=None)
-    b.add_argument("--router", default="centroids", choices=["memory", "centroids", "head"])
-    b.add_argument("--specialist", default="memory", choices=["memory", "delta", "full"])
+    b.add_argument("--router", default="centroids", choices=["memory", "centroids", "head", "generalist"],
+                   help="generalist: fine-tune the backbone's tail on all classes and route with it "
+                        "(with --specialist tail-delta or tail-full)")
+    b.add_argument("--specialist", default="memory", choices=["memory", "delta", "full", "tail-delta", "tail-full"],
+                   help="tail-delta: per-superclass int8 deltas of the fine-tuned tail, with specialist memories")
+    b.add_argument("--split-at", default=None, help="first backbone stage of the tail (default blocks.6)")
+    b.add_argument("--epochs", type=_POSITIVE, default=6, help="generalist fine-tuning epochs (default 6)")
+    b.add_argument("--specialist-epochs", type=_NON_NEGATIVE, default=2, help="specialist epochs (default 2)")
+    b.add_argument("--rank", type=_POSITIVE, default=16, help="rank of the specialist deltas (default 16)")
+    b.add_argument("--dev-per-class", type=_NON_NEGATIVE, default=0,
+                   help="images per class held out to stop specialists early and choose the mix")
     b.add_argument("--routing", default="hard", choices=["hard", "soft"])
     b.add_argument("--m", type=_POSITIVE, default=2, help="superclasses searched by soft routing")
     b.add_argument("--k", type=_POSITIVE, default=10)

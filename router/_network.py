@@ -39,7 +39,7 @@ from ._classifier import RoutedExplanation
 from ._tails import TailSpecialists, tail_logits, train_tail
 from ._trunk import BackboneSplit, Tail, TrunkActivations, run_trunk_on_images, split_backbone, trunk_activations
 
-__all__ = ["NetworkTwoStage"]
+__all__ = ["GeneralistFlat", "NetworkTwoStage"]
 
 log = logging.getLogger(__name__)
 
@@ -586,6 +586,38 @@ class NetworkTwoStage:
         out["memory_entries"] = self.n_entries()
         return out
 
+    # ------------------------------------------------- command-line surface
+    @property
+    def _cut(self) -> dict[str, str]:
+        """Class id to its (primary) superclass id."""
+        return dict(self.cut_.assignment)
+
+    @property
+    def shards_(self) -> list[VisualMemory]:
+        """The specialist memories, one per superclass (empty without memories)."""
+        return list(self.memories_ or [])
+
+    @property
+    def embedding(self) -> dict[str, Any]:
+        """How queries are encoded: the backbone recipe and the split point."""
+        return {"backbone": self.backbone, "size": self.size, "crop_pct": self.crop_pct, "split_at": self.split_at}
+
+    def remove_class(self, cls: str) -> np.ndarray:
+        """Remove every memory entry of ``cls``; the networks keep what they learnt of it."""
+        return np.concatenate(list(self.remove(label=cls).values()))
+
+    def add_class(self, cls: str, *args: Any, **kwargs: Any) -> str:
+        """Refused: the trained networks have no output for a new class."""
+        raise UnknownClassError(
+            f"cannot add the new class {cls!r} to a network-level classifier: the generalist and the "
+            "specialists have no output for it; rebuild with its images, or use a memory-specialist model"
+        )
+
+    def flat(self) -> GeneralistFlat:
+        """The generalist alone, as a flat classifier over the same trunk activations."""
+        self._check_fitted()
+        return GeneralistFlat(self)
+
     # ------------------------------------------------------------- saving
     def save(self, path: Any, *, wait: float = 0.0) -> Any:
         """Save atomically; see :func:`router.save_classifier`."""
@@ -604,3 +636,22 @@ class NetworkTwoStage:
         fitted = f", {len(self.classes_)} classes, {self.n_entries()} entries" if hasattr(self, "classes_") else ""
         return (f"NetworkTwoStage(router='generalist', specialist={self.specialist!r}, "
                 f"routing={self.routing!r}{fitted})")
+
+
+class GeneralistFlat:
+    """The fine-tuned generalist tail of a :class:`NetworkTwoStage` used as a flat classifier."""
+
+    def __init__(self, net: NetworkTwoStage) -> None:
+        self.net = net
+        self.classes_ = net.classes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns ``classes_``."""
+        return self.net.generalist_proba(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class ids, shape (n,)."""
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def __repr__(self) -> str:
+        return "fine-tuned flat tail (the generalist)"

@@ -105,6 +105,12 @@ def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str], *, wa
         Another writer holds the lock, or committed to ``path`` after ``clf``
         was loaded from it (saving would drop that edit).
     """
+    from ._network import NetworkTwoStage
+
+    if isinstance(clf, NetworkTwoStage):
+        from ._network_io import save_network
+
+        return save_network(clf, path, wait=wait)
     clf._check_fitted()
     root = Path(path)
     with writer_lock(root, wait=wait):

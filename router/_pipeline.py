@@ -23,7 +23,7 @@ from memory import (
 
 from ._classifier import FlatClassifier, TwoStageClassifier
 
-__all__ = ["embedder_for", "evaluate", "flat_from", "write_predictions"]
+__all__ = ["QueryEncoder", "Queries", "embedder_for", "evaluate", "flat_from", "write_predictions"]
 
 
 def embedder_for(recipe: dict[str, Any], *, progress: bool = True, expect: str | None = None) -> Embedder:
@@ -37,8 +37,60 @@ def embedder_for(recipe: dict[str, Any], *, progress: bool = True, expect: str |
     return Embedder(backbone, progress=progress)
 
 
-def flat_from(clf: TwoStageClassifier) -> FlatClassifier:
-    """A flat kNN over exactly the entries of a routed classifier's shards."""
+class Queries:
+    """Encoded queries of a dataset: what a classifier consumes, with labels and references."""
+
+    def __init__(self, X: np.ndarray, labels: np.ndarray, refs: list[str], fingerprint: str, dataset: str,
+                 split: str) -> None:
+        self.X, self.labels, self.refs, self.fingerprint = X, labels, refs, fingerprint
+        self.dataset, self.split = dataset, split
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+
+class QueryEncoder:
+    """Images to what ``clf`` consumes: embeddings, or trunk activations for a network-level model.
+
+    The backbone is rebuilt from the model's recipe and must give the
+    fingerprint the model was built with.
+    """
+
+    def __init__(self, clf: Any, *, progress: bool = True) -> None:
+        from ._network import NetworkTwoStage
+
+        self.network = isinstance(clf, NetworkTwoStage)
+        self.progress = progress
+        if self.network:
+            self.split = clf.split_
+        else:
+            self.embedder = embedder_for(clf.embedding, progress=progress, expect=clf.fingerprint)
+
+    def images(self, images: Sequence[Any]) -> np.ndarray:
+        """Image paths or PIL images -> (n, dim) embeddings or (n, C, H, W) trunk activations."""
+        if self.network:
+            from ._trunk import run_trunk_on_images
+
+            return run_trunk_on_images(self.split, list(images), progress=self.progress)
+        return self.embedder.embed_images(images)
+
+    def dataset(self, ds: ImageDataset) -> Queries:
+        """A whole dataset, through the on-disk cache."""
+        if self.network:
+            from ._trunk import trunk_activations
+
+            ta = trunk_activations(ds, self.split, progress=self.progress)
+            return Queries(ta.acts, np.asarray(ta.labels), ta.refs, ta.fingerprint, ds.name, ds.split)
+        es = embed_dataset(ds, self.embedder)
+        return Queries(es.X, es.labels, es.refs, es.fingerprint, es.dataset, es.split)
+
+
+def flat_from(clf: Any) -> Any:
+    """The flat baseline of a routed classifier: kNN over exactly its shards' entries, or its generalist."""
+    from ._network import NetworkTwoStage
+
+    if isinstance(clf, NetworkTwoStage):
+        return clf.flat()
     X = np.concatenate([sh.vectors(sh.ids_) for sh in clf.shards_ if len(sh)])
     y = [m["label"] for sh in clf.shards_ if len(sh) for m in sh.get(sh.ids_)]
     return FlatClassifier("knn", k=clf.k, voting=clf.voting, temperature=clf.temperature).fit(X, y)
@@ -88,6 +140,8 @@ def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequ
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    if classes is not None:
+        top = min(top, len(classes))  # no more ranked guesses than classes
     ranked_cols = [f"pred{k}" for k in range(2, top + 1)] if classes is not None else []
     with os.fdopen(fd, "w", newline="") as fh:
         w = csv.writer(fh)

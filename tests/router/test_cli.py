@@ -115,3 +115,37 @@ def test_tree_without_a_cut_is_written_with_a_warning(tmp_path, capsys):
     assert "has no superclass cut" in err and "add --cut balanced:10" in err
     assert main(["tree", "build", "--dataset", "tiny-imagenet-200", "--cut", "depth:1", "-o", str(out)]) == 2
     assert "gives one superclass (physical entity); routing needs at least two" in capsys.readouterr().err
+
+
+def test_network_model_end_to_end(tiny_layout, tmp_path, capsys):
+    """--router generalist --specialist tail-delta: build, info, predict, evaluate, edit, report."""
+    model = str(tmp_path / "net")
+    data = str(tiny_layout["tar"])
+    assert main(["build", "--data", data, "--router", "generalist", "--specialist", "tail-delta", "--size", "64",
+                 "--crop", "1", "--epochs", "2", "--specialist-epochs", "1", "--rank", "4", "--k", "3",
+                 "--no-progress", "-o", model]) == 0
+    out = capsys.readouterr().out
+    assert "NetworkTwoStage(router='generalist', specialist='tail-delta'" in out and "tails (bound" in out
+    assert main(["memory", "info", model]) == 0
+    assert "12 entries" in capsys.readouterr().out  # goldfish and salamander share a shard: 2 x 6
+    image = str(tiny_layout["folder"] / "val" / "images" / "val_0.JPEG")
+    assert main(["predict", "--model", model, "--top", "2", "--neighbours", "2", image]) == 0
+    shown = capsys.readouterr().out
+    assert "route:" in shown and shown.count("neighbour") == 2
+    assert main(["evaluate", "--model", model, "--data", data, "--no-progress", "-o", str(tmp_path / "ev")]) == 0
+    shown = capsys.readouterr().out
+    assert "flat tail (the generalist)" in shown
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["queries"] == 6 and 0 <= metrics["routed"]["top1"] <= 1
+    assert main(["report", "--predictions", str(tmp_path / "ev" / "predictions.csv"), "--model", model,
+                 "--data", data, "--system", "routed", "--baseline", "flat", "-o", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.html").is_file()
+    assert main(["memory", "add", model, image, "--label", "n01443537", "--source", "late"]) == 0
+    assert main(["memory", "remove", model, "--source", "late"]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
+    # a new class cannot enter trained networks: a clear error, the model unchanged
+    assert main(["memory", "add", model, image, "--label", "n02099601"]) == 2
+    assert "no output for it" in capsys.readouterr().err
+    assert main(["build", "--data", data, "--router", "generalist", "--specialist", "delta", "-o",
+                 str(tmp_path / "bad")]) == 2
+    assert "router='generalist'" in capsys.readouterr().err

@@ -29,11 +29,14 @@ wordnet: $(STAMP)
 	  fi; \
 	  $(PY) -c "import hierarchy; print('WordNet', hierarchy.load_wordnet().get_version(), 'installed')"; }
 
-# The main job: tree -> embed (cached) -> routed memory -> predictions -> evaluation -> report.
+# The main job: tree -> embed (cached) -> routed memory -> predictions -> evaluation -> report,
+# then the network-level model (fine-tuned generalist + delta specialists) and the best routed
+# system against the best flat one.
 # By default a subset (100 train and 20 val images per class); FULL=1 uses everything.
 DEMO      := runs/demo
 DEMO_DATA := $(if $(FULL),--full,--per-class 100)
 DEMO_VAL  := $(if $(FULL),--full,--per-class 20)
+DEMO_EPOCHS := $(if $(FULL),6,4)
 # BACKEND=milvus://127.0.0.1:19530/demo keeps the memory in Milvus (see `supersub milvus serve`).
 DEMO_BACKEND := $(if $(BACKEND),--backend $(BACKEND) --overwrite,)
 # Headless Chromium renders the HTML report in the tests (Debian's package).
@@ -50,6 +53,10 @@ demo: setup
 	$(VENV)/bin/supersub evaluate --model $(DEMO)/model --split val $(DEMO_VAL) -o $(DEMO)/eval
 	$(VENV)/bin/supersub report --predictions $(DEMO)/eval/predictions.csv --model $(DEMO)/model \
 	  --system routed --baseline flat -o $(DEMO)/report
+	$(VENV)/bin/supersub build --tree $(DEMO)/tree.json $(DEMO_DATA) --router generalist \
+	  --specialist tail-delta --epochs $(DEMO_EPOCHS) --dev-per-class 10 -o $(DEMO)/network
+	$(VENV)/bin/supersub evaluate --model $(DEMO)/network --split val $(DEMO_VAL) -o $(DEMO)/network-eval
+	$(VENV)/bin/supersub compare $(DEMO)/eval/metrics.json $(DEMO)/network-eval/metrics.json
 
 test: setup browser
 	$(PY) -m pytest -q

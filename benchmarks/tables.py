@@ -280,6 +280,36 @@ def trees_table(r: dict) -> str:
     return "\n".join(out)
 
 
+def specialists_table(r: dict) -> str:
+    su, st = r["summary"], r["setup"]
+    out = [f"Lite0 @ 128 px split at `{st['split_at']}` (trunk {tuple(st['trunk_shape'])}, cached in float16); "
+           f"train {st['train']:,}, dev {st['dev']:,}, val {st['val']:,}; generalist {st['epochs']} epochs, "
+           f"specialists up to {st['specialist_epochs']} (kept at the dev-best epoch), rank {st['rank']}, "
+           f"{st['precision']}. Whole run {r['total_seconds'] / 60:.0f} min.", "",
+           "| cut | system | top-1 | dev | superclass acc. | router acc. | errors across superclasses "
+           "| images/s | training s | storage (tails) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(v: object, fmt: str = "{}") -> str:
+        return "" if v is None else fmt.format(v)
+
+    for row in r["rows"]:
+        if row.get("tuning"):
+            continue
+        out.append(f"| {row['cut']} | {row['system']} | {_pct(row['top1'])} | {cell(row['dev_top1'], '{:.1%}')} | "
+                   f"{_pct(row['superclass_accuracy'])} | {cell(row['router_accuracy'], '{:.1%}')} | "
+                   f"{_pct(row['cross_superclass_errors'])} | {cell(row['images_per_s'], '{:.0f}')} | "
+                   f"{cell(row['train_seconds'], '{:.0f}')} | {cell(row['storage_tails'], '{:.3f}')} |")
+    b, f = su["best_routed"], su["best_flat"]
+    out += ["", f"Best routed system (chosen on dev): {b['system']} on {b['cut']}, **{_pct(b['top1'])}**; "
+            f"best flat: {f['system']}, **{_pct(f['top1'])}**; routed minus the same-budget flat tail: "
+            f"**{100 * su['routed_minus_same_budget_flat']:+.2f} points**. Oracle minus that flat tail: "
+            + ", ".join(f"{c} {100 * v:+.1f}" for c, v in su["oracle_minus_flat"].items()) + " points.", "",
+            "| target | met |", "|---|---|"]
+    out += [f"| {t} | {'yes' if ok else '**no**'} |" for t, ok in su["targets"].items()]
+    return "\n".join(out)
+
+
 def claims_table(_: dict | None = None) -> str:
     """Each published claim beside what the benchmarks measured here, with a computed verdict."""
     acc, cont, unl, pru, add = (_load(n) for n in ("accuracy", "continual", "unlearning", "pruning", "adding"))
@@ -310,6 +340,13 @@ def claims_table(_: dict | None = None) -> str:
             net_gain = nets[best_net] - wn["flat MLP head"]["top1"]
             gain = max(gain, net_gain)
             text += f"; networks: best routed ({best_net}) {100 * net_gain:+.1f} points against the flat MLP head"
+        spec = _load("specialists")
+        if spec:
+            su = spec["summary"]
+            net_gain = su["routed_minus_same_budget_flat"]
+            gain = max(gain, net_gain)
+            text += (f"; backbone tail: best routed ({su['best_routed']['system']}, {su['best_routed']['cut']}) "
+                     f"{100 * net_gain:+.2f} points against the fine-tuned flat tail of the same budget")
         rows.append(("two-stage super-sub classification beats flat", "+3.3 points on ImageNet", text,
                      held(gain >= 0.033)))
         m4, m1 = r["sub-centroids, m=4 per class, nearest"]["top1"], r["sub-centroids, m=1 per class, nearest"]["top1"]
@@ -371,6 +408,15 @@ def claims_table(_: dict | None = None) -> str:
         if key in wn and "storage_heads" in wn[key]:
             rows.append(("delta specialists store N specialists in about 0.2N + 1 heads", "3 heads for N = 10",
                          f"{wn[key]['storage_heads']} heads for 10 int8 low-rank deltas", held(wn[key]["storage_heads"] <= 3)))
+    spec = _load("specialists")
+    if spec:
+        deltas = [row["storage"] for row in spec["rows"] if row.get("storage", {}).get("kind") == "delta"]
+        if deltas:
+            d = max(deltas, key=lambda x: x["tails"])
+            rows.append(("delta specialists of the network store N specialists in about 0.2N + 1 networks",
+                         f"{d['published_bound_tails']} for N = {d['n_specialists']}",
+                         f"{d['tails']} tails ({d['networks']} whole networks) for {d['n_specialists']} int8 "
+                         f"rank-{d['rank']} tail deltas", held(d["tails"] <= d["published_bound_tails"])))
     if scale:
         big = scale["rows"][-1]
         rows.append(("routing cuts search cost as the memory grows", "visual memory up to billions",
@@ -386,7 +432,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "memory": memory_table, "embed": embed_table, "router": router_table,
     "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
-    "reliability": reliability_table, "trees": trees_table,
+    "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table}

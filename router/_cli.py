@@ -289,7 +289,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     flat_sup = np.array([cut[c] for c in flat_pred], dtype=object)
     wrong = flat_pred != es.labels
     result = {
-        "queries": len(es), "fingerprint": es.fingerprint,
+        "queries": len(es), "fingerprint": es.fingerprint, "model": repr(clf),
         "flat": str(flat), "flat_knn": {"top1": float(np.mean(~wrong)),
                      "predicted_superclass_accuracy": float(np.mean(flat_sup == true_sup)),
                      "errors": int(wrong.sum()),
@@ -324,6 +324,29 @@ def _evaluate(args: argparse.Namespace) -> int:
             "oracle": (clf.classes_[op.argmax(1)], true_sup, op),  # type: ignore[attr-defined]
         }, clf.tree, classes=clf.classes_)  # type: ignore[attr-defined]
         print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Best flat against best routed system over several ``evaluate`` outputs."""
+    import json
+
+    rows = []
+    for path in args.metrics:
+        try:
+            data = json.loads(Path(path).read_text())
+            flat, routed = data["flat_knn"], data["routed"]
+            rows.append(("flat", data.get("flat") or "flat kNN (same memory)", flat["top1"], path))
+            rows.append(("routed", data.get("model") or "routed", routed["top1"], path))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CLIError(f"{path} is not a metrics.json written by supersub evaluate ({exc})") from None
+    print(f"  {'kind':<8}{'top-1':>7}  system  [metrics]")
+    for kind, name, top1, path in sorted(rows, key=lambda r: -r[2]):
+        print(f"  {kind:<8}{top1:7.3f}  {name}  [{path}]")
+    best = {k: max((r for r in rows if r[0] == k), key=lambda r: r[2]) for k in ("flat", "routed")}
+    gap = 100 * (best["routed"][2] - best["flat"][2])
+    print(f"best routed {100 * best['routed'][2]:.1f}% ({best['routed'][1]}) against best flat "
+          f"{100 * best['flat'][2]:.1f}% ({best['flat'][1]}): {gap:+.1f} points")
     return 0
 
 
@@ -594,6 +617,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--explain", type=_NON_NEGATIVE, default=0, help="print route and neighbours of N queries")
     ev.add_argument("-o", "--output", help="directory for metrics.json and predictions.csv")
     ev.set_defaults(func=_evaluate)
+
+    cmp_ = sub.add_parser("compare", help="best routed against best flat system over evaluate outputs")
+    cmp_.add_argument("metrics", nargs="+", help="metrics.json files written by supersub evaluate -o")
+    cmp_.set_defaults(func=_compare)
 
     mem = sub.add_parser("memory", help="edit and inspect a routed memory")
     msub = mem.add_subparsers(dest="memory_command", metavar="ACTION", required=True)

@@ -140,6 +140,12 @@ def test_network_model_end_to_end(tiny_layout, tmp_path, capsys):
     assert main(["report", "--predictions", str(tmp_path / "ev" / "predictions.csv"), "--model", model,
                  "--data", data, "--system", "routed", "--baseline", "flat", "-o", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.html").is_file()
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "ev" / "metrics.json")]) == 0
+    shown = capsys.readouterr().out
+    assert "best routed" in shown and "fine-tuned flat tail (the generalist)" in shown
+    assert main(["compare", str(tmp_path / "rep" / "report.html")]) == 2
+    assert "not a metrics.json" in capsys.readouterr().err
     assert main(["memory", "add", model, image, "--label", "n01443537", "--source", "late"]) == 0
     assert main(["memory", "remove", model, "--source", "late"]) == 0
     assert "removed 1 entries" in capsys.readouterr().out

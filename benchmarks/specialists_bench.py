@@ -38,10 +38,20 @@ from benchmarks._common import write_result  # noqa: E402
 from benchmarks._data import _hold_out  # noqa: E402
 from hierarchy import cut_confusion, cut_induced, shipped_tree  # noqa: E402
 from memory import VisualMemory, get_backbone, tiny_imagenet  # noqa: E402
-from router import fit_head, head_proba  # noqa: E402
-from router._network import NetworkTwoStage, _normalise, _softmax  # noqa: E402
-from router._tails import TailSpecialists, tail_features, tail_logits, train_tail  # noqa: E402
-from router._trunk import run_trunk_on_images, split_backbone, trunk_activations  # noqa: E402
+from router import (  # noqa: E402
+    NetworkTwoStage,
+    TailSpecialists,
+    fit_head,
+    head_proba,
+    run_trunk_on_images,
+    split_backbone,
+    tail_features,
+    tail_logits,
+    train_tail,
+    trunk_activations,
+)
+from router._network_memory import normalise as _normalise  # noqa: E402
+from router._network_routing import softmax as _softmax  # noqa: E402
 
 MIXES = [(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 0.75]
 
@@ -49,11 +59,11 @@ MIXES = [(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 
 class Data:
     """Trunk activations of train (minus dev), dev and val, with integer labels."""
 
-    def __init__(self, quick: bool, seed: int = 0) -> None:
+    def __init__(self, quick: bool, seed: int = 0, *, per_class: int = 12, val_per_class: int = 4) -> None:
         self.split = split_backbone(get_backbone("lite0", size=128))
         train_ds, val_ds = tiny_imagenet("train"), tiny_imagenet("val")
         if quick:
-            train_ds, val_ds = train_ds.subset(12), val_ds.subset(4)
+            train_ds, val_ds = train_ds.subset(per_class), val_ds.subset(val_per_class)
         t = time.perf_counter()
         tr = trunk_activations(train_ds, self.split)
         va = trunk_activations(val_ds, self.split)
@@ -102,14 +112,15 @@ def throughput(fn: Any, paths: list[Any]) -> float:
 
 
 def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int = 16, seed: int = 0,
-        full_copies: bool = True, n_timing: int = 512) -> dict[str, Any]:
+        full_copies: bool = True, n_timing: int = 512, per_class: int = 12, val_per_class: int = 4) -> dict[str, Any]:
+    """Every row in one run; ``quick`` takes ``per_class`` train and ``val_per_class`` val images per class."""
     t_start = time.perf_counter()
-    d = Data(quick, seed)
+    d = Data(quick, seed, per_class=per_class, val_per_class=val_per_class)
     sc = Scorer(d)
     n_classes = len(d.classes)
     split = d.split
     trunk_params = sum(p.numel() for p in split.trunk.parameters())
-    timing = d.val_paths[: min(n_timing, len(d.val_paths))]
+    timing = d.val_paths[: min(n_timing if not quick else 64, len(d.val_paths))]
     if quick:
         epochs, spec_epochs = 1, 1
     wordnet_sup = np.array(d.tree.superclasses.index(d.classes))  # type: ignore[union-attr]
@@ -254,7 +265,7 @@ def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int
             plain = [r for r in sc.rows if r["cut"] == cname and r["system"] == f"{label}, soft m=2"][0]
             plain["images_per_s"] = throughput(lambda p: net.predict(list(p), routing="soft", m=2, mix=(0, 0)),
                                                timing)
-            del memories, specs, net, parts_v, parts_d
+            del memories, specs, parts_v, parts_d
 
     # ---- the best routed system, chosen on dev
     routed = [r for r in sc.rows if r["cut"] != "flat" and r.get("routing") != "oracle"

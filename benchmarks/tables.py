@@ -310,6 +310,20 @@ def specialists_table(r: dict) -> str:
     return "\n".join(out)
 
 
+def precision_table(r: dict) -> str:
+    t, tl, m = r["trunk"], r["tail"], r["matmul_gflops"]
+    return "\n".join([
+        "| measurement | fp32 | bf16 autocast | bf16 / fp32 |", "|---|---|---|---|",
+        f"| matmul 2048², GFLOP/s | {m['fp32']} | {m['bf16']} | **{r['matmul_speedup']}x** |",
+        f"| trunk, images/s ({r['setup']['trunk_images']} val images, 128 px) | {t['fp32']['images_per_s']} | "
+        f"{t['bf16']['images_per_s']} | **{t['speedup']}x** (cosine min {t['cosine_min']}, mean {t['cosine_mean']}) |",
+        f"| tail fine-tuning, images/s ({r['setup']['epochs']} epochs, {r['setup']['train']:,} images) | "
+        f"{tl['fp32']['images_per_s']} | {tl['bf16']['images_per_s']} | **{tl['speedup']}x** |",
+        f"| tail fine-tuning, val top-1 | {_pct(tl['fp32']['top1'])} | {_pct(tl['bf16']['top1'])} | "
+        f"{tl['top1_change_points']:+.2f} points |",
+    ])
+
+
 def claims_table(_: dict | None = None) -> str:
     """Each published claim beside what the benchmarks measured here, with a computed verdict."""
     acc, cont, unl, pru, add = (_load(n) for n in ("accuracy", "continual", "unlearning", "pruning", "adding"))
@@ -433,6 +447,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
+    "precision": precision_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table}

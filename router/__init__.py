@@ -26,7 +26,8 @@ from ._report import SECTIONS, GalleryItem, GalleryNeighbour, write_report
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
 from ._network import NetworkTwoStage
 from ._specialists import DeltaSpecialists, FullSpecialists, quantise_int8
-from ._tails import TailDeltas, TailSpecialists, tail_features, tail_logits, train_tail
+from ._tail_specialists import TailDeltas, TailSpecialists
+from ._tails import tail_features, tail_logits, train_tail
 from ._trunk import (
     DEFAULT_SPLITS,
     BackboneSplit,

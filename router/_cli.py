@@ -270,7 +270,6 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    import memory as m
     import numpy as np
 
     from ._pipeline import QueryEncoder, evaluate, flat_from, write_predictions

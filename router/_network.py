@@ -12,63 +12,38 @@ probabilities renormalised over the m superclasses searched, and
 
 ``P_s(c) = (1 - a - b) * P_spec(c) + a * P_gen(c | s) + b * P_knn(c | s)``.
 
-What an edit changes
---------------------
-Adding or removing images edits the specialist memories only, exactly
-(removed entries are gone from every search).  The generalist and the
-specialist deltas were trained once, on the data given to :meth:`fit`; an
-edit never changes them, so whatever they learnt from removed images stays
-in their weights until the model is retrained without those images.
+Edits of the specialist memories, and what they leave in the networks, are in
+:mod:`router._network_memory`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError
-from memory import ImageDataset, InputError, UnknownEntryError, VisualMemory, get_backbone
+from memory import ImageDataset, InputError, VisualMemory, get_backbone
 from memory._validation import as_strings
 
 from ._classifier import RoutedExplanation
-from ._tails import TailSpecialists, tail_logits, train_tail
+from ._network_memory import ShardMemories, normalise, restrict_cut
+from ._network_routing import ROUTINGS, combine, route_weights, softmax
+from ._tail_specialists import TailSpecialists
+from ._tails import tail_logits, train_tail
 from ._trunk import BackboneSplit, Tail, TrunkActivations, run_trunk_on_images, split_backbone, trunk_activations
 
 __all__ = ["GeneralistFlat", "NetworkTwoStage"]
 
 log = logging.getLogger(__name__)
 
-ROUTINGS = ("hard", "soft", "oracle")
 SPECIALISTS = ("tail-delta", "tail-full")
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z.astype(np.float64)
-    z -= z.max(1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(1, keepdims=True)
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def restrict_cut(cut: SuperclassMap, classes: Sequence[str]) -> SuperclassMap:
-    """``cut`` limited to ``classes`` (superclasses left without a class are dropped)."""
-    keep = set(classes)
-    assignment = {c: s for c, s in cut.assignment.items() if c in keep}
-    used = set(assignment.values())
-    names = {s: n for s, n in cut.names.items() if s in used}
-    overlap = {s: [c for c in v if c in keep] for s, v in cut.overlap.items() if s in used}
-    return SuperclassMap(assignment, names, cut.method, overlap)
-
-
-class NetworkTwoStage:
+class NetworkTwoStage(ShardMemories):
     """Images in, predictions out: a fine-tuned generalist tail routes, tail specialists decide.
 
     ``TwoStageClassifier(tree, router="generalist", specialist="tail-delta")``
@@ -305,110 +280,10 @@ class NetworkTwoStage:
         assert best is not None
         return best[1]
 
-    # ----------------------------------------------------------- memories
-    def fit_memories(self, acts: Any, y: Any, *, refs: Sequence[str] | None = None,
-                     source: str = "train") -> NetworkTwoStage:
-        """Build one memory shard per superclass in its specialist's feature space.
-
-        Shard ``s`` holds the samples of the classes specialist ``s`` covers,
-        embedded by that specialist's tail (L2-normalised).  ``y`` holds class
-        indices into :attr:`classes_`.
-        """
-        self._check_fitted()
-        if self.specialists_ is None:
-            raise InputError("specialist memories need specialists; fit TailSpecialists first")
-        acts = self._acts(acts)
-        y = np.asarray(y, dtype=np.int64)
-        labels = self.classes_[y]
-        self.memories_ = []
-        for s, rows in enumerate(self.groups_):
-            mask = np.isin(y, rows)
-            feats = _normalise(self.specialists_.features(s, acts[mask], precision=self.precision))
-            mem = VisualMemory(feats.shape[1], k=self.k, progress=False,
-                               fingerprint=f"{self.split_.fingerprint}|specialist:{self.superclasses_[s]}")
-            if mask.any():  # ids are sample positions, shared by every shard an image is in
-                mem.add(feats, list(labels[mask]), ids=np.flatnonzero(mask), source=source,
-                        superclass=self.superclasses_[s],
-                        refs=[refs[i] for i in np.flatnonzero(mask)] if refs is not None else None)
-            self.memories_.append(mem)
-        return self
-
-    def add(self, X: Any, y: Any, *, source: Any = "added", refs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Add images of known classes to the memory shards that cover their class.
-
-        Each image is embedded by the specialist of every superclass whose
-        classes include its label, and added to that shard only; every other
-        shard stays bit-identical.  The networks are not retrained.
-
-        Returns
-        -------
-        dict of superclass id to the new entry ids
-        """
-        self._check_fitted()
-        if self.memories_ is None:
-            raise InputError("this classifier keeps no specialist memories (memory=False)")
-        acts = self._acts(X)
-        labels = np.asarray(as_strings(y, len(acts), "y"), dtype=object)
-        index = {c: i for i, c in enumerate(self.classes_)}
-        unknown = [c for c in labels if c not in index]
-        if unknown:
-            raise UnknownClassError(
-                f"unknown class {unknown[0]!r}: the generalist and the specialists have no output for it; "
-                "rebuild the model with its images, or use a memory-specialist TwoStageClassifier"
-            )
-        yi = np.array([index[c] for c in labels])
-        start = 1 + max((int(m.ids_.max()) for m in self.memories_ if len(m)), default=-1)
-        new_ids = np.arange(start, start + len(yi))
-        out = {}
-        for s, rows in enumerate(self.groups_):
-            mask = np.isin(yi, rows)
-            if not mask.any():
-                continue
-            feats = _normalise(self.specialists_.features(s, acts[mask], precision=self.precision))  # type: ignore[union-attr]
-            srcs = source if isinstance(source, str) else [source[i] for i in np.flatnonzero(mask)]
-            out[self.superclasses_[s]] = self.memories_[s].add(
-                feats, list(labels[mask]), ids=new_ids[mask], source=srcs, superclass=self.superclasses_[s],
-                refs=[refs[i] for i in np.flatnonzero(mask)] if refs is not None else None)
-        return out
-
-    def remove(self, *, source: Any = None, label: Any = None, ids: Any = None) -> dict[str, np.ndarray]:
-        """Remove entries from every memory shard, exactly; the networks keep what they learnt.
-
-        Returns
-        -------
-        dict of superclass id to the removed ids
-        """
-        self._check_fitted()
-        if self.memories_ is None:
-            raise InputError("this classifier keeps no specialist memories (memory=False)")
-        if source is None and label is None and ids is None:
-            raise InputError("say what to remove: source=, label= or ids=")
-        wanted = None if ids is None else set(np.atleast_1d(np.asarray(ids, dtype=np.int64)).tolist())
-        out = {}
-        for s, mem in zip(self.superclasses_, self.memories_):
-            mine = None
-            if wanted is not None:
-                mine = sorted(wanted & set(mem.ids_.tolist()))
-                if not mine:
-                    continue
-            try:
-                got = mem.remove(mine, source=source, label=label)
-            except UnknownEntryError:
-                continue  # this shard holds no such label or source
-            if len(got):
-                out[s] = got
-        if not out:
-            raise UnknownEntryError("no memory entry matches; nothing was removed")
-        return out
-
-    def n_entries(self) -> int:
-        """Entries in all memory shards."""
-        return sum(len(m) for m in self.memories_ or [])
-
     # ------------------------------------------------------------ stage 1
     def generalist_proba(self, X: Any) -> np.ndarray:
         """The generalist's class probabilities, shape (n, n_classes), columns ``classes_``."""
-        return _softmax(tail_logits(self.generalist_, self._acts(X), precision=self.precision))
+        return softmax(tail_logits(self.generalist_, self._acts(X), precision=self.precision))
 
     def route_from(self, p_gen: np.ndarray) -> np.ndarray:
         """Superclass probabilities from class probabilities, shape (n, n_superclasses)."""
@@ -434,21 +309,9 @@ class NetworkTwoStage:
             out["specialist"] = g
             return out
         feats, logits = self.specialists_.features_and_logits(s, acts, precision=self.precision)
-        out["specialist"] = _softmax(logits)
+        out["specialist"] = softmax(logits)
         if self.memories_ is not None:
-            out["memory"] = self._knn(s, _normalise(feats))
-        return out
-
-    def _knn(self, s: int, feats: np.ndarray) -> np.ndarray:
-        assert self.memories_ is not None
-        mem = self.memories_[s]
-        out = np.zeros((len(feats), len(self.groups_[s])))
-        if not len(mem):
-            return out
-        p = mem.predict_proba(feats, self.k)
-        col = {c: i for i, c in enumerate(self.classes_[self.groups_[s]])}
-        for j, c in enumerate(mem.classes_):
-            out[:, col[c]] = p[:, j]
+            out["memory"] = self._knn(s, normalise(feats))
         return out
 
     def _within(self, s: int, acts: np.ndarray, p_gen: np.ndarray, mix: tuple[float, float]) -> np.ndarray:
@@ -464,36 +327,13 @@ class NetworkTwoStage:
     def route_weights(self, route: np.ndarray, *, routing: str = "soft", m: int = 2,
                       superclass: np.ndarray | None = None) -> np.ndarray:
         """Weight of each superclass per query, shape (n, n_superclasses): top-m renormalised."""
-        if routing not in ROUTINGS:
-            raise InputError(f"routing must be one of {ROUTINGS}, got {routing!r}")
-        n = len(route)
-        if routing == "oracle":
-            if superclass is None:
-                raise InputError("oracle routing needs the true labels: pass y_true")
-            w = np.zeros_like(route)
-            w[np.arange(n), np.asarray(superclass)] = 1.0
-            return w
-        m = 1 if routing == "hard" else m
-        if not 1 <= m <= self.n_superclasses:
-            raise InputError(f"m must be between 1 and {self.n_superclasses}, got {m}")
-        top = np.argsort(-route, axis=1, kind="stable")[:, :m]
-        w = np.zeros_like(route)
-        np.put_along_axis(w, top, np.take_along_axis(route, top, 1), 1)
-        return w / np.maximum(w.sum(1, keepdims=True), 1e-300)
+        return route_weights(route, routing=routing, m=m, superclass=superclass)
 
     def combine(self, route: np.ndarray, within: Sequence[np.ndarray | None], *, routing: str = "soft", m: int = 2,
                 superclass: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities from route probabilities and per-superclass conditionals for all queries."""
         weights = self.route_weights(route, routing=routing, m=m, superclass=superclass)
-        out = np.zeros((len(route), len(self.classes_)))
-        for s, rows in enumerate(self.groups_):
-            w = weights[:, s]
-            if w.any():
-                ws = within[s]
-                if ws is None:
-                    raise InputError(f"superclass {self.superclasses_[s]!r} is routed to but was not computed")
-                out[:, rows] += w[:, None] * ws
-        return out
+        return combine(weights, within, self.groups_, len(self.classes_), self.superclasses_)
 
     def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.classes_)}
@@ -513,7 +353,7 @@ class NetworkTwoStage:
         acts = self._acts(X)
         routing = routing or self.routing
         m = self.m if m is None else m
-        p_gen = _softmax(tail_logits(self.generalist_, acts, precision=self.precision))
+        p_gen = softmax(tail_logits(self.generalist_, acts, precision=self.precision))
         route = self.route_from(p_gen)
         sup = self._superclass_targets(y_true, len(acts)) if routing == "oracle" else None
         weights = self.route_weights(route, routing=routing, m=m, superclass=sup)
@@ -556,7 +396,7 @@ class NetworkTwoStage:
                 q = np.flatnonzero(orders[:, 0] == s)
                 mem = self.memories_[int(s)]
                 if len(mem):
-                    feats = _normalise(self.specialists_.features(int(s), acts[q], precision=self.precision))  # type: ignore[union-attr]
+                    feats = normalise(self.specialists_.features(int(s), acts[q], precision=self.precision))  # type: ignore[union-attr]
                     for i, e in zip(q, mem.explain(feats)):
                         neighbours[i] = e.neighbours
         names = self.cut_.names
@@ -572,12 +412,6 @@ class NetworkTwoStage:
             ))
         return out
 
-    def throughput(self, images: Sequence[Any], **kwargs: Any) -> float:
-        """Images per second end to end (decoding included) on ``images``."""
-        t = time.perf_counter()
-        self.predict(list(images), **kwargs)
-        return len(images) / (time.perf_counter() - t)
-
     def storage(self) -> dict[str, Any]:
         """The generalist and the specialists in bytes, tails and whole networks; memory entries."""
         self._check_fitted()
@@ -585,33 +419,6 @@ class NetworkTwoStage:
         out = self.specialists_.storage(trunk) if self.specialists_ is not None else {"tails": 1.0}
         out["memory_entries"] = self.n_entries()
         return out
-
-    # ------------------------------------------------- command-line surface
-    @property
-    def _cut(self) -> dict[str, str]:
-        """Class id to its (primary) superclass id."""
-        return dict(self.cut_.assignment)
-
-    @property
-    def shards_(self) -> list[VisualMemory]:
-        """The specialist memories, one per superclass (empty without memories)."""
-        return list(self.memories_ or [])
-
-    @property
-    def embedding(self) -> dict[str, Any]:
-        """How queries are encoded: the backbone recipe and the split point."""
-        return {"backbone": self.backbone, "size": self.size, "crop_pct": self.crop_pct, "split_at": self.split_at}
-
-    def remove_class(self, cls: str) -> np.ndarray:
-        """Remove every memory entry of ``cls``; the networks keep what they learnt of it."""
-        return np.concatenate(list(self.remove(label=cls).values()))
-
-    def add_class(self, cls: str, *args: Any, **kwargs: Any) -> str:
-        """Refused: the trained networks have no output for a new class."""
-        raise UnknownClassError(
-            f"cannot add the new class {cls!r} to a network-level classifier: the generalist and the "
-            "specialists have no output for it; rebuild with its images, or use a memory-specialist model"
-        )
 
     def flat(self) -> GeneralistFlat:
         """The generalist alone, as a flat classifier over the same trunk activations."""

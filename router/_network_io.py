@@ -35,7 +35,7 @@ from memory._snapshot import (
     writer_lock,
 )
 
-from ._tails import TailDeltas, TailSpecialists
+from ._tail_specialists import TailDeltas, TailSpecialists
 from ._trunk import split_backbone
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import torch
 
 from memory import InputError, tiny_imagenet
 from router import TailDeltas, TailSpecialists, split_backbone, tail_features, tail_logits, train_tail, trunk_activations
-from router._tails import _DeltaParams, _merged
+from router._tail_specialists import DeltaParams, merged_params
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_zero_deltas_equal_the_generalist(generalist, data):
 def test_int8_deltas_stay_close_to_fp32(generalist, data):
     _, acts, _ = data
     tail, _ = generalist
-    d = _DeltaParams(tail, np.array([0, 2]), 8, seed=1)
+    d = DeltaParams(tail, np.array([0, 2]), 8, seed=1)
     with torch.no_grad():  # deltas as large as trained ones get (a tenth of the weights' scale)
         for a in d.a:
             a.normal_(0, 0.02)
@@ -59,7 +59,7 @@ def test_int8_deltas_stay_close_to_fp32(generalist, data):
         d.ca.normal_(0, 0.02)
         d.cbias.normal_(0, 0.05)
     q = TailDeltas.quantise(d)
-    exact, rounded = _merged(tail, d), _merged(tail, q)
+    exact, rounded = merged_params(tail, d), merged_params(tail, q)
     for name, w in exact.items():
         delta = (w - dict(tail.named_parameters())[name]).abs().max()
         err = (w - rounded[name]).abs().max()

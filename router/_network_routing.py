@@ -1,0 +1,73 @@
+"""Combining stage 1 and stage 2 of the network-level classifier: route weights and mixtures.
+
+``P(c) = sum over routed s of w_s * P_s(c)``: ``w`` is the route
+probabilities kept for the top ``m`` superclasses (one for hard routing, the
+true one for the oracle) and renormalised; ``P_s`` is specialist ``s``'s
+conditional over the classes it covers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from memory import InputError
+
+__all__ = ["ROUTINGS", "combine", "route_weights", "softmax"]
+
+ROUTINGS = ("hard", "soft", "oracle")
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, shape unchanged."""
+    z = z.astype(np.float64)
+    z -= z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
+
+def route_weights(route: np.ndarray, *, routing: str = "soft", m: int = 2,
+                  superclass: np.ndarray | None = None) -> np.ndarray:
+    """Weight of each superclass per query, shape (n, n_superclasses).
+
+    Parameters
+    ----------
+    route : ndarray of shape (n, n_superclasses)
+        Stage-1 superclass probabilities.
+    routing : {"hard", "soft", "oracle"}
+    m : int
+        Superclasses kept by soft routing.
+    superclass : ndarray of shape (n,), int, optional
+        True superclass indices (oracle routing only).
+    """
+    if routing not in ROUTINGS:
+        raise InputError(f"routing must be one of {ROUTINGS}, got {routing!r}")
+    n, n_sup = route.shape
+    if routing == "oracle":
+        if superclass is None:
+            raise InputError("oracle routing needs the true labels: pass y_true")
+        w = np.zeros_like(route)
+        w[np.arange(n), np.asarray(superclass)] = 1.0
+        return w
+    m = 1 if routing == "hard" else m
+    if not 1 <= m <= n_sup:
+        raise InputError(f"m must be between 1 and {n_sup}, got {m}")
+    top = np.argsort(-route, axis=1, kind="stable")[:, :m]
+    w = np.zeros_like(route)
+    np.put_along_axis(w, top, np.take_along_axis(route, top, 1), 1)
+    return w / np.maximum(w.sum(1, keepdims=True), 1e-300)
+
+
+def combine(weights: np.ndarray, within: Sequence[np.ndarray | None], groups: Sequence[np.ndarray],
+            n_classes: int, names: Sequence[str]) -> np.ndarray:
+    """``sum_s weights[:, s] * within[s]`` scattered onto the classes of ``groups[s]``, shape (n, n_classes)."""
+    out = np.zeros((len(weights), n_classes))
+    for s, rows in enumerate(groups):
+        w = weights[:, s]
+        if w.any():
+            ws = within[s]
+            if ws is None:
+                raise InputError(f"superclass {names[s]!r} is routed to but was not computed")
+            out[:, rows] += w[:, None] * ws
+    return out

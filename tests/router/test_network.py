@@ -117,3 +117,15 @@ def test_bad_input(fitted, data):
         NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="delta")
     with pytest.raises(InputError, match="mix"):
         NetworkTwoStage(shipped_tree("tiny-imagenet-200"), mix=(0.8, 0.5))
+
+
+def test_dev_split_chooses_epochs_and_mix(data):
+    train, val = data
+    clf = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), dev_per_class=2, **OPTS).fit(train)
+    assert clf.n_entries() == 12  # 4 of 6 images per class stay in the memories, 2 are held out
+    assert clf.mix in {(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 0.75}
+    hist = clf.history_
+    assert len(hist["generalist"]["dev_top1"]) == 3  # scored after each epoch
+    assert all(len(d) == 2 for d in hist["specialists"]["dev_top1"])  # epoch 0 (the generalist) and 1
+    assert all(e in (0, 1) for e in hist["specialists"]["best_epoch"])
+    assert clf.predict(val).shape == (6,)

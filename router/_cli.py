@@ -188,7 +188,7 @@ def _build_locked(args: argparse.Namespace) -> int:
     if args.backend and args.overwrite and m.parse_backend(args.backend)[0] == "milvus":
         m.drop_memory(args.backend)
     clf = TwoStageClassifier(
-        tree, router=args.router, specialist=args.specialist, routing=args.routing, m=args.m,
+        tree, router=args.router, specialist=args.specialist, routing=args.routing or "hard", m=args.m,
         k=args.k, voting=args.voting, fingerprint=es.fingerprint, embedding=recipe, backend=args.backend,
     )
     clf.fit(es.X, es.labels, source=f"{es.dataset}/{es.split}", refs=es.refs)
@@ -206,7 +206,7 @@ def _build_network(args: argparse.Namespace, tree: object, ds: object) -> int:
     specialist = "tail-delta" if args.specialist == "memory" else args.specialist  # memory: the default
     clf = TwoStageClassifier(
         tree, router="generalist" if args.router == "centroids" else args.router, specialist=specialist,
-        routing=args.routing, m=args.m, k=args.k, backbone=args.backbone, size=args.size, crop_pct=args.crop,
+        routing=args.routing or "soft", m=args.m, k=args.k, backbone=args.backbone, size=args.size, crop_pct=args.crop,
         split_at=args.split_at, rank=args.rank, epochs=args.epochs, specialist_epochs=args.specialist_epochs,
         dev_per_class=args.dev_per_class, progress=not args.no_progress,
     )
@@ -289,7 +289,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     wrong = flat_pred != es.labels
     result = {
         "queries": len(es), "fingerprint": es.fingerprint, "model": repr(clf),
-        "flat": str(flat), "flat_knn": {"top1": float(np.mean(~wrong)),
+        "flat": "fine-tuned flat tail (the generalist)" if enc.network else "flat kNN (same memory)",
+        "flat_knn": {"top1": float(np.mean(~wrong)),
                      "predicted_superclass_accuracy": float(np.mean(flat_sup == true_sup)),
                      "errors": int(wrong.sum()),
                      "errors_across_superclasses": int((wrong & (flat_sup != true_sup)).sum()),
@@ -585,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rank", type=_POSITIVE, default=16, help="rank of the specialist deltas (default 16)")
     b.add_argument("--dev-per-class", type=_NON_NEGATIVE, default=0,
                    help="images per class held out to stop specialists early and choose the mix")
-    b.add_argument("--routing", default="hard", choices=["hard", "soft"])
+    b.add_argument("--routing", default=None, choices=["hard", "soft"],
+                   help="default: hard for memory models, soft (m = 2) for network-level models")
     b.add_argument("--m", type=_POSITIVE, default=2, help="superclasses searched by soft routing")
     b.add_argument("--k", type=_POSITIVE, default=10)
     b.add_argument("--voting", default="softmax", choices=["softmax", "rank", "distance", "plurality"])

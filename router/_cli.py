@@ -344,7 +344,7 @@ def _compare(args: argparse.Namespace) -> int:
     for kind, name, top1, path in sorted(rows, key=lambda r: -r[2]):
         print(f"  {kind:<8}{top1:7.3f}  {name}  [{path}]")
     best = {k: max((r for r in rows if r[0] == k), key=lambda r: r[2]) for k in ("flat", "routed")}
-    gap = 100 * (best["routed"][2] - best["flat"][2])
+    gap = round(100 * (best["routed"][2] - best["flat"][2]), 1) + 0.0  # no "-0.0"
     print(f"best routed {100 * best['routed'][2]:.1f}% ({best['routed'][1]}) against best flat "
           f"{100 * best['flat'][2]:.1f}% ({best['flat'][1]}): {gap:+.1f} points")
     return 0

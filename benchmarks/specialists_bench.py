@@ -193,7 +193,7 @@ def run(quick: bool = False, *, epochs: int = 6, spec_epochs: int = 2, rank: int
            ((1 - b_best) * p_val + b_best * kv).argmax(1), ((1 - b_best) * p_dev + b_best * kd).argmax(1),
            wordnet_sup, images_per_s=throughput(cache_images, timing),
            train_seconds=round(hist["seconds"] + time.perf_counter() - t, 1), storage_tails=1.0, mix=[0.0, b_best])
-    del gF, kv, kd
+    del gF, kv
 
     # ---- cuts
     confusion = np.zeros((n_classes, n_classes))

@@ -4,6 +4,8 @@
     python benchmarks/tables.py --check   # exit 1 if README.md is out of date
 
 Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``.
+One function per README table, each reading one results file, keeps every table's
+layout beside its data: hence one long module of short functions.
 """
 
 from __future__ import annotations
@@ -403,7 +405,6 @@ def claims_table(_: dict | None = None) -> str:
                      f"edited memory equals a rebuild bit for bit: {ok}; source removal "
                      f"{unl['source']['speedup_vs_rebuild']:,}x faster than rebuilding", held(ok)))
     if pru:
-        c = {m: {round(p["fraction"], 2): p["top1"] for p in pts} for m, pts in pru["curves"].items()}
         base = pru["curves"]["random"][0]["top1"]
         half_h, half_r = pru["curves"]["harmful"][2]["top1"], pru["curves"]["random"][2]["top1"]
         rule = pru["harmful_rule"]
@@ -411,7 +412,6 @@ def claims_table(_: dict | None = None) -> str:
                      f"`prune_harmful` removes {rule['fraction']:.1%}: {_pct(base)} → {_pct(rule['top1'])}; "
                      f"at 50% pruned, harm-ranked {_pct(half_h)} against random {_pct(half_r)}",
                      held(rule["top1"] > base)))
-        del c
     if add:
         late = add["late"]
         rows.append(("whole classes can be added late", "Geirhos et al. 2024",

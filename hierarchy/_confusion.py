@@ -21,7 +21,7 @@ from ._errors import HierarchyError
 from ._superclasses import SuperclassMap
 from ._tree import ClassTree
 
-__all__ = ["cut_confusion", "read_confusion"]
+__all__ = ["cut_confusion", "cut_from_confusion_spec", "read_confusion"]
 
 
 def read_confusion(path: str | os.PathLike[str], n_classes: int) -> np.ndarray:
@@ -146,3 +146,18 @@ def cut_confusion(
     method = f"confusion:{n}" + (f":{overlap:g}" if overlap > 0 else "")
     cut = SuperclassMap.from_groups(groups, names, method)
     return SuperclassMap(cut.assignment, cut.names, method, extra)
+
+
+def cut_from_confusion_spec(tree: ClassTree, arg: str) -> SuperclassMap:
+    """The cut that ``make_cut`` spells ``confusion:N:FILE[:OVERLAP]``; ``arg`` is what follows ``confusion:``."""
+    count, _, rest = arg.partition(":")
+    path, overlap = rest, 0.0
+    head, sep, last = rest.rpartition(":")
+    if sep and head:
+        try:
+            path, overlap = head, float(last)
+        except ValueError:
+            pass
+    if not path:
+        raise HierarchyError("confusion cut needs a matrix file: confusion:N:FILE[:OVERLAP]")
+    return cut_confusion(tree, read_confusion(path, len(tree.classes)), int(count), overlap=overlap)

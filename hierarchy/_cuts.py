@@ -411,14 +411,9 @@ def cut_induced(
 
 
 def make_cut(tree: ClassTree, spec: str, *, wordnet: Any | None = None) -> SuperclassMap:
-    """Make a cut from a short text spec, as the CLI's ``--cut`` takes it.
-
-    ``balanced:N``, ``depth:D``, ``file:PATH`` (JSON or CSV mapping),
-    ``synsets:NAME,NAME,...``, ``induced:N:MEANS.npy`` (an array of
-    shape (n_classes, dim) in tree class order) and
-    ``confusion:N:FILE[:OVERLAP]`` (a confusion matrix, ``.npy`` or CSV, in
-    tree class order; see :func:`hierarchy.cut_confusion`).
-    """
+    """A cut from a text spec (the CLI's ``--cut``): ``balanced:N``, ``depth:D``, ``file:PATH``,
+    ``synsets:A,B,...``, ``induced:N:MEANS.npy`` or ``confusion:N:FILE[:OVERLAP]`` (arrays in tree
+    class order; see :func:`cut_induced` and :func:`hierarchy.cut_confusion`)."""
     kind, _, arg = spec.partition(":")
     try:
         if kind == "balanced":
@@ -430,29 +425,16 @@ def make_cut(tree: ClassTree, spec: str, *, wordnet: Any | None = None) -> Super
         elif kind == "synsets":
             cut = cut_from_synsets(tree, [s for s in arg.split(",") if s], wordnet=wordnet)
         elif kind == "confusion":
-            from ._confusion import cut_confusion, read_confusion
-
-            count, _, rest = arg.partition(":")
-            path, overlap = rest, 0.0
-            head, sep, last = rest.rpartition(":")
-            if sep and head:
-                try:
-                    path, overlap = head, float(last)
-                except ValueError:
-                    pass
-            if not path:
-                raise HierarchyError("confusion cut needs a matrix file: confusion:N:FILE[:OVERLAP]")
-            cut = cut_confusion(tree, read_confusion(path, len(tree.classes)), int(count), overlap=overlap)
+            from ._confusion import cut_from_confusion_spec  # it imports this module
+            cut = cut_from_confusion_spec(tree, arg)
         elif kind == "induced":
             count, _, path = arg.partition(":")
             if not path or not Path(path).is_file():
                 raise HierarchyError(f"induced cut needs an existing .npy file, got {path!r}")
             cut = cut_induced(tree, np.load(path, allow_pickle=False), int(count))
         else:
-            raise HierarchyError(
-                f"unknown cut {spec!r}; use balanced:N, depth:D, file:PATH, synsets:A,B,... "
-                "induced:N:MEANS.npy or confusion:N:FILE[:OVERLAP]"
-            )
+            raise HierarchyError(f"unknown cut {spec!r}; use balanced:N, depth:D, file:PATH, synsets:A,B,... "
+                                 "induced:N:MEANS.npy or confusion:N:FILE[:OVERLAP]")
     except ValueError as exc:
         if isinstance(exc, HierarchyError):
             raise

@@ -31,12 +31,12 @@ from memory._validation import as_strings
 
 from ._classifier import RoutedExplanation
 from ._network_memory import ShardMemories, normalise, restrict_cut
-from ._network_routing import ROUTINGS, combine, route_weights, softmax
+from ._network_routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
 from ._tail_specialists import TailSpecialists
 from ._tails import tail_logits, train_tail
 from ._trunk import BackboneSplit, Tail, TrunkActivations, run_trunk_on_images, split_backbone, trunk_activations
 
-__all__ = ["GeneralistFlat", "NetworkTwoStage"]
+__all__ = ["NetworkTwoStage"]
 
 log = logging.getLogger(__name__)
 
@@ -444,22 +444,3 @@ class NetworkTwoStage(ShardMemories):
         fitted = f", {len(self.classes_)} classes, {self.n_entries()} entries" if hasattr(self, "classes_") else ""
         return (f"NetworkTwoStage(router='generalist', specialist={self.specialist!r}, "
                 f"routing={self.routing!r}{fitted})")
-
-
-class GeneralistFlat:
-    """The fine-tuned generalist tail of a :class:`NetworkTwoStage` used as a flat classifier."""
-
-    def __init__(self, net: NetworkTwoStage) -> None:
-        self.net = net
-        self.classes_ = net.classes_
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n, n_classes), columns ``classes_``."""
-        return self.net.generalist_proba(X)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted class ids, shape (n,)."""
-        return self.classes_[self.predict_proba(X).argmax(1)]
-
-    def __repr__(self) -> str:
-        return "fine-tuned flat tail (the generalist)"

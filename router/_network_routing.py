@@ -1,4 +1,4 @@
-"""Combining stage 1 and stage 2 of the network-level classifier: route weights and mixtures.
+"""Combining stage 1 and stage 2 of the network-level classifier, and its flat baseline.
 
 ``P(c) = sum over routed s of w_s * P_s(c)``: ``w`` is the route
 probabilities kept for the top ``m`` superclasses (one for hard routing, the
@@ -9,12 +9,13 @@ conditional over the classes it covers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from memory import InputError
 
-__all__ = ["ROUTINGS", "combine", "route_weights", "softmax"]
+__all__ = ["ROUTINGS", "GeneralistFlat", "combine", "route_weights", "softmax"]
 
 ROUTINGS = ("hard", "soft", "oracle")
 
@@ -71,3 +72,22 @@ def combine(weights: np.ndarray, within: Sequence[np.ndarray | None], groups: Se
                 raise InputError(f"superclass {names[s]!r} is routed to but was not computed")
             out[:, rows] += w[:, None] * ws
     return out
+
+
+class GeneralistFlat:
+    """The fine-tuned generalist tail of a :class:`NetworkTwoStage` used as a flat classifier."""
+
+    def __init__(self, net: Any) -> None:
+        self.net = net
+        self.classes_ = net.classes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns ``classes_``."""
+        return self.net.generalist_proba(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class ids, shape (n,)."""
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def __repr__(self) -> str:
+        return "fine-tuned flat tail (the generalist)"

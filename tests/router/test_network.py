@@ -129,3 +129,21 @@ def test_dev_split_chooses_epochs_and_mix(data):
     assert all(len(d) == 2 for d in hist["specialists"]["dev_top1"])  # epoch 0 (the generalist) and 1
     assert all(e in (0, 1) for e in hist["specialists"]["best_epoch"])
     assert clf.predict(val).shape == (6,)
+
+
+def test_two_writers_never_lose_an_edit(fitted, data, tmp_path):
+    from memory import ConcurrentWriteError
+    from router import edit_classifier
+
+    _, val = data
+    root = fitted.save(tmp_path / "shared")
+    a, b = load_classifier(root), load_classifier(root)
+    a.add(val.paths[:1], ["n01443537"], source="writer-a")
+    b.add(val.paths[1:2], ["n01443537"], source="writer-b")
+    a.save(root)
+    with pytest.raises(ConcurrentWriteError, match="another writer"):
+        b.save(root)  # b was loaded before a's save: saving would drop a's edit
+    with edit_classifier(root) as c:  # the locked route: load, edit, save under the writer lock
+        c.add(val.paths[1:2], ["n01443537"], source="writer-b")
+    sources = {s for m in load_classifier(root).shards_ for s in (m.sources_ if len(m) else [])}
+    assert {"writer-a", "writer-b"} <= sources

@@ -26,15 +26,18 @@ PRECISIONS = ("bf16", "fp32")
 
 
 def check_precision(precision: str) -> None:
+    """Raise :class:`memory.InputError` unless ``precision`` is ``"bf16"`` or ``"fp32"``."""
     if precision not in PRECISIONS:
         raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def batch_starts(n: int, batch_size: int) -> range:
+    """Start indices of the batches of ``n`` items."""
     return range(0, n, batch_size)
 
 
 def as_acts(acts: Any) -> np.ndarray:
+    """Trunk activations checked: shape (n, C, H, W), float16 or float32."""
     a = np.asarray(acts)
     if a.ndim != 4:
         raise InputError(f"trunk activations must have shape (n, C, H, W), got {a.shape}")
@@ -44,7 +47,7 @@ def as_acts(acts: Any) -> np.ndarray:
 
 
 def run_batches(fn: Any, acts: np.ndarray, batch_size: int, precision: str) -> torch.Tensor:
-    """Apply ``fn`` to float32 batches of ``acts`` without gradients; concatenated float32 output."""
+    """``fn`` over float32 batches of ``acts`` without gradients (bf16 autocast if asked); float32 outputs joined."""
     out = []
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         for i in batch_starts(len(acts), batch_size):

@@ -28,7 +28,7 @@ import numpy as np
 from ._backbones import Backbone
 from ._errors import InputError
 
-__all__ = ["Embedder", "cache_root"]
+__all__ = ["Embedder", "cache_root", "prefetched"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,19 @@ def cache_root() -> Path:
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def prefetched(batches: Iterable[Any], load: Callable[[Any], np.ndarray]) -> Iterator[np.ndarray]:
+    """``load(batch)`` for each batch, decoding the next batch in a thread while the caller works."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        it = iter(batches)
+        first = next(it, None)
+        pending = pool.submit(load, first) if first is not None else None
+        while pending is not None:
+            x = pending.result()
+            nxt = next(it, None)
+            pending = pool.submit(load, nxt) if nxt is not None else None
+            yield x
 
 
 class Embedder:
@@ -238,19 +251,12 @@ class Embedder:
 
             bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
         pos = 0
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            it = iter(batches)
-            first = next(it, None)
-            pending = pool.submit(load, first) if first is not None else None
-            while pending is not None:
-                x = pending.result()
-                nxt = next(it, None)
-                pending = pool.submit(load, nxt) if nxt is not None else None
-                emb = self.embed_tensors(x)
-                out[pos : pos + len(emb)] = emb
-                pos += len(emb)
-                if bar is not None:
-                    bar.update(len(emb))
+        for x in prefetched(batches, load):
+            emb = self.embed_tensors(x)
+            out[pos : pos + len(emb)] = emb
+            pos += len(emb)
+            if bar is not None:
+                bar.update(len(emb))
         if bar is not None:
             bar.close()
         if pos != total:

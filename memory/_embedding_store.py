@@ -14,8 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -23,7 +21,7 @@ import numpy as np
 from ._datasets import ImageDataset
 from ._embed import Embedder, cache_root
 from ._errors import BackboneMismatchError, MemoryFormatError
-from ._snapshot import sha256_file
+from ._snapshot import sha256_file, write_array_dir
 
 __all__ = ["EmbeddingSet", "embed_dataset", "load_embeddings", "save_embeddings"]
 
@@ -77,33 +75,13 @@ class EmbeddingSet:
 
 def save_embeddings(es: EmbeddingSet, directory: str | os.PathLike[str]) -> Path:
     """Write ``embeddings.npy`` and ``meta.json`` to ``directory``, atomically."""
-    final = Path(directory)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        with open(tmp / "embeddings.npy", "wb") as fh:
-            np.save(fh, np.ascontiguousarray(es.X, dtype=np.float32), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        meta = {
-            "format": FORMAT, "version": FORMAT_VERSION, "fingerprint": es.fingerprint,
-            "dataset": es.dataset, "split": es.split, "dataset_key": es.dataset_key,
-            "n": len(es), "dim": int(es.X.shape[1]), "sha256": sha256_file(tmp / "embeddings.npy"),
-            "labels": [str(v) for v in es.labels], "refs": list(es.refs),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    meta = {
+        "format": FORMAT, "version": FORMAT_VERSION, "fingerprint": es.fingerprint,
+        "dataset": es.dataset, "split": es.split, "dataset_key": es.dataset_key,
+        "n": len(es), "dim": int(es.X.shape[1]),
+        "labels": [str(v) for v in es.labels], "refs": list(es.refs),
+    }
+    return write_array_dir(Path(directory), "embeddings.npy", np.ascontiguousarray(es.X, dtype=np.float32), meta)
 
 
 def load_embeddings(

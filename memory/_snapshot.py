@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -41,7 +42,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
 
 from ._errors import ConcurrentWriteError, MemoryFormatError
 
@@ -86,6 +89,33 @@ def write_bytes(path: Path, data: bytes) -> str:
         fh.flush()
         os.fsync(fh.fileno())
     return hashlib.sha256(data).hexdigest()
+
+
+def write_array_dir(final: Path, name: str, array: np.ndarray, meta: dict[str, Any]) -> Path:
+    """Write ``final/name`` (an ``.npy`` array) and ``final/meta.json`` as one atomic swap.
+
+    ``meta`` gains the array's ``sha256``.  The directory is filled beside
+    ``final`` and renamed into place, so a reader sees the old or the new
+    pair, never a mix; a failure leaves ``final`` as it was.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        with open(tmp / name, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        write_bytes(tmp / "meta.json", json.dumps({**meta, "sha256": sha256_file(tmp / name)}).encode())
+        old = final.with_name(f".{final.name}.old")
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
 
 
 def _fsync_dir(path: Path) -> None:

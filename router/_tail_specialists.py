@@ -332,20 +332,6 @@ class TailSpecialists:
         return {n: t.detach().clone() for n, t in module.state_dict().items()}
 
     # ----------------------------------------------------------- inference
-    def specialist(self, s: int) -> Tail:
-        """A tail with specialist ``s``'s weights (built on demand; the caller may drop it)."""
-        if not 0 <= s < len(self.groups):
-            raise InputError(f"specialist index must be in [0, {len(self.groups)}), got {s}")
-        tail = copy.deepcopy(self.generalist)
-        if self.kind == "delta":
-            merged = merged_params(self.generalist, self.deltas[s])
-            with torch.no_grad():
-                for n, p in tail.named_parameters():
-                    p.copy_(merged[n])
-        else:
-            tail.load_state_dict(self.copies[s])
-        return tail.eval()
-
     def _weights(self, s: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Specialist ``s``'s parameters (by name), classifier weight and bias."""
         if not 0 <= s < len(self.groups):

@@ -190,13 +190,14 @@ def train_tail(
     for _ in range(epochs):
         tail.train()
         loss = train_epoch(tail, acts, yt, batch_size, opt, sched, g, flip=flip, precision=precision,
-                      label_smoothing=label_smoothing)
+                           label_smoothing=label_smoothing)
         history["loss"].append(round(loss, 4))
         if dev is not None:
             dacts, dy = dev
             pred = tail_logits(tail, dacts, precision=precision).argmax(1)
             history["dev_top1"].append(round(float(np.mean(pred == np.asarray(dy))), 4))
     tail.eval()
-    history["seconds"] = round(time.perf_counter() - t0, 1)
-    history["images_per_s"] = round(epochs * len(y) / history["seconds"], 1)
+    elapsed = time.perf_counter() - t0
+    history["seconds"] = round(elapsed, 1)
+    history["images_per_s"] = round(epochs * len(y) / max(elapsed, 1e-9), 1)
     return history

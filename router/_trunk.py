@@ -18,11 +18,8 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,8 @@ import numpy as np
 import torch
 
 from memory import Backbone, BackboneMismatchError, Embedder, ImageDataset, InputError, MemoryFormatError, cache_root
-from memory._snapshot import sha256_file
+from memory._embed import prefetched
+from memory._snapshot import sha256_file, write_array_dir
 
 __all__ = ["DEFAULT_SPLITS", "BackboneSplit", "Tail", "TrunkActivations", "load_trunk_activations",
            "run_trunk_on_images", "split_backbone", "trunk_activations"]
@@ -126,6 +124,7 @@ class BackboneSplit:
         self._stage, self._inner = stage, inner
         early = list(m.blocks[:stage]) + list(m.blocks[stage][:inner])
         self.trunk = torch.nn.Sequential(m.conv_stem, m.bn1, *early).eval()
+        self._channels_last = False
         size = backbone.preprocess.size
         with torch.inference_mode():
             self.trunk_shape = tuple(int(v) for v in self.trunk(torch.zeros(1, 3, size, size)).shape[1:])
@@ -156,9 +155,11 @@ class BackboneSplit:
         with torch.inference_mode():
             if precision == "fp32":
                 return self.trunk(x).float()
-            trunk = self.trunk.to(memory_format=torch.channels_last)
+            if not self._channels_last:  # once: the layout bf16 kernels run fastest in
+                self.trunk.to(memory_format=torch.channels_last)
+                self._channels_last = True
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = trunk(x.contiguous(memory_format=torch.channels_last))
+                out = self.trunk(x.contiguous(memory_format=torch.channels_last))
             return out.float().contiguous()
 
     def __repr__(self) -> str:
@@ -222,27 +223,10 @@ def _cache_fingerprint(split: BackboneSplit, precision: str) -> str:
 
 
 def _save(ta: TrunkActivations, final: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        with open(tmp / "acts.npy", "wb") as fh:
-            np.save(fh, np.ascontiguousarray(ta.acts, dtype=np.float16), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "fingerprint": ta.fingerprint,
-                "dataset_key": ta.dataset_key, "shape": list(ta.acts.shape),
-                "sha256": sha256_file(tmp / "acts.npy"), "labels": [str(v) for v in ta.labels],
-                "refs": list(ta.refs)}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        old = final.with_name(f".{final.name}.old")
-        if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "fingerprint": ta.fingerprint,
+            "dataset_key": ta.dataset_key, "shape": list(ta.acts.shape),
+            "labels": [str(v) for v in ta.labels], "refs": list(ta.refs)}
+    write_array_dir(final, "acts.npy", np.ascontiguousarray(ta.acts, dtype=np.float16), meta)
 
 
 def load_trunk_activations(directory: str | os.PathLike[str], *, fingerprint: str | None = None) -> TrunkActivations:
@@ -341,17 +325,12 @@ def run_trunk_on_images(split: BackboneSplit, images: Sequence[Any], *, precisio
         bar = tqdm(total=len(images), desc=desc, unit="img", file=sys.stderr, disable=None)
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
     pos = 0
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(emb.preprocess, batches[0])
-        for i in range(len(batches)):
-            x = pending.result()
-            if i + 1 < len(batches):
-                pending = pool.submit(emb.preprocess, batches[i + 1])
-            a = split.run_trunk(x, precision=precision).numpy()
-            out[pos:pos + len(a)] = a
-            pos += len(a)
-            if bar is not None:
-                bar.update(len(a))
+    for x in prefetched(batches, emb.preprocess):
+        a = split.run_trunk(x, precision=precision).numpy()
+        out[pos:pos + len(a)] = a
+        pos += len(a)
+        if bar is not None:
+            bar.update(len(a))
     if bar is not None:
         bar.close()
     return out

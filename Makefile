@@ -36,7 +36,6 @@ wordnet: $(STAMP)
 DEMO      := runs/demo
 DEMO_DATA := $(if $(FULL),--full,--per-class 100)
 DEMO_VAL  := $(if $(FULL),--full,--per-class 20)
-DEMO_EPOCHS := $(if $(FULL),6,4)
 # BACKEND=milvus://127.0.0.1:19530/demo keeps the memory in Milvus (see `supersub milvus serve`).
 DEMO_BACKEND := $(if $(BACKEND),--backend $(BACKEND) --overwrite,)
 # Headless Chromium renders the HTML report in the tests (Debian's package).
@@ -54,7 +53,7 @@ demo: setup
 	$(VENV)/bin/supersub report --predictions $(DEMO)/eval/predictions.csv --model $(DEMO)/model \
 	  --system routed --baseline flat -o $(DEMO)/report
 	$(VENV)/bin/supersub build --tree $(DEMO)/tree.json $(DEMO_DATA) --router generalist \
-	  --specialist tail-delta --epochs $(DEMO_EPOCHS) --dev-per-class 10 -o $(DEMO)/network
+	  --specialist tail-delta --dev-per-class 10 -o $(DEMO)/network
 	$(VENV)/bin/supersub evaluate --model $(DEMO)/network --split val $(DEMO_VAL) -o $(DEMO)/network-eval
 	$(VENV)/bin/supersub compare $(DEMO)/eval/metrics.json $(DEMO)/network-eval/metrics.json
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from hierarchy import atomic_write
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -30,11 +32,8 @@ def machine() -> dict[str, Any]:
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"machine": machine(), **payload}, indent=1) + "\n")
     return path
 
 

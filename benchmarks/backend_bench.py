@@ -153,7 +153,7 @@ def run(sizes: tuple[int, ...] = SIZES, *, dim: int = 128, k: int = 10, queries:
                                                   reference, k, singles, deletes)
             variants = [("Milvus server, FLAT", dict(index="FLAT"))]
             if hnsw:
-                variants.append((f"Milvus server, HNSW ef={ef}", dict(index="HNSW", ef=ef)))
+                variants.append((f"Milvus server, HNSW ef={ef}", dict(index="HNSW", ef_search=ef)))
             for name, kw in variants:
                 mem = MilvusMemory(server.uri, "bench" + uuid.uuid4().hex[:8], dim=dim, **kw)
                 try:

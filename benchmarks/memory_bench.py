@@ -24,11 +24,6 @@ from benchmarks._common import Timer, best_of, clustered, matmul_peak_gflops, wr
 from memory import VisualMemory  # noqa: E402
 
 
-class _Elapsed:
-    def __init__(self, s: float) -> None:
-        self.s = s
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=100_000)
@@ -85,28 +80,26 @@ def main(argv: list[str] | None = None) -> dict:
 
     mem.predict(Q[:200])  # warm up
     ours, secs = best_of(lambda: mem.predict(Q), args.repeats)
-    t = _Elapsed(secs)
     search_flops = 2.0 * args.queries * args.entries * args.dim
     out["exact"] = {
-        "queries_per_s": round(args.queries / t.s, 1),
-        "seconds": round(t.s, 3),
-        "gflops": round(search_flops / t.s / 1e9, 1),
-        "fraction_of_peak": round(search_flops / t.s / 1e9 / peak, 3),
+        "queries_per_s": round(args.queries / secs, 1),
+        "seconds": round(secs, 3),
+        "gflops": round(search_flops / secs / 1e9, 1),
+        "fraction_of_peak": round(search_flops / secs / 1e9 / peak, 3),
         "accuracy": round(float(np.mean(ours == qy)), 4),
     }
-    print(f"exact (ours): {args.queries / t.s:,.0f} q/s, {search_flops / t.s / 1e9:.0f} GFLOP/s")
+    print(f"exact (ours): {args.queries / secs:,.0f} q/s, {search_flops / secs / 1e9:.0f} GFLOP/s")
 
     from sklearn.neighbors import KNeighborsClassifier
 
     ref = KNeighborsClassifier(n_neighbors=args.k, metric="cosine", algorithm="brute").fit(X, y)
     ref.predict(Q[:200])
     theirs, secs = best_of(lambda: ref.predict(Q), args.repeats)
-    t = _Elapsed(secs)
-    out["sklearn"] = {"queries_per_s": round(args.queries / t.s, 1), "seconds": round(t.s, 3)}
+    out["sklearn"] = {"queries_per_s": round(args.queries / secs, 1), "seconds": round(secs, 3)}
     out["exact"]["ratio_vs_sklearn"] = round(out["exact"]["queries_per_s"] / out["sklearn"]["queries_per_s"], 2)
     out["exact"]["identical_predictions"] = bool(np.array_equal(ours.astype(str), theirs))
     out["exact"]["prediction_agreement"] = float(np.mean(ours.astype(str) == theirs))
-    print(f"sklearn brute cosine: {args.queries / t.s:,.0f} q/s; ratio {out['exact']['ratio_vs_sklearn']}x, "
+    print(f"sklearn brute cosine: {args.queries / secs:,.0f} q/s; ratio {out['exact']['ratio_vs_sklearn']}x, "
           f"identical predictions: {out['exact']['identical_predictions']}")
 
     _, exact_ids = mem.search(Q, args.k)
@@ -117,20 +110,19 @@ def main(argv: list[str] | None = None) -> dict:
     build_s = t.s
     approx.predict(Q[:200])
     approx_pred, secs = best_of(lambda: approx.predict(Q), args.repeats)
-    t = _Elapsed(secs)
     _, approx_ids = approx.search(Q, args.k)
     recall = float(np.mean([len(np.intersect1d(a, e)) / args.k for a, e in zip(approx_ids, exact_ids)]))
     out["approximate"] = {
         "index": args.ivf,
         "nprobe": args.nprobe,
         "build_s": round(build_s, 2),
-        "queries_per_s": round(args.queries / t.s, 1),
+        "queries_per_s": round(args.queries / secs, 1),
         "recall_at_10": round(recall, 4),
-        "ratio_vs_sklearn": round(args.queries / t.s / out["sklearn"]["queries_per_s"], 2),
+        "ratio_vs_sklearn": round(args.queries / secs / out["sklearn"]["queries_per_s"], 2),
         "accuracy": round(float(np.mean(approx_pred == qy)), 4),
         "prediction_agreement_with_exact": round(float(np.mean(approx_pred == ours)), 4),
     }
-    print(f"{args.ivf} nprobe={args.nprobe}: {args.queries / t.s:,.0f} q/s, recall@10 {recall:.3f}, "
+    print(f"{args.ivf} nprobe={args.nprobe}: {args.queries / secs:,.0f} q/s, recall@10 {recall:.3f}, "
           f"{out['approximate']['ratio_vs_sklearn']}x sklearn (build {build_s:.1f} s)")
 
     doomed = np.random.default_rng(2).choice(mem.ids_, 1000, replace=False)

@@ -181,7 +181,7 @@ def _entries(path: Path, kind: str) -> int:
     from router import TwoStageClassifier
 
     obj = VisualMemory.load(path) if kind == "memory" else TwoStageClassifier.load(path)
-    return len(obj) if kind == "memory" else obj.n_entries()
+    return len(obj) if kind == "memory" else obj.n_entries
 
 
 def kills_in_write_window(kills: int = 50, kind: str = "memory", entries: int = 100_000) -> dict[str, Any]:

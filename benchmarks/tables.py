@@ -284,10 +284,12 @@ def trees_table(r: dict) -> str:
 
 def specialists_table(r: dict) -> str:
     su, st = r["summary"], r["setup"]
-    out = [f"Lite0 @ 128 px split at `{st['split_at']}` (trunk {tuple(st['trunk_shape'])}, cached in float16); "
+    size = st.get("size") or st["backbone"].split("@")[1].split("/")[0]
+    out = [f"Lite0 @ {size} px split at `{st['split_at']}` (trunk {tuple(st['trunk_shape'])}, cached in float16); "
            f"train {st['train']:,}, dev {st['dev']:,}, val {st['val']:,}; generalist {st['epochs']} epochs, "
            f"specialists up to {st['specialist_epochs']} (kept at the dev-best epoch), rank {st['rank']}, "
-           f"{st['precision']}. Whole run {r['total_seconds'] / 60:.0f} min.", "",
+           f"{st['precision']}. Whole run {r['total_seconds'] / 60:.0f} min, of which computing the trunk "
+           f"cache took {st['trunk_cache_seconds'] / 60:.0f} min.", "",
            "| cut | system | top-1 | dev | superclass acc. | router acc. | errors across superclasses "
            "| images/s | training s | storage (tails) |",
            "|---|---|---|---|---|---|---|---|---|---|"]

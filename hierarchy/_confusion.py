@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._cuts import _kmeans
+from ._cuts import kmeans
 from ._errors import HierarchyError
 from ._superclasses import SuperclassMap
 from ._tree import ClassTree
@@ -64,7 +64,7 @@ def _spectral(affinity: np.ndarray, n: int, seed: int) -> np.ndarray:
     _, vecs = np.linalg.eigh(lap)
     emb = vecs[:, -n:]
     emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    return _kmeans(emb, n, seed)
+    return kmeans(emb, n, seed)
 
 
 def _rebalance(labels: np.ndarray, affinity: np.ndarray, n: int, cap: int) -> np.ndarray:

@@ -333,34 +333,15 @@ def cut_from_synsets(
     return SuperclassMap(assignment, out_names, "synsets:" + ",".join(synsets))
 
 
-def _kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 10, iters: int = 100) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    best_labels, best_inertia = np.zeros(len(x), dtype=np.int64), np.inf
-    sq = (x * x).sum(1)
-    for _ in range(n_init):
-        centers = [x[rng.integers(len(x))]]
-        for _ in range(1, k):  # k-means++ seeding
-            d2 = np.min(sq[:, None] - 2 * x @ np.array(centers).T + (np.array(centers) ** 2).sum(1), 1)
-            d2 = np.clip(d2, 0, None)
-            p = d2 / d2.sum() if d2.sum() > 0 else np.full(len(x), 1 / len(x))
-            centers.append(x[rng.choice(len(x), p=p)])
-        c = np.array(centers)
-        labels = np.full(len(x), -1)
-        for _ in range(iters):
-            d2 = sq[:, None] - 2 * x @ c.T + (c * c).sum(1)
-            new = d2.argmin(1)
-            for j in range(k):  # re-seed empty clusters with the worst-fit point
-                if not np.any(new == j):
-                    far = int(d2[np.arange(len(x)), new].argmax())
-                    new[far] = j
-            if np.array_equal(new, labels):
-                break
-            labels = new
-            c = np.array([x[labels == j].mean(0) for j in range(k)])
-        inertia = float(((x - c[labels]) ** 2).sum())
-        if inertia < best_inertia - 1e-9:
-            best_labels, best_inertia = labels.copy(), inertia
-    return best_labels
+def kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 10, iters: int = 100) -> np.ndarray:
+    """Cluster labels of the rows of ``x`` (n, dim) into ``k`` groups: faiss k-means, best of ``n_init`` runs."""
+    import faiss  # only the induced and confusion cuts need it
+
+    km = faiss.Kmeans(x.shape[1], int(k), niter=iters, nredo=n_init, seed=seed, verbose=False,
+                      min_points_per_centroid=1, max_points_per_centroid=1 << 30)
+    data = np.ascontiguousarray(x, dtype=np.float32)
+    km.train(data)
+    return km.index.search(data, 1)[1][:, 0].astype(np.int64)
 
 
 def cut_induced(
@@ -368,7 +349,7 @@ def cut_induced(
 ) -> SuperclassMap:
     """Superclasses induced from data by clustering class-mean embeddings.
 
-    The classes are grouped by k-means (k-means++ seeding, 10 restarts) on
+    The classes are grouped by k-means (faiss, the best of 10 restarts) on
     their L2-normalised mean embeddings, so that classes a backbone confuses
     end up together, as in Neural-Backed Decision Trees.  Each group is named
     by the lowest common ancestor of its members in the tree.
@@ -394,7 +375,7 @@ def cut_induced(
         raise HierarchyError(f"n must be between 1 and {len(tree.classes)}, got {n!r}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     x = x / np.where(norms == 0, 1, norms)
-    labels = _kmeans(x, int(n), seed)
+    labels = kmeans(x, int(n), seed)
     # Number groups by their first class, so the output is stable.
     first = {lab: i for i, lab in reversed(list(enumerate(labels)))}
     rank = {lab: r for r, lab in enumerate(sorted(first, key=first.__getitem__))}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import networkx as nx
 
 from ._errors import HierarchyError, TreeFormatError
+from ._files import atomic_write, check_format
 from ._superclasses import SuperclassMap
 from ._tree import ClassTree
 
@@ -95,13 +95,8 @@ def _graph(nodes: dict[str, Any], origin: str) -> nx.DiGraph:
 
 def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
     """Inverse of :func:`tree_to_dict`, with validation."""
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise TreeFormatError(f"{origin} is not a supersub tree (no \"format\": \"{FORMAT}\")")
-    if data.get("version") != FORMAT_VERSION:
-        raise TreeFormatError(
-            f"{origin} has tree format version {data.get('version')!r}; this supersub reads "
-            f"version {FORMAT_VERSION}: rebuild it with 'supersub tree build'"
-        )
+    check_format(data, FORMAT, FORMAT_VERSION, what=origin, noun="supersub tree", error=TreeFormatError,
+                 rebuild="rebuild it with 'supersub tree build'")
     _check_fields(data, origin)
     try:
         graph = _graph(data["nodes"], origin)
@@ -133,21 +128,7 @@ def save_tree(tree: ClassTree, path: str | os.PathLike[str]) -> Path:
     leaves either the old file or the new one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(tree_to_dict(tree), indent=1, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(tree_to_dict(tree), indent=1, ensure_ascii=False) + "\n")
     return path
 
 

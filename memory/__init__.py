@@ -8,24 +8,28 @@
 ['cat']
 """
 
-from ._backend import DEFAULT_COLLECTION, MemoryBackend, drop_memory, load_any, open_memory, parse_backend
+from ._backend import DEFAULT_COLLECTION, MemoryBackend, drop_memory, load_any, load_memory, open_memory, parse_backend
 from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
 from ._cache import CacheModel, fit_cache
-from ._datasets import TINY_IMAGENET_URL, DataError, ImageDataset, image_folder, tiny_imagenet
+from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_folder, tiny_imagenet
 from ._embed import Embedder, cache_root
 from ._embedding_store import EmbeddingSet, embed_dataset, load_embeddings, save_embeddings
 from ._errors import (
     BackboneMismatchError,
     ConcurrentWriteError,
+    DataError,
+    ImageError,
     InputError,
     MemoryFormatError,
+    MilvusServerError,
+    MissingBackendError,
     UnknownEntryError,
 )
 from ._explain import Explanation, Neighbour, PruneReport, Steer
-from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, ImageError, open_image
-from ._milvus import MilvusMemory, MilvusShard, MissingBackendError
-from ._milvus_server import LocalMilvusServer, MilvusServerError
-from ._persist import edit_memory, load_memory, save_memory
+from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
+from ._milvus import MilvusMemory, MilvusShard
+from ._milvus_server import LocalMilvusServer
+from ._persist import edit_memory, save_memory
 from ._snapshot import writer_lock
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._visual_memory import VisualMemory
@@ -45,6 +49,7 @@ __all__ = [
     "EmbeddingSet",
     "Explanation",
     "ImageDataset",
+    "IMAGE_SUFFIXES",
     "ImageError",
     "InputError",
     "LocalMilvusServer",

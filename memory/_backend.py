@@ -9,6 +9,7 @@ server or cluster).  The router and the reports use only this interface.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -18,7 +19,8 @@ import numpy as np
 from ._errors import InputError, MemoryFormatError
 from ._explain import Explanation, Steer
 
-__all__ = ["DEFAULT_COLLECTION", "MemoryBackend", "drop_memory", "load_any", "open_memory", "parse_backend"]
+__all__ = ["DEFAULT_COLLECTION", "MemoryBackend", "drop_memory", "load_any", "load_memory", "open_memory",
+           "parse_backend"]
 
 #: The Milvus collection a URI without one names.
 DEFAULT_COLLECTION = "supersub"
@@ -145,7 +147,7 @@ def open_memory(backend: str | None = None, *, dim: int | None = None, collectio
         Passed to the memory's constructor (``k``, ``voting``, ...).
     """
     if backend is not None and Path(str(backend)).is_dir():
-        return load_any(backend)
+        return load_memory(backend)
     kind, settings = parse_backend(backend)
     if kind == "faiss":
         from ._visual_memory import VisualMemory
@@ -175,8 +177,20 @@ def drop_memory(backend: str) -> bool:
         client.close()
 
 
-def load_any(path: Any, **kwargs: Any) -> Any:
-    """Load what a memory's ``save`` wrote: a faiss snapshot or a Milvus connection manifest."""
+def load_memory(path: Any, **kwargs: Any) -> Any:
+    """Load a saved memory of any backend: the one entry point.
+
+    ``path`` is what a memory's ``save`` wrote: an embedded (faiss) snapshot
+    directory, or a Milvus connection file (``milvus.json``, the data stays
+    in Milvus).  ``kwargs`` are checks for an embedded memory (``dim``,
+    ``fingerprint``) or settings for a Milvus one (``k``, ``ef_search``...).
+    ``VisualMemory.load`` and ``MilvusMemory.load`` do the same and also
+    check the kind.
+
+    Returns
+    -------
+    VisualMemory or MilvusMemory
+    """
     path = Path(path)
     link = path / "milvus.json"
     if link.is_file():
@@ -184,10 +198,18 @@ def load_any(path: Any, **kwargs: Any) -> Any:
 
         try:
             spec = json.loads(link.read_text())
-            return MilvusMemory(spec["uri"], spec["collection"], create=False, **{**spec.get("settings", {}),
-                                                                              **kwargs})
+            settings = dict(spec.get("settings", {}))
+            if "ef" in settings:  # written before the name was ef_search
+                settings["ef_search"] = settings.pop("ef")
+            return MilvusMemory(spec["uri"], spec["collection"], create=False, **{**settings, **kwargs})
         except (ValueError, KeyError) as exc:
             raise MemoryFormatError(f"{link} is not a Milvus connection file: {exc}") from exc
-    from ._visual_memory import VisualMemory
+    from ._persist import load_snapshot
 
-    return VisualMemory.load(path, **kwargs)
+    return load_snapshot(path, **kwargs)
+
+
+def load_any(path: Any, **kwargs: Any) -> Any:
+    """Deprecated name of :func:`load_memory`."""
+    warnings.warn("memory.load_any is deprecated; use memory.load_memory", DeprecationWarning, stacklevel=2)
+    return load_memory(path, **kwargs)

@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from hierarchy import atomic_file
+
 from ._embed import cache_root
-from ._errors import InputError
+from ._errors import DataError
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "TINY_IMAGENET_URL",
-    "DataError",
     "ImageDataset",
     "download",
     "image_folder",
@@ -44,12 +46,9 @@ log = logging.getLogger(__name__)
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 #: Environment variable naming a local copy: folder, zip or tar(.gz/.xz).
 ENV_VAR = "SUPERSUB_DATA"
+#: File suffixes read as images when a folder is scanned.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 _WNID = re.compile(r"^[nvasr]\d{8}$")
-
-
-class DataError(InputError):
-    """A dataset that is missing, corrupt or not in the expected layout."""
 
 
 @dataclass
@@ -141,10 +140,8 @@ class ImageDataset:
 # ------------------------------------------------------------------ sources
 def download(url: str, dest: Path, *, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` atomically (any urllib scheme, file:// included)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp, os.fdopen(fd, "wb") as out:
+        with urllib.request.urlopen(url, timeout=60) as resp, atomic_file(dest) as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
             bar = None
             if progress:
@@ -158,15 +155,10 @@ def download(url: str, dest: Path, *, progress: bool = True) -> Path:
                     bar.update(len(block))
             if bar is not None:
                 bar.close()
-        os.replace(tmp, dest)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise DataError(
             f"cannot download {url}: {exc}; download it by hand and set {ENV_VAR} to the file"
         ) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from hierarchy import atomic_file
+
 from ._backbones import Backbone
 from ._errors import InputError
 
-__all__ = ["Embedder", "cache_root", "prefetched"]
+__all__ = ["Embedder", "cache_root", "fill_batches"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,30 @@ def prefetched(batches: Iterable[Any], load: Callable[[Any], np.ndarray]) -> Ite
             nxt = next(it, None)
             pending = pool.submit(load, nxt) if nxt is not None else None
             yield x
+
+
+def fill_batches(out: np.ndarray, batches: Iterable[Any], load: Callable[[Any], np.ndarray],
+                 compute: Callable[[np.ndarray], np.ndarray], *, desc: str, progress: bool) -> int:
+    """Write ``compute(load(batch))`` for each batch into consecutive rows of ``out``; returns the rows written.
+
+    Loading (decoding) the next batch overlaps ``compute`` on the current one;
+    ``progress`` shows a bar over ``len(out)`` images on stderr.
+    """
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(out), desc=desc, unit="img", file=sys.stderr, disable=None)
+    pos = 0
+    for x in prefetched(batches, load):
+        y = compute(x)
+        out[pos:pos + len(y)] = y
+        pos += len(y)
+        if bar is not None:
+            bar.update(len(y))
+    if bar is not None:
+        bar.close()
+    return pos
 
 
 class Embedder:
@@ -156,23 +181,16 @@ class Embedder:
                 return bb.features(x)
 
         size = bb.preprocess.size
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
-        os.close(fd)
-        try:
-            with torch.inference_mode(), warnings.catch_warnings():
-                # The TorchScript exporter needs no extra packages (the newer
-                # torch.export one needs onnxscript); both give the same graph here.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                torch.onnx.export(
-                    Features().eval(), (torch.zeros(2, 3, size, size),), tmp,
-                    input_names=["images"], output_names=["features"],
-                    dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                    opset_version=17, dynamo=False,
-                )
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_file(path) as fh, torch.inference_mode(), warnings.catch_warnings():
+            # The TorchScript exporter needs no extra packages (the newer
+            # torch.export one needs onnxscript); both give the same graph here.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                Features().eval(), (torch.zeros(2, 3, size, size),), fh,
+                input_names=["images"], output_names=["features"],
+                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
         log.info("exported %s to %s", bb.fingerprint, path)
 
     # ------------------------------------------------------------ compute
@@ -245,20 +263,7 @@ class Embedder:
         """Embed batches of images; decoding of the next batch overlaps inference."""
         load = load or self.preprocess
         out = np.empty((total, self.backbone.dim), dtype=np.float32)
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None)
-        pos = 0
-        for x in prefetched(batches, load):
-            emb = self.embed_tensors(x)
-            out[pos : pos + len(emb)] = emb
-            pos += len(emb)
-            if bar is not None:
-                bar.update(len(emb))
-        if bar is not None:
-            bar.close()
+        pos = fill_batches(out, batches, load, self.embed_tensors, desc=desc, progress=self.progress)
         if pos != total:
             raise InputError(f"expected {total} images, got {pos}")
         return out

@@ -11,17 +11,17 @@ longer matches is recomputed.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 
 from ._datasets import ImageDataset
 from ._embed import Embedder, cache_root
 from ._errors import BackboneMismatchError, MemoryFormatError
-from ._snapshot import sha256_file, write_array_dir
+from ._snapshot import read_array_dir, write_array_dir
 
 __all__ = ["EmbeddingSet", "embed_dataset", "load_embeddings", "save_embeddings"]
 
@@ -96,21 +96,9 @@ def load_embeddings(
     BackboneMismatchError
         ``fingerprint`` is given and differs.
     """
-    d = Path(directory)
-    try:
-        meta = json.loads((d / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MemoryFormatError(f"{d} holds no readable embedding set ({exc})") from exc
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise MemoryFormatError(f"{d} is not a supersub embedding set of version {FORMAT_VERSION}")
-    if fingerprint is not None and meta["fingerprint"] != fingerprint:
-        raise BackboneMismatchError(
-            f"{d} was embedded with {meta['fingerprint']}, not {fingerprint}; re-embed the data"
-        )
-    npy = d / "embeddings.npy"
-    if not npy.is_file() or sha256_file(npy) != meta["sha256"]:
-        raise MemoryFormatError(f"{npy} is missing or corrupt (checksum mismatch); re-embed the data")
-    X = np.load(npy, allow_pickle=False)
+    X, meta = read_array_dir(Path(directory), "embeddings.npy", fmt=FORMAT, version=FORMAT_VERSION,
+                             noun="embeddings", rebuild="re-embed the data", fingerprint=fingerprint)
+    npy = Path(directory) / "embeddings.npy"
     if X.shape != (meta["n"], meta["dim"]):
         raise MemoryFormatError(f"{npy} has shape {X.shape}, expected {(meta['n'], meta['dim'])}")
     return EmbeddingSet(X, np.asarray(meta["labels"]), list(meta["refs"]), meta["fingerprint"],

@@ -32,9 +32,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._errors import InputError
+from ._errors import ImageError, InputError
 
-__all__ = ["DECODE_VERSION", "MAX_IMAGE_PIXELS", "ImageError", "open_image", "to_rgb"]
+__all__ = ["DECODE_VERSION", "MAX_IMAGE_PIXELS", "open_image", "to_rgb"]
 
 #: Names the decoding rules; part of each backbone fingerprint.
 DECODE_VERSION = "rgb8-exif-v2"
@@ -53,10 +53,6 @@ def _default_limit() -> int:
 
 #: Largest image (width × height) decoded by default.
 MAX_IMAGE_PIXELS = _default_limit()
-
-
-class ImageError(InputError):
-    """An image that cannot be decoded safely: corrupt, truncated, or over the pixel limit."""
 
 
 def _scale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,13 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from hierarchy import atomic_write
+
 from ._backend import DEFAULT_COLLECTION
-from ._errors import BackboneMismatchError, InputError, MemoryFormatError, UnknownEntryError
+from ._errors import BackboneMismatchError, InputError, MemoryFormatError, MissingBackendError, UnknownEntryError
 from ._explain import Explanation, Steer, build_explanations
 from ._validation import as_embeddings, as_id_set, as_ids, check_k, check_knn, check_weight, prepare_rows
 from ._voting import class_scores, decisions, probabilities, vote_weights
 
-__all__ = ["MilvusMemory", "MilvusShard", "MissingBackendError", "milvus_client"]
+__all__ = ["MilvusMemory", "MilvusShard", "milvus_client"]
 
 FIELDS = ("label", "superclass", "source", "ref", "weight")
 MAX_TEXT = 512
@@ -42,10 +44,6 @@ INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8")
 QUERY_BATCH = 256
 QUERY_WINDOW = 16384  # Milvus's largest offset + limit of one query
 ID_BATCH = 1000
-
-
-class MissingBackendError(ImportError):
-    """An optional backend's client library is not installed."""
 
 
 class _OldServerNotice(logging.Filter):
@@ -125,8 +123,9 @@ class MilvusMemory:
         Milvus index on the vectors; FLAT is exact.
     index_params : dict, optional
         Build parameters (``M``/``efConstruction`` for HNSW, ``nlist`` for IVF).
-    ef, nprobe : int, optional
-        Search parameters of HNSW and IVF indexes.
+    ef_search, nprobe : int, optional
+        Search parameters of HNSW and IVF indexes (the names
+        :class:`~memory.VisualMemory` uses; ``ef=`` is a deprecated alias).
     consistency : str, default "Session"
         Milvus consistency level of every read.  "Session" lets this client
         read its own writes at once (an entry it removed never comes back to
@@ -156,20 +155,25 @@ class MilvusMemory:
         temperature: float = 0.07,
         index: str = "FLAT",
         index_params: dict[str, Any] | None = None,
-        ef: int | None = None,
+        ef_search: int | None = None,
         nprobe: int | None = None,
         consistency: str = "Session",
         fingerprint: str | None = None,
         create: bool = True,
         num_partitions: int = 16,
         token: str | None = None,
+        ef: int | None = None,
     ) -> None:
+        if ef is not None:
+            warnings.warn("MilvusMemory(ef=...) is deprecated; use ef_search=, as VisualMemory does",
+                          DeprecationWarning, stacklevel=2)
+            ef_search = ef if ef_search is None else ef_search
         self.k, self.voting, self.temperature = check_knn(k, voting, temperature)
         if index.upper() not in INDEXES:
             raise InputError(f"index must be one of {INDEXES}, got {index!r}")
         self.index = index.upper()
         self.index_params = dict(index_params or {})
-        self.ef, self.nprobe = ef, nprobe
+        self.ef_search, self.nprobe = ef_search, nprobe
         self.consistency = consistency
         self.uri, self.collection = str(uri), str(collection)
         self.num_partitions = int(num_partitions)
@@ -278,8 +282,8 @@ class MilvusMemory:
 
     def _search_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        if self.ef is not None:
-            params["ef"] = int(self.ef)
+        if self.ef_search is not None:
+            params["ef"] = int(self.ef_search)
         if self.nprobe is not None:
             params["nprobe"] = int(self.nprobe)
         return {"metric_type": "IP", "params": params}
@@ -357,6 +361,7 @@ class MilvusMemory:
 
     @property
     def n_entries(self) -> int:
+        """Number of entries."""
         return len(self)
 
     def _present(self, position: int) -> np.ndarray:
@@ -692,19 +697,17 @@ class MilvusMemory:
         path.mkdir(parents=True, exist_ok=True)
         spec = {"backend": "milvus", "uri": self.uri, "collection": self.collection,
                 "settings": {"k": self.k, "voting": self.voting, "temperature": self.temperature,
-                             "index": self.index, "ef": self.ef, "nprobe": self.nprobe,
+                             "index": self.index, "ef_search": self.ef_search, "nprobe": self.nprobe,
                              "consistency": self.consistency, "fingerprint": self.fingerprint}}
-        tmp = path / "milvus.json.tmp"
-        tmp.write_text(json.dumps(spec, indent=1) + "\n")
-        os.replace(tmp, path / "milvus.json")
+        atomic_write(path / "milvus.json", json.dumps(spec, indent=1) + "\n")
         return path
 
     @classmethod
     def load(cls, path: Any, **kwargs: Any) -> MilvusMemory:
         """Reconnect to the collection a :meth:`save` describes."""
-        from ._backend import load_any
+        from ._backend import load_memory
 
-        memory = load_any(path, **kwargs)
+        memory = load_memory(path, **kwargs)
         if not isinstance(memory, cls):
             raise MemoryFormatError(f"{path} holds an embedded memory, not a Milvus connection")
         return memory

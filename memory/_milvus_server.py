@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalMilvusServer", "MilvusServerError"]
+if __package__:  # imported as memory._milvus_server
+    from ._errors import MilvusServerError
+else:  # run as a script inside the server's network namespace, where only _inner() runs
+    MilvusServerError = RuntimeError
+
+__all__ = ["LocalMilvusServer"]
 
 _BUFFER = 1 << 16
-
-
-class MilvusServerError(RuntimeError):
-    """The local Milvus server could not be started."""
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

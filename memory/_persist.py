@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,24 +30,15 @@ from typing import TYPE_CHECKING, Any
 import faiss
 import numpy as np
 
+from hierarchy import check_format
+
 from ._errors import BackboneMismatchError, InputError, MemoryFormatError
-from ._snapshot import (
-    begin_snapshot,
-    commit_snapshot,
-    locked_edit,
-    open_snapshot,
-    origin_of,
-    set_origin,
-    sha256_file,
-    verify_files,
-    write_bytes,
-    writer_lock,
-)
+from ._snapshot import locked_edit, open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
 
 if TYPE_CHECKING:
     from ._visual_memory import VisualMemory
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "edit_memory", "load_memory", "save_memory"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "edit_memory", "load_snapshot", "save_memory"]
 
 FORMAT = "supersub-memory"
 FORMAT_VERSION = 2
@@ -81,58 +71,39 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str], *, wait: flo
     return root
 
 
-def _save_npy(path: Path, arr: np.ndarray) -> str:
-    with open(path, "wb") as fh:
-        np.save(fh, arr, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return sha256_file(path)
-
-
 def _save_locked(memory: VisualMemory, root: Path) -> None:
-    tmp, name = begin_snapshot(root)
-    try:
-        files: dict[str, str] = {}
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "dim": memory.dim,
+        "metric": memory.metric,
+        "index": memory.index_spec,
+        "fingerprint": memory.fingerprint,
+        "counts": {
+            "entries": len(memory),
+            "classes": int(len(memory.classes_)),
+            "sources": int(len(memory.sources_)),
+            "superclasses": int(len(memory.superclasses_)),
+        },
+        "next_id": memory._next_id,
+        "params": {
+            "k": memory.k, "voting": memory.voting, "temperature": memory.temperature,
+            "nprobe": memory.nprobe, "ef_search": memory.ef_search,
+            "rebuild_fraction": memory.rebuild_fraction,
+        },
+    }
+    with snapshot_writer(memory, root, manifest) as tmp:
         index_bytes = faiss.serialize_index(memory._flat).tobytes() if memory.dim is not None else b""
-        files["index.faiss"] = write_bytes(tmp / "index.faiss", index_bytes)
-        files["ids.npy"] = _save_npy(tmp / "ids.npy", memory._ids)
+        (tmp / "index.faiss").write_bytes(index_bytes)
+        np.save(tmp / "ids.npy", memory._ids, allow_pickle=False)
         if memory._ann is not None:  # the approximate index, with its own id list and tombstones
-            files["ann.faiss"] = write_bytes(tmp / "ann.faiss", faiss.serialize_index(memory._ann).tobytes())
-            files["ann_ids.npy"] = _save_npy(tmp / "ann_ids.npy",
-                                             np.concatenate([memory._ann_ids, -1 - memory._tomb]))
+            (tmp / "ann.faiss").write_bytes(faiss.serialize_index(memory._ann).tobytes())
+            np.save(tmp / "ann_ids.npy", np.concatenate([memory._ann_ids, -1 - memory._tomb]), allow_pickle=False)
         db = sqlite3.connect(tmp / "metadata.sqlite")
         try:
             memory._db.backup(db)
         finally:
             db.close()
-        files["metadata.sqlite"] = sha256_file(tmp / "metadata.sqlite")
-        manifest = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "dim": memory.dim,
-            "metric": memory.metric,
-            "index": memory.index_spec,
-            "fingerprint": memory.fingerprint,
-            "counts": {
-                "entries": len(memory),
-                "classes": int(len(memory.classes_)),
-                "sources": int(len(memory.sources_)),
-                "superclasses": int(len(memory.superclasses_)),
-            },
-            "next_id": memory._next_id,
-            "params": {
-                "k": memory.k, "voting": memory.voting, "temperature": memory.temperature,
-                "nprobe": memory.nprobe, "ef_search": memory.ef_search,
-                "rebuild_fraction": memory.rebuild_fraction,
-            },
-            "files": files,
-        }
-        write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
-        commit_snapshot(root, tmp, name, expect=origin_of(memory, root))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    set_origin(memory, root, name)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
@@ -146,13 +117,8 @@ def _parse_manifest(raw: bytes, snap: Path) -> dict[str, Any]:
         manifest = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MemoryFormatError(f"{snap / 'manifest.json'} is corrupt: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise MemoryFormatError(f"{snap.parent.parent} is not a supersub memory")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise MemoryFormatError(
-            f"{snap.parent.parent} has memory format version {manifest.get('version')!r}; this supersub "
-            f"reads version {FORMAT_VERSION}: rebuild the memory or use a matching release"
-        )
+    check_format(manifest, FORMAT, FORMAT_VERSION, what=str(snap.parent.parent), noun="supersub memory",
+                 error=MemoryFormatError, rebuild="rebuild the memory or use a matching release")
     dim, counts, next_id = manifest.get("dim"), manifest.get("counts"), manifest.get("next_id")
     ok = (
         (dim is None or (type(dim) is int and dim > 0))
@@ -187,18 +153,18 @@ def edit_memory(
     >>> with edit_memory("mem/") as mem:            # doctest: +SKIP
     ...     mem.remove(source="web")
     """
-    with locked_edit(Path(path), lambda root: load_memory(root, dim=dim, fingerprint=fingerprint),
+    with locked_edit(Path(path), lambda root: load_snapshot(root, dim=dim, fingerprint=fingerprint),
                      save_memory, wait) as mem:
         yield mem
 
 
-def load_memory(
+def load_snapshot(
     path: str | os.PathLike[str],
     *,
     dim: int | None = None,
     fingerprint: str | None = None,
 ) -> VisualMemory:
-    """Load a memory written by :func:`save_memory`.
+    """Load an embedded memory written by :func:`save_memory` (:func:`memory.load_memory` loads any kind).
 
     A reader never waits for the writer lock.  If a writer swaps snapshots
     twice while this load reads files, the load starts again from the new

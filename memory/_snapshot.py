@@ -46,7 +46,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ._errors import ConcurrentWriteError, MemoryFormatError
+from hierarchy import atomic_write, check_format, fsync_dir, sha256_file
+
+from ._errors import BackboneMismatchError, ConcurrentWriteError, MemoryFormatError
 
 __all__ = [
     "Snapshot",
@@ -54,9 +56,10 @@ __all__ = [
     "locked_edit",
     "commit_snapshot",
     "open_snapshot",
+    "read_array_dir",
     "origin_of",
     "remove_stale",
-    "sha256_file",
+    "snapshot_writer",
     "verify_files",
     "write_bytes",
     "writer_lock",
@@ -71,15 +74,6 @@ T = TypeVar("T")
 # block re-enters the lock its own thread already holds.
 _held: dict[tuple[str, int], int] = {}
 _held_guard = threading.Lock()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_bytes(path: Path, data: bytes) -> str:
@@ -118,12 +112,34 @@ def write_array_dir(final: Path, name: str, array: np.ndarray, meta: dict[str, A
     return final
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def read_array_dir(directory: Path, name: str, *, fmt: str, version: int, noun: str, rebuild: str,
+                   fingerprint: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read what :func:`write_array_dir` wrote: the array ``directory/name`` and its ``meta.json``.
+
+    Checks the format and version, the backbone ``fingerprint`` when given,
+    and the array's sha256.  ``noun`` names the contents and ``rebuild`` the
+    fix, in the messages.
+
+    Raises
+    ------
+    MemoryFormatError
+        ``meta.json`` is unreadable or of another format, or the array is
+        missing or corrupt.
+    BackboneMismatchError
+        The contents were made by another backbone.
+    """
+    d = Path(directory)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        meta = json.loads((d / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MemoryFormatError(f"{d} holds no readable {noun} ({exc})") from exc
+    check_format(meta, fmt, version, what=str(d), noun=f"supersub {noun}", error=MemoryFormatError, rebuild=rebuild)
+    if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        raise BackboneMismatchError(f"{d} holds {noun} of {meta.get('fingerprint')}, not {fingerprint}; {rebuild}")
+    npy = d / name
+    if not npy.is_file() or sha256_file(npy) != meta.get("sha256"):
+        raise MemoryFormatError(f"{npy} is missing or corrupt (checksum mismatch); {rebuild}")
+    return np.load(npy, allow_pickle=False), meta
 
 
 def _key(root: Path) -> tuple[str, int]:
@@ -381,19 +397,51 @@ def commit_snapshot(root: Path, tmp: Path, name: str, *, expect: str | None = No
             "or hold the lock from load to save (edit_memory / edit_classifier)"
         )
     digest = sha256_file(tmp / "manifest.json")
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     os.replace(tmp, snaps / name)
-    _fsync_dir(snaps)
-    fd, cur_tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=root)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{name}\n{digest}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(cur_tmp, root / "CURRENT")
-    _fsync_dir(root)
+    fsync_dir(snaps)
+    atomic_write(root / "CURRENT", f"{name}\n{digest}\n")
     for old in snaps.iterdir():
         if old.name not in (name, previous):
             shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def snapshot_writer(obj: object, root: Path, manifest: dict[str, Any], *,
+                    listed: Callable[[str], bool] | None = None) -> Iterator[Path]:
+    """Write a new snapshot of ``root`` for ``obj``: the one way every saver commits.
+
+    The caller holds the writer lock and writes its files into the yielded
+    directory; it may add keys to ``manifest`` inside the block.  When the
+    block ends normally every file is flushed and hashed, ``manifest.json``
+    (``manifest`` plus ``"files"``: path → sha256) is written, the snapshot is
+    committed (refused if another writer committed since ``obj`` was loaded)
+    and ``obj`` is marked as equal to it.  If the block or the commit raises,
+    the partial snapshot is removed and ``CURRENT`` is untouched.
+
+    Parameters
+    ----------
+    listed : callable, optional
+        ``listed(relative_path)``: whether a file goes into the file list
+        (default all but lock files).  Nested snapshots list their own files.
+    """
+    tmp, name = begin_snapshot(root)
+    try:
+        yield tmp
+        files: dict[str, str] = {}
+        for f in sorted(tmp.rglob("*")):
+            rel = f.relative_to(tmp).as_posix()
+            if not f.is_file() or f.name == ".lock" or rel == "manifest.json" or (listed and not listed(rel)):
+                continue
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+            files[rel] = sha256_file(f)
+        write_bytes(tmp / "manifest.json", json.dumps({**manifest, "files": files}, indent=1).encode())
+        commit_snapshot(root, tmp, name, expect=origin_of(obj, root))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    set_origin(obj, root, name)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sqlite3
 import sys
 import threading
@@ -20,6 +19,7 @@ import numpy as np
 
 from ._errors import InputError, UnknownEntryError
 from ._explain import Explanation, Steer, build_explanations
+from ._faiss import blas_for_small_batches
 from ._validation import (
     as_embeddings,
     as_id_set,
@@ -36,14 +36,6 @@ from ._voting import class_scores, decisions, probabilities, vote_weights
 __all__ = ["VisualMemory"]
 
 log = logging.getLogger(__name__)
-
-# faiss 1.15 multiplies queries by the database with BLAS only for large query
-# batches (about 128k query values); below that its scalar kernel runs 3-5x
-# slower on small CPUs, which is where routed shards live (a few queries each).
-# SUPERSUB_FAISS_BLAS_THRESHOLD=0 keeps faiss's own default.
-_BLAS_THRESHOLD = int(os.environ.get("SUPERSUB_FAISS_BLAS_THRESHOLD", "20"))
-if _BLAS_THRESHOLD > 0:
-    faiss.cvar.distance_compute_blas_threshold = min(faiss.cvar.distance_compute_blas_threshold, _BLAS_THRESHOLD)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -672,6 +664,12 @@ class VisualMemory:
         self, Q: np.ndarray, k: int, mask: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (sims, rows) of normalised queries, rows -1 where fewer exist."""
+        with blas_for_small_batches():
+            return self._search_rows_unscoped(Q, k, mask)
+
+    def _search_rows_unscoped(
+        self, Q: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = len(self)
         sims = np.full((Q.shape[0], k), -np.inf, dtype=np.float32)
         rows = np.full((Q.shape[0], k), -1, dtype=np.int64)
@@ -960,9 +958,9 @@ class VisualMemory:
         cls, path: Any, *, dim: int | None = None, fingerprint: str | None = None
     ) -> VisualMemory:
         """Load a memory saved by :meth:`save` (see :func:`memory.load_memory`)."""
-        from ._persist import load_memory
+        from ._persist import load_snapshot
 
-        return load_memory(path, dim=dim, fingerprint=fingerprint)
+        return load_snapshot(path, dim=dim, fingerprint=fingerprint)
 
     @_locked
     def copy(self) -> VisualMemory:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hierarchy import ClassTree, HierarchyError, UnknownClassError
-from memory import InputError, Neighbour, Steer, VisualMemory, open_memory, parse_backend
+from memory import InputError, Neighbour, Steer, UnknownEntryError, VisualMemory, open_memory, parse_backend
 from memory._validation import as_embeddings, as_strings, check_k
 
 from ._heads import Head, fit_head, head_proba
@@ -109,6 +109,8 @@ class TwoStageClassifier:
         Classes with data, in tree order.
     superclasses_ : list of str
         Superclass ids, in the cut's order.
+    assignment_ : dict of str to str
+        Each class's superclass id.
     shards_ : list of VisualMemory
         One memory per superclass (memory specialists and routers).
     """
@@ -217,10 +219,10 @@ class TwoStageClassifier:
         assert cut is not None
         present = set(y.tolist())
         self.classes_ = np.array([c for c in self.tree.classes if c in present], dtype=object)
-        self._cut = dict(cut.assignment)
-        self.superclasses_ = [s for s in cut.superclasses if s in {self._cut[c] for c in present}]
+        self.assignment_ = dict(cut.assignment)
+        self.superclasses_ = [s for s in cut.superclasses if s in {self.assignment_[c] for c in present}]
         self.dim_ = X.shape[1]
-        sup = np.array([self._cut[c] for c in y], dtype=object)
+        sup = np.array([self.assignment_[c] for c in y], dtype=object)
         sources = as_strings(source, len(X), "source")
         refs_ = list(refs) if refs is not None else None
         self._store = self._open_store()
@@ -268,11 +270,12 @@ class TwoStageClassifier:
         else:
             idx = {s: i for i, s in enumerate(self.superclasses_)}
             self.router_ = HeadRouter(self.router_hidden, self.router_epochs, seed=self.seed).fit(
-                X, np.array([idx[self._cut[c]] for c in y]), len(self.superclasses_))
+                X, np.array([idx[self.assignment_[c]] for c in y]), len(self.superclasses_))
 
-    def _groups(self) -> list[np.ndarray]:
+    def class_groups(self) -> list[np.ndarray]:
+        """Each superclass's classes, as sorted column indices into ``classes_`` (in ``superclasses_`` order)."""
         index = {c: i for i, c in enumerate(self.classes_)}
-        return [np.array(sorted(index[c] for c in self.classes_ if self._cut[c] == s))
+        return [np.array(sorted(index[c] for c in self.classes_ if self.assignment_[c] == s))
                 for s in self.superclasses_]
 
     def _fit_specialists(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -285,7 +288,7 @@ class TwoStageClassifier:
         self.base_ = fit_head(X, yi, len(self.classes_), hidden=self.head_hidden,
                               epochs=self.head_epochs, seed=self.seed)
         spec = DeltaSpecialists(self.delta_rank) if self.specialist == "delta" else FullSpecialists()
-        self.specialists_ = spec.fit(self.base_, X, yi, self._groups(),
+        self.specialists_ = spec.fit(self.base_, X, yi, self.class_groups(),
                                      epochs=max(2, self.head_epochs // 2), seed=self.seed)
 
     # ------------------------------------------------------------- predict
@@ -322,7 +325,7 @@ class TwoStageClassifier:
         out = np.zeros((len(X), len(self.classes_)))
         lam = self.cache_lambda if self.specialists_ is not None else 1.0
         if self.specialists_ is not None:
-            out[:, self._groups()[s]] = (1 - lam) * self.specialists_.proba_in(s, X)
+            out[:, self.class_groups()[s]] = (1 - lam) * self.specialists_.proba_in(s, X)
         shard = self.shards_[s]
         if lam > 0 and len(shard):
             index = {c: i for i, c in enumerate(self.classes_)}
@@ -334,7 +337,7 @@ class TwoStageClassifier:
             raise InputError("oracle routing needs y_true, the true classes of the queries")
         y = _labels(y_true, n, set(self.classes_))
         idx = {s: i for i, s in enumerate(self.superclasses_)}
-        return np.array([idx[self._cut[c]] for c in y])
+        return np.array([idx[self.assignment_[c]] for c in y])
 
     def predict_proba(
         self, X: Any, *, routing: str | None = None, m: int | None = None, y_true: Any = None,
@@ -483,7 +486,7 @@ class TwoStageClassifier:
         if refs is not None and len(refs) != len(X):
             raise InputError(f"got {len(refs)} refs for {len(X)} embeddings; give one per row")
         ids = np.empty(len(X), dtype=np.int64)
-        sup = np.array([self._cut[c] for c in y], dtype=object)
+        sup = np.array([self.assignment_[c] for c in y], dtype=object)
         done: list[tuple[str, Any, np.ndarray, list[str]]] = []
         shards_before = (list(self.superclasses_), list(self.shards_))
         try:  # all shards or none: a failure undoes the shards already written
@@ -523,11 +526,11 @@ class TwoStageClassifier:
         X = as_embeddings(X, self.dim_)
         if cls in set(self.classes_.tolist()):
             raise InputError(f"class {cls!r} is already present; use add() for more samples")
-        before = (self.tree, dict(self._cut), self.classes_)
+        before = (self.tree, dict(self.assignment_), self.classes_)
         try:
             return self._add_class(cls, X, superclass, source, refs, wordnet)
         except BaseException:  # nothing of a failed add_class stays behind
-            self.tree, self._cut, self.classes_ = before
+            self.tree, self.assignment_, self.classes_ = before
             raise
 
     def _add_class(self, cls: str, X: np.ndarray, superclass: str | None, source: Any,
@@ -537,7 +540,7 @@ class TwoStageClassifier:
         placed = superclass or self.tree.superclass_of(cls)
         if superclass is not None and superclass != self.tree.superclass_of(cls):
             self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
-        self._cut[cls] = placed
+        self.assignment_[cls] = placed
         order = {c: i for i, c in enumerate(self.tree.classes)}
         self.classes_ = np.array(sorted([*self.classes_.tolist(), cls], key=order.__getitem__), dtype=object)
         self.add(X, [cls] * len(X), source=source, refs=refs)
@@ -549,7 +552,7 @@ class TwoStageClassifier:
         self._require_memory_specialists("remove_class")
         if cls not in set(self.classes_.tolist()):
             raise UnknownClassError(f"unknown class {cls!r}: it has no data in this classifier")
-        s = self._cut[cls]
+        s = self.assignment_[cls]
         shard = self._shard_of(s)
         removed = shard.remove(label=cls)
         self.classes_ = np.array([c for c in self.classes_ if c != cls], dtype=object)
@@ -574,7 +577,7 @@ class TwoStageClassifier:
                 if isinstance(self.router_, CentroidRouter):
                     self.router_.refresh(shard, s)
         if not out:
-            raise UnknownClassError(
+            raise UnknownEntryError(
                 f"no entry has source {source!r} and label {label!r}; see 'supersub memory info'"
             )
         self.classes_ = np.array(
@@ -605,10 +608,12 @@ class TwoStageClassifier:
                 if isinstance(self.router_, CentroidRouter):
                     self.router_.refresh(shard, s, sorted({e["label"] for e in shard.get(ids)}))
         if not out:
-            raise UnknownClassError(f"no entry has label {label!r} and source {source!r}")
+            raise UnknownEntryError(f"no entry has label {label!r} and source {source!r}")
         return out
 
+    @property
     def n_entries(self) -> int:
+        """Entries in all memory shards."""
         return sum(len(s) for s in self.shards_)
 
     def storage(self) -> dict[str, Any]:
@@ -632,7 +637,7 @@ class TwoStageClassifier:
         return load_classifier(path, fingerprint=fingerprint)
 
     def __repr__(self) -> str:
-        fitted = f", {self.n_entries()} entries" if hasattr(self, "shards_") else ""
+        fitted = f", {self.n_entries} entries" if hasattr(self, "shards_") else ""
         return (f"TwoStageClassifier(router={self.router!r}, specialist={self.specialist!r}, "
                 f"routing={self.routing!r}{fitted})")
 

@@ -13,13 +13,13 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hierarchy import SupersubError
+
+from ._errors import CLIError
+
 __all__ = ["main"]
 
 log = logging.getLogger("supersub")
-
-
-class CLIError(Exception):
-    """A user error the CLI reports without a traceback."""
 
 
 def _at_least(low: float, kind: type = int) -> Callable[[str], float]:
@@ -172,7 +172,6 @@ def _build(args: argparse.Namespace) -> int:
 
 def _build_locked(args: argparse.Namespace) -> int:
     import memory as m
-    from router import TwoStageClassifier
 
     tree = _tree_for(args)
     ds = _load_dataset(args.data, "train", args.mapping)
@@ -180,21 +179,17 @@ def _build_locked(args: argparse.Namespace) -> int:
         ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
     if args.router == "generalist" or args.specialist.startswith("tail-"):
         return _build_network(args, tree, ds)
-    recipe = {"backbone": args.backbone, "size": args.size, "crop_pct": args.crop}
-    from ._pipeline import embedder_for
+    from ._pipeline import build_memory_model
 
-    emb = embedder_for(recipe, progress=not args.no_progress)
-    es = m.embed_dataset(ds, emb)  # type: ignore[arg-type]
     if args.backend and args.overwrite and m.parse_backend(args.backend)[0] == "milvus":
         m.drop_memory(args.backend)
-    clf = TwoStageClassifier(
-        tree, router=args.router, specialist=args.specialist, routing=args.routing or "hard", m=args.m,
-        k=args.k, voting=args.voting, fingerprint=es.fingerprint, embedding=recipe, backend=args.backend,
-    )
-    clf.fit(es.X, es.labels, source=f"{es.dataset}/{es.split}", refs=es.refs)
+    clf = build_memory_model(
+        tree, ds, {"backbone": args.backbone, "size": args.size or 128, "crop_pct": args.crop},  # type: ignore[arg-type]
+        router=args.router, specialist=args.specialist, routing=args.routing or "hard", m=args.m, k=args.k,
+        voting=args.voting, backend=args.backend, progress=not args.no_progress)
     clf.save(args.output)
-    print(f"built {args.output}: {clf!r} from {len(es)} images of {len(clf.classes_)} classes "
-          f"({es.fingerprint})")
+    print(f"built {args.output}: {clf!r} from {len(ds)} images of {len(clf.classes_)} classes "  # type: ignore[arg-type]
+          f"({clf.fingerprint})")
     return 0
 
 
@@ -206,7 +201,7 @@ def _build_network(args: argparse.Namespace, tree: object, ds: object) -> int:
     specialist = "tail-delta" if args.specialist == "memory" else args.specialist  # memory: the default
     clf = TwoStageClassifier(
         tree, router="generalist" if args.router == "centroids" else args.router, specialist=specialist,
-        routing=args.routing or "soft", m=args.m, k=args.k, backbone=args.backbone, size=args.size, crop_pct=args.crop,
+        routing=args.routing or "soft", m=args.m, k=args.k, backbone=args.backbone, size=args.size or 160, crop_pct=args.crop,
         split_at=args.split_at, rank=args.rank, epochs=args.epochs, specialist_epochs=args.specialist_epochs,
         dev_per_class=args.dev_per_class, progress=not args.no_progress,
     )
@@ -268,11 +263,7 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import json
-
-    import numpy as np
-
-    from ._pipeline import QueryEncoder, evaluate, flat_from, write_predictions
+    from ._pipeline import QueryEncoder, evaluate_with_flat, write_evaluation
 
     clf = _load_model(args.model)
     enc = QueryEncoder(clf, progress=not args.no_progress)
@@ -280,23 +271,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     known = [c for c in ds.classes if c in set(clf.classes_)]  # type: ignore[attr-defined]
     ds = ds.subset(None if args.full else args.per_class, classes=known)  # type: ignore[attr-defined]
     es = enc.dataset(ds)  # type: ignore[arg-type]
-    routed = evaluate(clf, es.X, es.labels, routing=args.routing, m=args.m)  # type: ignore[arg-type]
-    flat = flat_from(clf)  # type: ignore[arg-type]
-    flat_pred = flat.predict(es.X)
-    cut = clf._cut  # type: ignore[attr-defined]
-    true_sup = np.array([cut[c] for c in es.labels], dtype=object)
-    flat_sup = np.array([cut[c] for c in flat_pred], dtype=object)
-    wrong = flat_pred != es.labels
-    result = {
-        "queries": len(es), "fingerprint": es.fingerprint, "model": repr(clf),
-        "flat": "fine-tuned flat tail (the generalist)" if enc.network else "flat kNN (same memory)",
-        "flat_knn": {"top1": float(np.mean(~wrong)),
-                     "predicted_superclass_accuracy": float(np.mean(flat_sup == true_sup)),
-                     "errors": int(wrong.sum()),
-                     "errors_across_superclasses": int((wrong & (flat_sup != true_sup)).sum()),
-                     "errors_within_superclass": int((wrong & (flat_sup == true_sup)).sum())},
-        "routed": routed,
-    }
+    result = evaluate_with_flat(clf, es.X, es.labels, routing=args.routing, m=args.m, fingerprint=es.fingerprint)
+    routed = result["routed"]
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
     print(f"  {'system':<28}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
     flat_name = "flat kNN (same memory)" if not enc.network else "flat tail (the generalist)"
@@ -310,20 +286,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                             f"{clf.tree.label(es.labels[i])})" for i in range(args.explain)],  # type: ignore[attr-defined]
                             top=3, neighbours=3, routing=args.routing, m=args.m)
     if args.output:
-        out = Path(args.output)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(result, indent=1))
-        rp = clf.predict_proba(es.X, routing=args.routing, m=args.m)  # type: ignore[attr-defined]
-        fp = flat.predict_proba(es.X)
-        op = clf.predict_proba(es.X, routing="oracle", y_true=es.labels)  # type: ignore[attr-defined]
-        col = {c: i for i, c in enumerate(flat.classes_)}
-        fp = fp[:, [col[c] for c in clf.classes_]]  # type: ignore[attr-defined]  # routed column order
-        write_predictions(out / "predictions.csv", es.refs, list(es.labels), {
-            "flat": (flat_pred, None, fp),
-            "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(es.X), rp),  # type: ignore[attr-defined]
-            "oracle": (clf.classes_[op.argmax(1)], true_sup, op),  # type: ignore[attr-defined]
-        }, clf.tree, classes=clf.classes_)  # type: ignore[attr-defined]
-        print(f"wrote {out / 'metrics.json'} and {out / 'predictions.csv'}")
+        metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result,
+                                                routing=args.routing, m=args.m)
+        print(f"wrote {metrics} and {predictions}")
     return 0
 
 
@@ -369,7 +334,7 @@ def _memory_add(args: argparse.Namespace) -> int:
     images: list[str] = []
     for item in args.images:
         p = Path(item)
-        images.extend(sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in m._datasets.IMAGE_SUFFIXES)
+        images.extend(sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in m.IMAGE_SUFFIXES)
                       if p.is_dir() else [item])
     if not images:
         raise CLIError("no images found")
@@ -378,7 +343,7 @@ def _memory_add(args: argparse.Namespace) -> int:
         X = QueryEncoder(clf, progress=False).images(images)
         if args.label in set(clf.classes_):
             clf.add(X, [args.label] * len(X), source=args.source, refs=images)
-            where = clf._cut[args.label]
+            where = clf.assignment_[args.label]
         else:
             where = clf.add_class(args.label, X, superclass=args.superclass, source=args.source, refs=images)
         name = clf.tree.superclasses.names[where]  # type: ignore[union-attr]
@@ -403,88 +368,10 @@ def _memory_remove(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- report
 def _gallery(args: argparse.Namespace, p: object, n: int) -> list:
     """Confident mistakes of ``p`` with the neighbours that outvoted the truth."""
-    import numpy as np
+    from ._gallery import mistake_gallery
 
-    from ._pipeline import QueryEncoder
-    from ._report import GalleryItem, GalleryNeighbour
-
-    clf = _load_model(args.model)
     ds = _load_dataset(args.data, "val", None)
-    root = Path(ds.root)  # type: ignore[attr-defined]
-    wrong = np.flatnonzero(p.wrong)  # type: ignore[attr-defined]
-    if p.score is None or p.ref is None or not len(wrong):  # type: ignore[attr-defined]
-        return []
-    order = wrong[np.argsort(-p.score[wrong], kind="stable")]  # type: ignore[attr-defined]
-    inside: list[tuple[int, Path]] = []
-    skipped = 0
-    for i in order:
-        if len(inside) == n:
-            break
-        path = _inside(root, p.ref[i])  # type: ignore[attr-defined]
-        if path is None:
-            skipped += 1
-        else:
-            inside.append((int(i), path))
-    if skipped:
-        log.warning("gallery: %d references point outside %s and were left out", skipped, root)
-    if not inside:
-        return []
-    enc = QueryEncoder(clf, progress=False)
-    shown = [(i, path, image) for i, path in inside if (image := _thumbnail(path)) is not None]
-    if not shown:
-        return []
-    X = enc.images([image for _, _, image in shown])
-    items = []
-    for (i, path, image), e in zip(shown, clf.explain(X)):  # type: ignore[attr-defined]
-        outvoters = [nb for nb in e.neighbours if nb.label != p.true[i]][:5]  # type: ignore[attr-defined]
-        items.append(GalleryItem(
-            image=_png_bytes(image), true=str(p.true[i]), pred=str(p.pred[i]), score=float(p.score[i]),  # type: ignore[attr-defined]
-            ref=str(p.ref[i]),  # type: ignore[attr-defined]
-            neighbours=[GalleryNeighbour(_neighbour_image(root, nb.ref), nb.label, nb.source,
-                                         nb.weight, nb.similarity) for nb in outvoters],
-        ))
-    return items
-
-
-def _inside(root: Path, ref: object) -> Path | None:
-    """``root / ref`` if it names a file inside ``root`` (no absolute paths, no ``..``, no links out)."""
-    text = str(ref)
-    if not text or Path(text).is_absolute() or ".." in Path(text).parts:
-        return None
-    path = (root / text).resolve()
-    try:
-        path.relative_to(root.resolve())
-    except ValueError:
-        return None
-    return path if path.is_file() else None
-
-
-def _thumbnail(path: Path) -> object | None:
-    """The decoded RGB image (pixel-limited), or None if it cannot be decoded."""
-    from memory import InputError, open_image
-
-    try:
-        return open_image(path)
-    except (InputError, OSError) as exc:
-        log.warning("gallery: %s", exc)
-        return None
-
-
-def _png_bytes(image: object, side: int = 256) -> bytes:
-    """Re-encode decoded pixels as PNG, at most ``side`` pixels a side: only pixels reach the report."""
-    import io
-
-    small = image.copy()  # type: ignore[attr-defined]
-    small.thumbnail((side, side))
-    buf = io.BytesIO()
-    small.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _neighbour_image(root: Path, ref: str | None) -> bytes | None:
-    path = _inside(root, ref) if ref else None
-    image = _thumbnail(path) if path is not None else None
-    return _png_bytes(image) if image is not None else None
+    return mistake_gallery(_load_model(args.model), p, Path(ds.root), n)  # type: ignore[arg-type, attr-defined]
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -573,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(b)
     b.add_argument("--tree", help="tree JSON with a superclass cut (default: shipped Tiny-ImageNet tree)")
     b.add_argument("--backbone", default="lite0")
-    b.add_argument("--size", type=_at_least(16), default=128)
+    b.add_argument("--size", type=_at_least(16), default=None,
+                   help="input resolution (default 128; 160 for --router generalist, whose tail is fine-tuned)")
     b.add_argument("--crop", type=_fraction, default=None)
     b.add_argument("--router", default="centroids", choices=["memory", "centroids", "head", "generalist"],
                    help="generalist: fine-tune the backbone's tail on all classes and route with it "
@@ -581,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--specialist", default="memory", choices=["memory", "delta", "full", "tail-delta", "tail-full"],
                    help="tail-delta: per-superclass int8 deltas of the fine-tuned tail, with specialist memories")
     b.add_argument("--split-at", default=None, help="first backbone stage of the tail (default blocks.6)")
-    b.add_argument("--epochs", type=_POSITIVE, default=6, help="generalist fine-tuning epochs (default 6)")
+    b.add_argument("--epochs", type=_POSITIVE, default=4, help="generalist fine-tuning epochs (default 4)")
     b.add_argument("--specialist-epochs", type=_NON_NEGATIVE, default=2, help="specialist epochs (default 2)")
     b.add_argument("--rank", type=_POSITIVE, default=16, help="rank of the specialist deltas (default 16)")
     b.add_argument("--dev-per-class", type=_NON_NEGATIVE, default=0,
@@ -679,11 +567,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("supersub: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, OSError, RuntimeError, KeyError, ImportError) as exc:
+    except (SupersubError, OSError) as exc:  # bad input, or the environment: no such file, disk full
         if args.verbose:
             raise
         print(f"supersub: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # anything else is a bug
+        if args.verbose:
+            raise
+        print(f"supersub: internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback, "
+              "and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,10 +61,13 @@ class NetworkTwoStage(ShardMemories):
     m : int, default 2
         Superclasses searched by soft routing.
     backbone, size, crop_pct, split_at
-        The backbone and where its tail starts (default: the last stage).
+        The backbone, its input size and crop, and where its tail starts
+        (default: the last stage).  The default size, 160 px, scored 3.3
+        points above 128 px for the fine-tuned flat tail on Tiny-ImageNet's
+        64-px images, at about 1.6 times the compute.
     rank : int, default 16
         Rank of the low-rank deltas.
-    epochs, specialist_epochs : int, default 6 and 2
+    epochs, specialist_epochs : int, default 4 and 2
         Fine-tuning of the generalist; of each specialist.
     memory : bool, default True
         Keep a memory shard per superclass in the specialist's feature space.
@@ -93,11 +96,11 @@ class NetworkTwoStage(ShardMemories):
         routing: str = "soft",
         m: int = 2,
         backbone: str = "lite0",
-        size: int | None = 128,
+        size: int | None = 160,
         crop_pct: float | None = None,
         split_at: str | None = None,
         rank: int = 16,
-        epochs: int = 6,
+        epochs: int = 4,
         specialist_epochs: int = 2,
         memory: bool = True,
         k: int = 10,
@@ -153,7 +156,7 @@ class NetworkTwoStage(ShardMemories):
             raise InputError(f"the generalist must have a classifier with {len(self.classes_)} outputs")
         cut.validate(list(self.classes_))
         self.cut_ = cut
-        self.superclasses_ = tuple(cut.superclasses)
+        self.superclasses_ = list(cut.superclasses)
         index = {c: i for i, c in enumerate(self.classes_)}
         self.primary_ = np.array(cut.index(list(self.classes_)), dtype=np.int64)
         self.groups_ = [np.array(sorted(index[c] for c in cut.extended(s)), dtype=np.int64)
@@ -418,7 +421,7 @@ class NetworkTwoStage(ShardMemories):
         self._check_fitted()
         trunk = sum(p.numel() for p in self.split_.trunk.parameters())
         out = self.specialists_.storage(trunk) if self.specialists_ is not None else {"tails": 1.0}
-        out["memory_entries"] = self.n_entries()
+        out["memory_entries"] = self.n_entries
         return out
 
     def flat(self) -> GeneralistFlat:
@@ -441,6 +444,6 @@ class NetworkTwoStage(ShardMemories):
         return load_network(path, fingerprint=fingerprint)
 
     def __repr__(self) -> str:
-        fitted = f", {len(self.classes_)} classes, {self.n_entries()} entries" if hasattr(self, "classes_") else ""
+        fitted = f", {len(self.classes_)} classes, {self.n_entries} entries" if hasattr(self, "classes_") else ""
         return (f"NetworkTwoStage(router='generalist', specialist={self.specialist!r}, "
                 f"routing={self.routing!r}{fitted})")

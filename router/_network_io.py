@@ -20,20 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hierarchy import HierarchyError, load_tree, save_tree
+from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256_file
 from memory import BackboneMismatchError, InputError, MemoryFormatError, VisualMemory, get_backbone
-from memory._snapshot import (
-    begin_snapshot,
-    commit_snapshot,
-    open_snapshot,
-    origin_of,
-    remove_stale,
-    set_origin,
-    sha256_file,
-    verify_files,
-    write_bytes,
-    writer_lock,
-)
+from memory._snapshot import open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
 
 from ._tail_specialists import TailDeltas, TailSpecialists
 from ._trunk import split_backbone
@@ -53,53 +42,35 @@ def _state_arrays(module: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
-    with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return sha256_file(path)
-
-
 def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: float = 0.0) -> Path:
     """Write ``clf`` to the directory ``path`` atomically (a crash leaves the previous save loadable)."""
     clf._check_fitted()
     if clf.specialists_ is None:
         raise InputError("only a fitted classifier with specialists can be saved")
     root = Path(path)
-    with writer_lock(root, wait=wait):
-        tmp, name = begin_snapshot(root)
-        try:
-            save_tree(clf.tree, tmp / "tree.json")
-            tail_sha = _write_npz(tmp / "generalist.npz", _state_arrays(clf.generalist_))
-            specs = clf.specialists_
-            if specs.kind == "delta":
-                arrays: dict[str, np.ndarray] = {}
-                for s, d in enumerate(specs.deltas):
-                    arrays.update(d.state(f"{s}/"))
-            else:
-                arrays = {f"{s}/{k}": v.numpy() for s, c in enumerate(specs.copies) for k, v in c.items()}
-                arrays.update({f"{s}/rows": g for s, g in enumerate(specs.groups)})
-            deltas_sha = _write_npz(tmp / "specialists.npz", arrays)
-            for s, mem in enumerate(clf.memories_ or []):
-                mem.save(tmp / "memories" / str(s))
-            files = {f.relative_to(tmp).as_posix(): sha256_file(f) for f in sorted(tmp.rglob("*"))
-                     if f.is_file() and f.name != ".lock"}
-            manifest = {
-                "format": FORMAT, "version": FORMAT_VERSION,
-                "options": {k: getattr(clf, k) for k in _OPTIONS},
-                "trunk_fingerprint": clf.split_.fingerprint, "tail_sha256": tail_sha,
-                "specialists_sha256": deltas_sha, "classes": [str(c) for c in clf.classes_],
-                "cut": clf.cut_.to_dict(), "memories": len(clf.memories_ or []),
-                "entries": clf.n_entries(), "files": files,
-                "history": getattr(clf, "history_", {}),
-            }
-            write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
-            commit_snapshot(root, tmp, name, expect=origin_of(clf, root))
-        except BaseException:
-            remove_stale(root)
-            raise
-    set_origin(clf, root, name)
+    manifest = {
+        "format": FORMAT, "version": FORMAT_VERSION,
+        "options": {k: getattr(clf, k) for k in _OPTIONS},
+        "trunk_fingerprint": clf.split_.fingerprint, "classes": [str(c) for c in clf.classes_],
+        "cut": clf.cut_.to_dict(), "memories": len(clf.memories_ or []),
+        "entries": clf.n_entries, "history": getattr(clf, "history_", {}),
+    }
+    with writer_lock(root, wait=wait), snapshot_writer(clf, root, manifest) as tmp:
+        save_tree(clf.tree, tmp / "tree.json")
+        np.savez(tmp / "generalist.npz", **_state_arrays(clf.generalist_))
+        specs = clf.specialists_
+        if specs.kind == "delta":
+            arrays: dict[str, np.ndarray] = {}
+            for s, d in enumerate(specs.deltas):
+                arrays.update(d.state(f"{s}/"))
+        else:
+            arrays = {f"{s}/{k}": v.numpy() for s, c in enumerate(specs.copies) for k, v in c.items()}
+            arrays.update({f"{s}/rows": g for s, g in enumerate(specs.groups)})
+        np.savez(tmp / "specialists.npz", **arrays)
+        for s, mem in enumerate(clf.memories_ or []):
+            mem.save(tmp / "memories" / str(s))
+        manifest["tail_sha256"] = sha256_file(tmp / "generalist.npz")
+        manifest["specialists_sha256"] = sha256_file(tmp / "specialists.npz")
     return root
 
 
@@ -134,8 +105,8 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
         manifest = json.loads(snap.manifest)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(root, f"manifest.json is corrupt ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise MemoryFormatError(f"{root} is not a supersub network classifier of format version {FORMAT_VERSION}")
+    check_format(manifest, FORMAT, FORMAT_VERSION, what=str(root), noun="supersub network classifier",
+                 error=MemoryFormatError)
     for key, kind in (("options", dict), ("files", dict), ("classes", list), ("cut", dict),
                       ("trunk_fingerprint", str), ("tail_sha256", str), ("specialists_sha256", str)):
         if not isinstance(manifest.get(key), kind):

@@ -46,7 +46,7 @@ class ShardMemories:
     """Mixin of :class:`router.NetworkTwoStage`: one memory shard per superclass, in its specialist's space."""
 
     classes_: np.ndarray
-    superclasses_: tuple[str, ...]
+    superclasses_: list[str]
     groups_: list[np.ndarray]
     cut_: SuperclassMap
     split_: BackboneSplit
@@ -156,6 +156,7 @@ class ShardMemories:
             raise UnknownEntryError("no memory entry matches; nothing was removed")
         return out
 
+    @property
     def n_entries(self) -> int:
         """Entries in all memory shards."""
         return sum(len(m) for m in self.memories_ or [])
@@ -173,7 +174,7 @@ class ShardMemories:
         return out
 
     @property
-    def _cut(self) -> dict[str, str]:
+    def assignment_(self) -> dict[str, str]:
         """Class id to its (primary) superclass id."""
         return dict(self.cut_.assignment)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,18 +32,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hierarchy import HierarchyError, load_tree, save_tree
-from memory import BackboneMismatchError, MemoryFormatError, VisualMemory, load_any
+from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256_file
+from memory import BackboneMismatchError, MemoryFormatError, VisualMemory, load_memory
 from memory._snapshot import (
-    begin_snapshot,
-    commit_snapshot,
     locked_edit,
     open_snapshot,
-    origin_of,
     set_origin,
-    sha256_file,
+    snapshot_writer,
     verify_files,
-    write_bytes,
     writer_lock,
 )
 
@@ -122,8 +117,14 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
     from ._routers import HeadRouter
     from ._specialists import DeltaSpecialists
 
-    tmp, name = begin_snapshot(root)
-    try:
+    manifest = {
+        "format": FORMAT, "version": FORMAT_VERSION,
+        "options": {k: getattr(clf, k) for k in _OPTIONS},
+        "router_state": clf.router_.state(),
+        "classes": [str(c) for c in clf.classes_], "superclasses": list(clf.superclasses_),
+        "assignment": clf.assignment_, "dim": clf.dim_, "entries": clf.n_entries,
+    }
+    with snapshot_writer(clf, root, manifest, listed=lambda rel: not _covered_by_shard(Path(rel))) as tmp:
         save_tree(clf.tree, tmp / "tree.json")
         if clf._store is not None:
             clf._store.save(tmp / "store")
@@ -137,26 +138,7 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
         if isinstance(clf.specialists_, DeltaSpecialists):
             np.savez(tmp / "deltas.npz", **clf.specialists_.state())
         elif clf.specialists_ is not None:
-            torch.save([m.state_dict() for m in clf.specialists_.modules], tmp / "specialists.pt")
-        files = {}
-        for rel in _listed_files(tmp):
-            with open(tmp / rel, "rb") as fh:
-                os.fsync(fh.fileno())
-            files[rel] = sha256_file(tmp / rel)
-        manifest = {
-            "format": FORMAT, "version": FORMAT_VERSION,
-            "options": {k: getattr(clf, k) for k in _OPTIONS},
-            "router_state": clf.router_.state(),
-            "classes": [str(c) for c in clf.classes_], "superclasses": list(clf.superclasses_),
-            "assignment": clf._cut, "dim": clf.dim_, "entries": clf.n_entries(),
-            "files": files,
-        }
-        write_bytes(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
-        commit_snapshot(root, tmp, name, expect=origin_of(clf, root))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    set_origin(clf, root, name)
+            torch.save(clf.specialists_.state(), tmp / "specialists.pt")
 
 
 @contextlib.contextmanager
@@ -189,10 +171,8 @@ def _parse(raw: bytes, snap: Path) -> dict[str, Any]:
         manifest = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MemoryFormatError(f"{snap / 'manifest.json'} is corrupt: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise MemoryFormatError(
-            f"{snap.parent.parent} is not a supersub classifier of format version {FORMAT_VERSION}; rebuild it"
-        )
+    check_format(manifest, FORMAT, FORMAT_VERSION, what=str(snap.parent.parent), noun="supersub classifier",
+                 error=MemoryFormatError)
     shapes = {"options": dict, "router_state": dict, "classes": list, "superclasses": list,
               "assignment": dict, "files": dict}
     for key, kind in shapes.items():
@@ -270,7 +250,7 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
 def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
     from ._classifier import TwoStageClassifier
     from ._routers import CentroidRouter, HeadRouter, MemoryRouter
-    from ._specialists import DeltaSpecialists, FullSpecialists, _Restricted
+    from ._specialists import DeltaSpecialists, FullSpecialists
 
     opts = manifest["options"]
     files = manifest["files"]
@@ -289,10 +269,10 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
         raise _bad(snap, "its superclasses are not those of its tree's cut")
     clf.classes_ = np.array(classes, dtype=object)
     clf.superclasses_ = list(supers)
-    clf._cut = dict(assignment)
+    clf.assignment_ = dict(assignment)
     clf.dim_ = int(manifest["dim"])
     if "store/milvus.json" in files:
-        clf._store = load_any(snap / "store", fingerprint=opts.get("fingerprint"))
+        clf._store = load_memory(snap / "store", fingerprint=opts.get("fingerprint"))
         clf.shards_ = [clf._store.shard(s) for s in clf.superclasses_]
     else:
         clf.shards_ = [VisualMemory.load(snap / "shards" / str(i), dim=clf.dim_,
@@ -307,8 +287,8 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
         if held != set(classes):
             diff = sorted(held ^ set(classes))
             raise _bad(snap, f"its classes and its shards disagree (first: {diff[0]!r})")
-        if clf.n_entries() != manifest["entries"]:
-            raise _bad(snap, f"the manifest counts {manifest['entries']} entries, the shards hold {clf.n_entries()}")
+        if clf.n_entries != manifest["entries"]:
+            raise _bad(snap, f"the manifest counts {manifest['entries']} entries, the shards hold {clf.n_entries}")
     rs = manifest["router_state"]
     if clf.router == "memory":
         clf.router_ = MemoryRouter(**rs).fit(clf.shards_)
@@ -331,17 +311,11 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
             with np.load(snap / "deltas.npz", allow_pickle=False) as z:
                 clf.specialists_ = DeltaSpecialists.from_state(clf.base_, {k: z[k] for k in z.files})
         else:
-            full = FullSpecialists()
-            full.base, full.groups = clf.base_, clf._groups()
+            groups = clf.class_groups()
             states = _torch_load(snap, "specialists.pt", files)
-            if not isinstance(states, list) or len(states) != len(full.groups):
+            if not isinstance(states, list) or len(states) != len(groups):
                 raise _bad(snap, "specialists.pt does not hold one specialist per superclass")
-            full.modules = []
-            for rows, st in zip(full.groups, states):
-                mod = _Restricted(clf.base_, torch.as_tensor(rows, dtype=torch.long))
-                mod.load_state_dict(st)
-                full.modules.append(mod.eval())
-            clf.specialists_ = full
+            clf.specialists_ = FullSpecialists.from_state(clf.base_, groups, states)
     return clf
 
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hierarchy import ClassTree
+from hierarchy import ClassTree, atomic_write
 from memory import (
     BackboneMismatchError,
     Embedder,
-    EmbeddingSet,
     ImageDataset,
     embed_dataset,
     get_backbone,
@@ -23,7 +23,8 @@ from memory import (
 
 from ._classifier import FlatClassifier, TwoStageClassifier
 
-__all__ = ["QueryEncoder", "Queries", "embedder_for", "evaluate", "flat_from", "write_predictions"]
+__all__ = ["QueryEncoder", "Queries", "build_memory_model", "embedder_for", "evaluate", "evaluate_with_flat", "flat_from", "write_evaluation",
+           "write_predictions"]
 
 
 def embedder_for(recipe: dict[str, Any], *, progress: bool = True, expect: str | None = None) -> Embedder:
@@ -85,6 +86,29 @@ class QueryEncoder:
         return Queries(es.X, es.labels, es.refs, es.fingerprint, es.dataset, es.split)
 
 
+def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[str, Any], *,
+                       progress: bool = True, **options: Any) -> TwoStageClassifier:
+    """Embed ``dataset`` (through the cache) and fit a memory-level :class:`TwoStageClassifier` on it.
+
+    Parameters
+    ----------
+    embedding : dict
+        The recipe saved with the model: ``{"backbone", "size", "crop_pct"}``.
+    **options
+        Passed to :class:`TwoStageClassifier` (``router``, ``specialist``,
+        ``routing``, ``m``, ``k``, ``voting``, ``backend``...).
+
+    Returns
+    -------
+    TwoStageClassifier
+        Fitted, its entries sourced as ``"<dataset>/<split>"`` with the image
+        paths as references; not yet saved.
+    """
+    es = embed_dataset(dataset, embedder_for(embedding, progress=progress))
+    clf = TwoStageClassifier(tree, fingerprint=es.fingerprint, embedding=embedding, **options)
+    return clf.fit(es.X, es.labels, source=f"{es.dataset}/{es.split}", refs=es.refs)
+
+
 def flat_from(clf: Any) -> Any:
     """The flat baseline of a routed classifier: kNN over exactly its shards' entries, or its generalist."""
     from ._network import NetworkTwoStage
@@ -108,7 +132,7 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
         errors into routing errors and within-superclass errors.
     """
     y = np.asarray(y, dtype=object)
-    cut = clf._cut
+    cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
     pred = clf.predict(X, routing=routing, m=m)
     route = clf.predict_superclass(X)
@@ -129,6 +153,60 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
     }
 
 
+def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: str | None = None,
+                       m: int | None = None, fingerprint: str = "") -> dict[str, Any]:
+    """The routed classifier and its flat baseline (:func:`flat_from`) on the same queries.
+
+    Returns
+    -------
+    dict
+        ``routed`` (:func:`evaluate`), ``flat_knn`` (top-1, predicted superclass
+        accuracy, errors across and within superclasses), ``flat`` (which flat
+        system), ``queries``, ``fingerprint`` and ``model``.
+    """
+    from ._network import NetworkTwoStage
+
+    y = np.asarray(y, dtype=object)
+    routed = evaluate(clf, X, y, routing=routing, m=m)
+    flat_pred = flat_from(clf).predict(X)
+    cut = clf.assignment_
+    true_sup = np.array([cut[c] for c in y], dtype=object)
+    flat_sup = np.array([cut[c] for c in flat_pred], dtype=object)
+    wrong = flat_pred != y
+    return {
+        "queries": int(len(y)), "fingerprint": fingerprint, "model": repr(clf),
+        "flat": "fine-tuned flat tail (the generalist)" if isinstance(clf, NetworkTwoStage)
+        else "flat kNN (same memory)",
+        "flat_knn": {"top1": float(np.mean(~wrong)),
+                     "predicted_superclass_accuracy": float(np.mean(flat_sup == true_sup)),
+                     "errors": int(wrong.sum()),
+                     "errors_across_superclasses": int((wrong & (flat_sup != true_sup)).sum()),
+                     "errors_within_superclass": int((wrong & (flat_sup == true_sup)).sum())},
+        "routed": routed,
+    }
+
+
+def write_evaluation(out: str | os.PathLike[str], clf: Any, X: np.ndarray, y: Sequence[str], refs: Sequence[str],
+                     result: dict[str, Any], *, routing: str | None = None, m: int | None = None) -> list[Path]:
+    """``out/metrics.json`` (``result``) and ``out/predictions.csv`` (flat, routed and oracle-routed rows)."""
+    out = Path(out)
+    atomic_write(out / "metrics.json", json.dumps(result, indent=1))
+    flat = flat_from(clf)
+    y = np.asarray(y, dtype=object)
+    true_sup = np.array([clf.assignment_[c] for c in y], dtype=object)
+    rp = clf.predict_proba(X, routing=routing, m=m)
+    fp = flat.predict_proba(X)
+    op = clf.predict_proba(X, routing="oracle", y_true=y)
+    col = {c: i for i, c in enumerate(flat.classes_)}
+    fp = fp[:, [col[c] for c in clf.classes_]]  # the routed column order
+    write_predictions(out / "predictions.csv", refs, list(y), {
+        "flat": (flat.predict(X), None, fp),
+        "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(X), rp),
+        "oracle": (clf.classes_[op.argmax(1)], true_sup, op),
+    }, clf.tree, classes=clf.classes_)
+    return [out / "metrics.json", out / "predictions.csv"]
+
+
 def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequence[str],
                       systems: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray]],
                       tree: ClassTree, *, classes: np.ndarray | None = None, top: int = 5) -> Path:
@@ -138,28 +216,20 @@ def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequ
     has shape (n, len(classes)); its ranking gives ``pred2``..``pred{top}``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     if classes is not None:
         top = min(top, len(classes))  # no more ranked guesses than classes
     ranked_cols = [f"pred{k}" for k in range(2, top + 1)] if classes is not None else []
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["system", "ref", "true", "pred", "route", "score", *ranked_cols])
-        for name, (pred, route, proba) in systems.items():
-            order = np.argsort(-proba, axis=1, kind="stable")[:, 1:top] if ranked_cols else None
-            for i in range(len(y)):
-                extra = [classes[j] for j in order[i]] if order is not None else []  # type: ignore[index]
-                w.writerow([name, refs[i], y[i], pred[i], "" if route is None else route[i],
-                            f"{proba[i].max():.6f}", *extra])
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["system", "ref", "true", "pred", "route", "score", *ranked_cols])
+    for name, (pred, route, proba) in systems.items():
+        order = np.argsort(-proba, axis=1, kind="stable")[:, 1:top] if ranked_cols else None
+        for i in range(len(y)):
+            extra = [classes[j] for j in order[i]] if order is not None else []  # type: ignore[index]
+            w.writerow([name, refs[i], y[i], pred[i], "" if route is None else route[i],
+                        f"{proba[i].max():.6f}", *extra])
+    atomic_write(path, fh.getvalue())
     return path
-
-
-def embed_split(dataset: ImageDataset, embedder: Embedder) -> EmbeddingSet:
-    """Embed a dataset split through the cache."""
-    return embed_dataset(dataset, embedder)
 
 
 def memory_summary(clf: TwoStageClassifier) -> list[tuple[str, str, int, int, str]]:

@@ -1,4 +1,10 @@
-"""Self-contained HTML misclassification reports (plots and images embedded) and a Markdown summary."""
+"""Self-contained HTML misclassification reports (plots and images embedded) and a Markdown summary.
+
+The pages are Jinja2 templates (``router/templates/report.html`` and
+``summary.md``).  The HTML environment autoescapes every value, so a class
+name or file name can never inject markup; the Markdown one escapes names
+with the ``md`` filter.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,8 @@ import base64
 import html
 import io
 import json
-import re
 import os
-import tempfile
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import ClassTree
+from hierarchy import ClassTree, atomic_write
 
 from ._analysis import (
     Predictions,
@@ -58,13 +63,6 @@ class GalleryItem:
     score: float
     ref: str = ""
     neighbours: list[GalleryNeighbour] = field(default_factory=list)
-
-
-def _img(data: bytes | None, alt: str) -> str:
-    if not data:
-        return f'<div class="noimg">{html.escape(alt)}</div>'
-    mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
-    return f'<img alt="{html.escape(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode()}">'
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
@@ -124,49 +122,30 @@ def _plots(systems: dict[str, Predictions], metrics: dict[str, dict[str, Any]], 
     return out
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f3f3f3;cursor:pointer}td:first-child,th:first-child{text-align:left}
-.gallery{display:flex;flex-direction:column;gap:1em}.mistake{display:flex;gap:.6em;align-items:flex-start}
-.mistake figure{margin:0;width:110px;font-size:11px}.mistake img{width:104px;height:104px;image-rendering:pixelated}
-.query{border:2px solid #c33;padding:2px}.noimg{width:104px;height:104px;background:#eee;font-size:10px}
-.note{color:#666;font-size:.9em}
-"""
-
-_JS = """
-document.querySelectorAll('table.sortable th').forEach(function(th, col){
-  th.addEventListener('click', function(){
-    var table = th.closest('table'), body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    var asc = th.dataset.dir !== 'asc'; th.dataset.dir = asc ? 'asc' : 'desc';
-    rows.sort(function(a, b){
-      var x = a.cells[col].dataset.v || a.cells[col].textContent;
-      var y = b.cells[col].dataset.v || b.cells[col].textContent;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-      return asc ? c : -c;
-    });
-    rows.forEach(function(r){ body.appendChild(r); });
-  });
-});
-"""
+_MD_ENV: Any = None
+_HTML_ENV: Any = None
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], sortable: bool = False) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = []
-    for r in rows:
-        cells = []
-        for v in r:
-            if isinstance(v, float):
-                cells.append(f'<td data-v="{v:.6f}">{v:.3f}</td>')
-            else:
-                cells.append(f"<td>{html.escape(str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    cls = ' class="sortable"' if sortable else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _templates() -> tuple[Any, Any]:
+    """The HTML environment (autoescaping every value) and the Markdown one (an ``md`` filter)."""
+    global _MD_ENV, _HTML_ENV
+    if _HTML_ENV is None:
+        import jinja2
+
+        loader = jinja2.PackageLoader("router", "templates")
+        _HTML_ENV = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+        _MD_ENV = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
+                                     keep_trailing_newline=True)
+        _MD_ENV.filters["md"] = _md
+    return _HTML_ENV, _MD_ENV
+
+
+def _uri(data: bytes | None) -> str | None:
+    """An image as a ``data:`` URI (PNG or JPEG), or None."""
+    if not data:
+        return None
+    mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 def _pct(x: float) -> str:
@@ -215,104 +194,51 @@ def write_report(
     label = tree.label
     p = systems[main]
 
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f'<p class="note">{len(p)} queries; systems: {", ".join(map(html.escape, names))}; '
-             f"tree cut {html.escape(tree.superclasses.method if tree.superclasses else '')}.</p>"]
-
-    rows = []
-    for n, m in metrics.items():
-        rows.append([n, m["class_accuracy"], m["superclass_accuracy"], m.get("routing_accuracy", "–"),
-                     m.get("specialist_accuracy", "–")])
-    parts.append('<section id="levels"><h2>Accuracy by level</h2>')
-    parts.append(_table(["system", "class", "superclass", "routing", "specialist | right route"], rows))
-    if oracle_acc is not None:
-        parts.append(f"<p>Oracle-route bound (true superclass, same specialists): <b>{_pct(oracle_acc)}</b>.</p>")
-    parts.append("</section>")
-
-    parts.append('<section id="errors"><h2>Where the errors are</h2>')
-    rows = [[n, m["errors"], m.get("routing_errors", "–"), m.get("specialist_errors", "–"),
-             m["within_errors"], m["across_errors"], m["within_rate"], m["across_rate"]] for n, m in metrics.items()]
-    parts.append(_table(["system", "errors", "routing errors", "specialist errors", "within superclass",
-                         "across superclasses", "within rate", "across rate"], rows))
-    parts.append('<p class="note">Routing errors: the route missed the true superclass. Specialist errors: '
-                 "the route was right and the specialist chose the wrong class. Within/across compares the "
-                 "predicted class's superclass with the true one.</p></section>")
-
-    parts.append('<section id="severity"><h2>Mistake severity</h2>')
-    rows = [[n, m["mean_lca_height"], *[m["hierarchical_distance_at_k"].get(k, "–") for k in (1, 2, 5)]]
-            for n, m in metrics.items()]
-    parts.append(_table(["system", "mean LCA height of mistakes", "hier. distance@1", "@2", "@5"], rows))
-    parts.append(_img(plots["severity"], "LCA height histogram") + "</section>")
-
-    parts.append('<section id="confusion"><h2>Superclass confusion</h2>'
-                 + _img(plots["confusion"], "superclass confusion heatmap") + "</section>")
-
-    parts.append(f'<section id="pairs"><h2>Most-confused class pairs inside each superclass ({html.escape(main)})</h2>')
-    for sup, pairs in confused_pairs(p, tree).items():
-        if pairs:
-            parts.append(f"<h3>{html.escape(sup)}</h3>" + _table(
-                ["true", "predicted", "count"], [[f"{label(a)} ({a})", f"{label(b)} ({b})", n] for a, b, n in pairs]))
-    parts.append("</section>")
-
     pcs = {n: per_class_accuracy(systems[n]) for n in names}
-    rows = []
-    for c, (acc, count) in pcs[main].items():
-        rows.append([f"{label(c)} ({c})", tree.superclasses.names[tree.superclass_of(c)], count,  # type: ignore[union-attr]
-                     *[pcs[n][c][0] for n in names]])
-    parts.append('<section id="per-class"><h2>Per-class accuracy</h2><p class="note">Click a header to sort.</p>')
-    parts.append(_table(["class", "superclass", "queries", *names], rows, sortable=True) + "</section>")
-
     pss = {n: per_superclass_accuracy(systems[n], tree) for n in names}
-    rows = [[s, row["n"], *[pss[n][s]["class_accuracy"] for n in names],
-             *[pss[n][s].get("routing_accuracy", "–") for n in names]] for s, row in pss[main].items()]
-    parts.append('<section id="per-superclass"><h2>Per-superclass accuracy</h2>')
-    parts.append(_table(["superclass", "queries", *[f"class acc. {n}" for n in names],
-                         *[f"routing acc. {n}" for n in names]], rows, sortable=True) + "</section>")
-
-    parts.append(f'<section id="gallery"><h2>Neighbour gallery: most confident mistakes ({html.escape(main)})</h2>')
-    if not gallery:
-        parts.append('<p class="note">No gallery: pass the model and data to draw it.</p>')
-    parts.append('<div class="gallery">')
-    for item in gallery:
-        figs = [f'<figure class="query">{_img(item.image, item.ref)}<figcaption>query {html.escape(item.ref)}<br>'
-                f"true: {html.escape(label(item.true))}<br>pred: {html.escape(label(item.pred))} ({item.score:.2f})"
-                "</figcaption></figure>"]
-        for nb in item.neighbours:
-            figs.append(f"<figure>{_img(nb.image, nb.label)}<figcaption>{html.escape(label(nb.label))}<br>"
-                        f"[{html.escape(nb.source)}]<br>weight {nb.weight:.3g}, sim {nb.similarity:.2f}</figcaption></figure>")
-        parts.append('<div class="mistake">' + "".join(figs) + "</div>")
-    parts.append("</div></section>")
-
-    parts.append('<section id="comparison"><h2>Side-by-side comparison</h2>')
-    cmp_ = None
-    if baseline is not None:
-        cmp_ = compare(systems[baseline], p)
-        parts.append(f"<p>Against <b>{html.escape(baseline)}</b>, <b>{html.escape(main)}</b> fixes "
-                     f"<b>{cmp_['fixed']}</b> errors and introduces <b>{cmp_['introduced']}</b> "
-                     f"(both right {cmp_['both_right']}, both wrong {cmp_['both_wrong']}).</p>")
-        for what in ("fixed", "introduced"):
-            idx = cmp_[f"{what}_index"][:15]
-            rows = [[p.ref[i] if p.ref is not None else i, f"{label(p.true[i])}",
-                     f"{label(systems[baseline].pred[i])}", f"{label(p.pred[i])}"] for i in idx]
-            parts.append(f"<h3>Examples {what}</h3>" + _table(["query", "true", baseline, main], rows))
-    else:
-        parts.append('<p class="note">Only one system: nothing to compare.</p>')
-    parts.append("</section>")
-
-    doc = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-           f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-           + "\n".join(parts) + f"<script>{_JS}</script></body></html>")
-
-    md = [f"# {_md(title)}", "", f"{len(p)} queries.", "",
-          "| system | class acc. | superclass acc. | errors within / across | mean LCA height of mistakes |",
-          "|---|---|---|---|---|"]
-    for n, m in metrics.items():
-        md.append(f"| {_md(n)} | {_pct(m['class_accuracy'])} | {_pct(m['superclass_accuracy'])} | "
-                  f"{_pct(m['within_rate'])} / {_pct(m['across_rate'])} | {m['mean_lca_height']:.2f} |")
-    if oracle_acc is not None:
-        md += ["", f"Oracle-route bound: {_pct(oracle_acc)}."]
+    cmp_ = compare(systems[baseline], p) if baseline is not None else None
+    comparison = None
     if cmp_ is not None:
-        md += ["", f"{_md(main)} against {_md(baseline)}: fixes {cmp_['fixed']} errors, introduces {cmp_['introduced']}."]
+        examples = []
+        for what in ("fixed", "introduced"):
+            examples.append((what, [[p.ref[i] if p.ref is not None else i, label(p.true[i]),
+                                     label(systems[baseline].pred[i]), label(p.pred[i])]  # type: ignore[index]
+                                    for i in cmp_[f"{what}_index"][:15]]))
+        comparison = {**{k: cmp_[k] for k in ("fixed", "introduced", "both_right", "both_wrong")},
+                      "examples": examples}
+    sup_names = tree.superclasses.names  # type: ignore[union-attr]
+    context = {
+        "title": title, "n_queries": len(p), "names": names, "main": main, "baseline": baseline,
+        "cut": tree.superclasses.method if tree.superclasses else "",
+        "oracle": _pct(oracle_acc) if oracle_acc is not None else None,
+        "plots": {k: _uri(v) for k, v in plots.items()},
+        "levels": [[n, m["class_accuracy"], m["superclass_accuracy"], m.get("routing_accuracy", "–"),
+                    m.get("specialist_accuracy", "–")] for n, m in metrics.items()],
+        "errors": [[n, m["errors"], m.get("routing_errors", "–"), m.get("specialist_errors", "–"),
+                    m["within_errors"], m["across_errors"], m["within_rate"], m["across_rate"]]
+                   for n, m in metrics.items()],
+        "severity": [[n, m["mean_lca_height"], *[m["hierarchical_distance_at_k"].get(k, "–") for k in (1, 2, 5)]]
+                     for n, m in metrics.items()],
+        "pairs": [(sup, [[f"{label(a)} ({a})", f"{label(b)} ({b})", n] for a, b, n in pairs])
+                  for sup, pairs in confused_pairs(p, tree).items() if pairs],
+        "per_class": [[f"{label(c)} ({c})", sup_names[tree.superclass_of(c)], count, *[pcs[n][c][0] for n in names]]
+                      for c, (_, count) in pcs[main].items()],
+        "per_superclass_headers": [f"class acc. {n}" for n in names] + [f"routing acc. {n}" for n in names],
+        "per_superclass": [[s, row["n"], *[pss[n][s]["class_accuracy"] for n in names],
+                            *[pss[n][s].get("routing_accuracy", "–") for n in names]] for s, row in pss[main].items()],
+        "gallery": [{"uri": _uri(item.image), "ref": item.ref, "true": label(item.true), "pred": label(item.pred),
+                     "score": item.score,
+                     "neighbours": [{"uri": _uri(nb.image), "label": nb.label, "name": label(nb.label),
+                                     "source": nb.source, "weight": nb.weight, "similarity": nb.similarity}
+                                    for nb in item.neighbours]} for item in gallery],
+        "comparison": comparison,
+        "summary": [{"name": n, "class_accuracy": _pct(m["class_accuracy"]),
+                     "superclass_accuracy": _pct(m["superclass_accuracy"]), "within": _pct(m["within_rate"]),
+                     "across": _pct(m["across_rate"]), "mean_lca": m["mean_lca_height"]} for n, m in metrics.items()],
+    }
+    html_env, md_env = _templates()
+    doc = html_env.get_template("report.html").render(context)
+    md_text = md_env.get_template("summary.md").render(context)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -320,11 +246,7 @@ def write_report(
     serial = {n: {k: v for k, v in m.items()} for n, m in metrics.items()}
     if oracle_acc is not None:
         serial["oracle"] = {"class_accuracy": oracle_acc}
-    for key, text in (("html", doc), ("markdown", "\n".join(md) + "\n"),
+    for key, text in (("html", doc), ("markdown", md_text),
                       ("metrics", json.dumps(serial, indent=1, default=str))):
-        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=out)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, paths[key])
+        atomic_write(paths[key], text)
     return paths

@@ -15,7 +15,7 @@ from memory import InputError, Steer, VisualMemory, get_voting
 
 from ._heads import Head, fit_head, head_proba
 
-__all__ = ["ROUTERS", "CentroidRouter", "HeadRouter", "MemoryRouter"]
+__all__ = ["CentroidRouter", "HeadRouter", "MemoryRouter"]
 
 
 class MemoryRouter:
@@ -187,5 +187,3 @@ class HeadRouter:
     def state(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "epochs": self.epochs, "lr": self.lr, "seed": self.seed}
 
-
-ROUTERS = {"memory": MemoryRouter, "centroids": CentroidRouter, "head": HeadRouter}

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from memory import InputError
+
 from ._heads import Head, train_module
 
 __all__ = ["DeltaSpecialists", "FullSpecialists", "quantise_int8"]
@@ -152,6 +154,24 @@ class FullSpecialists(_Specialists):
 
     def _logits(self, s: int, x: torch.Tensor) -> torch.Tensor:
         return self.modules[s](x)
+
+    def state(self) -> list[dict[str, torch.Tensor]]:
+        """Each specialist's weights, in superclass order (for saving)."""
+        return [m.state_dict() for m in self.modules]
+
+    @classmethod
+    def from_state(cls, base: Head, groups: Sequence[np.ndarray],
+                   states: Sequence[dict[str, torch.Tensor]]) -> FullSpecialists:
+        """Inverse of :meth:`state`, given the base head and each superclass's class indices."""
+        if len(states) != len(groups):
+            raise InputError(f"got {len(states)} specialist states for {len(groups)} superclasses")
+        self = cls()
+        self.base, self.groups, self.modules = base, [np.asarray(g) for g in groups], []
+        for rows, st in zip(self.groups, states):
+            mod = _Restricted(base, torch.as_tensor(rows, dtype=torch.long))
+            mod.load_state_dict(st)
+            self.modules.append(mod.eval())
+        return self
 
     def storage(self) -> dict[str, float]:
         """Bytes, and heads (units of one base head), of all specialists."""

@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import torch
 
 from memory import Backbone, BackboneMismatchError, Embedder, ImageDataset, InputError, MemoryFormatError, cache_root
-from memory._embed import prefetched
-from memory._snapshot import sha256_file, write_array_dir
+from memory._embed import fill_batches
+from memory._snapshot import read_array_dir, write_array_dir
 
 __all__ = ["DEFAULT_SPLITS", "BackboneSplit", "Tail", "TrunkActivations", "load_trunk_activations",
            "run_trunk_on_images", "split_backbone", "trunk_activations"]
@@ -239,21 +236,9 @@ def load_trunk_activations(directory: str | os.PathLike[str], *, fingerprint: st
     BackboneMismatchError
         ``fingerprint`` is given and differs from the one that made the cache.
     """
-    d = Path(directory)
-    try:
-        meta = json.loads((d / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MemoryFormatError(f"{d} holds no readable trunk activations ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise MemoryFormatError(f"{d} is not a supersub trunk cache of version {FORMAT_VERSION}")
-    if fingerprint is not None and meta.get("fingerprint") != fingerprint:
-        raise BackboneMismatchError(
-            f"{d} holds trunk activations of {meta.get('fingerprint')}, not {fingerprint}; recompute them"
-        )
-    npy = d / "acts.npy"
-    if not npy.is_file() or sha256_file(npy) != meta.get("sha256"):
-        raise MemoryFormatError(f"{npy} is missing or corrupt (checksum mismatch); recompute it")
-    acts = np.load(npy, allow_pickle=False)
+    acts, meta = read_array_dir(Path(directory), "acts.npy", fmt=FORMAT, version=FORMAT_VERSION,
+                                noun="trunk activations", rebuild="recompute them", fingerprint=fingerprint)
+    npy = Path(directory) / "acts.npy"
     if list(acts.shape) != meta["shape"] or acts.dtype != np.float16 or len(meta["labels"]) != len(acts):
         raise MemoryFormatError(f"{npy} has shape {acts.shape} {acts.dtype}, expected {meta['shape']} float16")
     return TrunkActivations(acts, np.asarray(meta["labels"]), list(meta["refs"]), meta["fingerprint"],
@@ -318,19 +303,7 @@ def run_trunk_on_images(split: BackboneSplit, images: Sequence[Any], *, precisio
         raise InputError("no images given")
     emb = Embedder(split.backbone, runtime="torch", batch_size=batch_size, progress=False)
     out = np.empty((len(images), *split.trunk_shape), dtype=np.float16)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(images), desc=desc, unit="img", file=sys.stderr, disable=None)
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    pos = 0
-    for x in prefetched(batches, emb.preprocess):
-        a = split.run_trunk(x, precision=precision).numpy()
-        out[pos:pos + len(a)] = a
-        pos += len(a)
-        if bar is not None:
-            bar.update(len(a))
-    if bar is not None:
-        bar.close()
+    fill_batches(out, batches, emb.preprocess, lambda x: split.run_trunk(x, precision=precision).numpy(),
+                 desc=desc, progress=progress)
     return out

@@ -137,7 +137,7 @@ def memory_factory(request, tmp_path):
         from memory import MilvusMemory, VisualMemory
 
         if backend == "faiss":
-            kw.pop("index", None), kw.pop("ef", None)
+            kw.pop("index", None), kw.pop("ef_search", None)
             return VisualMemory(dim, progress=False, **kw)
         name = "t" + uuid.uuid4().hex[:12]
         if backend == "milvus-lite":

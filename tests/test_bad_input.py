@@ -109,7 +109,7 @@ def test_tree_and_router_cases(tmp_path, wordnet):
     with pytest.raises(UnknownClassError, match="unknown label 'c7'"):
         TwoStageClassifier(tree).fit(X[:2], ["c0", "c7"])
     before = [sh.ids_.tolist() for sh in clf.shards_]
-    with pytest.raises(UnknownClassError, match="no entry has source 'nowhere'"):
+    with pytest.raises(UnknownEntryError, match="no entry has source 'nowhere'"):
         clf.remove(source="nowhere")
     assert [sh.ids_.tolist() for sh in clf.shards_] == before
 

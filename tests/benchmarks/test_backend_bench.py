@@ -12,5 +12,5 @@ def test_backend_bench_fast_subset(milvus_server):
         if isinstance(r, dict):
             assert r["deleted_id_returned"] is False, name
             assert r["routed_query"]["p99_ms"] >= r["routed_query"]["p50_ms"] > 0
-    assert 0.5 < row["Milvus server, HNSW ef=128"]["recall_at_10"] <= 1.0
+    assert row["Milvus server, HNSW ef=128"]["recall_at_10"] >= 0.99  # the README's HNSW contract
     assert "| 3,000 | Milvus server, FLAT |" in backend_table(out)

@@ -8,7 +8,8 @@ def test_scale_fast_subset():
     for row in out["rows"]:
         # probing all 16 lists is exhaustive: the IVF index must equal exact search
         assert row["indexes"]["IVF16,Flat"]["recall_at_10"] == 1.0
-        assert 0.5 < row["indexes"]["IVF16,SQ8"]["recall_at_10"] <= 1.0
+        # with every list probed, SQ8 loses only what its 8-bit codes lose: 0.017-0.023 measured here
+        assert row["indexes"]["IVF16,SQ8"]["recall_at_10"] >= 0.97
         for system in ("flat", "routed"):
             assert row[system]["p99_ms"] >= row[system]["p50_ms"] > 0
         assert 0 < row["routed"]["router_accuracy"] <= 1

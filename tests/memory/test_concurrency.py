@@ -83,4 +83,5 @@ def test_readers_load_while_another_process_saves(saved_memory, saving_writer, c
         assert writer.proc.poll() is None  # the other writer is still running
     finally:
         writer.kill()
-    assert len(seen) > 1 and outcomes
+    # The readers saw the other process's commits, and this writer met it at least once.
+    assert len(seen) > 1 and "refused" in outcomes

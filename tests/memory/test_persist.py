@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-import memory._persist as persist
+import memory._snapshot as snapshot
 from memory import BackboneMismatchError, MemoryFormatError, VisualMemory
 
 
@@ -100,16 +100,10 @@ def test_crash_during_save_keeps_previous_state(mem, data, tmp_path, monkeypatch
     mem.save(tmp_path / "m")
     expected = mem.predict_proba(Q)
     mem.remove(label="class00")
-    calls = {"n": 0}
-    real = persist.write_bytes
+    def crash_on_manifest(path, payload):  # every data file is written by then
+        raise OSError("disk full")
 
-    def crash_on_second_write(path, payload):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("disk full")
-        return real(path, payload)
-
-    monkeypatch.setattr(persist, "write_bytes", crash_on_second_write)
+    monkeypatch.setattr(snapshot, "write_bytes", crash_on_manifest)
     with pytest.raises(OSError, match="disk full"):
         mem.save(tmp_path / "m")
     monkeypatch.undo()

@@ -159,7 +159,11 @@ def test_steer_excludes_and_reweights(mem, data):
     silenced = mem.predict_proba(Q, steer=Steer(source_weights={"web": 0.0}))
     ex = mem.explain(Q[:3], steer=Steer(source_weights={"web": 0.0}))
     assert all(n.weight == 0 for e in ex for n in e.neighbours if n.source == "web")
-    assert silenced.shape == p.shape
+    # A steered weight of 0 votes exactly as a stored weight of 0 does, and web votes mattered.
+    stored = mem.copy()
+    stored.set_weight(0.0, source="web")
+    np.testing.assert_array_equal(silenced, stored.predict_proba(Q))
+    assert not np.array_equal(silenced, mem.predict_proba(Q))
 
 
 def test_persistent_weights(mem, data):
@@ -252,6 +256,26 @@ def test_query_errors(mem, data):
         mem.search(data[2][:2], superclass="Z")
     with pytest.raises(InputError, match="memory is empty"):
         VisualMemory().predict(np.ones((1, 3)))
+
+
+def test_hnsw_recall_where_the_search_is_not_exhaustive(exact_knn):
+    """The README's HNSW contract, recall@10 >= 0.99 at ef=64, on 20,000 points, where
+    HNSW compares each query with about a tenth of them (measured, and bounded below)."""
+    import faiss
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20_000, 24)).astype(np.float32)
+    Q = rng.standard_normal((300, 24)).astype(np.float32)
+    mem = VisualMemory(index="HNSW32", ef_search=64, progress=False)
+    mem.add(X, [f"c{i % 50}" for i in range(len(X))])
+    mem.build_index()
+    faiss.cvar.hnsw_stats.reset()
+    _, approx = mem.search(Q, 10)
+    compared = faiss.cvar.hnsw_stats.ndis / len(Q)
+    _, exact = exact_knn(X, Q, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)])
+    assert recall >= 0.99
+    assert compared < 0.15 * len(X)
 
 
 @pytest.mark.parametrize("spec", ["HNSW32", "IVF16,Flat"])

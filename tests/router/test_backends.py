@@ -25,7 +25,7 @@ def test_routed_classifier_on_milvus_equals_faiss(synthetic, uri, router, tmp_pa
     faiss_clf = TwoStageClassifier(s["tree"], router=router, k=5).fit(s["X"], s["y"], source="base")
     milvus_clf = TwoStageClassifier(s["tree"], router=router, k=5, backend=uri).fit(s["X"], s["y"], source="base")
     assert all(isinstance(sh, MilvusShard) for sh in milvus_clf.shards_)
-    assert milvus_clf.n_entries() == faiss_clf.n_entries()
+    assert milvus_clf.n_entries == faiss_clf.n_entries
     for routing in ("hard", "soft"):
         assert np.array_equal(milvus_clf.predict(s["Q"], routing=routing), faiss_clf.predict(s["Q"], routing=routing))
         assert np.allclose(milvus_clf.predict_proba(s["Q"], routing=routing),
@@ -99,7 +99,7 @@ def test_shard_views_refuse_other_superclasses(synthetic, tmp_path, backend):
             with pytest.raises(UnknownEntryError, match=f"unknown id {foreign[0]}"):
                 call()
         assert set(m["superclass"] for m in mine.get(mine.ids_)) == {clf.superclasses_[0]}
-    assert clf.n_entries() == len(s["X"])  # nothing was removed or changed
+    assert clf.n_entries == len(s["X"])  # nothing was removed or changed
     if backend != "faiss":
         clf._store.drop()
 
@@ -148,7 +148,7 @@ def test_edits_of_a_milvus_backed_model_are_serialised(synthetic, tmp_path):
 
     def edit(name: str, rows: slice) -> None:
         with edit_classifier(tmp_path / "m", wait=60) as clf:
-            order.append(f"{name} loaded with {clf.n_entries()}")
+            order.append(f"{name} loaded with {clf.n_entries}")
             time.sleep(0.5)
             clf.add(s["Q"][rows], s["qy"][rows], source=name)
 
@@ -159,5 +159,5 @@ def test_edits_of_a_milvus_backed_model_are_serialised(synthetic, tmp_path):
     first.join()
     assert order == [f"a loaded with {len(s['X'])}", f"b loaded with {len(s['X']) + 5}"]  # b saw a's edit
     clf = TwoStageClassifier.load(tmp_path / "m")
-    assert clf.n_entries() == len(s["X"]) + 9
+    assert clf.n_entries == len(s["X"]) + 9
     clf._store.drop()

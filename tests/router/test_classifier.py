@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from hierarchy import UnknownClassError
-from memory import InputError
+from memory import InputError, UnknownEntryError
 from router import FlatClassifier, TwoStageClassifier
 
 
@@ -51,15 +51,19 @@ def test_memory_router_equals_flat_knn_votes(synthetic):
     silenced = s["y"][0]  # a persistent weight must count in stage 1 as it does in stage 2
     routed.set_weight(0.0, label=silenced)
     flat.memory_.set_weight(0.0, label=silenced)
-    # The memory router's merged neighbour list is the flat kNN list, multipliers included.
-    sims_r, _, mult_r = routed.router_.neighbours(s["Q"])
-    sims_f, _, mult_f = flat.memory_.neighbours(s["Q"], 7)
+    # The memory router's merged neighbour list is the flat kNN list: the same neighbours
+    # (each in the shard of its class's superclass), similarities and multipliers.
+    sims_r, owner_r, mult_r = routed.router_.neighbours(s["Q"])
+    sims_f, ids_f, mult_f = flat.memory_.neighbours(s["Q"], 7)
+    column = {sup: j for j, sup in enumerate(routed.superclasses_)}
+    label_of = {e["id"]: e["label"] for e in flat.memory_.get(flat.memory_.ids_)}
+    expected_owner = np.vectorize(lambda i: column[s["tree"].superclass_of(label_of[i])])(ids_f)
+    np.testing.assert_array_equal(owner_r, expected_owner)
     np.testing.assert_allclose(sims_r, sims_f, atol=1e-6)
     np.testing.assert_array_equal(mult_r, mult_f)
     assert (mult_f == 0).any()
     # P(superclass) is the flat kNN's class probabilities summed per superclass.
     p_flat = flat.memory_.predict_proba(s["Q"])
-    column = {sup: j for j, sup in enumerate(routed.superclasses_)}
     expected = np.zeros((len(s["Q"]), len(column)))
     for j, c in enumerate(flat.memory_.classes_):
         expected[:, column[s["tree"].superclass_of(c)]] += p_flat[:, j]
@@ -70,7 +74,7 @@ def test_soft_routing_mixes_superclasses(fitted, synthetic):
     p_hard = fitted.predict_proba(synthetic["Q"])
     p_soft = fitted.predict_proba(synthetic["Q"], routing="soft", m=3)
     np.testing.assert_allclose(p_soft.sum(1), 1.0)
-    supports = lambda p: {fitted._cut[c] for c in fitted.classes_[p > 1e-9]}  # noqa: E731
+    supports = lambda p: {fitted.assignment_[c] for c in fitted.classes_[p > 1e-9]}  # noqa: E731
     assert all(len(supports(row)) == 1 for row in p_hard)
     assert any(len(supports(row)) > 1 for row in p_soft)
 
@@ -131,10 +135,10 @@ def test_remove_by_source(synthetic):
     clf.add(s["Q"][:4], s["qy"][:4], source="user-upload")
     out = clf.remove(source="user-upload")
     assert sum(v.size for v in out.values()) == 4
-    assert clf.n_entries() == len(s["X"])
-    with pytest.raises(UnknownClassError, match="no entry has source 'user-upload'"):
+    assert clf.n_entries == len(s["X"])
+    with pytest.raises(UnknownEntryError, match="no entry has source 'user-upload'"):
         clf.remove(source="user-upload")  # nothing left to unlearn: say so, change nothing
-    assert clf.n_entries() == len(s["X"])
+    assert clf.n_entries == len(s["X"])
 
 
 @pytest.mark.parametrize("spec", ["delta", "full"])
@@ -146,7 +150,7 @@ def test_network_specialists_and_storage(synthetic, spec):
     st = clf.storage()
     base = clf.base_
     base_bytes = 4 * sum(p.numel() for p in base.parameters())
-    groups = clf._groups()
+    groups = clf.class_groups()
     if spec == "delta":
         # Measured from the stored int8 arrays: A, B per layer, row scales and the bias delta.
         expect = sum(

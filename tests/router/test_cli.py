@@ -57,6 +57,20 @@ def test_errors_exit_nonzero_without_traceback(argv, message, tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_a_bug_is_reported_as_one_not_as_a_user_error(monkeypatch, capsys):
+    import router._cli as cli
+
+    def broken(args):
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(cli, "_tree_show", broken)
+    assert main(["tree", "show", "t.json"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("supersub: internal error: TypeError: unsupported operand") and "-v" in err
+    with pytest.raises(TypeError, match="unsupported operand"):
+        main(["-v", "tree", "show", "t.json"])
+
+
 def test_console_script_is_installed(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "supersub")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True)
@@ -105,7 +119,7 @@ def test_pipeline_on_milvus_lite_equals_faiss(tiny_layout, tmp_path, capsys, wor
     # the model directory reconnects to the collection: the removal is visible after reloading
     from router import TwoStageClassifier
 
-    assert TwoStageClassifier.load(tmp_path / "milvus").n_entries() == 0
+    assert TwoStageClassifier.load(tmp_path / "milvus").n_entries == 0
 
 
 def test_tree_without_a_cut_is_written_with_a_warning(tmp_path, capsys):

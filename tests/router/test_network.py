@@ -122,7 +122,7 @@ def test_bad_input(fitted, data):
 def test_dev_split_chooses_epochs_and_mix(data):
     train, val = data
     clf = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), dev_per_class=2, **OPTS).fit(train)
-    assert clf.n_entries() == 12  # 4 of 6 images per class stay in the memories, 2 are held out
+    assert clf.n_entries == 12  # 4 of 6 images per class stay in the memories, 2 are held out
     assert clf.mix in {(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 0.75}
     hist = clf.history_
     assert len(hist["generalist"]["dev_top1"]) == 3  # scored after each epoch

@@ -81,3 +81,35 @@ def test_drop_memory_deletes_a_collection_without_reading_it(tmp_path):
     assert len(open_memory(uri, dim=4)) == 0
     with pytest.raises(InputError, match="not a Milvus URI"):
         drop_memory("faiss")
+
+
+def test_one_loader_for_every_backend_and_old_search_setting_names(tmp_path):
+    import json
+    import warnings
+
+    from memory import MilvusMemory, load_any, load_memory
+
+    faiss_mem = VisualMemory(4, progress=False)
+    faiss_mem.add(np.eye(4, dtype=np.float32), ["a", "b", "c", "d"])
+    faiss_mem.save(tmp_path / "faiss")
+    assert isinstance(load_memory(tmp_path / "faiss"), VisualMemory)
+
+    lite = MilvusMemory(str(tmp_path / "m.db"), "c", dim=4, index="HNSW", ef_search=32)
+    lite.add(np.eye(4, dtype=np.float32), ["a", "b", "c", "d"])
+    lite.save(tmp_path / "milvus")
+    lite.close()
+    link = tmp_path / "milvus" / "milvus.json"
+    spec = json.loads(link.read_text())
+    assert spec["settings"]["ef_search"] == 32
+    spec["settings"]["ef"] = spec["settings"].pop("ef_search")  # as files written before the rename
+    link.write_text(json.dumps(spec))
+    again = load_memory(tmp_path / "milvus")
+    assert isinstance(again, MilvusMemory) and again.ef_search == 32 and len(again) == 4
+    again.close()
+    with pytest.warns(DeprecationWarning, match="use memory.load_memory"):
+        load_any(tmp_path / "faiss")
+    with pytest.warns(DeprecationWarning, match="use ef_search="):
+        MilvusMemory(str(tmp_path / "m2.db"), "d", dim=4, ef=16).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MilvusMemory(str(tmp_path / "m3.db"), "e", dim=4, ef_search=16).close()

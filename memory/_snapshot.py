@@ -157,10 +157,15 @@ def remove_stale(root: Path) -> int:
         for tmp in snaps.glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
             removed += 1
-    for stray in root.glob(".CURRENT-*"):
+    for stray in _stray_current(root):
         stray.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def _stray_current(root: Path) -> list[Path]:
+    """Temporary ``CURRENT`` files of killed writers (``atomic_write``'s, and older releases')."""
+    return [*root.glob(".CURRENT.*.tmp"), *root.glob(".CURRENT-*")]
 
 
 @contextlib.contextmanager
@@ -235,7 +240,7 @@ def writer_lock(root: str | os.PathLike[str], *, wait: float = 0.0) -> Iterator[
 def clean_if_idle(root: Path) -> None:
     """Remove stale temporary snapshots if no writer holds ``root``'s lock now (for loaders)."""
     snaps = root / "snapshots"
-    if not (any(snaps.glob(".tmp-*")) if snaps.is_dir() else False) and not any(root.glob(".CURRENT-*")):
+    if not (any(snaps.glob(".tmp-*")) if snaps.is_dir() else False) and not _stray_current(root):
         return
     if _key(root) in _held:  # this thread is the writer: its save cleans up
         return

@@ -184,9 +184,11 @@ def test_stale_temporary_snapshots_are_removed(model):
         stale = model / "snapshots" / f".tmp-killed{i}"
         stale.mkdir()
         (stale / "index.faiss").write_bytes(os.urandom(4096))
-    (model / ".CURRENT-killed").write_text("x")
+    (model / ".CURRENT-killed").write_text("x")  # as older releases named it
+    (model / ".CURRENT.k1ll3d.tmp").write_text("x")  # as atomic_write names it
     run(["memory", "info", str(model)], expect=0)  # an open with no writer about removes them
-    assert not list((model / "snapshots").glob(".tmp-*")) and not list(model.glob(".CURRENT-*"))
+    assert not list((model / "snapshots").glob(".tmp-*")) and not list(model.glob(".CURRENT*tmp"))
+    assert not list(model.glob(".CURRENT-*"))
     assert len(list((model / "snapshots").iterdir())) <= 2  # live + the one before it, at most
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from ._datasets import ImageDataset
 from ._embed import Embedder, cache_root
 from ._errors import BackboneMismatchError, MemoryFormatError
-from ._snapshot import read_array_dir, write_array_dir
+from ._array_dir import read_array_dir, write_array_dir
 
 __all__ = ["EmbeddingSet", "embed_dataset", "load_embeddings", "save_embeddings"]
 

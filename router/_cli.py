@@ -263,7 +263,7 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ._pipeline import QueryEncoder, evaluate_with_flat, write_evaluation
+    from ._pipeline import QueryEncoder, evaluate_with_flat, flat_from, write_evaluation
 
     clf = _load_model(args.model)
     enc = QueryEncoder(clf, progress=not args.no_progress)
@@ -271,7 +271,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     known = [c for c in ds.classes if c in set(clf.classes_)]  # type: ignore[attr-defined]
     ds = ds.subset(None if args.full else args.per_class, classes=known)  # type: ignore[attr-defined]
     es = enc.dataset(ds)  # type: ignore[arg-type]
-    result = evaluate_with_flat(clf, es.X, es.labels, routing=args.routing, m=args.m, fingerprint=es.fingerprint)
+    flat = flat_from(clf)  # built once: kNN over every shard's entries, or the generalist
+    result = evaluate_with_flat(clf, es.X, es.labels, flat, routing=args.routing, m=args.m,
+                                fingerprint=es.fingerprint)
     routed = result["routed"]
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
     print(f"  {'system':<28}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
@@ -286,7 +288,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                             f"{clf.tree.label(es.labels[i])})" for i in range(args.explain)],  # type: ignore[attr-defined]
                             top=3, neighbours=3, routing=args.routing, m=args.m)
     if args.output:
-        metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result,
+        metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result, flat,
                                                 routing=args.routing, m=args.m)
         print(f"wrote {metrics} and {predictions}")
     return 0

@@ -153,9 +153,9 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
     }
 
 
-def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: str | None = None,
+def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, routing: str | None = None,
                        m: int | None = None, fingerprint: str = "") -> dict[str, Any]:
-    """The routed classifier and its flat baseline (:func:`flat_from`) on the same queries.
+    """The routed classifier and its flat baseline (``flat``, from :func:`flat_from`) on the same queries.
 
     Returns
     -------
@@ -168,7 +168,7 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: st
 
     y = np.asarray(y, dtype=object)
     routed = evaluate(clf, X, y, routing=routing, m=m)
-    flat_pred = flat_from(clf).predict(X)
+    flat_pred = flat.predict(X)
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
     flat_sup = np.array([cut[c] for c in flat_pred], dtype=object)
@@ -187,20 +187,21 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: st
 
 
 def write_evaluation(out: str | os.PathLike[str], clf: Any, X: np.ndarray, y: Sequence[str], refs: Sequence[str],
-                     result: dict[str, Any], *, routing: str | None = None, m: int | None = None) -> list[Path]:
+                     result: dict[str, Any], flat: Any, *, routing: str | None = None,
+                     m: int | None = None) -> list[Path]:
     """``out/metrics.json`` (``result``) and ``out/predictions.csv`` (flat, routed and oracle-routed rows)."""
     out = Path(out)
     atomic_write(out / "metrics.json", json.dumps(result, indent=1))
-    flat = flat_from(clf)
     y = np.asarray(y, dtype=object)
     true_sup = np.array([clf.assignment_[c] for c in y], dtype=object)
     rp = clf.predict_proba(X, routing=routing, m=m)
     fp = flat.predict_proba(X)
+    flat_pred = np.asarray(flat.classes_)[fp.argmax(1)]  # what flat.predict gives, without a second search
     op = clf.predict_proba(X, routing="oracle", y_true=y)
     col = {c: i for i, c in enumerate(flat.classes_)}
     fp = fp[:, [col[c] for c in clf.classes_]]  # the routed column order
     write_predictions(out / "predictions.csv", refs, list(y), {
-        "flat": (flat.predict(X), None, fp),
+        "flat": (flat_pred, None, fp),
         "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(X), rp),
         "oracle": (clf.classes_[op.argmax(1)], true_sup, op),
     }, clf.tree, classes=clf.classes_)

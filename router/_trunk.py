@@ -27,7 +27,7 @@ import torch
 
 from memory import Backbone, BackboneMismatchError, Embedder, ImageDataset, InputError, MemoryFormatError, cache_root
 from memory._embed import fill_batches
-from memory._snapshot import read_array_dir, write_array_dir
+from memory._array_dir import read_array_dir, write_array_dir
 
 __all__ = ["DEFAULT_SPLITS", "BackboneSplit", "Tail", "TrunkActivations", "load_trunk_activations",
            "run_trunk_on_images", "split_backbone", "trunk_activations"]

@@ -19,7 +19,7 @@
 * the long property run: random add/remove/prune/save/load sequences against a brute-force
   model, 1000 sequences of up to 20 steps (tests/memory/test_properties.py, SUPERSUB_LONG_PROPERTIES=1);
 * peak resident memory while searching many queries (Linux: the VmHWM high-water mark, reset
-  before the search): queries are searched in chunks of memory._visual_memory.QUERY_CHUNK,
+  before the search): queries are searched in chunks of memory.store.QUERY_CHUNK,
   so only the (n, k) results grow with n, never an (n, entries) similarity matrix.
 """
 

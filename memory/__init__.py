@@ -1,5 +1,10 @@
 """The editable visual memory: embeddings with metadata, kNN voting and edits.
 
+Three sides, one sub-package each: :mod:`memory.embedding` (backbones, datasets,
+the embedder and its cache), :mod:`memory.store` (the memory, its persistence,
+voting, pruning and the cache model) and :mod:`memory.milvus` (the Milvus client
+and a local server).  Everything users need is exported here.
+
 >>> import numpy as np
 >>> from memory import VisualMemory
 >>> mem = VisualMemory(k=1)
@@ -9,11 +14,6 @@
 """
 
 from ._backend import DEFAULT_COLLECTION, MemoryBackend, drop_memory, load_any, load_memory, open_memory, parse_backend
-from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
-from ._cache import CacheModel, fit_cache
-from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_folder, tiny_imagenet
-from ._embed import Embedder, cache_root
-from ._embedding_store import EmbeddingSet, embed_dataset, load_embeddings, save_embeddings
 from ._errors import (
     BackboneMismatchError,
     ConcurrentWriteError,
@@ -25,15 +25,50 @@ from ._errors import (
     MissingBackendError,
     UnknownEntryError,
 )
-from ._explain import Explanation, Neighbour, PruneReport, Steer
-from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
-from ._milvus import MilvusMemory, MilvusShard
-from ._milvus_server import LocalMilvusServer
-from ._persist import edit_memory, save_memory
-from ._snapshot import writer_lock
-from ._prune import compress, harm_counts, prune_harmful, prune_redundant
-from ._visual_memory import VisualMemory
-from ._voting import VOTING_RULES, class_scores, get_voting, register_voting
+from ._validation import as_embeddings, as_ids, as_strings, check_k
+from .embedding import (
+    BACKBONES,
+    DECODE_VERSION,
+    IMAGE_SUFFIXES,
+    MAX_IMAGE_PIXELS,
+    TINY_IMAGENET_URL,
+    Backbone,
+    BackboneSpec,
+    Embedder,
+    EmbeddingSet,
+    ImageDataset,
+    Preprocess,
+    cache_root,
+    embed_dataset,
+    get_backbone,
+    image_folder,
+    load_embeddings,
+    open_image,
+    register_backbone,
+    save_embeddings,
+    tiny_imagenet,
+)
+from .milvus import LocalMilvusServer, MilvusMemory, MilvusShard
+from .store import (
+    VOTING_RULES,
+    CacheModel,
+    Explanation,
+    Neighbour,
+    PruneReport,
+    Steer,
+    VisualMemory,
+    class_scores,
+    compress,
+    edit_memory,
+    fit_cache,
+    get_voting,
+    harm_counts,
+    prune_harmful,
+    prune_redundant,
+    register_voting,
+    save_memory,
+    writer_lock,
+)
 
 __all__ = [
     "BACKBONES",
@@ -64,6 +99,10 @@ __all__ = [
     "Preprocess",
     "PruneReport",
     "Steer",
+    "as_embeddings",
+    "as_ids",
+    "as_strings",
+    "check_k",
     "TINY_IMAGENET_URL",
     "UnknownEntryError",
     "VOTING_RULES",

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ._errors import InputError, MemoryFormatError
-from ._explain import Explanation, Steer
+from .store import Explanation, Steer
 
 __all__ = ["DEFAULT_COLLECTION", "MemoryBackend", "drop_memory", "load_any", "load_memory", "open_memory",
            "parse_backend"]
@@ -150,10 +150,10 @@ def open_memory(backend: str | None = None, *, dim: int | None = None, collectio
         return load_memory(backend)
     kind, settings = parse_backend(backend)
     if kind == "faiss":
-        from ._visual_memory import VisualMemory
+        from .store import VisualMemory
 
         return VisualMemory(dim, **kwargs)
-    from ._milvus import MilvusMemory
+    from .milvus import MilvusMemory
 
     name = collection or settings["collection"] or DEFAULT_COLLECTION
     return MilvusMemory(settings["uri"], name, dim=dim, **kwargs)
@@ -164,7 +164,7 @@ def drop_memory(backend: str) -> bool:
     kind, settings = parse_backend(backend)
     if kind != "milvus":
         raise InputError(f"{backend!r} is not a Milvus URI; an embedded memory is a directory to delete")
-    from ._milvus import milvus_client
+    from .milvus import milvus_client
 
     client = milvus_client(settings["uri"])
     name = settings["collection"] or DEFAULT_COLLECTION
@@ -194,7 +194,7 @@ def load_memory(path: Any, **kwargs: Any) -> Any:
     path = Path(path)
     link = path / "milvus.json"
     if link.is_file():
-        from ._milvus import MilvusMemory
+        from .milvus import MilvusMemory
 
         try:
             spec = json.loads(link.read_text())
@@ -204,7 +204,7 @@ def load_memory(path: Any, **kwargs: Any) -> Any:
             return MilvusMemory(spec["uri"], spec["collection"], create=False, **{**settings, **kwargs})
         except (ValueError, KeyError) as exc:
             raise MemoryFormatError(f"{link} is not a Milvus connection file: {exc}") from exc
-    from ._persist import load_snapshot
+    from .store import load_snapshot
 
     return load_snapshot(path, **kwargs)
 

@@ -154,7 +154,7 @@ def prepare_rows(X: Any, labels: Any, *, dim: int | None, ids: Any = None, super
 
 def check_knn(k: Any, voting: str, temperature: Any) -> tuple[int, str, float]:
     """Validate a memory's kNN settings: ``k >= 1``, a known voting rule, ``temperature > 0``."""
-    from ._voting import get_voting
+    from .store import get_voting
 
     k = check_k(k)
     get_voting(voting)

@@ -15,7 +15,7 @@ import numpy as np
 
 from hierarchy import ClassTree, HierarchyError, UnknownClassError
 from memory import InputError, Neighbour, Steer, UnknownEntryError, VisualMemory, open_memory, parse_backend
-from memory._validation import as_embeddings, as_strings, check_k
+from memory import as_embeddings, as_strings, check_k
 
 from ._heads import Head, fit_head, head_proba
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter

@@ -27,7 +27,7 @@ import numpy as np
 
 from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError
 from memory import ImageDataset, InputError, VisualMemory, get_backbone
-from memory._validation import as_strings
+from memory import as_strings
 
 from ._classifier import RoutedExplanation
 from ._network_memory import ShardMemories, normalise, restrict_cut

@@ -1,7 +1,7 @@
 """Saving and loading a :class:`NetworkTwoStage`: tree, generalist tail, specialist deltas, memories.
 
 The layout is a snapshot directory like every saved model (see
-:mod:`memory._snapshot`): ``CURRENT`` names the live snapshot and the sha256
+:mod:`memory.store`): ``CURRENT`` names the live snapshot and the sha256
 of its ``manifest.json``, which lists the sha256 of every other file.  The
 manifest records the trunk's fingerprint (backbone, weights, preprocessing,
 split point) and the sha256 of the tail and of the deltas, so a model is
@@ -22,7 +22,7 @@ import torch
 
 from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256_file
 from memory import BackboneMismatchError, InputError, MemoryFormatError, VisualMemory, get_backbone
-from memory._snapshot import open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
+from memory.store import open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
 
 from ._tail_specialists import TailDeltas, TailSpecialists
 from ._trunk import split_backbone

@@ -18,7 +18,7 @@ import numpy as np
 
 from hierarchy import SuperclassMap, UnknownClassError
 from memory import InputError, UnknownEntryError, VisualMemory
-from memory._validation import as_strings
+from memory import as_strings
 
 if TYPE_CHECKING:
     from ._tail_specialists import TailSpecialists

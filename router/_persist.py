@@ -34,7 +34,7 @@ import torch
 
 from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256_file
 from memory import BackboneMismatchError, MemoryFormatError, VisualMemory, load_memory
-from memory._snapshot import (
+from memory.store import (
     locked_edit,
     open_snapshot,
     set_origin,

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from memory import Backbone, BackboneMismatchError, Embedder, ImageDataset, InputError, MemoryFormatError, cache_root
-from memory._embed import fill_batches
-from memory._array_dir import read_array_dir, write_array_dir
+from memory.embedding import fill_batches, read_array_dir, write_array_dir
 
 __all__ = ["DEFAULT_SPLITS", "BackboneSplit", "Tail", "TrunkActivations", "load_trunk_activations",
            "run_trunk_on_images", "split_backbone", "trunk_activations"]

@@ -65,7 +65,7 @@ print("ready", flush=True)
 while True:
     if len(mem) >= 400:
         mem.remove(mem.ids_[:200])
-    new = np.arange(mem._next_id, mem._next_id + 50)
+    new = np.arange(mem.table_.next_id, mem.table_.next_id + 50)
     mem.add(vec(new), [f"c{i % 5}" for i in new], ids=new)
     try:
         mem.save(sys.argv[1])

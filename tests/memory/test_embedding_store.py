@@ -11,7 +11,7 @@ from memory import (
     save_embeddings,
     tiny_imagenet,
 )
-from memory._embedding_store import cache_dir_for
+from memory.embedding import cache_dir_for
 
 
 def test_cache_hit_miss_and_fingerprint_change(tiny_layout, lite0_64, tmp_path, monkeypatch):

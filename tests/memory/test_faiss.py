@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 
 from memory import VisualMemory
-from memory._faiss import BLAS_THRESHOLD, blas_for_small_batches
+from memory.store import BLAS_THRESHOLD, blas_for_small_batches
 
 ROOT = Path(__file__).resolve().parents[2]
 

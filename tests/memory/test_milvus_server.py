@@ -30,7 +30,7 @@ def test_only_the_loopback_relay_listens_here(milvus_server):
 
 
 def test_the_server_answers_through_the_relay(milvus_server):
-    from memory._milvus import milvus_client
+    from memory.milvus import milvus_client
 
     client = milvus_client(milvus_server.uri)
     assert isinstance(client.list_collections(), list)

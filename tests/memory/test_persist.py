@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-import memory._snapshot as snapshot
+import memory.store._snapshot as snapshot
 from memory import BackboneMismatchError, MemoryFormatError, VisualMemory
 
 
@@ -61,7 +61,7 @@ def test_approximate_index_is_saved(data, tmp_path):
     _, before = mem.search(Q, 5)
     mem.save(tmp_path / "h")
     back = VisualMemory.load(tmp_path / "h")
-    assert back._ann is not None
+    assert back.index_.ann is not None
     _, after = back.search(Q, 5)
     np.testing.assert_array_equal(before, after)
     assert not np.isin(after, removed).any()

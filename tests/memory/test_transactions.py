@@ -11,17 +11,17 @@ class Injected(RuntimeError):
 
 
 def full_state(mem):
-    """Everything a memory holds: ids, vectors, every metadata row, columns, next id, predictions."""
-    rows = sorted(mem._db.execute("SELECT id, label, superclass, source, ref, weight FROM entries"))
+    """Everything a memory holds: ids, vectors, every metadata row, next id, vocabularies, predictions."""
     q = np.random.default_rng(9).standard_normal((20, mem.dim)).astype(np.float32)
-    return (mem.ids_.tolist(), mem.vectors(mem.ids_).tobytes(), rows, mem._next_id, mem._flat.ntotal,
-            mem.counts("label"), mem.counts("source"), mem.predict_proba(q).tobytes(),
-            [m["weight"] for m in mem.get(mem.ids_)])
+    table = mem.table_
+    return (mem.ids_.tolist(), mem.vectors(mem.ids_).tobytes(), mem.get(mem.ids_), table.next_id,
+            mem.index_.ntotal, {c: list(v.values) for c, v in table.vocabs.items()},
+            mem.counts("label"), mem.counts("source"), mem.predict_proba(q).tobytes())
 
 
-def fail_on(monkeypatch, mem, method, after_calls=0):
-    """Make ``mem.method`` raise on its call number ``after_calls`` (earlier calls run)."""
-    real = getattr(mem, method)
+def fail_on(monkeypatch, obj, method, after_calls=0):
+    """Make ``obj.method`` raise on its call number ``after_calls`` (earlier calls run)."""
+    real = getattr(obj, method)
     calls = {"n": 0}
 
     def wrapped(*args, **kwargs):
@@ -30,7 +30,7 @@ def fail_on(monkeypatch, mem, method, after_calls=0):
             raise Injected(f"{method} failed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mem, method, wrapped)
+    monkeypatch.setattr(obj, method, wrapped)
 
 
 @pytest.fixture
@@ -41,15 +41,15 @@ def mem(data):
     return m
 
 
-# (step, calls that succeed before it fails): the steps of add, in order.
-ADD_STEPS = [("_insert_rows", 0), ("_insert_rows", 1), ("_index_add", 0), ("_index_add", 1)]
+# (part, step, calls that succeed before it fails): the steps of add, in order.
+ADD_STEPS = [("table", "appended", 0), ("index", "add_batch", 0), ("index", "add_batch", 1)]
 
 
-@pytest.mark.parametrize("step, after", ADD_STEPS, ids=[f"{s}-after-{a}" for s, a in ADD_STEPS])
-def test_add_fails_cleanly_at_every_step(mem, data, monkeypatch, step, after):
+@pytest.mark.parametrize("part, step, after", ADD_STEPS, ids=[f"{p}.{s}-after-{a}" for p, s, a in ADD_STEPS])
+def test_add_fails_cleanly_at_every_step(mem, data, monkeypatch, part, step, after):
     X, y, _, _ = data
     before = full_state(mem)
-    fail_on(monkeypatch, mem, step, after)
+    fail_on(monkeypatch, mem.table_ if part == "table" else mem.index_, step, after)
     with pytest.raises(Injected):
         mem.add(X[600:], y[600:], source="new", batch_size=300)  # two batches: fail inside or between
     monkeypatch.undo()
@@ -58,43 +58,36 @@ def test_add_fails_cleanly_at_every_step(mem, data, monkeypatch, step, after):
     assert len(mem) == len(X)
 
 
-def test_add_fails_cleanly_while_building_columns(mem, data, monkeypatch):
+def test_add_fails_cleanly_while_encoding_a_column(mem, data, monkeypatch):
+    """A failure while the new table encodes its text columns leaves the vocabularies untouched."""
+    from memory.store import Vocab
+
     X, y, _, _ = data
     before = full_state(mem)
-    monkeypatch.setattr(mem._sources, "encode", lambda values: (_ for _ in ()).throw(Injected("columns")))
+    real = Vocab.encode
+    calls = {"n": 0}
+
+    def encode(self, values):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the label column is encoded, the source column fails
+            raise Injected("columns")
+        return real(self, values)
+
+    monkeypatch.setattr(Vocab, "encode", encode)
     with pytest.raises(Injected):
         mem.add(X[600:], y[600:], source="new")
     monkeypatch.undo()
     assert full_state(mem) == before
 
 
-def test_add_fails_cleanly_at_commit(mem, data, monkeypatch):
-    X, y, _, _ = data
-    before = full_state(mem)
-    real_db = mem._db
-
-    class FailingCommit:
-        def __getattr__(self, name):
-            return getattr(real_db, name)
-
-        def commit(self):
-            raise Injected("commit")
-
-    monkeypatch.setattr(mem, "_db", FailingCommit())
-    with pytest.raises(Injected):
-        mem.add(X[600:], y[600:], source="new")
-    monkeypatch.undo()
-    assert full_state(mem) == before
+REMOVE_STEPS = [("table", "kept"), ("index", "remove")]
 
 
-REMOVE_STEPS = ["_delete_rows", "_index_remove"]
-
-
-@pytest.mark.parametrize("step", REMOVE_STEPS)
+@pytest.mark.parametrize("part, step", REMOVE_STEPS, ids=[f"{p}.{s}" for p, s in REMOVE_STEPS])
 @pytest.mark.parametrize("how", ["label", "ids"])
-def test_remove_fails_cleanly_at_every_step(mem, monkeypatch, step, how):
+def test_remove_fails_cleanly_at_every_step(mem, monkeypatch, part, step, how):
     before = full_state(mem)
-    fail_on(monkeypatch, mem, step)
+    fail_on(monkeypatch, mem.table_ if part == "table" else mem.index_, step)
     with pytest.raises(Injected):
         if how == "label":
             mem.remove(label="class03")
@@ -110,12 +103,12 @@ def test_remove_with_an_approximate_index_keeps_its_tombstones(data, monkeypatch
     mem = VisualMemory(index="HNSW16", progress=False)
     mem.add(X, y)
     mem.build_index()
-    tomb = mem._tomb.copy()
-    fail_on(monkeypatch, mem, "_index_remove")
+    tomb = mem.index_.tomb.copy()
+    fail_on(monkeypatch, mem.index_.flat, "remove_ids")
     with pytest.raises(Injected):
         mem.remove(label="class02")
     monkeypatch.undo()
-    np.testing.assert_array_equal(mem._tomb, tomb)
+    np.testing.assert_array_equal(mem.index_.tomb, tomb)
     assert "class02" in mem.predict(Q).tolist()
 
 
@@ -132,7 +125,7 @@ def test_routed_add_across_shards_is_all_or_nothing(monkeypatch):
     before = [(sh.ids_.tolist(), sh.vectors(sh.ids_).tobytes()) for sh in clf.shards_]
     route_before = clf.route_proba(Xs)
     second = clf.shards_[1]
-    fail_on(monkeypatch, second, "_index_add")  # the second shard fails after the first was written
+    fail_on(monkeypatch, second.index_, "add_batch")  # the second shard fails after the first was written
     with pytest.raises(Injected):
         clf.add(Xs[:8], ys[:8], source="new")
     monkeypatch.undo()

@@ -304,17 +304,17 @@ def test_copy_is_independent(mem, data):
 
 
 def test_queries_are_searched_in_bounded_chunks(mem, data, monkeypatch):
-    import memory._visual_memory as vm
+    import memory.store._query as query
 
     seen = []
-    real = vm.VisualMemory._search_rows
+    real = VisualMemory._search_rows
 
     def spy(self, Q, k, mask):
         seen.append(len(Q))
         return real(self, Q, k, mask)
 
-    monkeypatch.setattr(vm, "QUERY_CHUNK", 64)
-    monkeypatch.setattr(vm.VisualMemory, "_search_rows", spy)
+    monkeypatch.setattr(query, "QUERY_CHUNK", 64)
+    monkeypatch.setattr(VisualMemory, "_search_rows", spy)
     _, _, Q, _ = data
     sims, ids = mem.search(Q, 5)
     assert max(seen) == 64 and sum(seen) == len(Q)

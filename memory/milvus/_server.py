@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-if __package__:  # imported as memory._milvus_server
-    from ._errors import MilvusServerError
+if __package__:  # imported as memory.milvus._server
+    from .._errors import MilvusServerError
 else:  # run as a script inside the server's network namespace, where only _inner() runs
     MilvusServerError = RuntimeError
 
@@ -201,7 +201,7 @@ class LocalMilvusServer:
         return self
 
     def _wait(self) -> None:
-        from ._milvus import milvus_client
+        from ._memory import milvus_client
 
         deadline = time.monotonic() + self.timeout
         last: Exception | None = None

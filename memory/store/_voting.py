@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import InputError
+from .._errors import InputError
 
 __all__ = ["VOTING_RULES", "class_scores", "decisions", "get_voting", "probabilities", "register_voting",
            "vote_weights"]

@@ -27,7 +27,7 @@ import numpy as np
 from hierarchy import atomic_file
 
 from ._backbones import Backbone
-from ._errors import InputError
+from .._errors import InputError
 
 __all__ = ["Embedder", "cache_root", "fill_batches"]
 

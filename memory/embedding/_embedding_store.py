@@ -20,10 +20,10 @@ import numpy as np
 
 from ._datasets import ImageDataset
 from ._embed import Embedder, cache_root
-from ._errors import BackboneMismatchError, MemoryFormatError
+from .._errors import BackboneMismatchError, MemoryFormatError
 from ._array_dir import read_array_dir, write_array_dir
 
-__all__ = ["EmbeddingSet", "embed_dataset", "load_embeddings", "save_embeddings"]
+__all__ = ["EmbeddingSet", "cache_dir_for", "embed_dataset", "load_embeddings", "save_embeddings"]
 
 log = logging.getLogger(__name__)
 FORMAT = "supersub-embeddings"

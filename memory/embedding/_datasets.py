@@ -28,7 +28,7 @@ import numpy as np
 from hierarchy import atomic_file
 
 from ._embed import cache_root
-from ._errors import DataError
+from .._errors import DataError
 
 __all__ = [
     "IMAGE_SUFFIXES",

@@ -29,11 +29,10 @@ import numpy as np
 
 from hierarchy import atomic_write
 
-from ._backend import DEFAULT_COLLECTION
-from ._errors import BackboneMismatchError, InputError, MemoryFormatError, MissingBackendError, UnknownEntryError
-from ._explain import Explanation, Steer, build_explanations
-from ._validation import as_embeddings, as_id_set, as_ids, check_k, check_knn, check_weight, prepare_rows
-from ._voting import class_scores, decisions, probabilities, vote_weights
+from .._backend import DEFAULT_COLLECTION
+from .._errors import BackboneMismatchError, InputError, MemoryFormatError, MissingBackendError, UnknownEntryError
+from .._validation import as_embeddings, as_id_set, as_ids, check_k, check_knn, check_weight, prepare_rows
+from ..store import Explanation, Steer, build_explanations, class_scores, decisions, probabilities, vote_weights
 
 __all__ = ["MilvusMemory", "MilvusShard", "milvus_client"]
 
@@ -705,7 +704,7 @@ class MilvusMemory:
     @classmethod
     def load(cls, path: Any, **kwargs: Any) -> MilvusMemory:
         """Reconnect to the collection a :meth:`save` describes."""
-        from ._backend import load_memory
+        from .._backend import load_memory
 
         memory = load_memory(path, **kwargs)
         if not isinstance(memory, cls):

@@ -39,6 +39,7 @@ import re
 import shutil
 import tempfile
 import threading
+import weakref
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -46,7 +47,7 @@ from typing import Any, TypeVar
 
 from hierarchy import atomic_write, fsync_dir, sha256_file
 
-from ._errors import ConcurrentWriteError, MemoryFormatError
+from .._errors import ConcurrentWriteError, MemoryFormatError
 
 __all__ = [
     "Snapshot",
@@ -398,14 +399,31 @@ def locked_edit(root: Path, load: Callable[[Path], T], save: Callable[[T, Path],
         save(obj, root)
 
 
+# Which snapshot each live object was loaded from or last saved as, keyed by id()
+# and dropped when the object is collected (so a reused id never inherits it).
+_origins: dict[int, tuple[str, str]] = {}
+_origins_guard = threading.Lock()
+
+
 def origin_of(obj: object, root: Path) -> str | None:
     """The snapshot of ``root`` that ``obj`` was loaded from or last saved as, if any."""
-    origin = getattr(obj, "_origin", None)
+    with _origins_guard:
+        origin = _origins.get(id(obj))
     if origin is not None and origin[0] == os.path.realpath(root):
-        return str(origin[1])
+        return origin[1]
     return None
 
 
 def set_origin(obj: object, root: Path, name: str) -> None:
     """Record that ``obj`` now equals snapshot ``name`` of ``root``."""
-    obj._origin = (os.path.realpath(root), name)  # type: ignore[attr-defined]
+    key = id(obj)
+    with _origins_guard:
+        fresh = key not in _origins
+        _origins[key] = (os.path.realpath(root), name)
+    if fresh:
+        weakref.finalize(obj, _forget_origin, key)
+
+
+def _forget_origin(key: int) -> None:
+    with _origins_guard:
+        _origins.pop(key, None)

@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import check_format, sha256_file
+from hierarchy import atomic_write, check_format, sha256_file
 
-from ._errors import BackboneMismatchError, MemoryFormatError
-from ._snapshot import write_bytes
+from .._errors import BackboneMismatchError, MemoryFormatError
 
 __all__ = ["read_array_dir", "write_array_dir"]
 
@@ -39,7 +38,7 @@ def write_array_dir(final: Path, name: str, array: np.ndarray, meta: dict[str, A
             np.save(fh, array, allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())
-        write_bytes(tmp / "meta.json", json.dumps({**meta, "sha256": sha256_file(tmp / name)}).encode())
+        atomic_write(tmp / "meta.json", json.dumps({**meta, "sha256": sha256_file(tmp / name)}).encode())
         old = final.with_name(f".{final.name}.old")
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)

@@ -32,8 +32,10 @@ import numpy as np
 
 from hierarchy import check_format
 
-from ._errors import BackboneMismatchError, InputError, MemoryFormatError
+from .._errors import BackboneMismatchError, InputError, MemoryFormatError
+from ._index import VectorIndex
 from ._snapshot import locked_edit, open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
+from ._table import EntryTable
 
 if TYPE_CHECKING:
     from ._visual_memory import VisualMemory
@@ -66,7 +68,7 @@ def save_memory(memory: VisualMemory, path: str | os.PathLike[str], *, wait: flo
         ``memory`` was loaded from it (saving would drop that edit).
     """
     root = Path(path)
-    with writer_lock(root, wait=wait), memory._lock:
+    with writer_lock(root, wait=wait), memory.lock:
         _save_locked(memory, root)
     return root
 
@@ -85,7 +87,7 @@ def _save_locked(memory: VisualMemory, root: Path) -> None:
             "sources": int(len(memory.sources_)),
             "superclasses": int(len(memory.superclasses_)),
         },
-        "next_id": memory._next_id,
+        "next_id": memory.table_.next_id,
         "params": {
             "k": memory.k, "voting": memory.voting, "temperature": memory.temperature,
             "nprobe": memory.nprobe, "ef_search": memory.ef_search,
@@ -93,17 +95,14 @@ def _save_locked(memory: VisualMemory, root: Path) -> None:
         },
     }
     with snapshot_writer(memory, root, manifest) as tmp:
-        index_bytes = faiss.serialize_index(memory._flat).tobytes() if memory.dim is not None else b""
-        (tmp / "index.faiss").write_bytes(index_bytes)
-        np.save(tmp / "ids.npy", memory._ids, allow_pickle=False)
-        if memory._ann is not None:  # the approximate index, with its own id list and tombstones
-            (tmp / "ann.faiss").write_bytes(faiss.serialize_index(memory._ann).tobytes())
-            np.save(tmp / "ann_ids.npy", np.concatenate([memory._ann_ids, -1 - memory._tomb]), allow_pickle=False)
-        db = sqlite3.connect(tmp / "metadata.sqlite")
-        try:
-            memory._db.backup(db)
-        finally:
-            db.close()
+        index = memory.index_
+        flat, ann, ann_ids = index.to_bytes() if index is not None else (b"", None, None)
+        (tmp / "index.faiss").write_bytes(flat)
+        np.save(tmp / "ids.npy", memory.table_.ids, allow_pickle=False)
+        if ann is not None:  # the approximate index, with its own id list and tombstones
+            (tmp / "ann.faiss").write_bytes(ann)
+            np.save(tmp / "ann_ids.npy", ann_ids, allow_pickle=False)
+        memory.table_.write_sqlite(tmp / "metadata.sqlite")
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
@@ -221,11 +220,13 @@ def _load_snapshot(
     missing = {"index.faiss", "ids.npy", "metadata.sqlite"} - set(files)  # type: ignore[arg-type]
     if missing:
         raise MemoryFormatError(f"{snap / 'manifest.json'} does not list {sorted(missing)[0]}")
+    params = {**manifest.get("params", {}), "index": manifest.get("index", "Flat"),
+              "fingerprint": manifest.get("fingerprint")}
     try:
-        mem = VisualMemory(
-            manifest["dim"], index=manifest.get("index", "Flat"), fingerprint=manifest.get("fingerprint"),
-            **manifest.get("params", {}),
-        )
+        index = None if manifest["dim"] is None else VectorIndex(
+            manifest["dim"], params["index"], nprobe=params.get("nprobe"), ef_search=params.get("ef_search"),
+            rebuild_fraction=params.get("rebuild_fraction", 0.1))
+        VisualMemory(None, **params)  # checks the parameters
     except (TypeError, ValueError) as exc:
         raise MemoryFormatError(f"{snap / 'manifest.json'} has invalid parameters: {exc}") from exc
     try:
@@ -234,48 +235,38 @@ def _load_snapshot(
         raise MemoryFormatError(f"{snap / 'ids.npy'} cannot be read: {exc}") from exc
     if ids.ndim != 1 or ids.dtype != np.int64:
         raise MemoryFormatError(f"{snap / 'ids.npy'} is not a 1-D int64 array")
-    if manifest["dim"] is not None:
+    if index is not None:
         try:
             flat = faiss.deserialize_index(np.fromfile(snap / "index.faiss", dtype=np.uint8))
         except RuntimeError as exc:
             raise MemoryFormatError(f"{snap / 'index.faiss'} cannot be read: {exc}") from exc
         if flat.ntotal != len(ids) or flat.d != manifest["dim"]:
             raise MemoryFormatError(f"{snap} is inconsistent: index and ids disagree")
-        mem._flat = flat
-    if "ann.faiss" in files:  # type: ignore[operator]
-        try:
-            ann = faiss.deserialize_index(np.fromfile(snap / "ann.faiss", dtype=np.uint8))
-            both = np.load(snap / "ann_ids.npy", allow_pickle=False)
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise MemoryFormatError(f"{snap / 'ann.faiss'} cannot be read: {exc}") from exc
-        mem._ann = ann  # read_index already returns the concrete, owning type
-        mem._ann_ids, mem._tomb = both[both >= 0], -1 - both[both < 0]
-        mem._set_search_params()
+        ann = ann_ids = None
+        if "ann.faiss" in files:  # type: ignore[operator]
+            try:
+                ann = faiss.deserialize_index(np.fromfile(snap / "ann.faiss", dtype=np.uint8))
+                ann_ids = np.load(snap / "ann_ids.npy", allow_pickle=False)
+            except (RuntimeError, ValueError, OSError) as exc:
+                raise MemoryFormatError(f"{snap / 'ann.faiss'} cannot be read: {exc}") from exc
+        index.restore(flat, ann, ann_ids)
+    elif len(ids):
+        raise MemoryFormatError(f"{snap} is inconsistent: entries without a dimension")
     try:
-        src = sqlite3.connect((snap / "metadata.sqlite").resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            src.backup(mem._db)
-        finally:
-            src.close()
-        rows_by_id = {r[0]: r[1:] for r in mem._db.execute(
-            "SELECT id, label, source, superclass, weight FROM entries"
-        )}
+        table = EntryTable.read_sqlite(snap / "metadata.sqlite", ids, int(manifest["next_id"]))
     except sqlite3.Error as exc:
         raise MemoryFormatError(
             f"{snap / 'metadata.sqlite'} is not a readable metadata database ({exc}); restore it from a "
             "backup or rebuild the memory"
         ) from exc
-    if len(rows_by_id) != len(ids) or any(int(i) not in rows_by_id for i in ids.tolist()):
-        raise MemoryFormatError(f"{snap} is inconsistent: metadata and ids disagree")
-    rows = [rows_by_id[int(i)] for i in ids.tolist()]
-    try:
-        mem._load_columns(ids, rows, int(manifest["next_id"]))
     except InputError as exc:
-        raise MemoryFormatError(f"{snap / 'metadata.sqlite'} is corrupt: {exc}") from exc
+        msg = f"{snap} is inconsistent: {exc}" if "disagree" in str(exc) else f"{snap / 'metadata.sqlite'} is corrupt: {exc}"
+        raise MemoryFormatError(msg) from exc
+    mem = VisualMemory.from_parts(table, index, **params)
     counts = manifest["counts"]
     actual = {"entries": len(mem), "classes": len(mem.classes_), "sources": len(mem.sources_),
               "superclasses": len(mem.superclasses_)}
-    if any(counts[k] != v for k, v in actual.items()) or (len(ids) and mem._next_id <= int(ids.max())):
+    if any(counts[k] != v for k, v in actual.items()) or (len(ids) and table.next_id <= int(ids.max())):
         raise MemoryFormatError(
             f"{snap} is inconsistent: the manifest's counts {counts} differ from the stored {actual}"
         )

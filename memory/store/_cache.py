@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import InputError
-from ._validation import as_strings, check_k
+from .._errors import InputError
+from .._validation import as_strings, check_k
 
 if TYPE_CHECKING:
     from ._visual_memory import VisualMemory
@@ -53,19 +53,21 @@ class CacheModel:
         self.classes = list(self.classes)
         lookup = {c: i for i, c in enumerate(self.classes)}
         self._code_to_col = np.array(
-            [lookup.get(v, -1) for v in self.memory._labels.values], dtype=np.int64
+            [lookup.get(v, -1) for v in self.memory.table_.vocabs["label"].values], dtype=np.int64
         )
 
     def p_cache(self, X: Any, *, theta: float | None = None) -> np.ndarray:
         """The cache distribution, shape (n, n_classes), rows summing to 1."""
-        sims, rows = self.memory._neighbours(X, self.k, None, None)
-        return self._p_cache(sims, rows, self.theta if theta is None else theta)
+        sims, rows = self.memory.neighbour_rows(X, self.k)
+        return self.p_cache_of(sims, rows, self.theta if theta is None else theta)
 
-    def _p_cache(self, sims: np.ndarray, rows: np.ndarray, theta: float) -> np.ndarray:
-        if self._code_to_col.size < len(self.memory._labels.values):
+    def p_cache_of(self, sims: np.ndarray, rows: np.ndarray, theta: float) -> np.ndarray:
+        """The cache distribution from searched neighbours (see :meth:`VisualMemory.neighbour_rows`)."""
+        table = self.memory.table_
+        if self._code_to_col.size < len(table.vocabs["label"].values):
             self.__post_init__()
         valid = rows >= 0
-        cols = np.where(valid, self._code_to_col[self.memory._label[np.maximum(rows, 0)]], -1)
+        cols = np.where(valid, self._code_to_col[table.codes["label"][np.maximum(rows, 0)]], -1)
         s = np.where(valid, sims, -np.inf).astype(np.float64) * theta
         w = np.exp(s - s.max(axis=1, keepdims=True))
         w = np.where(cols >= 0, w, 0.0)
@@ -124,11 +126,11 @@ def fit_cache(
     if unknown:
         raise InputError(f"label {unknown[0]!r} of y is not among classes")
     t_idx = np.array([lookup[t] for t in truth])
-    sims, rows = memory._neighbours(X, k, None, None)
+    sims, rows = memory.neighbour_rows(X, k)
     table: dict[str, list[float]] = {"theta": [], "lam": [], "nll": [], "accuracy": []}
     best: tuple[float, float, float, float] | None = None
     for theta in thetas:
-        pc = model._p_cache(sims, rows, float(theta))
+        pc = model.p_cache_of(sims, rows, float(theta))
         for lam in lambdas:
             p = (1 - lam) * p_model + lam * pc
             nll = float(-np.mean(np.log(np.maximum(p[np.arange(len(t_idx)), t_idx], 1e-12))))

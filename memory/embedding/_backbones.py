@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ._errors import BackboneMismatchError, InputError
+from .._errors import BackboneMismatchError, InputError
 from ._images import DECODE_VERSION, to_rgb
 
 __all__ = ["BACKBONES", "Backbone", "BackboneSpec", "Preprocess", "get_backbone", "register_backbone"]

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._errors import ImageError, InputError
+from .._errors import ImageError, InputError
 
 __all__ = ["DECODE_VERSION", "MAX_IMAGE_PIXELS", "open_image", "to_rgb"]
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 import faiss
 import numpy as np
 
-from ._errors import InputError
+from .._errors import InputError
 from ._explain import PruneReport
-from ._validation import as_strings, check_k
+from .._validation import as_strings, check_k
 
 if TYPE_CHECKING:
     from ._visual_memory import VisualMemory
@@ -37,20 +37,27 @@ def harm_counts(
     ids, right, wrong : ndarray of shape (n_entries,)
         Every entry's id and its counts.
     """
-    scores, _, rows, w = memory._scores(X, k, kwargs.get("voting"), kwargs.get("temperature"),
-                                        kwargs.get("superclass"), kwargs.get("steer"))
+    scores, _, rows, w = memory.votes(X, k, voting=kwargs.get("voting"), temperature=kwargs.get("temperature"),
+                                      superclass=kwargs.get("superclass"), steer=kwargs.get("steer"))
     truth = as_strings(y, scores.shape[0], "y")
     classes = memory.classes_
     pred = scores.argmax(axis=1)
     index = {c: i for i, c in enumerate(classes)}
     true_idx = np.array([index.get(t, -1) for t in truth])
     valid = rows >= 0
-    codes = np.where(valid, memory._class_of_code[memory._label[np.maximum(rows, 0)]], -1)
+    codes = memory.table_.class_index(rows)
     voted_pred = valid & (codes == pred[:, None]) & (w > 0)
     correct = (pred == true_idx)[:, None]
     right = np.bincount(rows[voted_pred & correct], minlength=len(memory))
     wrong = np.bincount(rows[voted_pred & ~correct], minlength=len(memory))
     return memory.ids_, right, wrong
+
+
+def _vectors(memory: VisualMemory) -> np.ndarray:
+    """The memory's vectors in row order, (n, dim); refuses an empty memory."""
+    if memory.index_ is None or len(memory) == 0:
+        raise InputError("the memory is empty; add entries before pruning")
+    return memory.index_.vectors()
 
 
 def prune_harmful(
@@ -76,12 +83,11 @@ def prune_redundant(memory: VisualMemory, threshold: float = 0.98) -> PruneRepor
     """
     if not -1.0 <= threshold <= 1.0:
         raise InputError(f"threshold is a cosine similarity in [-1, 1], got {threshold!r}")
-    memory._check_ready()
-    vecs = memory._vectors()
+    table, vecs = memory.table_, _vectors(memory)
     doomed: list[np.ndarray] = []
-    for code in np.unique(memory._label):
-        rows = np.flatnonzero(memory._label == code)
-        rows = rows[np.argsort(memory._ids[rows], kind="stable")]
+    for code in np.unique(table.codes["label"]):
+        rows = np.flatnonzero(table.codes["label"] == code)
+        rows = rows[np.argsort(table.ids[rows], kind="stable")]
         x = vecs[rows]
         drop = np.zeros(len(rows), dtype=bool)
         for begin in range(0, len(rows), 2048):
@@ -89,7 +95,7 @@ def prune_redundant(memory: VisualMemory, threshold: float = 0.98) -> PruneRepor
             for i in range(begin, min(begin + 2048, len(rows))):
                 if not drop[i]:  # a kept entry drops its later duplicates
                     drop[i + 1 :] |= sims[i - begin, i + 1 :] >= threshold
-        doomed.append(memory._ids[rows[drop]])
+        doomed.append(table.ids[rows[drop]])
     ids = np.concatenate(doomed) if doomed else np.empty(0, dtype=np.int64)
     removed = memory.remove(ids) if ids.size else ids
     return PruneReport("redundant", removed, details={"threshold": threshold})
@@ -106,16 +112,15 @@ def compress(memory: VisualMemory, m: int = 4, *, snap: bool = False, seed: int 
     viewable training image.
     """
     m = check_k(m, "m")
-    memory._check_ready()
-    vecs = memory._vectors()
+    table, vecs = memory.table_, _vectors(memory)
     removed: list[np.ndarray] = []
     added: list[np.ndarray] = []
     new_batches: list[tuple[np.ndarray, str, str]] = []
-    for code in np.unique(memory._label):
-        rows = np.flatnonzero(memory._label == code)
+    for code in np.unique(table.codes["label"]):
+        rows = np.flatnonzero(table.codes["label"] == code)
         if len(rows) <= m:
             continue
-        rows = rows[np.argsort(memory._ids[rows], kind="stable")]
+        rows = rows[np.argsort(table.ids[rows], kind="stable")]
         x = np.ascontiguousarray(vecs[rows])
         km = faiss.Kmeans(x.shape[1], m, niter=25, seed=seed, spherical=True, verbose=False,
                           min_points_per_centroid=1)
@@ -130,13 +135,13 @@ def compress(memory: VisualMemory, m: int = 4, *, snap: bool = False, seed: int 
                         keep.add(int(j))
                         break
             drop = np.array([j for j in range(len(rows)) if j not in keep], dtype=np.int64)
-            removed.append(memory._ids[rows[drop]])
+            removed.append(table.ids[rows[drop]])
         else:
-            label = memory._labels.values[code]
-            supers, counts = np.unique(memory._super[rows], return_counts=True)
-            superclass = memory._supers.values[int(supers[np.argmax(counts)])]
+            label = table.vocabs["label"].values[code]
+            supers, counts = np.unique(table.codes["superclass"][rows], return_counts=True)
+            superclass = table.vocabs["superclass"].values[int(supers[np.argmax(counts)])]
             new_batches.append((centroids.astype(np.float32), label, superclass))
-            removed.append(memory._ids[rows])
+            removed.append(table.ids[rows])
     ids = np.concatenate(removed) if removed else np.empty(0, dtype=np.int64)
     if ids.size:
         memory.remove(ids)

@@ -1,0 +1,41 @@
+"""The embedding side of the memory: backbones, image datasets, decoding, the embedder and
+its on-disk cache.
+
+Everything here is also exported by :mod:`memory`; code that builds its own
+caches (the network trunk's) uses :func:`fill_batches` and the array-directory
+helpers from here.
+"""
+
+from ._array_dir import read_array_dir, write_array_dir
+from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
+from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_folder, tiny_imagenet
+from ._embed import Embedder, cache_root, fill_batches
+from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
+from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
+
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "BackboneSpec",
+    "DECODE_VERSION",
+    "Embedder",
+    "EmbeddingSet",
+    "IMAGE_SUFFIXES",
+    "ImageDataset",
+    "MAX_IMAGE_PIXELS",
+    "Preprocess",
+    "TINY_IMAGENET_URL",
+    "cache_dir_for",
+    "cache_root",
+    "embed_dataset",
+    "fill_batches",
+    "get_backbone",
+    "image_folder",
+    "load_embeddings",
+    "open_image",
+    "read_array_dir",
+    "register_backbone",
+    "save_embeddings",
+    "tiny_imagenet",
+    "write_array_dir",
+]

@@ -1,0 +1,71 @@
+"""The store side of the memory: entries, vectors, search and voting, edits, persistence,
+pruning and the cache model.
+
+``from memory import VisualMemory`` is the usual way in; this sub-package also
+exports the parts that code built on the memory uses: the snapshot writer every
+saved model goes through, the voting functions, and the entry table and vector
+index a :class:`VisualMemory` is made of.
+"""
+
+from ._cache import CacheModel, fit_cache
+from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
+from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
+from ._index import VectorIndex
+from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
+from ._prune import compress, harm_counts, prune_harmful, prune_redundant
+from ._query import QUERY_CHUNK
+from ._snapshot import (
+    Snapshot,
+    locked_edit,
+    open_snapshot,
+    origin_of,
+    set_origin,
+    snapshot_writer,
+    verify_files,
+    writer_lock,
+)
+from ._table import COLUMNS, EntryTable, Vocab
+from ._visual_memory import VisualMemory
+from ._voting import VOTING_RULES, class_scores, decisions, get_voting, probabilities, register_voting, vote_weights
+
+__all__ = [
+    "BLAS_THRESHOLD",
+    "COLUMNS",
+    "CacheModel",
+    "EntryTable",
+    "Explanation",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Neighbour",
+    "PruneReport",
+    "QUERY_CHUNK",
+    "Snapshot",
+    "Steer",
+    "VOTING_RULES",
+    "VectorIndex",
+    "VisualMemory",
+    "Vocab",
+    "blas_for_small_batches",
+    "build_explanations",
+    "class_scores",
+    "compress",
+    "decisions",
+    "edit_memory",
+    "fit_cache",
+    "get_voting",
+    "harm_counts",
+    "load_snapshot",
+    "locked_edit",
+    "open_snapshot",
+    "origin_of",
+    "probabilities",
+    "prune_harmful",
+    "prune_redundant",
+    "register_voting",
+    "save_memory",
+    "set_origin",
+    "snapshot_writer",
+    "verify_files",
+    "vote_weights",
+    "writer_lock",
+]

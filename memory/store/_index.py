@@ -1,0 +1,222 @@
+"""The memory's vectors: an exact faiss index, and optionally an approximate one beside it.
+
+The exact ``IndexFlatIP`` holds every vector in row order (row ``i`` is the
+entry table's row ``i``).  An approximate index (IVF, HNSW, PQ...) is built
+from it on the first search after a change and keyed by entry id; because
+HNSW cannot delete, removed ids become tombstones that every search filters
+out, and the approximate index is rebuilt once they exceed
+``rebuild_fraction`` of the entries.  Searches run with faiss's BLAS
+threshold lowered inside a scoped block (:func:`blas_for_small_batches`),
+never as a process-wide setting.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import faiss
+import numpy as np
+
+from .._errors import InputError
+from ._faiss import blas_for_small_batches
+
+if TYPE_CHECKING:
+    from ._table import EntryTable
+
+__all__ = ["VectorIndex"]
+
+
+class VectorIndex:
+    """Exact and approximate inner-product search over L2-normalised vectors.
+
+    Parameters
+    ----------
+    dim : int
+    spec : str, default "Flat"
+        ``"Flat"`` or a faiss index-factory string.
+    nprobe, ef_search : int, optional
+        Search-time parameters of IVF and HNSW indexes.
+    rebuild_fraction : float, default 0.1
+    """
+
+    def __init__(self, dim: int, spec: str = "Flat", *, nprobe: int | None = None,
+                 ef_search: int | None = None, rebuild_fraction: float = 0.1) -> None:
+        self.dim, self.spec = int(dim), spec
+        self.nprobe, self.ef_search, self.rebuild_fraction = nprobe, ef_search, float(rebuild_fraction)
+        self.flat = faiss.IndexFlatIP(self.dim)
+        self.ann: Any = None
+        self.ann_ids = np.empty(0, dtype=np.int64)
+        self.tomb = np.empty(0, dtype=np.int64)
+        self.synced = False  # the approximate index holds every current id
+        if spec != "Flat":
+            try:
+                faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
+            except RuntimeError as exc:
+                raise InputError(
+                    f"faiss cannot build index {spec!r}: {str(exc).splitlines()[0]}; "
+                    "use 'Flat', 'IVF<n>,Flat', 'HNSW<m>' or another index-factory string"
+                ) from exc
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.flat.ntotal)
+
+    def vectors(self) -> np.ndarray:
+        """The stored vectors, shape (n, dim); a read-only view into faiss."""
+        n = self.flat.ntotal
+        if n == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        view = faiss.rev_swig_ptr(self.flat.get_xb(), n * self.dim).reshape(n, self.dim)
+        view.flags.writeable = False
+        return view  # type: ignore[no-any-return]
+
+    # --------------------------------------------------------------- edits
+    def add(self, X: np.ndarray, batch_size: int = 65536, *, progress: bool = False) -> None:
+        """Append normalised vectors (n, dim) in batches; on any failure none of them stays.
+
+        ``progress`` shows a bar on stderr when there are several batches.
+        """
+        before = self.flat.ntotal
+        steps: Any = range(0, len(X), batch_size)
+        if progress and len(steps) > 1:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc="add", unit="batch", file=sys.stderr, disable=None)
+        try:
+            for start in steps:
+                self.add_batch(X[start : start + batch_size])
+        except BaseException:
+            if self.flat.ntotal > before:
+                self.flat.remove_ids(faiss.IDSelectorRange(before, self.flat.ntotal))
+            raise
+        self.synced = False
+
+    def add_batch(self, X: np.ndarray) -> None:
+        """Append one batch of normalised vectors to the exact index."""
+        self.flat.add(X)
+
+    def remove(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Remove ``rows`` (sorted positions) whose entry ids are ``ids``.
+
+        The vectors go last, after which nothing can fail; the approximate
+        index keeps the ids as tombstones until it is rebuilt.
+        """
+        tomb = np.union1d(self.tomb, ids) if self.ann is not None else self.tomb
+        removed = self.flat.remove_ids(faiss.IDSelectorBatch(rows.astype(np.int64)))
+        if removed != len(rows):  # pragma: no cover - faiss removes every listed row
+            raise RuntimeError(f"faiss removed {removed} of {len(rows)} rows")
+        self.tomb = tomb
+
+    def copy(self) -> VectorIndex:
+        """An independent copy of the exact vectors (the approximate index is rebuilt on demand)."""
+        new = VectorIndex(self.dim, self.spec, nprobe=self.nprobe, ef_search=self.ef_search,
+                          rebuild_fraction=self.rebuild_fraction)
+        new.flat = faiss.clone_index(self.flat)
+        return new
+
+    # ---------------------------------------------------- approximate index
+    def ensure_ann(self, ids: np.ndarray) -> None:
+        """Build the approximate index, or bring it up to date with the entries ``ids`` (row order)."""
+        stale = self.ann is None or self.tomb.size > self.rebuild_fraction * max(len(ids), 1)
+        if not stale:
+            if self.synced:
+                return
+            new = ~np.isin(ids, self.ann_ids)
+            if new.any():  # entries added since the build
+                self.ann.add_with_ids(self.vectors()[new], ids[new])
+                self.ann_ids = np.concatenate([self.ann_ids, ids[new]])
+            self.synced = True
+            return
+        base = faiss.index_factory(self.dim, self.spec, faiss.METRIC_INNER_PRODUCT)
+        ann = faiss.IndexIDMap2(base)
+        vecs = self.vectors()
+        if not base.is_trained:
+            train = vecs
+            if len(vecs) > 100_000:
+                pick = np.random.default_rng(0).choice(len(vecs), 100_000, replace=False)
+                train = vecs[np.sort(pick)]
+            base.train(np.ascontiguousarray(train))
+        ann.add_with_ids(vecs, ids)
+        self.ann, self.ann_ids, self.tomb = ann, ids.copy(), np.empty(0, dtype=np.int64)
+        self.synced = True
+        self.set_search_params()
+
+    def set_search_params(self) -> None:
+        """Apply ``nprobe`` / ``ef_search`` to the approximate index, if there is one."""
+        if self.ann is None:
+            return
+        base = faiss.downcast_index(self.ann.index)
+        if self.nprobe is not None and hasattr(base, "nprobe"):
+            faiss.ParameterSpace().set_index_parameter(base, "nprobe", int(self.nprobe))
+        if self.ef_search is not None and hasattr(base, "hnsw"):
+            base.hnsw.efSearch = int(self.ef_search)
+
+    # --------------------------------------------------------------- search
+    def search(self, Q: np.ndarray, k: int, mask: np.ndarray | None,
+               table: EntryTable) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (sims, rows) of normalised queries (q, dim) among the rows ``mask`` allows.
+
+        Returns arrays of shape (q, k): similarities (``-inf`` past the last
+        hit) and row positions (``-1`` past the last hit).
+        """
+        with blas_for_small_batches():
+            return self._search(Q, k, mask, table)
+
+    def _search(self, Q: np.ndarray, k: int, mask: np.ndarray | None,
+                table: EntryTable) -> tuple[np.ndarray, np.ndarray]:
+        n = self.flat.ntotal
+        sims = np.full((Q.shape[0], k), -np.inf, dtype=np.float32)
+        rows = np.full((Q.shape[0], k), -1, dtype=np.int64)
+        if mask is not None and not mask.any():
+            return sims, rows
+        kk = min(k, n if mask is None else int(mask.sum()))
+        if mask is not None:
+            n_out = n - int(mask.sum())
+            if n_out <= 256 and self.ann is None and self.spec == "Flat":
+                # Few exclusions: over-fetch from the whole index and filter.
+                s, r = self.flat.search(Q, min(n, kk + n_out))
+                keep = np.where(r >= 0, mask[np.maximum(r, 0)], False)
+                order = np.argsort(~keep, axis=1, kind="stable")[:, :kk]
+                s, r = np.take_along_axis(s, order, 1), np.take_along_axis(r, order, 1)
+            else:
+                # Exact search over the allowed rows only.
+                allowed = np.flatnonzero(mask)
+                sub = np.ascontiguousarray(self.vectors()[allowed])
+                s, r = faiss.knn(Q, sub, kk, metric=faiss.METRIC_INNER_PRODUCT)
+                r = np.where(r >= 0, allowed[np.maximum(r, 0)], -1)
+        elif self.spec == "Flat":
+            s, r = self.flat.search(Q, kk)
+        else:
+            self.ensure_ann(table.ids)
+            extra = int(self.tomb.size)
+            s, found = self.ann.search(Q, min(kk + extra, self.ann.ntotal))
+            if extra:
+                dead = np.isin(found, self.tomb) | (found < 0)
+                order = np.argsort(dead, axis=1, kind="stable")[:, :kk]
+                s, found = np.take_along_axis(s, order, 1), np.take_along_axis(found, order, 1)
+                found = np.where(np.take_along_axis(dead, order, 1), -1, found)
+            else:
+                s, found = s[:, :kk], found[:, :kk]
+            valid = found >= 0
+            r = np.full(found.shape, -1, dtype=np.int64)
+            if valid.any():
+                r[valid] = table.rows_of(found[valid])
+        sims[:, : r.shape[1]] = np.where(r >= 0, s, -np.inf)
+        rows[:, : r.shape[1]] = r
+        return sims, rows
+
+    # --------------------------------------------------------------- files
+    def to_bytes(self) -> tuple[bytes, bytes | None, np.ndarray | None]:
+        """The exact index, the approximate one (or None) and its ids with tombstones as ``-1 - id``."""
+        flat = faiss.serialize_index(self.flat).tobytes()
+        if self.ann is None:
+            return flat, None, None
+        return flat, faiss.serialize_index(self.ann).tobytes(), np.concatenate([self.ann_ids, -1 - self.tomb])
+
+    def restore(self, flat: Any, ann: Any = None, ann_ids: np.ndarray | None = None) -> None:
+        """Install loaded faiss indexes (see :meth:`to_bytes` for ``ann_ids``)."""
+        self.flat = flat
+        if ann is not None and ann_ids is not None:
+            self.ann, self.ann_ids, self.tomb = ann, ann_ids[ann_ids >= 0], -1 - ann_ids[ann_ids < 0]
+            self.set_search_params()

@@ -1,0 +1,166 @@
+"""The code's shape: one-way imports, no reach into another module's private names, no
+import-time side effects, and modules small enough to read (or saying why not)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("hierarchy", "memory", "router")
+SELF_NAMES = {"self", "cls", "mcs"}
+
+
+def modules() -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def package_of(path: Path) -> str:
+    """The dotted package holding ``path`` (``memory.store`` for memory/store/_x.py)."""
+    return ".".join(path.relative_to(ROOT).parent.parts)
+
+
+def own_private_names(tree: ast.Module) -> set[str]:
+    """Private names the module itself defines: its functions, classes, and their attributes."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.value, ast.Name) and node.value.id in SELF_NAMES:
+                names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def private_reaches(path: Path) -> list[str]:
+    """Every place ``path`` uses a private name that another module owns.
+
+    * ``from x import _name`` / ``x._name`` for a name the module does not define itself;
+    * ``import pkg._module`` or ``from pkg._module import`` where ``pkg`` is another package
+      (a package's private modules are its own business; other packages use its ``__init__``).
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    own = own_private_names(tree)
+    here = package_of(path)
+    rel = path.relative_to(ROOT)
+    hits: list[str] = []
+
+    def other_package_private(module: str) -> bool:
+        parts = module.split(".")
+        if parts[0] not in PACKAGES:
+            return False
+        for i, part in enumerate(parts):
+            if part.startswith("_") and not part.startswith("__"):
+                owner = ".".join(parts[:i])
+                return owner != here and not here.startswith(owner + ".") and not owner.startswith(here + ".")
+        return False
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:  # relative: resolve against this package
+                base = here.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, module] if module else base)
+            if other_package_private(module):
+                hits.append(f"{rel}:{node.lineno}: imports another package's private module {module}")
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    hits.append(f"{rel}:{node.lineno}: imports private name {alias.name} from {module}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if other_package_private(alias.name):
+                    hits.append(f"{rel}:{node.lineno}: imports another package's private module {alias.name}")
+        elif isinstance(node, ast.Attribute):
+            name = node.attr
+            if not name.startswith("_") or name.startswith("__") or name in own:
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in SELF_NAMES:
+                continue
+            hits.append(f"{rel}:{node.lineno}: reaches private attribute .{name}")
+    return hits
+
+
+def test_the_scanner_finds_each_kind_of_reach(tmp_path):
+    """The check can fail: a module with each kind of reach is caught, a clean one is not."""
+    pkg = tmp_path / "router"
+    pkg.mkdir()
+    bad = pkg / "_bad.py"
+    bad.write_text(
+        "from memory._validation import as_ids\n"
+        "from ._classifier import _helper\n"
+        "import hierarchy._tree\n"
+        "def f(clf):\n    return clf._cut\n"
+    )
+    good = pkg / "_good.py"
+    good.write_text(
+        "from memory import as_ids\nfrom ._errors import CLIError\n"
+        "class A:\n    def __init__(self):\n        self._x = 1\n"
+        "    def copy(self, other):\n        return other._x + self._x\n"
+    )
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        found = private_reaches(bad)
+        assert not private_reaches(good)
+    finally:
+        ROOT = saved
+    assert len(found) == 4, found
+    assert any("memory._validation" in h for h in found)
+    assert any("_helper" in h for h in found)
+    assert any("hierarchy._tree" in h for h in found)
+    assert any("._cut" in h for h in found)
+
+
+def test_no_module_reaches_another_modules_private_names():
+    hits = [h for path in modules() for h in private_reaches(path)]
+    assert not hits, "\n".join(hits)
+
+
+def test_imports_flow_one_way():
+    """hierarchy <- memory <- router: no module imports a package to its right."""
+    rank = {p: i for i, p in enumerate(PACKAGES)}
+    bad = []
+    for path in modules():
+        top = path.relative_to(ROOT).parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                root = name.split(".")[0]
+                if root in rank and rank[root] > rank[top]:
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert not bad, "\n".join(bad)
+
+
+def test_long_modules_say_why():
+    """A module over 400 lines states in its docstring why it is one module."""
+    silent = []
+    for path in modules():
+        lines = path.read_text().count("\n")
+        if lines > 400:
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            if "one module" not in doc and "not split" not in doc:
+                silent.append(f"{path.relative_to(ROOT)} ({lines} lines)")
+    assert not silent, "these modules are long and do not say why: " + ", ".join(silent)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_importing_changes_no_faiss_setting(package):
+    """Importing a package leaves faiss's BLAS threshold where it was."""
+    code = (
+        "import faiss; before = faiss.cvar.distance_compute_blas_threshold; "
+        f"import {package}; "
+        "assert faiss.cvar.distance_compute_blas_threshold == before, "
+        "(before, faiss.cvar.distance_compute_blas_threshold)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr

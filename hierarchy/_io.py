@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 
 def tree_to_dict(tree: ClassTree) -> dict[str, Any]:
     """The JSON-ready form of a tree (see :func:`save_tree`)."""
-    parents = tree._parents
+    parents = tree.parents
     nodes = {
         n: {"name": tree.graph.nodes[n]["name"], "label": tree.graph.nodes[n]["label"],
             "parent": parents[n]}

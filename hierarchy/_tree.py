@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -490,7 +491,7 @@ class ClassTree:
     def path_to_root(self, node: str) -> list[str]:
         """The nodes from ``node`` up to the root, both included."""
         path = [self.check(node)]
-        parents = self._parents
+        parents = self.parents
         while parents[path[-1]] is not None:
             path.append(parents[path[-1]])  # type: ignore[arg-type]
         return path
@@ -586,11 +587,12 @@ class ClassTree:
 
     # --------------------------------------------------------------- helpers
     @cached_property
-    def _parents(self) -> dict[str, str | None]:
+    def parents(self) -> Mapping[str, str | None]:
+        """Each node's parent (``None`` for the root), a read-only mapping."""
         out: dict[str, str | None] = {self.root: None}
         for u, v in self.graph.edges:
             out[v] = u
-        return out
+        return MappingProxyType(out)
 
     @cached_property
     def _depths(self) -> dict[str, int]:

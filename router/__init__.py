@@ -19,7 +19,10 @@ from ._analysis import (
     per_superclass_accuracy,
     superclass_confusion,
 )
-from ._classifier import FlatClassifier, RoutedExplanation, TwoStageClassifier
+from ._classifier import TwoStageClassifier
+from ._explanations import RoutedExplanation
+from ._flat import FlatClassifier
+from ._shards import ShardSet
 from ._heads import Head, fit_head, head_proba
 from ._persist import edit_classifier, load_classifier, save_classifier
 from ._report import SECTIONS, GalleryItem, GalleryNeighbour, write_report
@@ -54,6 +57,7 @@ __all__ = [
     "NetworkTwoStage",
     "Predictions",
     "RoutedExplanation",
+    "ShardSet",
     "SECTIONS",
     "Tail",
     "TailDeltas",

@@ -1,65 +1,36 @@
-"""Two-stage, superclass-routed classification, and flat baselines behind the same API.
+"""Two-stage, superclass-routed classification: the estimator's fitting and prediction.
 
-The estimator, its per-superclass edits and its explanations share the shard list and the
-router, which every edit must keep in step; hence one long module.
+Its edits live in :mod:`._routed_edits`, its explanations in :mod:`._explanations`,
+its shards in :mod:`._shards` and the flat baseline in :mod:`._flat`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from hierarchy import ClassTree, HierarchyError, UnknownClassError
-from memory import InputError, Neighbour, Steer, UnknownEntryError, VisualMemory, open_memory, parse_backend
-from memory import as_embeddings, as_strings, check_k
+from hierarchy import ClassTree, HierarchyError
+from memory import InputError, Steer, as_embeddings, as_strings, check_k, parse_backend
 
-from ._heads import Head, fit_head, head_proba
+from ._explanations import RoutedExplanation, explain_routed
+from ._heads import Head, fit_head
+from ._labels import check_labels
+from ._routed_edits import RoutedEditsMixin
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
+from ._shards import ShardSet
 from ._specialists import DeltaSpecialists, FullSpecialists
 
-__all__ = ["FlatClassifier", "RoutedExplanation", "TwoStageClassifier"]
+__all__ = ["TwoStageClassifier"]
 
 log = logging.getLogger(__name__)
 
 ROUTINGS = ("hard", "soft", "oracle")
 
 
-@dataclass(frozen=True)
-class RoutedExplanation:
-    """Why the routed classifier predicted what it did for one query.
-
-    ``route`` gives every superclass's probability from stage 1; ``searched``
-    the superclasses stage 2 looked in; ``neighbours`` the stage-2
-    neighbours (memory specialists) of the chosen superclass, with weights.
-    """
-
-    prediction: str
-    route: dict[str, float]
-    searched: list[str]
-    probabilities: dict[str, float]
-    neighbours: list[Neighbour]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _labels(y: Any, n: int, known: set[str] | None, what: str = "label") -> np.ndarray:
-    out = np.asarray(as_strings(y, n, "y"), dtype=object)
-    if known is not None:
-        bad = [v for v in dict.fromkeys(out.tolist()) if v not in known]
-        if bad:
-            raise UnknownClassError(
-                f"unknown {what} {bad[0]!r}: it is not a class of the tree; "
-                "add it with add_class() or rebuild the tree"
-            )
-    return out
-
-
-class TwoStageClassifier:
+class TwoStageClassifier(RoutedEditsMixin):
     """Route each query to a superclass, then let that superclass's specialist decide.
 
     Parameters
@@ -111,8 +82,10 @@ class TwoStageClassifier:
         Superclass ids, in the cut's order.
     assignment_ : dict of str to str
         Each class's superclass id.
-    shards_ : list of VisualMemory
+    shards_ : list of MemoryBackend
         One memory per superclass (memory specialists and routers).
+    shard_set_ : ShardSet
+        The shards with their superclasses and the backend that holds them.
     """
 
     def __new__(cls, tree: Any = None, **kwargs: Any) -> Any:
@@ -172,10 +145,20 @@ class TwoStageClassifier:
         self.cache_lambda = cache_lambda
         self.seed = seed
         self.backend = backend
-        self._store: Any = None
 
     # ------------------------------------------------------------------ fit
-    def _check_params(self) -> None:
+    @property
+    def shards_(self) -> list[Any]:
+        """One memory shard per superclass, in ``superclasses_`` order."""
+        return self.shard_set_.shards
+
+    @property
+    def superclasses_(self) -> list[str]:
+        """Superclass ids with a shard, in the cut's order."""
+        return self.shard_set_.superclasses
+
+    def check_params(self) -> None:
+        """Refuse invalid constructor arguments (a tree without a cut, an unknown option)."""
         if self.tree.superclasses is None:
             raise HierarchyError("the tree has no superclass cut; build one with a --cut")
         if self.router not in ("memory", "centroids", "head"):
@@ -212,54 +195,37 @@ class TwoStageClassifier:
         -------
         self
         """
-        self._check_params()
+        self.check_params()
         X = as_embeddings(X, None)
-        y = _labels(y, len(X), set(self.tree.classes))
+        y = check_labels(y, len(X), set(self.tree.classes))
         cut = self.tree.superclasses
         assert cut is not None
         present = set(y.tolist())
         self.classes_ = np.array([c for c in self.tree.classes if c in present], dtype=object)
         self.assignment_ = dict(cut.assignment)
-        self.superclasses_ = [s for s in cut.superclasses if s in {self.assignment_[c] for c in present}]
+        supers = [s for s in cut.superclasses if s in {self.assignment_[c] for c in present}]
         self.dim_ = X.shape[1]
         sup = np.array([self.assignment_[c] for c in y], dtype=object)
         sources = as_strings(source, len(X), "source")
         refs_ = list(refs) if refs is not None else None
-        self._store = self._open_store()
-        self.shards_ = []
-        for s in self.superclasses_:
+        self.shard_set_ = self._open_shards()
+        for s in supers:
             rows = np.flatnonzero(sup == s)
-            shard = self._new_shard(s)
+            shard = self.shard_set_.new_shard(s)
             shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
                       refs=[refs_[i] for i in rows] if refs_ is not None else None)
-            self.shards_.append(shard)
+            self.shard_set_.append(s, shard)
         self._fit_router(X, y)
         self._fit_specialists(X, y)
         return self
 
-    def _open_store(self) -> Any:
-        """The shared Milvus memory of a ``backend`` URI (None for embedded faiss shards)."""
-        kind, settings = parse_backend(self.backend)
-        if kind == "faiss":
-            return None
-        if self.specialist != "memory" or self.router == "head":
+    def _open_shards(self) -> ShardSet:
+        """An empty shard set on the ``backend``."""
+        if parse_backend(self.backend)[0] != "faiss" and (self.specialist != "memory" or self.router == "head"):
             raise InputError("a Milvus backend holds memory shards: use router='memory' or 'centroids' "
                              "and specialist='memory'")
-        store = open_memory(self.backend, dim=self.dim_, k=self.k, voting=self.voting,
-                            temperature=self.temperature, fingerprint=self.fingerprint)
-        if len(store):
-            raise InputError(
-                f"Milvus collection {store.collection!r} at {store.uri} already holds {len(store)} entries; "
-                "fit builds a new memory: name another collection in the URI (milvus://HOST:PORT/NAME) "
-                "or drop this one first"
-            )
-        return store
-
-    def _new_shard(self, superclass: str) -> Any:
-        if self._store is not None:
-            return self._store.shard(superclass)
-        return VisualMemory(self.dim_, k=self.k, voting=self.voting, temperature=self.temperature,
-                            fingerprint=self.fingerprint, progress=False)
+        return ShardSet.create(self.backend, self.dim_, k=self.k, voting=self.voting,
+                               temperature=self.temperature, fingerprint=self.fingerprint)
 
     def _fit_router(self, X: np.ndarray, y: np.ndarray) -> None:
         if self.router == "memory":
@@ -292,8 +258,9 @@ class TwoStageClassifier:
                                      epochs=max(2, self.head_epochs // 2), seed=self.seed)
 
     # ------------------------------------------------------------- predict
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "shards_"):
+    def check_fitted(self) -> None:
+        """Raise :class:`InputError` unless :meth:`fit` (or a load) has run."""
+        if not hasattr(self, "shard_set_"):
             raise InputError("this classifier is not fitted; call fit(X, y) first")
 
     def route_proba(self, X: Any, *, steer: Steer | None = None) -> np.ndarray:
@@ -308,7 +275,7 @@ class TwoStageClassifier:
             router applies class- and superclass-level steering; every
             router drops ``exclude_superclasses`` from the route.
         """
-        self._check_fitted()
+        self.check_fitted()
         return self._route(as_embeddings(X, self.dim_), steer)
 
     def _route(self, X: np.ndarray, steer: Steer | None) -> np.ndarray:
@@ -335,7 +302,7 @@ class TwoStageClassifier:
     def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
         if y_true is None:
             raise InputError("oracle routing needs y_true, the true classes of the queries")
-        y = _labels(y_true, n, set(self.classes_))
+        y = check_labels(y_true, n, set(self.classes_))
         idx = {s: i for i, s in enumerate(self.superclasses_)}
         return np.array([idx[self.assignment_[c]] for c in y])
 
@@ -357,7 +324,7 @@ class TwoStageClassifier:
             :meth:`route_proba`).  Network specialists are not steered; with
             ``cache_lambda`` their memory part is.
         """
-        self._check_fitted()
+        self.check_fitted()
         X = as_embeddings(X, self.dim_)
         routing = routing or self.routing
         if routing not in ROUTINGS:
@@ -404,217 +371,26 @@ class TwoStageClassifier:
         return float(np.mean(pred == np.asarray(as_strings(y, len(pred), "y"), dtype=object)))
 
     def explain(self, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
-        """The route and the stage-2 neighbours behind each prediction."""
-        X = as_embeddings(X, getattr(self, "dim_", None))
-        steer = kwargs.get("steer")
-        route = self.route_proba(X, steer=steer)
-        proba = self.predict_proba(X, **kwargs)
-        names = self.tree.superclasses.names  # type: ignore[union-attr]
-        routing = kwargs.get("routing") or self.routing
-        width = len(self.superclasses_) if routing == "oracle" else (
-            1 if routing != "soft" else (self.m if kwargs.get("m") is None else kwargs["m"]))
-        orders = np.argsort(-route, axis=1, kind="stable")
-        neighbours: list[list[Neighbour]] = [[] for _ in range(len(X))]
-        if self.specialist == "memory":  # one batched search per routed shard
-            for s in np.unique(orders[:, 0]):
-                rows = np.flatnonzero(orders[:, 0] == s)
-                if not len(self.shards_[int(s)]):
-                    continue
-                for q, e in zip(rows, self.shards_[int(s)].explain(X[rows], steer=steer)):
-                    neighbours[q] = e.neighbours
-        out = []
-        for q in range(len(X)):
-            order = orders[q]
-            best = np.argsort(-proba[q], kind="stable")[:top]
-            out.append(RoutedExplanation(
-                prediction=str(self.classes_[int(best[0])]),
-                route={names[self.superclasses_[i]]: float(route[q, i]) for i in order},
-                searched=[self.superclasses_[i] for i in order[:width]],
-                probabilities={str(self.classes_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
-                neighbours=neighbours[q],
-            ))
-        return out
+        """The route and the stage-2 neighbours behind each prediction.
 
-    # -------------------------------------------------------------- updates
-    def _shard_of(self, superclass: str) -> VisualMemory:
-        if superclass not in self.superclasses_:
-            raise UnknownClassError(
-                f"unknown superclass {superclass!r}; known: {', '.join(self.superclasses_)}"
-            )
-        return self.shards_[self.superclasses_.index(superclass)]
-
-    def _open_shard(self, superclass: str) -> VisualMemory:
-        """The shard of ``superclass``, created empty (in the cut's order) if it has no data yet."""
-        if superclass in self.superclasses_:
-            return self._shard_of(superclass)
-        cut = self.tree.superclasses
-        assert cut is not None
-        if superclass not in cut.superclasses:
-            raise UnknownClassError(
-                f"unknown superclass {superclass!r}; known: {', '.join(cut.superclasses)}"
-            )
-        order = {s: i for i, s in enumerate(cut.superclasses)}
-        at = sum(order.get(s, -1) < order[superclass] for s in self.superclasses_)
-        shard = self._new_shard(superclass)
-        # MemoryRouter holds this very list, so it sees the new shard.
-        self.shards_.insert(at, shard)
-        self.superclasses_.insert(at, superclass)
-        if isinstance(self.router_, CentroidRouter):
-            self.router_.superclasses = list(self.superclasses_)
-        return shard
-
-    def _require_memory_specialists(self, what: str) -> None:
-        if self.specialist != "memory" or self.router == "head":
-            raise InputError(
-                f"{what} edits the memory only; it needs router='memory' or 'centroids' and "
-                "specialist='memory' (network parts would need retraining)"
-            )
-
-    def add(self, X: Any, y: Any, *, source: Any = "added", refs: Sequence[str] | None = None) -> np.ndarray:
-        """Add samples of existing classes; each goes to its class's superclass shard only.
+        Parameters
+        ----------
+        X : array-like of shape (n, dim)
+        top : int, default 5
+            Classes listed with their probabilities.
+        **kwargs
+            ``routing``, ``m``, ``y_true`` and ``steer``, as in :meth:`predict_proba`.
 
         Returns
         -------
-        ndarray of int64
-            The new entries' ids (unique within their shard).
+        list of RoutedExplanation, one per query
         """
-        self._check_fitted()
-        self._require_memory_specialists("add")
-        X = as_embeddings(X, self.dim_)
-        y = _labels(y, len(X), set(self.classes_))
-        sources = as_strings(source, len(X), "source")
-        if refs is not None and len(refs) != len(X):
-            raise InputError(f"got {len(refs)} refs for {len(X)} embeddings; give one per row")
-        ids = np.empty(len(X), dtype=np.int64)
-        sup = np.array([self.assignment_[c] for c in y], dtype=object)
-        done: list[tuple[str, Any, np.ndarray, list[str]]] = []
-        shards_before = (list(self.superclasses_), list(self.shards_))
-        try:  # all shards or none: a failure undoes the shards already written
-            for s in dict.fromkeys(sup.tolist()):
-                rows = np.flatnonzero(sup == s)
-                shard = self._open_shard(s)
-                ids[rows] = shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
-                                      refs=[refs[i] for i in rows] if refs is not None else None)
-                touched = sorted(set(y[rows].tolist()))
-                done.append((s, shard, ids[rows], touched))
-                if isinstance(self.router_, CentroidRouter):
-                    self.router_.refresh(shard, s, touched)
-        except BaseException:
-            for s, shard, added, touched in done:
-                shard.remove(added)
-                if isinstance(self.router_, CentroidRouter):
-                    self.router_.refresh(shard, s, touched)
-            self.superclasses_[:], self.shards_[:] = shards_before
-            if isinstance(self.router_, CentroidRouter):
-                self.router_.superclasses = list(self.superclasses_)
-            raise
-        return ids
-
-    def add_class(
-        self, cls: str, X: Any, *, superclass: str | None = None, source: Any = "added",
-        refs: Sequence[str] | None = None, wordnet: Any = None,
-    ) -> str:
-        """Add a whole new class; returns the superclass it was placed in.
-
-        The class may be a class of the tree without data yet, or a new wnid,
-        which is grafted onto the tree along its WordNet path and placed in
-        the superclass whose node is its deepest ancestor.  ``superclass``
-        places it explicitly.
-        """
-        self._check_fitted()
-        self._require_memory_specialists("add_class")
-        X = as_embeddings(X, self.dim_)
-        if cls in set(self.classes_.tolist()):
-            raise InputError(f"class {cls!r} is already present; use add() for more samples")
-        before = (self.tree, dict(self.assignment_), self.classes_)
-        try:
-            return self._add_class(cls, X, superclass, source, refs, wordnet)
-        except BaseException:  # nothing of a failed add_class stays behind
-            self.tree, self.assignment_, self.classes_ = before
-            raise
-
-    def _add_class(self, cls: str, X: np.ndarray, superclass: str | None, source: Any,
-                   refs: Sequence[str] | None, wordnet: Any) -> str:
-        if cls not in self.tree.classes:
-            self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
-        placed = superclass or self.tree.superclass_of(cls)
-        if superclass is not None and superclass != self.tree.superclass_of(cls):
-            self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
-        self.assignment_[cls] = placed
-        order = {c: i for i, c in enumerate(self.tree.classes)}
-        self.classes_ = np.array(sorted([*self.classes_.tolist(), cls], key=order.__getitem__), dtype=object)
-        self.add(X, [cls] * len(X), source=source, refs=refs)
-        return placed
-
-    def remove_class(self, cls: str) -> np.ndarray:
-        """Unlearn a class: its entries leave its shard; returns the removed ids."""
-        self._check_fitted()
-        self._require_memory_specialists("remove_class")
-        if cls not in set(self.classes_.tolist()):
-            raise UnknownClassError(f"unknown class {cls!r}: it has no data in this classifier")
-        s = self.assignment_[cls]
-        shard = self._shard_of(s)
-        removed = shard.remove(label=cls)
-        self.classes_ = np.array([c for c in self.classes_ if c != cls], dtype=object)
-        if isinstance(self.router_, CentroidRouter):
-            self.router_.refresh(shard, s, [cls])
-        return removed
-
-    def remove(self, *, source: Any = None, label: Any = None) -> dict[str, np.ndarray]:
-        """Unlearn entries by source and/or label across shards; returns removed ids per superclass."""
-        self._check_fitted()
-        self._require_memory_specialists("remove")
-        if source is None and label is None:
-            raise InputError("give source and/or label to remove")
-        out = {}
-        for s, shard in zip(self.superclasses_, self.shards_):
-            try:
-                ids = shard.select(source=source, label=label)
-            except KeyError:  # this shard lacks that source or label
-                continue
-            if ids.size:
-                out[s] = shard.remove(ids)
-                if isinstance(self.router_, CentroidRouter):
-                    self.router_.refresh(shard, s)
-        if not out:
-            raise UnknownEntryError(
-                f"no entry has source {source!r} and label {label!r}; see 'supersub memory info'"
-            )
-        self.classes_ = np.array(
-            [c for c in self.classes_ if any(c in sh.classes_ for sh in self.shards_)], dtype=object)
-        return out
-
-    def set_weight(self, weight: float, *, label: Any = None, source: Any = None) -> dict[str, np.ndarray]:
-        """Persistently set the vote weight of entries by label and/or source, in every shard.
-
-        The weight counts in stage 2 and in stage 1 alike: the memory router
-        multiplies each neighbour's vote by it, and the centroid router
-        recomputes the touched classes' centroids as weighted means (weight
-        0 leaves an entry out).  A head router is a network and does not see
-        it.  Returns the affected ids per superclass.
-        """
-        self._check_fitted()
-        self._require_memory_specialists("set_weight")
-        if label is None and source is None:
-            raise InputError("give label and/or source to set weights")
-        out: dict[str, np.ndarray] = {}
-        for s, shard in zip(self.superclasses_, self.shards_):
-            try:
-                ids = shard.select(label=label, source=source) if len(shard) else np.empty(0, np.int64)
-            except KeyError:  # this shard lacks that label or source
-                continue
-            if ids.size:
-                out[s] = shard.set_weight(weight, ids)
-                if isinstance(self.router_, CentroidRouter):
-                    self.router_.refresh(shard, s, sorted({e["label"] for e in shard.get(ids)}))
-        if not out:
-            raise UnknownEntryError(f"no entry has label {label!r} and source {source!r}")
-        return out
+        return explain_routed(self, X, top=top, **kwargs)
 
     @property
     def n_entries(self) -> int:
         """Entries in all memory shards."""
-        return sum(len(s) for s in self.shards_)
+        return self.shard_set_.n_entries
 
     def storage(self) -> dict[str, Any]:
         """Storage of the specialists against N full specialists (network specialists only)."""
@@ -637,61 +413,6 @@ class TwoStageClassifier:
         return load_classifier(path, fingerprint=fingerprint)
 
     def __repr__(self) -> str:
-        fitted = f", {self.n_entries} entries" if hasattr(self, "shards_") else ""
+        fitted = f", {self.n_entries} entries" if hasattr(self, "shard_set_") else ""
         return (f"TwoStageClassifier(router={self.router!r}, specialist={self.specialist!r}, "
                 f"routing={self.routing!r}{fitted})")
-
-
-class FlatClassifier:
-    """The one-stage baseline behind the same API: kNN over all entries, or one head.
-
-    Parameters
-    ----------
-    kind : {"knn", "head"}
-        ``"head"`` with ``hidden=0`` is a linear probe.
-    k, voting, temperature
-        kNN settings.
-    hidden, epochs, seed
-        Head settings.
-    """
-
-    def __init__(self, kind: str = "knn", *, k: int = 10, voting: str = "softmax",
-                 temperature: float = 0.07, hidden: int = 0, epochs: int = 15, seed: int = 0,
-                 fingerprint: str | None = None) -> None:
-        self.kind, self.k, self.voting, self.temperature = kind, k, voting, temperature
-        self.hidden, self.epochs, self.seed, self.fingerprint = hidden, epochs, seed, fingerprint
-
-    def fit(self, X: Any, y: Any, *, source: Any = "train", refs: Sequence[str] | None = None) -> FlatClassifier:
-        if self.kind not in ("knn", "head"):
-            raise InputError(f"kind must be 'knn' or 'head', got {self.kind!r}")
-        X = as_embeddings(X, None)
-        y = _labels(y, len(X), None)
-        self.dim_ = X.shape[1]
-        if self.kind == "knn":
-            self.memory_ = VisualMemory(self.dim_, k=self.k, voting=self.voting,
-                                        temperature=self.temperature, fingerprint=self.fingerprint,
-                                        progress=False)
-            self.memory_.add(X, y, source=source, refs=refs)
-            self.classes_ = self.memory_.classes_.astype(object)
-        else:
-            self.classes_ = np.array(sorted(set(y.tolist())), dtype=object)
-            index = {c: i for i, c in enumerate(self.classes_)}
-            self.head_ = fit_head(X, np.array([index[c] for c in y]), len(self.classes_),
-                                  hidden=self.hidden, epochs=self.epochs, seed=self.seed)
-        return self
-
-    def predict_proba(self, X: Any, **_: Any) -> np.ndarray:
-        X = as_embeddings(X, self.dim_)
-        if self.kind == "knn":
-            return self.memory_.predict_proba(X)
-        return head_proba(self.head_, X)
-
-    def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]
-
-    def score(self, X: Any, y: Any, **_: Any) -> float:
-        pred = self.predict(X)
-        return float(np.mean(pred == np.asarray(as_strings(y, len(pred), "y"), dtype=object)))
-
-    def __repr__(self) -> str:
-        return f"FlatClassifier(kind={self.kind!r})"

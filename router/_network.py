@@ -29,7 +29,7 @@ from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassErro
 from memory import ImageDataset, InputError, VisualMemory, get_backbone
 from memory import as_strings
 
-from ._classifier import RoutedExplanation
+from ._explanations import RoutedExplanation
 from ._network_memory import ShardMemories, normalise, restrict_cut
 from ._network_routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
 from ._tail_specialists import TailSpecialists
@@ -145,11 +145,12 @@ class NetworkTwoStage(ShardMemories):
         """Assemble a classifier from trained parts; ``tree``'s cut, limited to ``classes``, routes."""
         self = cls(tree, **{"backbone": split.backbone.name, **options})
         assert tree.superclasses is not None
-        self._assemble(split, generalist, classes, restrict_cut(tree.superclasses, classes), specialists)
+        self.assemble(split, generalist, classes, restrict_cut(tree.superclasses, classes), specialists)
         return self
 
-    def _assemble(self, split: BackboneSplit, generalist: Tail, classes: Sequence[str], cut: SuperclassMap,
-                  specialists: TailSpecialists | None) -> None:
+    def assemble(self, split: BackboneSplit, generalist: Tail, classes: Sequence[str], cut: SuperclassMap,
+                 specialists: TailSpecialists | None) -> None:
+        """Install trained parts: what :meth:`fit` ends with and what a load rebuilds."""
         self.split_, self.generalist_ = split, generalist.eval()
         self.classes_ = np.asarray(list(classes), dtype=object)
         if generalist.classifier is None or generalist.classifier.out_features != len(self.classes_):
@@ -174,17 +175,18 @@ class NetworkTwoStage(ShardMemories):
     @property
     def fingerprint(self) -> str:
         """The trunk's fingerprint (backbone, weights, preprocessing, split point)."""
-        self._check_fitted()
+        self.check_fitted()
         return self.split_.fingerprint
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise :class:`InputError` unless :meth:`fit` (or a load) has run."""
         if not hasattr(self, "generalist_"):
             raise InputError("this classifier is not fitted yet; call fit() first")
 
     # ---------------------------------------------------------------- input
     def _acts(self, X: Any) -> np.ndarray:
         """Trunk activations of images, a dataset, or activations already computed."""
-        self._check_fitted()
+        self.check_fitted()
         return self._acts_for(self.split_, X)
 
     def _acts_for(self, split: BackboneSplit, X: Any) -> np.ndarray:
@@ -251,7 +253,7 @@ class NetworkTwoStage(ShardMemories):
         generalist = split.tail(len(classes))
         self.history_ = {"generalist": train_tail(generalist, acts[tr], yi[tr], epochs=self.epochs,
                                                   precision=self.precision, seed=self.seed, dev=dev)}
-        self._assemble(split, generalist, classes, cut, None)
+        self.assemble(split, generalist, classes, cut, None)
         kind = "delta" if self.specialist == "tail-delta" else "full"
         specs = TailSpecialists(generalist, kind=kind, rank=self.rank)
         specs.fit(acts[tr], yi[tr], self.groups_, epochs=self.specialist_epochs, precision=self.precision,
@@ -418,7 +420,7 @@ class NetworkTwoStage(ShardMemories):
 
     def storage(self) -> dict[str, Any]:
         """The generalist and the specialists in bytes, tails and whole networks; memory entries."""
-        self._check_fitted()
+        self.check_fitted()
         trunk = sum(p.numel() for p in self.split_.trunk.parameters())
         out = self.specialists_.storage(trunk) if self.specialists_ is not None else {"tails": 1.0}
         out["memory_entries"] = self.n_entries
@@ -426,7 +428,7 @@ class NetworkTwoStage(ShardMemories):
 
     def flat(self) -> GeneralistFlat:
         """The generalist alone, as a flat classifier over the same trunk activations."""
-        self._check_fitted()
+        self.check_fitted()
         return GeneralistFlat(self)
 
     # ------------------------------------------------------------- saving

@@ -44,7 +44,7 @@ def _state_arrays(module: torch.nn.Module) -> dict[str, np.ndarray]:
 
 def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: float = 0.0) -> Path:
     """Write ``clf`` to the directory ``path`` atomically (a crash leaves the previous save loadable)."""
-    clf._check_fitted()
+    clf.check_fitted()
     if clf.specialists_ is None:
         raise InputError("only a fitted classifier with specialists can be saved")
     root = Path(path)
@@ -159,7 +159,7 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
             specs.groups = [np.asarray(state[f"{s}/rows"], dtype=np.int64) for s in range(n)]
             specs.copies = [{k[len(f"{s}/"):]: torch.from_numpy(v) for k, v in state.items()
                              if k.startswith(f"{s}/") and k != f"{s}/rows"} for s in range(n)]
-        clf._assemble(split, generalist, classes, restrict_cut(cut, classes), specs)
+        clf.assemble(split, generalist, classes, restrict_cut(cut, classes), specs)
         if manifest.get("memories"):
             clf.memories_ = [VisualMemory.load(snap.path / "memories" / str(s))
                              for s in range(int(manifest["memories"]))]

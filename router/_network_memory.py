@@ -55,7 +55,7 @@ class ShardMemories:
     precision: str
     k: int
 
-    def _check_fitted(self) -> None:  # pragma: no cover - provided by the classifier
+    def check_fitted(self) -> None:  # pragma: no cover - provided by the classifier
         raise NotImplementedError
 
     def _acts(self, X: Any) -> np.ndarray:  # pragma: no cover - provided by the classifier
@@ -69,7 +69,7 @@ class ShardMemories:
         embedded by that specialist's tail (L2-normalised).  ``y`` holds class
         indices into :attr:`classes_`.
         """
-        self._check_fitted()
+        self.check_fitted()
         if self.specialists_ is None:
             raise InputError("specialist memories need specialists; fit TailSpecialists first")
         acts = self._acts(acts)
@@ -99,7 +99,7 @@ class ShardMemories:
         -------
         dict of superclass id to the new entry ids
         """
-        self._check_fitted()
+        self.check_fitted()
         if self.memories_ is None:
             raise InputError("this classifier keeps no specialist memories (memory=False)")
         acts = self._acts(X)
@@ -133,7 +133,7 @@ class ShardMemories:
         -------
         dict of superclass id to the removed ids
         """
-        self._check_fitted()
+        self.check_fitted()
         if self.memories_ is None:
             raise InputError("this classifier keeps no specialist memories (memory=False)")
         if source is None and label is None and ids is None:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256_file
-from memory import BackboneMismatchError, MemoryFormatError, VisualMemory, load_memory
+from memory import BackboneMismatchError, MemoryFormatError
 from memory.store import (
     locked_edit,
     open_snapshot,
@@ -106,7 +106,7 @@ def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str], *, wa
         from ._network_io import save_network
 
         return save_network(clf, path, wait=wait)
-    clf._check_fitted()
+    clf.check_fitted()
     root = Path(path)
     with writer_lock(root, wait=wait):
         _save_locked(clf, root)
@@ -126,11 +126,7 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
     }
     with snapshot_writer(clf, root, manifest, listed=lambda rel: not _covered_by_shard(Path(rel))) as tmp:
         save_tree(clf.tree, tmp / "tree.json")
-        if clf._store is not None:
-            clf._store.save(tmp / "store")
-        else:
-            for i, shard in enumerate(clf.shards_):
-                shard.save(tmp / "shards" / str(i))
+        clf.shard_set_.save(tmp)
         if isinstance(clf.router_, HeadRouter):
             torch.save(_head_state(clf.router_.head), tmp / "router.pt")
         if clf.base_ is not None:
@@ -250,14 +246,15 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
 def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
     from ._classifier import TwoStageClassifier
     from ._routers import CentroidRouter, HeadRouter, MemoryRouter
+    from ._shards import ShardSet
     from ._specialists import DeltaSpecialists, FullSpecialists
 
     opts = manifest["options"]
     files = manifest["files"]
     clf = TwoStageClassifier(load_tree(snap / "tree.json"), **opts)
-    clf._check_params()
+    clf.check_params()
     cut = clf.tree.superclasses
-    assert cut is not None  # _check_params refuses a tree without a cut
+    assert cut is not None  # check_params refuses a tree without a cut
     classes, supers, assignment = manifest["classes"], manifest["superclasses"], manifest["assignment"]
     unknown = [c for c in classes if c not in clf.tree.classes]
     if unknown:
@@ -268,21 +265,16 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
     if [s for s in supers if s not in cut.superclasses] or len(set(supers)) != len(supers):
         raise _bad(snap, "its superclasses are not those of its tree's cut")
     clf.classes_ = np.array(classes, dtype=object)
-    clf.superclasses_ = list(supers)
     clf.assignment_ = dict(assignment)
     clf.dim_ = int(manifest["dim"])
-    if "store/milvus.json" in files:
-        clf._store = load_memory(snap / "store", fingerprint=opts.get("fingerprint"))
-        clf.shards_ = [clf._store.shard(s) for s in clf.superclasses_]
-    else:
-        clf.shards_ = [VisualMemory.load(snap / "shards" / str(i), dim=clf.dim_,
-                                         fingerprint=opts.get("fingerprint"))
-                       for i in range(len(clf.superclasses_))]
+    settings = {"k": clf.k, "voting": clf.voting, "temperature": clf.temperature}
+    clf.shard_set_ = ShardSet.load(snap, supers, clf.dim_, {**settings, "fingerprint": opts.get("fingerprint")},
+                                   milvus="store/milvus.json" in files)
     for s, shard in zip(clf.superclasses_, clf.shards_):
         other = set(getattr(shard, "superclasses_", [s])) - {s}
         if other:
             raise _bad(snap, f"the shard of {s!r} holds entries of superclass {sorted(other)[0]!r}")
-    if clf._store is None:  # a Milvus collection is live: other clients may have changed it since
+    if not clf.shard_set_.live:  # a Milvus collection is live: other clients may have changed it since
         held = set().union(*(set(shard.classes_.tolist()) for shard in clf.shards_)) if clf.shards_ else set()
         if held != set(classes):
             diff = sorted(held ^ set(classes))

@@ -21,7 +21,8 @@ from memory import (
     get_backbone,
 )
 
-from ._classifier import FlatClassifier, TwoStageClassifier
+from ._classifier import TwoStageClassifier
+from ._flat import FlatClassifier
 
 __all__ = ["QueryEncoder", "Queries", "build_memory_model", "embedder_for", "evaluate", "evaluate_with_flat", "flat_from", "write_evaluation",
            "write_predictions"]

@@ -1,14 +1,11 @@
-"""The code's shape: one-way imports, no reach into another module's private names, no
-import-time side effects, and modules small enough to read (or saying why not)."""
+"""The code's shape: one-way imports, no reach into another module's private names, and
+modules small enough to read (or saying why not).  Import-time side effects on faiss are
+tested in tests/memory/test_faiss.py."""
 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hierarchy", "memory", "router")
@@ -72,8 +69,9 @@ def private_reaches(path: Path) -> list[str]:
                 module = ".".join([*base, module] if module else base)
             if other_package_private(module):
                 hits.append(f"{rel}:{node.lineno}: imports another package's private module {module}")
+            ours = node.level > 0 or module.split(".")[0] in PACKAGES  # another library's privates are its risk
             for alias in node.names:
-                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                if ours and alias.name.startswith("_") and not alias.name.startswith("__"):
                     hits.append(f"{rel}:{node.lineno}: imports private name {alias.name} from {module}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
@@ -97,6 +95,7 @@ def test_the_scanner_finds_each_kind_of_reach(tmp_path):
     bad.write_text(
         "from memory._validation import as_ids\n"
         "from ._classifier import _helper\n"
+        "from numpy import _private_ok\n"
         "import hierarchy._tree\n"
         "def f(clf):\n    return clf._cut\n"
     )
@@ -142,25 +141,12 @@ def test_imports_flow_one_way():
 
 
 def test_long_modules_say_why():
-    """A module over 400 lines states in its docstring why it is one module."""
+    """A module over 400 lines says in its docstring, after "Why one module:", why it is not split."""
     silent = []
     for path in modules():
         lines = path.read_text().count("\n")
         if lines > 400:
             doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-            if "one module" not in doc and "not split" not in doc:
+            if "Why one module:" not in doc:
                 silent.append(f"{path.relative_to(ROOT)} ({lines} lines)")
     assert not silent, "these modules are long and do not say why: " + ", ".join(silent)
-
-
-@pytest.mark.parametrize("package", PACKAGES)
-def test_importing_changes_no_faiss_setting(package):
-    """Importing a package leaves faiss's BLAS threshold where it was."""
-    code = (
-        "import faiss; before = faiss.cvar.distance_compute_blas_threshold; "
-        f"import {package}; "
-        "assert faiss.cvar.distance_compute_blas_threshold == before, "
-        "(before, faiss.cvar.distance_compute_blas_threshold)"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr

@@ -45,7 +45,7 @@ def test_routed_classifier_on_milvus_equals_faiss(synthetic, uri, router, tmp_pa
     again = TwoStageClassifier.load(tmp_path / "model")
     assert isinstance(again.shards_[0], MilvusShard)
     assert np.array_equal(again.predict(s["Q"]), milvus_clf.predict(s["Q"]))
-    milvus_clf._store.drop()
+    milvus_clf.shard_set_.drop()
 
 
 def test_fit_refuses_a_collection_that_holds_data(synthetic, uri):
@@ -101,7 +101,7 @@ def test_shard_views_refuse_other_superclasses(synthetic, tmp_path, backend):
         assert set(m["superclass"] for m in mine.get(mine.ids_)) == {clf.superclasses_[0]}
     assert clf.n_entries == len(s["X"])  # nothing was removed or changed
     if backend != "faiss":
-        clf._store.drop()
+        clf.shard_set_.drop()
 
 
 @pytest.mark.parametrize("router", ["memory", "centroids"])
@@ -131,7 +131,7 @@ def test_weights_and_steering_count_in_both_stages_on_every_backend(synthetic, u
     np.testing.assert_allclose(milvus_clf.predict_proba(s["Q"], steer=steer),
                                faiss_clf.predict_proba(s["Q"], steer=steer), atol=1e-4)
     assert not np.any(faiss_clf.predict(s["Q"], steer=steer) == silenced)
-    milvus_clf._store.drop()
+    milvus_clf.shard_set_.drop()
 
 
 def test_edits_of_a_milvus_backed_model_are_serialised(synthetic, tmp_path):
@@ -160,4 +160,4 @@ def test_edits_of_a_milvus_backed_model_are_serialised(synthetic, tmp_path):
     assert order == [f"a loaded with {len(s['X'])}", f"b loaded with {len(s['X']) + 5}"]  # b saw a's edit
     clf = TwoStageClassifier.load(tmp_path / "m")
     assert clf.n_entries == len(s["X"]) + 9
-    clf._store.drop()
+    clf.shard_set_.drop()

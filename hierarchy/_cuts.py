@@ -2,6 +2,10 @@
 
 Every function returns a :class:`SuperclassMap` in which each class of the
 tree lies in exactly one superclass.
+
+Why one module: the cut strategies share their node-selection, balancing and
+naming helpers, and :func:`make_cut` parses every strategy's text form; the
+confusion-driven cuts, which need embeddings, are in :mod:`._confusion`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The class tree: a rooted networkx tree whose leaves are the classes.
 
-One class, :class:`ClassTree`, whose builders (WordNet, mappings), grafting, collapsing and
-LCA queries share its graph and cached depths and heights; that is why the module is long.
+Why one module: it holds one class, :class:`ClassTree`, whose builders (WordNet,
+mappings), grafting, collapsing and LCA queries share its graph and its cached
+parents, depths and heights.
 """
 
 from __future__ import annotations

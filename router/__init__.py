@@ -25,6 +25,7 @@ from ._flat import FlatClassifier
 from ._shards import ShardSet
 from ._heads import Head, fit_head, head_proba
 from ._persist import edit_classifier, load_classifier, save_classifier
+from ._pipeline import build_memory_model, evaluate, evaluate_with_flat, flat_from, write_evaluation
 from ._report import SECTIONS, GalleryItem, GalleryNeighbour, write_report
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
 from ._network import NetworkTwoStage
@@ -64,9 +65,13 @@ __all__ = [
     "TailSpecialists",
     "TrunkActivations",
     "TwoStageClassifier",
+    "build_memory_model",
     "compare",
     "confused_pairs",
     "edit_classifier",
+    "evaluate",
+    "evaluate_with_flat",
+    "flat_from",
     "fit_head",
     "head_proba",
     "level_metrics",
@@ -84,5 +89,6 @@ __all__ = [
     "tail_logits",
     "train_tail",
     "trunk_activations",
+    "write_evaluation",
     "write_report",
 ]

@@ -2,6 +2,9 @@
 
 Its edits live in :mod:`._routed_edits`, its explanations in :mod:`._explanations`,
 its shards in :mod:`._shards` and the flat baseline in :mod:`._flat`.
+
+Why one module: what is left is one class's parameters, fitting and prediction
+(hard, soft and oracle routing), about half of it docstrings.
 """
 
 from __future__ import annotations

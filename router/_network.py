@@ -14,6 +14,10 @@ probabilities renormalised over the m superclasses searched, and
 
 Edits of the specialist memories, and what they leave in the networks, are in
 :mod:`router._network_memory`.
+
+Why one module: it holds one class, :class:`NetworkTwoStage`, whose fitting
+(generalist, specialists, memories) and prediction share the trunk split and the
+superclass groups; saving is in :mod:`._network_io`, training in :mod:`._tails`.
 """
 
 from __future__ import annotations

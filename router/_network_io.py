@@ -24,7 +24,7 @@ from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256
 from memory import BackboneMismatchError, InputError, MemoryFormatError, VisualMemory, get_backbone
 from memory.store import open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
 
-from ._tail_specialists import TailDeltas, TailSpecialists
+from ._tail_specialists import TailSpecialists
 from ._trunk import split_backbone
 
 if TYPE_CHECKING:
@@ -58,15 +58,7 @@ def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: fl
     with writer_lock(root, wait=wait), snapshot_writer(clf, root, manifest) as tmp:
         save_tree(clf.tree, tmp / "tree.json")
         np.savez(tmp / "generalist.npz", **_state_arrays(clf.generalist_))
-        specs = clf.specialists_
-        if specs.kind == "delta":
-            arrays: dict[str, np.ndarray] = {}
-            for s, d in enumerate(specs.deltas):
-                arrays.update(d.state(f"{s}/"))
-        else:
-            arrays = {f"{s}/{k}": v.numpy() for s, c in enumerate(specs.copies) for k, v in c.items()}
-            arrays.update({f"{s}/rows": g for s, g in enumerate(specs.groups)})
-        np.savez(tmp / "specialists.npz", **arrays)
+        np.savez(tmp / "specialists.npz", **clf.specialists_.state())
         for s, mem in enumerate(clf.memories_ or []):
             mem.save(tmp / "memories" / str(s))
         manifest["tail_sha256"] = sha256_file(tmp / "generalist.npz")
@@ -150,15 +142,8 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
         with np.load(snap.path / "specialists.npz", allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
         kind = "delta" if opts["specialist"] == "tail-delta" else "full"
-        specs = TailSpecialists(generalist, kind=kind, rank=opts["rank"])
         n = len(cut)
-        if kind == "delta":
-            specs.deltas = [TailDeltas.from_state(state, f"{s}/", generalist) for s in range(n)]
-            specs.groups = [d.rows for d in specs.deltas]
-        else:
-            specs.groups = [np.asarray(state[f"{s}/rows"], dtype=np.int64) for s in range(n)]
-            specs.copies = [{k[len(f"{s}/"):]: torch.from_numpy(v) for k, v in state.items()
-                             if k.startswith(f"{s}/") and k != f"{s}/rows"} for s in range(n)]
+        specs = TailSpecialists.from_state(generalist, state, n, kind=kind, rank=opts["rank"])
         clf.assemble(split, generalist, classes, restrict_cut(cut, classes), specs)
         if manifest.get("memories"):
             clf.memories_ = [VisualMemory.load(snap.path / "memories" / str(s))

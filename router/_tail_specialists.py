@@ -12,6 +12,9 @@ quantised to int8 (one scale per row).  At inference only the deltas are
 swapped: the specialist's weights are the generalist's plus the dequantised
 deltas, made for one superclass at a time, so N copies of the tail are never
 held in memory.
+
+Why one module: the delta and full-copy specialists share their training loop,
+their storage accounting and the swap-in at inference.
 """
 
 from __future__ import annotations
@@ -231,6 +234,32 @@ class TailSpecialists:
         self.deltas: list[TailDeltas] = []
         self.copies: list[dict[str, torch.Tensor]] = []
         self.fitted = _Fitted()
+
+    # ---------------------------------------------------------------- state
+    def state(self) -> dict[str, np.ndarray]:
+        """Every specialist as named arrays (``"<s>/<name>"``), for ``np.savez``."""
+        arrays: dict[str, np.ndarray] = {}
+        if self.kind == "delta":
+            for s, d in enumerate(self.deltas):
+                arrays.update(d.state(f"{s}/"))
+        else:
+            arrays = {f"{s}/{k}": v.numpy() for s, c in enumerate(self.copies) for k, v in c.items()}
+            arrays.update({f"{s}/rows": g for s, g in enumerate(self.groups)})
+        return arrays
+
+    @classmethod
+    def from_state(cls, generalist: Tail, state: Any, n: int, *, kind: str = "delta",
+                   rank: int = 16) -> TailSpecialists:
+        """The ``n`` specialists :meth:`state` wrote, over ``generalist``."""
+        specs = cls(generalist, kind=kind, rank=rank)
+        if kind == "delta":
+            specs.deltas = [TailDeltas.from_state(state, f"{s}/", generalist) for s in range(n)]
+            specs.groups = [d.rows for d in specs.deltas]
+        else:
+            specs.groups = [np.asarray(state[f"{s}/rows"], dtype=np.int64) for s in range(n)]
+            specs.copies = [{k[len(f"{s}/"):]: torch.from_numpy(v) for k, v in state.items()
+                             if k.startswith(f"{s}/") and k != f"{s}/rows"} for s in range(n)]
+        return specs
 
     # ------------------------------------------------------------ training
     def fit(self, acts: Any, y: Any, groups: Sequence[Any], *, epochs: int = 2, lr: float | None = None,

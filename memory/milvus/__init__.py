@@ -5,7 +5,9 @@ Both are also exported by :mod:`memory`; ``pymilvus`` and the ``milvus`` wheel a
 optional (``pip install 'supersub[milvus]'``) and imported only when used.
 """
 
-from ._memory import MilvusMemory, MilvusShard, milvus_client
+from ._client import milvus_client
+from ._memory import MilvusMemory
+from ._shard import MilvusShard
 from ._server import LocalMilvusServer
 
 __all__ = ["LocalMilvusServer", "MilvusMemory", "MilvusShard", "milvus_client"]

@@ -201,7 +201,7 @@ class LocalMilvusServer:
         return self
 
     def _wait(self) -> None:
-        from ._memory import milvus_client
+        from ._client import milvus_client
 
         deadline = time.monotonic() + self.timeout
         last: Exception | None = None

@@ -26,6 +26,10 @@ Whoever next takes the lock (a save, or a load that finds the lock free)
 removes them, so at rest a directory holds at most the live snapshot, the one
 before it (for readers that read ``CURRENT`` just before a swap) and no
 temporary ones.
+
+Why one module: the lock, the commit and the verification are one protocol;
+each step relies on what the others guarantee, and reading them together is
+how the crash-safety argument above is checked.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def test_a_bug_is_reported_as_one_not_as_a_user_error(monkeypatch, capsys):
     def broken(args):
         raise TypeError("unsupported operand")
 
-    monkeypatch.setattr(cli, "_tree_show", broken)
+    monkeypatch.setattr(cli, "tree_show", broken)
     assert main(["tree", "show", "t.json"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("supersub: internal error: TypeError: unsupported operand") and "-v" in err

@@ -15,9 +15,9 @@
   next open must remove the temporary snapshot;
 
 * 50 SIGKILLs of a process that edits and saves a memory in a loop; after each, the memory on
-  disk must load in a consistent state (tests/memory/test_crash_safety.py, SUPERSUB_KILLS=50);
+  disk must load in a consistent state (tests/memory/store/test_crash_safety.py, SUPERSUB_KILLS=50);
 * the long property run: random add/remove/prune/save/load sequences against a brute-force
-  model, 1000 sequences of up to 20 steps (tests/memory/test_properties.py, SUPERSUB_LONG_PROPERTIES=1);
+  model, 1000 sequences of up to 20 steps (tests/memory/store/test_properties.py, SUPERSUB_LONG_PROPERTIES=1);
 * peak resident memory while searching many queries (Linux: the VmHWM high-water mark, reset
   before the search): queries are searched in chunks of memory.store.QUERY_CHUNK,
   so only the (n, k) results grow with n, never an (n, entries) similarity matrix.
@@ -86,7 +86,7 @@ def long_properties() -> dict:
     import tempfile
 
     with tempfile.NamedTemporaryFile("r", suffix=".steps") as log:
-        row = pytest_run("tests/memory/test_properties.py", SUPERSUB_LONG_PROPERTIES="1",
+        row = pytest_run("tests/memory/store/test_properties.py", SUPERSUB_LONG_PROPERTIES="1",
                          SUPERSUB_STEP_LOG=log.name)
         steps = [int(x) for x in open(log.name).read().split()]
     row.update(sequences=len(steps), steps=sum(steps))
@@ -257,7 +257,7 @@ def main() -> None:
             SUPERSUB_WRITER_REPS="20"),
         "kills_in_write_window": [kills_in_write_window(50, "memory"),
                                   kills_in_write_window(20, "classifier", entries=20_000)],
-        "crash_safety_50_kills": pytest_run("tests/memory/test_crash_safety.py", SUPERSUB_KILLS="50"),
+        "crash_safety_50_kills": pytest_run("tests/memory/store/test_crash_safety.py", SUPERSUB_KILLS="50"),
         "long_property_run": long_properties(),
         "streaming_search": [rss(100_000, 10_000, 256), rss(100_000, 100_000, 256)],
     }

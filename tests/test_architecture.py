@@ -1,6 +1,6 @@
 """The code's shape: one-way imports, no reach into another module's private names, and
 modules small enough to read (or saying why not).  Import-time side effects on faiss are
-tested in tests/memory/test_faiss.py."""
+tested in tests/memory/store/test_faiss.py."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class MilvusShard:
         return [key for key, c in self.store.tally().items() if c > 0 and key[1] == self.superclass]
 
     def __len__(self) -> int:
-        return int(sum(self.store.tally()[key] for key in self._keys()))
+        return int(sum(c for key, c in self.store.tally().items() if key[1] == self.superclass))
 
     @property
     def classes_(self) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 from memory import VisualMemory
 from memory.store import BLAS_THRESHOLD, blas_for_small_batches
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_importing_the_packages_leaves_faiss_settings_alone():

@@ -12,7 +12,7 @@ import pytest
 
 from memory import ConcurrentWriteError, MemoryFormatError, VisualMemory, edit_memory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

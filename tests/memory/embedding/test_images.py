@@ -12,7 +12,7 @@ from PIL import Image
 
 from memory import DECODE_VERSION, Backbone, Embedder, ImageError, InputError, open_image
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def photo(seed: int = 0) -> Image.Image:

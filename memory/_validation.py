@@ -126,11 +126,13 @@ class Rows:
 
 
 def prepare_rows(X: Any, labels: Any, *, dim: int | None, ids: Any = None, superclass: Any = "",
-                 source: Any = "default", refs: Any = None, weight: float = 1.0) -> Rows:
+                 source: Any = "default", refs: Any = None, weight: float = 1.0,
+                 allow_zero: bool = False) -> Rows:
     """Check and normalise everything an add needs before anything is written.
 
     Raises :class:`InputError` for a wrong shape or dimension, NaN/inf, zero
-    vectors, mismatched lengths, a bad weight or malformed ids.
+    vectors (unless ``allow_zero``: they stay zero), mismatched lengths, a bad
+    weight or malformed ids.
     """
     X = as_embeddings(X, dim)
     n = X.shape[0]
@@ -147,9 +149,10 @@ def prepare_rows(X: Any, labels: Any, *, dim: int | None, ids: Any = None, super
         raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
     new_ids = None if ids is None else as_ids(ids, n)
     norms = np.linalg.norm(X, axis=1)
-    if (norms == 0).any():
+    if (norms == 0).any() and not allow_zero:
         raise InputError(f"row {int(np.argmin(norms))} of X is a zero vector; it has no direction")
-    return Rows(X / norms[:, None], labels_, supers, sources, refs_, float(weight), new_ids)
+    return Rows(X / np.where(norms > 0, norms, 1.0)[:, None], labels_, supers, sources, refs_, float(weight),
+                new_ids)
 
 
 def check_knn(k: Any, voting: str, temperature: Any) -> tuple[int, str, float]:

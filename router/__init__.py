@@ -20,12 +20,13 @@ from ._analysis import (
     superclass_confusion,
 )
 from ._classifier import TwoStageClassifier
+from ._errors import CLIError, NotFittedError
 from ._explanations import RoutedExplanation
 from ._flat import FlatClassifier
 from ._shards import ShardSet
 from ._heads import Head, fit_head, head_proba
 from ._persist import edit_classifier, load_classifier, save_classifier
-from ._pipeline import build_memory_model, evaluate, evaluate_with_flat, flat_from, write_evaluation
+from ._pipeline import build_memory_model, evaluate, evaluate_with_flat, flat_from, typical_similarity, write_evaluation
 from ._report import SECTIONS, GalleryItem, GalleryNeighbour, write_report
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
 from ._network import NetworkTwoStage
@@ -55,6 +56,8 @@ __all__ = [
     "Head",
     "HeadRouter",
     "MemoryRouter",
+    "NotFittedError",
+    "CLIError",
     "NetworkTwoStage",
     "Predictions",
     "RoutedExplanation",
@@ -89,6 +92,7 @@ __all__ = [
     "tail_logits",
     "train_tail",
     "trunk_activations",
+    "typical_similarity",
     "write_evaluation",
     "write_report",
 ]

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from hierarchy import ClassTree, HierarchyError
 from memory import InputError, Steer, as_embeddings, as_strings, check_k, parse_backend
 
+from ._errors import NotFittedError
 from ._explanations import RoutedExplanation, explain_routed
 from ._heads import Head, fit_head
 from ._labels import check_labels
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 ROUTINGS = ("hard", "soft", "oracle")
 
 
-class TwoStageClassifier(RoutedEditsMixin):
+class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
     """Route each query to a superclass, then let that superclass's specialist decide.
 
     Parameters
@@ -207,7 +209,7 @@ class TwoStageClassifier(RoutedEditsMixin):
         self.classes_ = np.array([c for c in self.tree.classes if c in present], dtype=object)
         self.assignment_ = dict(cut.assignment)
         supers = [s for s in cut.superclasses if s in {self.assignment_[c] for c in present}]
-        self.dim_ = X.shape[1]
+        self.dim_ = self.n_features_in_ = X.shape[1]
         sup = np.array([self.assignment_[c] for c in y], dtype=object)
         sources = as_strings(source, len(X), "source")
         refs_ = list(refs) if refs is not None else None
@@ -262,9 +264,9 @@ class TwoStageClassifier(RoutedEditsMixin):
 
     # ------------------------------------------------------------- predict
     def check_fitted(self) -> None:
-        """Raise :class:`InputError` unless :meth:`fit` (or a load) has run."""
+        """Raise :class:`NotFittedError` unless :meth:`fit` (or a load) has run."""
         if not hasattr(self, "shard_set_"):
-            raise InputError("this classifier is not fitted; call fit(X, y) first")
+            raise NotFittedError("this classifier is not fitted; call fit(X, y) first")
 
     def route_proba(self, X: Any, *, steer: Steer | None = None) -> np.ndarray:
         """Stage-1 superclass probabilities, shape (n, n_superclasses), columns ``superclasses_``.

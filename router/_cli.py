@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from hierarchy import SupersubError
 
@@ -74,18 +75,29 @@ _NON_NEGATIVE = _at_least(0)
 _SECONDS = _at_least(0.0, float)
 
 
+_VERBOSE = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+_VERBOSE.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                      help="log progress details, and show a traceback for an internal error")
+
+
+def _command(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand's parser: ``-v`` works after the subcommand too, and no option may be abbreviated."""
+    return subparsers.add_parser(name, parents=[_VERBOSE], allow_abbrev=False, **kwargs)  # type: ignore[no-any-return]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``supersub``."""
     parser = argparse.ArgumentParser(
-        prog="supersub",
+        prog="supersub", allow_abbrev=False,
         description="Hierarchical, superclass-routed image classification over an editable memory.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.set_defaults(verbose=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    tree = sub.add_parser("tree", help="build and inspect superclass trees")
+    tree = _command(sub, "tree", help="build and inspect superclass trees")
     tsub = tree.add_subparsers(dest="tree_command", metavar="ACTION", required=True)
-    tbuild = tsub.add_parser("build", help="build a class tree and a superclass cut")
+    tbuild = _command(tsub, "build", help="build a class tree and a superclass cut")
     src = tbuild.add_mutually_exclusive_group(required=True)
     src.add_argument("--wnids", help="file with one WordNet id per line (e.g. wnids.txt)")
     src.add_argument(
@@ -101,12 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     tbuild.add_argument("-o", "--output", required=True, help="tree JSON to write")
     tbuild.add_argument("-q", "--quiet", action="store_true", help="do not print the superclasses")
     tbuild.set_defaults(func=tree_build)
-    show = tsub.add_parser("show", help="print each superclass with its name, size and members")
+    show = _command(tsub, "show", help="print each superclass with its name, size and members")
     show.add_argument("tree", help="tree JSON")
     show.add_argument("--brief", action="store_true", help="omit member lists")
     show.set_defaults(func=tree_show)
 
-    emb = sub.add_parser("embed", help="embed a dataset split with a pretrained backbone (cached)")
+    emb = _command(sub, "embed", help="embed a dataset split with a pretrained backbone (cached)")
     emb.add_argument("--data", help="Tiny-ImageNet folder/zip/tarball or a wnid image folder "
                      "(default: $SUPERSUB_DATA, else download)")
     emb.add_argument("--split", default="train", help="train or val (Tiny-ImageNet)")
@@ -131,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--full", action="store_true", help="use every image (overrides --per-class)")
         p.add_argument("--no-progress", action="store_true")
 
-    b = sub.add_parser("build", help="build a routed memory from a dataset's train split")
+    b = _command(sub, "build", help="build a routed memory from a dataset's train split")
     data_args(b)
     b.add_argument("--tree", help="tree JSON with a superclass cut (default: shipped Tiny-ImageNet tree)")
     b.add_argument("--backbone", default="lite0")
@@ -163,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", required=True, help="model directory to write")
     b.set_defaults(func=build)
 
-    p = sub.add_parser("predict", help="classify images: top-k, route and neighbours")
+    p = _command(sub, "predict", help="classify images: top-k, route and neighbours")
     p.add_argument("images", nargs="+")
     p.add_argument("--model", required=True)
     p.add_argument("--top", type=_POSITIVE, default=5, help="classes to show (>= 1)")
@@ -172,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--m", type=_POSITIVE, default=None)
     p.set_defaults(func=predict)
 
-    ev = sub.add_parser("evaluate", help="accuracy by level, routed against flat kNN on the same memory")
+    ev = _command(sub, "evaluate", help="accuracy by level, routed against flat kNN on the same memory")
     data_args(ev)
     ev.add_argument("--model", required=True)
     ev.add_argument("--split", default="val")
@@ -182,16 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-o", "--output", help="directory for metrics.json and predictions.csv")
     ev.set_defaults(func=evaluate)
 
-    cmp_ = sub.add_parser("compare", help="best routed against best flat system over evaluate outputs")
+    cmp_ = _command(sub, "compare", help="best routed against best flat system over evaluate outputs")
     cmp_.add_argument("metrics", nargs="+", help="metrics.json files written by supersub evaluate -o")
     cmp_.set_defaults(func=compare)
 
-    mem = sub.add_parser("memory", help="edit and inspect a routed memory")
+    mem = _command(sub, "memory", help="edit and inspect a routed memory")
     msub = mem.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
-    info = msub.add_parser("info", help="entries, classes and sources per superclass")
+    info = _command(msub, "info", help="entries, classes and sources per superclass")
     info.add_argument("model")
     info.set_defaults(func=memory_info)
-    add = msub.add_parser("add", help="add images of a class (a new wnid is placed through WordNet)")
+    add = _command(msub, "add", help="add images of a class (a new wnid is placed through WordNet)")
     add.add_argument("model")
     add.add_argument("images", nargs="+", help="image files or folders")
     add.add_argument("--label", required=True, help="the class wnid")
@@ -200,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--wait", type=_SECONDS, default=300.0,
                      help="seconds to wait while another writer edits the model (default 300)")
     add.set_defaults(func=memory_add)
-    rm = msub.add_parser("remove", help="unlearn a class or a source")
+    rm = _command(msub, "remove", help="unlearn a class or a source")
     rm.add_argument("model")
     rm.add_argument("--label")
     rm.add_argument("--source")
@@ -208,14 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds to wait while another writer edits the model (default 300)")
     rm.set_defaults(func=memory_remove)
 
-    mv = sub.add_parser("milvus", help="run a local Milvus server (loopback only) for the Milvus backend")
+    mv = _command(sub, "milvus", help="run a local Milvus server (loopback only) for the Milvus backend")
     mvsub = mv.add_subparsers(dest="milvus_command", required=True)
-    serve = mvsub.add_parser("serve", help="start Milvus standalone on 127.0.0.1 and wait (Ctrl-C stops it)")
+    serve = _command(mvsub, "serve", help="start Milvus standalone on 127.0.0.1 and wait (Ctrl-C stops it)")
     serve.add_argument("--data", required=True, help="directory for Milvus's binaries, logs and data")
     serve.add_argument("--port", type=_port, default=19530)
     serve.set_defaults(func=milvus_serve)
 
-    rep = sub.add_parser("report", help="misclassification report (HTML + Markdown) from predictions")
+    rep = _command(sub, "report", help="misclassification report (HTML + Markdown) from predictions")
     rep.add_argument("--predictions", required=True, help="CSV/Parquet with true,pred[,route,score,ref,system]")
     rep.add_argument("--tree", help="tree JSON with a superclass cut (default: the model's tree)")
     rep.add_argument("--model", help="routed model, for the neighbour gallery")

@@ -195,21 +195,49 @@ def _load_model(path: str) -> object:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from ._pipeline import QueryEncoder
+    from memory import IMAGE_SUFFIXES, ImageError, open_image
+
+    from ._pipeline import QueryEncoder, typical_similarity
 
     clf = _load_model(args.model)
-    X = QueryEncoder(clf, progress=False).images(args.images)
-    _print_explanations(clf, X, args.images, top=args.top, neighbours=args.neighbours,
-                        routing=args.routing, m=args.m)
+    paths: list[str] = []
+    for given in args.images:
+        if Path(given).is_dir():
+            found = sorted(str(f) for f in Path(given).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                print(f"supersub: warning: folder {given} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                      file=sys.stderr)
+            paths += found
+        else:
+            paths.append(given)
+    images, titles = [], []
+    for path in paths:  # one unreadable file is reported; the others are still classified
+        try:
+            images.append(open_image(path))
+            titles.append(path)
+        except (ImageError, OSError) as exc:
+            print(f"supersub: skipped {path}: {exc}", file=sys.stderr)
+    if not images:
+        raise CLIError(f"no readable image among the {len(paths)} given; nothing to classify")
+    X = QueryEncoder(clf, progress=False).images(images)
+    _print_explanations(clf, X, titles, top=args.top, neighbours=args.neighbours, routing=args.routing,
+                        m=args.m, typical=typical_similarity(clf))
+    if len(images) < len(paths):
+        print(f"supersub: classified {len(images)} of {len(paths)} images; {len(paths) - len(images)} "
+              "could not be read (see above)", file=sys.stderr)
     return 0
 
 
 def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, neighbours: int,
-                        routing: str | None, m: int | None) -> None:
+                        routing: str | None, m: int | None, typical: float | None = None) -> None:
     names = clf.tree  # type: ignore[attr-defined]
     explanations = clf.explain(X, top=top, routing=routing, m=m)  # type: ignore[attr-defined]
     for path, e in zip(titles, explanations):
         print(f"{path}")
+        if typical is not None and e.neighbours and e.neighbours[0].similarity < typical:
+            print(f"  warning: unlike the memory: its nearest entry has similarity {e.neighbours[0].similarity:.2f}, "
+                  f"below {typical:.2f}, which 95% of the memory's entries reach with their nearest neighbour; "
+                  "the prediction is a guess")
         route = list(e.route.items())[:3]
         print("  route: " + ", ".join(f"{n} {p:.2f}" for n, p in route))
         for cls, p in e.probabilities.items():
@@ -225,7 +253,19 @@ def evaluate(args: argparse.Namespace) -> int:
     clf = _load_model(args.model)
     enc = QueryEncoder(clf, progress=not args.no_progress)
     ds = _load_dataset(args.data, args.split, args.mapping)
-    known = [c for c in ds.classes if c in set(clf.classes_)]  # type: ignore[attr-defined]
+    held = {str(c) for c in clf.classes_}  # type: ignore[attr-defined]
+    known = [c for c in ds.classes if c in held]
+    missing = [i for i, c in enumerate(ds.classes) if c not in held]
+    if not known:
+        raise CLIError(f"none of the {len(ds.classes)} classes of the data is in the model; evaluate on data "
+                       "of the model's classes (see 'supersub memory info')")
+    if missing:
+        import numpy as np
+
+        dropped = int(np.isin(ds.targets, missing).sum())
+        names = ", ".join(ds.classes[i] for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        print(f"supersub: note: {len(missing)} of {len(ds.classes)} classes of the data ({dropped} of {len(ds)} "
+              f"images) are not in the model and are left out: {names}", file=sys.stderr)
     ds = ds.subset(None if args.full else args.per_class, classes=known)  # type: ignore[attr-defined]
     es = enc.dataset(ds)  # type: ignore[arg-type]
     flat = flat_from(clf)  # built once: kNN over every shard's entries, or the generalist

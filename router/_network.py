@@ -33,6 +33,7 @@ from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassErro
 from memory import ImageDataset, InputError, VisualMemory, get_backbone
 from memory import as_strings
 
+from ._errors import NotFittedError
 from ._explanations import RoutedExplanation
 from ._network_memory import ShardMemories, normalise, restrict_cut
 from ._network_routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
@@ -185,7 +186,7 @@ class NetworkTwoStage(ShardMemories):
     def check_fitted(self) -> None:
         """Raise :class:`InputError` unless :meth:`fit` (or a load) has run."""
         if not hasattr(self, "generalist_"):
-            raise InputError("this classifier is not fitted yet; call fit() first")
+            raise NotFittedError("this classifier is not fitted yet; call fit() first")
 
     # ---------------------------------------------------------------- input
     def _acts(self, X: Any) -> np.ndarray:

@@ -266,7 +266,7 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
         raise _bad(snap, "its superclasses are not those of its tree's cut")
     clf.classes_ = np.array(classes, dtype=object)
     clf.assignment_ = dict(assignment)
-    clf.dim_ = int(manifest["dim"])
+    clf.dim_ = clf.n_features_in_ = int(manifest["dim"])
     settings = {"k": clf.k, "voting": clf.voting, "temperature": clf.temperature}
     clf.shard_set_ = ShardSet.load(snap, supers, clf.dim_, {**settings, "fingerprint": opts.get("fingerprint")},
                                    milvus="store/milvus.json" in files)

@@ -24,7 +24,7 @@ from memory import (
 from ._classifier import TwoStageClassifier
 from ._flat import FlatClassifier
 
-__all__ = ["QueryEncoder", "Queries", "build_memory_model", "embedder_for", "evaluate", "evaluate_with_flat", "flat_from", "write_evaluation",
+__all__ = ["QueryEncoder", "Queries", "build_memory_model", "embedder_for", "evaluate", "evaluate_with_flat", "flat_from", "typical_similarity", "write_evaluation",
            "write_predictions"]
 
 
@@ -232,6 +232,30 @@ def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequ
                         f"{proba[i].max():.6f}", *extra])
     atomic_write(path, fh.getvalue())
     return path
+
+
+def typical_similarity(clf: Any, *, sample: int = 2000, percentile: float = 5.0, seed: int = 0) -> float | None:
+    """How close a memory's entries are to their nearest other entry: the ``percentile`` of that similarity.
+
+    A query whose nearest entry is less similar than this is unlike the
+    memory (out of distribution).  Entries are sampled (``sample`` at most,
+    spread over the shards by size); None for a model without memory shards
+    or with fewer than two entries per shard.
+    """
+    shards = [sh for sh in getattr(clf, "shards_", []) if len(sh) > 1]
+    total = sum(len(sh) for sh in shards)
+    if not total:
+        return None
+    rng = np.random.default_rng(seed)
+    nearest = []
+    for sh in shards:
+        ids = sh.ids_
+        take = rng.choice(ids, min(len(ids), max(1, round(sample * len(ids) / total))), replace=False)
+        sims, found = sh.search(sh.vectors(take), 2)
+        other = np.where(found[:, 0] == take, sims[:, 1], sims[:, 0])  # skip the entry itself
+        nearest.append(other[np.isfinite(other)])
+    values = np.concatenate(nearest)
+    return float(np.percentile(values, percentile)) if values.size else None
 
 
 def memory_summary(clf: TwoStageClassifier) -> list[tuple[str, str, int, int, str]]:

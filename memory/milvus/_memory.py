@@ -228,6 +228,12 @@ class MilvusMemory(MilvusQueryMixin, MilvusEditMixin):
         self._next_id = start + n
         return np.arange(start, start + n, dtype=np.int64)
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a MilvusMemory is a connection to a server and cannot be pickled; save() it and reconnect "
+            "with memory.load_memory(path) (or pickle a classifier built on the embedded backend)"
+        )
+
     def tally(self) -> dict[tuple[str, str, str], int]:
         """Entries per (label, superclass, source), as this client last saw them (a copy)."""
         with self._lock:

@@ -44,7 +44,8 @@ class EditMixin:
 
     @locked
     def add(self, X: Any, labels: Any, *, ids: Any = None, superclass: Any = "", source: Any = "default",
-            refs: Any = None, weight: float = 1.0, batch_size: int = 65536) -> np.ndarray:
+            refs: Any = None, weight: float = 1.0, batch_size: int = 65536,
+            allow_zero: bool = False) -> np.ndarray:
         """Add embeddings with their metadata.
 
         Parameters
@@ -62,6 +63,9 @@ class EditMixin:
             Persistent vote weight of the new entries.
         batch_size : int
             Vectors indexed per step; a progress bar shows for several steps.
+        allow_zero : bool, default False
+            Store all-zero rows as they are (similarity 0 to every query, as
+            scikit-learn's cosine metric treats them) instead of refusing them.
 
         Returns
         -------
@@ -75,7 +79,7 @@ class EditMixin:
             lengths or duplicate ids.  The memory is unchanged.
         """
         rows = prepare_rows(X, labels, dim=self.dim, ids=ids, superclass=superclass, source=source,
-                            refs=refs, weight=weight)
+                            refs=refs, weight=weight, allow_zero=allow_zero)
         t = self.table_
         if rows.ids is None:
             new_ids = np.arange(t.next_id, t.next_id + len(rows), dtype=np.int64)

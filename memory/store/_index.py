@@ -206,6 +206,21 @@ class VectorIndex:
         rows[:, : r.shape[1]] = r
         return sims, rows
 
+    # ------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("flat", "ann")}
+        flat, ann, ann_ids = self.to_bytes()
+        state["_bytes"] = (flat, ann, ann_ids)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        flat, ann, ann_ids = state.pop("_bytes")
+        self.__dict__.update(state)
+        self.ann = None
+        self.restore(faiss.deserialize_index(np.frombuffer(flat, dtype=np.uint8)),
+                     None if ann is None else faiss.deserialize_index(np.frombuffer(ann, dtype=np.uint8)),
+                     ann_ids)
+
     # --------------------------------------------------------------- files
     def to_bytes(self) -> tuple[bytes, bytes | None, np.ndarray | None]:
         """The exact index, the approximate one (or None) and its ids with tombstones as ``-1 - id``."""

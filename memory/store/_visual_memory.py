@@ -217,6 +217,16 @@ class VisualMemory(QueryMixin, EditMixin):
             return np.empty((0, 0), dtype=np.float32)
         return self.index_.vectors()[rows].copy()
 
+    # ------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the lock (a pickle holds the vectors, the table and the settings)."""
+        with self.lock:
+            return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
     # ---------------------------------------------------------- persistence
     def save(self, path: Any, *, wait: float = 0.0) -> Any:
         """Save atomically to a directory (see :func:`memory.save_memory`)."""

@@ -199,3 +199,36 @@ def test_save_load_round_trip(synthetic, tmp_path, router, spec):
 
     with pytest.raises(BackboneMismatchError, match="fp-test"):
         TwoStageClassifier.load(tmp_path / "clf", fingerprint="other")
+
+
+@pytest.mark.parametrize("router, spec", [("centroids", "memory"), ("memory", "memory"), ("head", "delta")])
+def test_pickle_round_trip(synthetic, router, spec):
+    import pickle
+
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router=router, specialist=spec, k=5, head_epochs=2,
+                             router_epochs=2).fit(s["X"], s["y"])
+    back = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(back.predict_proba(s["Q"]), clf.predict_proba(s["Q"]))
+    if spec == "memory":  # the copy is independent and editable: its locks were made anew
+        back.remove_class(str(back.classes_[0]))
+        assert str(back.classes_[0]) != str(clf.classes_[0]) and len(clf.classes_) == len(back.classes_) + 1
+
+
+def test_scikit_learn_parameters_clone_and_not_fitted(synthetic):
+    from sklearn.base import clone
+
+    from router import NotFittedError
+
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router="memory", k=7, routing="soft", m=2)
+    params = clf.get_params()
+    assert params["k"] == 7 and params["routing"] == "soft" and params["tree"] is s["tree"]
+    twin = clone(clf).set_params(k=3)
+    assert twin.k == 3 and clf.k == 7 and not hasattr(twin, "shard_set_")
+    with pytest.raises(NotFittedError, match="not fitted"):
+        twin.predict(s["Q"])
+    fitted = twin.fit(s["X"], s["y"])
+    assert fitted.n_features_in_ == s["X"].shape[1]
+    with pytest.raises(InputError):  # NotFittedError is also the library's InputError
+        clone(clf).predict_proba(s["Q"])

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from router._cli import main
@@ -169,3 +170,84 @@ def test_network_model_end_to_end(tiny_layout, tmp_path, capsys):
     assert main(["build", "--data", data, "--router", "generalist", "--specialist", "delta", "-o",
                  str(tmp_path / "bad")]) == 2
     assert "router='generalist'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_model(tiny_layout, tmp_path_factory, wordnet):
+    from hierarchy import ClassTree, cut_balanced, save_tree
+
+    work = tmp_path_factory.mktemp("cli-model")
+    tree = ClassTree.from_wnids(tiny_layout["wnids"], wordnet=wordnet)
+    save_tree(tree.with_superclasses(cut_balanced(tree, 2)), work / "tree.json")
+    assert main(["build", "--data", str(tiny_layout["tar"]), "--tree", str(work / "tree.json"), "--size", "64",
+                 "--k", "3", "--no-progress", "-o", str(work / "model")]) == 0
+    return work / "model"
+
+
+def test_predict_takes_folders_and_goes_on_past_unreadable_files(small_model, tiny_layout, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "inbox"
+    (folder / "sub").mkdir(parents=True)
+    val = tiny_layout["folder"] / "val" / "images"
+    shutil.copy(val / "val_0.JPEG", folder / "a.jpg")
+    shutil.copy(val / "val_2.JPEG", folder / "sub" / "b.jpg")
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    (folder / "notes.txt").write_text("not an image suffix: ignored")
+    capsys.readouterr()
+    assert main(["predict", "--model", str(small_model), "--top", "1", "--neighbours", "0", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert str(folder / "a.jpg") in out and str(folder / "sub" / "b.jpg") in out
+    assert "broken.png" not in out and f"skipped {folder / 'broken.png'}" in err
+    assert "classified 2 of 3 images" in err
+    (folder / "a.jpg").unlink()
+    (folder / "sub" / "b.jpg").unlink()
+    assert main(["predict", "--model", str(small_model), str(folder)]) == 2
+    assert "no readable image among the 1 given" in capsys.readouterr().err
+
+
+def test_predict_warns_when_the_image_is_unlike_the_memory(small_model, tiny_layout, tmp_path, capsys):
+    from PIL import Image
+
+    from router import TwoStageClassifier
+    from router import typical_similarity
+
+    clf = TwoStageClassifier.load(small_model)
+    typical = typical_similarity(clf)
+    rng = np.random.default_rng(0)
+    odd = tmp_path / "odd.png"  # high-frequency noise: nothing like the drawn shapes in the memory
+    Image.fromarray(rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)).save(odd)
+    same = tiny_layout["folder"] / "val" / "images" / "val_0.JPEG"
+    capsys.readouterr()
+    assert main(["predict", "--model", str(small_model), "--top", "1", "--neighbours", "1", str(odd), str(same)]) == 0
+    out = capsys.readouterr().out
+    blocks = out.split(str(same))
+    assert "unlike the memory" in blocks[0] and "unlike the memory" not in blocks[1]
+    sim = float(blocks[0].split("similarity ")[1].split(",")[0])
+    assert sim < typical and f"below {typical:.2f}" in blocks[0]
+
+
+def test_verbose_anywhere_and_no_abbreviations(small_model, capsys):
+    assert main(["memory", "info", str(small_model), "-v"]) == 0
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--mod", str(small_model), "x.jpg"])
+    assert stop.value.code == 2 and "--model" in capsys.readouterr().err
+    for flag in (["--top", "0"], ["--neighbours", "-1"]):
+        with pytest.raises(SystemExit):
+            main(["predict", "--model", str(small_model), *flag, "x.jpg"])
+        assert "must be an integer >=" in capsys.readouterr().err
+
+
+def test_evaluate_says_what_it_leaves_out(small_model, tiny_layout, capsys, tmp_path):
+    from router import TwoStageClassifier
+
+    clf = TwoStageClassifier.load(small_model)
+    gone = str(clf.classes_[0])
+    clf.remove_class(gone)
+    clf.save(tmp_path / "fewer")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "fewer"), "--data", str(tiny_layout["tar"]),
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert f"1 of 3 classes of the data (2 of 6 images) are not in the model and are left out: {gone}" in captured.err
+    assert "4 queries" in captured.out

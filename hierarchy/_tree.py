@@ -467,6 +467,47 @@ class ClassTree:
             raise _unknown(cls, self.classes, "class")
         return cls
 
+    def resolve_classes(self, names: Sequence[str], *, wordnet: Any | None = None) -> list[str]:
+        """The class of this tree that each of ``names`` denotes.
+
+        A name is a class id of the tree (a wnid, or any label of a
+        mapping-file tree) or a WordNet synset name (``car.n.01``) whose wnid
+        is a class of the tree.
+
+        Raises
+        ------
+        UnknownClassError
+            Some names denote no class of the tree; the message lists them and
+            names the fix.
+        """
+        out: list[str] = []
+        unknown: list[str] = []
+        for name in names:
+            name = str(name)
+            if name in self.class_index:
+                out.append(name)
+                continue
+            wnid = None
+            if name.count(".") >= 2 and name.rsplit(".", 2)[1] in ("n", "v", "a", "s", "r"):
+                from nltk.corpus.reader.wordnet import WordNetError
+
+                try:
+                    wnid = wnid_of((wordnet or load_wordnet()).synset(name))
+                except (WordNetError, LookupError, ValueError):  # no such synset
+                    wnid = None
+            if wnid is not None and wnid in self.class_index:
+                out.append(wnid)
+            else:
+                unknown.append(name)
+        if unknown:
+            listed = ", ".join(repr(u) for u in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise UnknownClassError(
+                f"{len(unknown)} of {len(names)} classes are not classes of the tree: {listed}; build the tree "
+                "from these names ('supersub tree build --mapping FILE' with 'class,superclass' rows), or map "
+                "the folders to the tree's classes ('--mapping FILE' with 'folder,label' rows)"
+            )
+        return out
+
     @cached_property
     def class_index(self) -> dict[str, int]:
         """Class id to its position in :attr:`classes`."""

@@ -78,6 +78,11 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         memory per superclass; ``milvus://HOST:PORT[/COLLECTION]`` (a Milvus
         server or cluster) or ``PATH.db`` (Milvus Lite) for one collection
         whose partition key is the superclass.  See :func:`memory.parse_backend`.
+    data : dict, optional
+        Where the training images are (``{"root", "name", "split"}``): the
+        folder the entries' references are relative to, so that neighbour
+        images are read from the training data, whatever data a report is
+        given later.  :func:`router.build_memory_model` records it.
 
     Attributes
     ----------
@@ -130,6 +135,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         cache_lambda: float = 0.0,
         seed: int = 0,
         backend: str | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         self.tree = tree
         self.router = router
@@ -150,6 +156,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         self.cache_lambda = cache_lambda
         self.seed = seed
         self.backend = backend
+        self.data = data
 
     # ------------------------------------------------------------------ fit
     @property

@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--predictions", required=True, help="CSV/Parquet with true,pred[,route,score,ref,system]")
     rep.add_argument("--tree", help="tree JSON with a superclass cut (default: the model's tree)")
     rep.add_argument("--model", help="routed model, for the neighbour gallery")
-    rep.add_argument("--data", help="dataset the refs point into (default: $SUPERSUB_DATA)")
+    rep.add_argument("--data", help="dataset the predictions' refs point into (default: the folder the evaluation "
+                                    "recorded in metrics.json beside the predictions)")
+    rep.add_argument("--mapping", help="with --data: CSV 'folder,label' mapping its class folders to labels")
     rep.add_argument("--system", help="system to describe (default: the last in the file)")
     rep.add_argument("--baseline", help="system to compare against (default: the first other)")
     rep.add_argument("--gallery", type=_NON_NEGATIVE, default=8, help="confident mistakes to show")

@@ -81,10 +81,8 @@ def _read_wnids(path: str | Path) -> list[str]:
 def _load_dataset(data: str | None, split: str, mapping: str | None = None) -> object:
     import memory as m
 
-    if data is not None and Path(data).is_dir() and not (
-        (Path(data) / "wnids.txt").is_file() or any((p / "wnids.txt").is_file() for p in Path(data).iterdir() if p.is_dir())
-    ):
-        return m.image_folder(data, mapping=mapping, split=split)
+    if not _is_tiny_imagenet(data):
+        return m.image_folder(data, mapping=mapping, split=split)  # type: ignore[arg-type]
     return m.tiny_imagenet(split, data)
 
 
@@ -104,10 +102,53 @@ def embed(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------ build / predict
+def _resolvable(tree: object, name: str) -> bool:
+    import hierarchy as h
+
+    try:
+        tree.resolve_classes([name])  # type: ignore[attr-defined]
+        return True
+    except h.UnknownClassError:
+        return False
+
+
+def _is_tiny_imagenet(data: str | None) -> bool:
+    return data is None or not Path(data).is_dir() or (Path(data) / "wnids.txt").is_file() or any(
+        (p / "wnids.txt").is_file() for p in Path(data).iterdir() if p.is_dir())
+
+
 def _tree_for(args: argparse.Namespace) -> object:
     import hierarchy as h
 
-    return h.load_tree(args.tree) if args.tree else h.shipped_tree("tiny-imagenet-200")
+    if args.tree:
+        return h.load_tree(args.tree)
+    if not _is_tiny_imagenet(args.data):
+        raise CLIError(f"--tree is needed for {args.data}: build one with 'supersub tree build --mapping FILE "
+                       "--cut balanced:N -o tree.json' (or --wnids FILE for WordNet ids) and pass --tree tree.json")
+    return h.shipped_tree("tiny-imagenet-200")
+
+
+def _matched(tree: object, ds: object) -> object:
+    """``ds`` with its class names resolved to the tree's classes; refuses a tree that cannot route them."""
+    import dataclasses
+
+    import hierarchy as h
+
+    cut = tree.superclasses  # type: ignore[attr-defined]
+    if cut is None:
+        raise CLIError("the tree has no superclass cut, so nothing can be routed; rebuild it with a cut: "
+                       "'supersub tree build ... --cut balanced:N -o tree.json'")
+    try:
+        classes = tree.resolve_classes(ds.classes)  # type: ignore[attr-defined]
+    except h.UnknownClassError as exc:
+        raise CLIError(str(exc)) from None
+    if len(set(classes)) != len(classes):
+        raise CLIError("two class folders name the same class of the tree; give each class one folder")
+    supers = {cut.assignment[c] for c in classes}
+    if len(supers) < 2:
+        print(f"supersub: warning: every class of the data lies in one superclass ({next(iter(supers))}), so "
+              "routing decides nothing; cut the tree finer ('--cut balanced:N' with a larger N)", file=sys.stderr)
+    return dataclasses.replace(ds, classes=classes)
 
 
 def build(args: argparse.Namespace) -> int:
@@ -131,7 +172,7 @@ def _build_locked(args: argparse.Namespace) -> int:
     import memory as m
 
     tree = _tree_for(args)
-    ds = _load_dataset(args.data, "train", args.mapping)
+    ds = _matched(tree, _load_dataset(args.data, "train", args.mapping))  # checked before any embedding
     if args.per_class and not args.full:
         ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
     if args.router == "generalist" or args.specialist.startswith("tail-"):
@@ -253,6 +294,11 @@ def evaluate(args: argparse.Namespace) -> int:
     clf = _load_model(args.model)
     enc = QueryEncoder(clf, progress=not args.no_progress)
     ds = _load_dataset(args.data, args.split, args.mapping)
+    tree = clf.tree  # type: ignore[attr-defined]
+    import dataclasses
+
+    ds = dataclasses.replace(ds, classes=[  # folder names as the model's classes, where they name one
+        tree.resolve_classes([c])[0] if _resolvable(tree, c) else c for c in ds.classes])  # type: ignore[attr-defined]
     held = {str(c) for c in clf.classes_}  # type: ignore[attr-defined]
     known = [c for c in ds.classes if c in held]
     missing = [i for i, c in enumerate(ds.classes) if c not in held]
@@ -273,10 +319,12 @@ def evaluate(args: argparse.Namespace) -> int:
                                 fingerprint=es.fingerprint)
     routed = result["routed"]
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
-    print(f"  {'system':<28}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
     flat_name = "flat kNN (same memory)" if not enc.network else "flat tail (the generalist)"
-    for name, r in ((flat_name, result["flat_knn"]), (f"routed ({clf!r})", routed)):
-        print(f"  {name[:27]:<28}{r['top1']:8.3f}{r['predicted_superclass_accuracy']:12.3f}"
+    systems = ((flat_name, result["flat_knn"]), (f"routed ({clf!r})", routed))
+    width = max(len(name) for name, _ in systems) + 2  # names are never cut off
+    print(f"  {'system':<{width}}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
+    for name, r in systems:
+        print(f"  {name:<{width}}{r['top1']:8.3f}{r['predicted_superclass_accuracy']:12.3f}"
               f"{r['errors_across_superclasses']:>12d}/{r['errors_within_superclass']:<11d}")
     print(f"  router superclass accuracy {routed['superclass_accuracy']:.3f}; specialist accuracy "
           f"given the right route {routed['specialist_accuracy']:.3f}; oracle route {routed['oracle_top1']:.3f}")
@@ -286,7 +334,7 @@ def evaluate(args: argparse.Namespace) -> int:
                             top=3, neighbours=3, routing=args.routing, m=args.m)
     if args.output:
         metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result, flat,
-                                                routing=args.routing, m=args.m)
+                                                routing=args.routing, m=args.m, data_root=ds.root)  # type: ignore[attr-defined]
         print(f"wrote {metrics} and {predictions}")
     return 0
 
@@ -365,12 +413,27 @@ def memory_remove(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- report
-def _gallery(args: argparse.Namespace, p: object, n: int) -> list:
-    """Confident mistakes of ``p`` with the neighbours that outvoted the truth."""
+def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
+    """Confident mistakes of ``p`` with the neighbours that outvoted the truth.
+
+    Query images are read from ``--data`` if given, else from the folder the
+    evaluation recorded beside the predictions; neighbour images always from
+    the model's training data.
+    """
+    import json
+
     from ._gallery import mistake_gallery
 
-    ds = _load_dataset(args.data, "val", None)
-    return mistake_gallery(_load_model(args.model), p, Path(ds.root), n)  # type: ignore[arg-type, attr-defined]
+    if args.data is not None:
+        queries = Path(_load_dataset(args.data, "val", args.mapping).root)  # type: ignore[attr-defined]
+    else:
+        metrics = Path(args.predictions).parent / "metrics.json"
+        recorded = json.loads(metrics.read_text()).get("data_root") if metrics.is_file() else None
+        if recorded is None:
+            raise CLIError(f"{args.predictions} does not say where its images are; give --data (and --mapping)")
+        queries = Path(recorded)
+    trained = (getattr(clf, "data", None) or {}).get("root")
+    return mistake_gallery(clf, p, queries, n, memory_root=Path(trained) if trained else None)  # type: ignore[arg-type]
 
 
 def report(args: argparse.Namespace) -> int:
@@ -380,16 +443,17 @@ def report(args: argparse.Namespace) -> int:
     from ._report import write_report
 
     systems = load_predictions(args.predictions)
+    clf = _load_model(args.model) if args.model else None
     if args.tree:
         tree = h.load_tree(args.tree)
-    elif args.model:
-        tree = _load_model(args.model).tree  # type: ignore[attr-defined]
+    elif clf is not None:
+        tree = clf.tree  # type: ignore[attr-defined]
     else:
         raise CLIError("give --tree (or --model, whose tree is used)")
     main_name = args.system or [n for n in systems if n != "oracle"][-1]
     if main_name not in systems:
         raise CLIError(f"no system {main_name!r} in {args.predictions}; present: {', '.join(systems)}")
-    gallery = _gallery(args, systems[main_name], args.gallery) if args.model and args.gallery else []
+    gallery = _gallery(args, clf, systems[main_name], args.gallery) if clf is not None and args.gallery else []
     paths = write_report(systems, tree, args.output, main=main_name, baseline=args.baseline,
                          oracle="oracle" if "oracle" in systems else None, gallery=gallery)
     print(Path(paths["markdown"]).read_text())

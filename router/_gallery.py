@@ -25,7 +25,8 @@ __all__ = ["mistake_gallery"]
 log = logging.getLogger("supersub")
 
 
-def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int) -> list[GalleryItem]:
+def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int, *,
+                    memory_root: Path | None = None) -> list[GalleryItem]:
     """The ``n`` most confident mistakes of ``p``, each with the neighbours that outvoted the truth.
 
     Parameters
@@ -35,11 +36,14 @@ def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int) -> list[Galler
     p : Predictions
         With ``score`` and ``ref`` (image paths relative to ``root``).
     root : Path
-        The folder the queries' and the memory's references are relative to.
-        A reference outside it (absolute, ``..``, a link out) is left out
-        with a warning, never read.
+        The folder the queries' references are relative to.  A reference
+        outside it (absolute, ``..``, a link out) is left out with a warning,
+        never read.
     n : int
         How many mistakes to show.
+    memory_root : Path, optional
+        The folder the memory's references are relative to (the training
+        data); ``root`` when not given.  The same rule applies.
     """
     wrong = np.flatnonzero(p.wrong)
     if p.score is None or p.ref is None or not len(wrong):
@@ -70,7 +74,7 @@ def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int) -> list[Galler
         items.append(GalleryItem(
             image=_png_bytes(image), true=str(p.true[i]), pred=str(p.pred[i]), score=float(p.score[i]),
             ref=str(p.ref[i]),
-            neighbours=[GalleryNeighbour(_neighbour_image(root, nb.ref), nb.label, nb.source,
+            neighbours=[GalleryNeighbour(_neighbour_image(memory_root or root, nb.ref), nb.label, nb.source,
                                          nb.weight, nb.similarity) for nb in outvoters],
         ))
     return items

@@ -52,7 +52,7 @@ FORMAT = "supersub-classifier"
 FORMAT_VERSION = 2
 _OPTIONS = ("router", "specialist", "routing", "m", "k", "voting", "temperature", "router_k",
             "head_hidden", "head_epochs", "router_hidden", "router_epochs", "delta_rank",
-            "fingerprint", "embedding", "cache_lambda", "seed", "backend")
+            "fingerprint", "embedding", "cache_lambda", "seed", "backend", "data")
 
 
 def _head_state(head: Any) -> dict[str, Any]:

@@ -106,7 +106,8 @@ def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[s
         paths as references; not yet saved.
     """
     es = embed_dataset(dataset, embedder_for(embedding, progress=progress))
-    clf = TwoStageClassifier(tree, fingerprint=es.fingerprint, embedding=embedding, **options)
+    data = {"root": str(Path(dataset.root).resolve()), "name": dataset.name, "split": dataset.split}
+    clf = TwoStageClassifier(tree, fingerprint=es.fingerprint, embedding=embedding, data=data, **options)
     return clf.fit(es.X, es.labels, source=f"{es.dataset}/{es.split}", refs=es.refs)
 
 
@@ -189,9 +190,15 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
 
 def write_evaluation(out: str | os.PathLike[str], clf: Any, X: np.ndarray, y: Sequence[str], refs: Sequence[str],
                      result: dict[str, Any], flat: Any, *, routing: str | None = None,
-                     m: int | None = None) -> list[Path]:
-    """``out/metrics.json`` (``result``) and ``out/predictions.csv`` (flat, routed and oracle-routed rows)."""
+                     m: int | None = None, data_root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """``out/metrics.json`` (``result``) and ``out/predictions.csv`` (flat, routed and oracle-routed rows).
+
+    ``data_root``, the folder ``refs`` are relative to, is recorded in
+    ``metrics.json`` (as ``"data_root"``) so a report finds the query images.
+    """
     out = Path(out)
+    if data_root is not None:
+        result = {**result, "data_root": str(Path(data_root).resolve())}
     atomic_write(out / "metrics.json", json.dumps(result, indent=1))
     y = np.asarray(y, dtype=object)
     true_sup = np.array([clf.assignment_[c] for c in y], dtype=object)

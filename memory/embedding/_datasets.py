@@ -48,7 +48,6 @@ TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 ENV_VAR = "SUPERSUB_DATA"
 #: File suffixes read as images when a folder is scanned.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-_WNID = re.compile(r"^[nvasr]\d{8}$")
 
 
 @dataclass
@@ -306,15 +305,16 @@ def _read_folder_mapping(path: Path) -> dict[str, str]:
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
-            raise DataError(f"{path}: expected an object mapping folder name to wnid")
+            raise DataError(f"{path}: expected an object mapping folder name to label")
         return {str(k): str(v) for k, v in data.items()}
     out = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         parts = [p.strip() for p in re.split(r"[,\t]", line) if p.strip()]
-        if not parts or parts[0].startswith("#") or parts[:2] == ["folder", "wnid"]:
+        if not parts or parts[0].startswith("#") or (lineno == 1 and parts[:2] in (["folder", "wnid"],
+                                                                                 ["folder", "label"])):
             continue
         if len(parts) != 2:
-            raise DataError(f"{path}:{lineno}: expected 'folder,wnid'")
+            raise DataError(f"{path}:{lineno}: expected 'folder,label'")
         out[parts[0]] = parts[1]
     return out
 
@@ -328,8 +328,11 @@ def image_folder(
 ) -> ImageDataset:
     """An ImageFolder-style dataset: ``root/<class>/**/<image>``.
 
-    Class folders are named by wnid, or ``mapping`` (CSV ``folder,wnid`` or a
-    JSON object) maps folder names to wnids.
+    Each class folder's name is its label (a wnid such as ``n01440764``, a
+    WordNet synset name such as ``car.n.01``, or any name a mapping-file tree
+    holds), or ``mapping`` (CSV ``folder,label`` rows, or a JSON object) maps
+    folder names to labels.  Whether the labels are classes of a tree is
+    checked where the two meet (``supersub build``, :func:`router.match_classes`).
     """
     base = Path(root)
     if not base.is_dir():
@@ -344,14 +347,10 @@ def image_folder(
     for folder in folders:
         wnid = names.get(folder.name)
         if wnid is None:
-            raise DataError(f"class folder {folder.name!r} is not in the mapping file {mapping}")
-        if not _WNID.match(wnid):
-            raise DataError(
-                f"class folder {folder.name!r} is not a wnid (like n01440764); "
-                "pass mapping=FILE with 'folder,wnid' lines"
-            )
+            raise DataError(f"class folder {folder.name!r} is not in the mapping file {mapping}; add a "
+                            f"'{folder.name},LABEL' row")
         if wnid in classes:
-            raise DataError(f"two class folders map to wnid {wnid}")
+            raise DataError(f"two class folders map to label {wnid!r}; give each class one folder")
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             continue

@@ -251,3 +251,92 @@ def test_evaluate_says_what_it_leaves_out(small_model, tiny_layout, capsys, tmp_
     captured = capsys.readouterr()
     assert f"1 of 3 classes of the data (2 of 6 images) are not in the model and are left out: {gone}" in captured.err
     assert "4 queries" in captured.out
+
+
+def _drawn(kind: int, seed: int):
+    """A 64x64 picture whose colour and shape depend on ``kind`` (0, 1, 2)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    base = np.zeros((64, 64, 3), dtype=np.uint8)
+    base[..., kind] = 150 + rng.integers(0, 60)
+    base += rng.integers(0, 40, size=(64, 64, 3), dtype=np.uint8)
+    im = Image.fromarray(base)
+    x, y = (int(v) for v in rng.integers(5, 30, size=2))
+    shape = [(x, y), (x + 25, y + 25)] if kind < 2 else [(x, y), (x + 25, y), (x + 12, y + 25)]
+    [ImageDraw.Draw(im).ellipse, ImageDraw.Draw(im).rectangle, ImageDraw.Draw(im).polygon][kind](
+        shape, fill=(255, 255, 255))
+    return im
+
+
+def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys):
+    """Class folders named outside WordNet: tree build --mapping -> build -> predict -> evaluate -> report.
+
+    Training and test files share names, and one test image is filed under the wrong class, so
+    the report has a confident mistake: its gallery must show the training images the
+    neighbours are, never the test images of the same name.
+    """
+    import base64
+    import re
+
+    from memory import open_image
+    from router._gallery import _png_bytes
+
+    names = ["red_round", "green_box", "blue_wedge"]
+    for split, n, seed in (("train", 8, 0), ("test", 3, 500)):
+        for k, c in enumerate(names):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(n):
+                _drawn(k, seed + 100 * k + i).save(tmp_path / split / c / f"img_{i}.jpg")
+    _drawn(1, 999).save(tmp_path / "test" / "red_round" / "img_2.jpg")  # a box filed as red_round
+    (tmp_path / "hierarchy.csv").write_text("class,superclass\nred_round,warm\ngreen_box,cool\nblue_wedge,cool\n")
+    run = lambda *argv: main([str(a) for a in argv])  # noqa: E731
+    assert run("tree", "build", "--mapping", tmp_path / "hierarchy.csv", "--cut", "balanced:2",
+               "-o", tmp_path / "tree.json") == 0
+    assert run("build", "--data", tmp_path / "train", "--tree", tmp_path / "tree.json", "--size", "64", "--k", "3",
+               "--no-progress", "-o", tmp_path / "model") == 0
+    capsys.readouterr()
+    assert run("predict", "--model", tmp_path / "model", "--top", "1", "--neighbours", "1",
+               tmp_path / "test" / "green_box") == 0
+    out = capsys.readouterr().out
+    assert out.count("green_box") >= 3 and "img_" in out
+    assert run("evaluate", "--model", tmp_path / "model", "--data", tmp_path / "test", "--split", "test",
+               "--no-progress", "-o", tmp_path / "eval") == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["queries"] == 9 and metrics["data_root"] == str((tmp_path / "test").resolve())
+    assert "routed (TwoStageClassifier(router='centroids'" in capsys.readouterr().out  # names not cut off
+    assert run("report", "--predictions", tmp_path / "eval" / "predictions.csv", "--model", tmp_path / "model",
+               "--system", "routed", "--baseline", "flat", "-o", tmp_path / "report") == 0
+    html = (tmp_path / "report" / "report.html").read_text()
+    gallery = html[html.index('id="gallery"'):html.index('id="comparison"')]
+    figures = re.findall(r'<figure( class="query")?><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', gallery)
+    neighbours = [base64.b64decode(b) for query, b in figures if not query]
+    assert figures and figures[0][0] and neighbours  # the mistake, then the neighbours that outvoted it
+    png = lambda path: _png_bytes(open_image(path))  # noqa: E731  what the report makes of a file
+    trained = {png(p) for p in (tmp_path / "train").rglob("*.jpg")}
+    tested = {png(p) for p in (tmp_path / "test").rglob("*.jpg")}
+    assert set(neighbours) <= trained and not set(neighbours) & tested
+    assert base64.b64decode(figures[0][1]) == png(tmp_path / "test" / "red_round" / "img_2.jpg")
+
+
+def test_build_checks_tree_and_data_before_embedding(tmp_path, capsys):
+    (tmp_path / "data" / "cat").mkdir(parents=True)
+    (tmp_path / "data" / "dog").mkdir(parents=True)
+    for i, c in enumerate(("cat", "dog")):
+        _drawn(i, i).save(tmp_path / "data" / c / "a.jpg")
+    build = ["build", "--data", str(tmp_path / "data"), "--size", "64", "--no-progress", "-o", str(tmp_path / "m")]
+    assert main(build) == 2
+    assert "--tree is needed for" in capsys.readouterr().err
+    (tmp_path / "map.csv").write_text("cat,pets\ndog,pets\n")
+    assert main(["tree", "build", "--mapping", str(tmp_path / "map.csv"), "-o", str(tmp_path / "nocut.json")]) == 0
+    capsys.readouterr()
+    assert main([*build, "--tree", str(tmp_path / "nocut.json")]) == 2
+    assert "no superclass cut" in capsys.readouterr().err
+    (tmp_path / "other.csv").write_text("cow,farm\nhen,farm\nemu,wild\n")
+    assert main(["tree", "build", "--mapping", str(tmp_path / "other.csv"), "--cut", "balanced:2",
+                 "-o", str(tmp_path / "other.json")]) == 0
+    capsys.readouterr()
+    assert main([*build, "--tree", str(tmp_path / "other.json")]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 2 classes are not classes of the tree: 'cat', 'dog'" in err and "--mapping FILE" in err
+    assert not (tmp_path / "m").exists()

@@ -68,7 +68,7 @@ def test_corrupt_and_wrong_sources(tmp_path, tiny_layout):
         tiny_imagenet("test", tiny_layout["folder"])
 
 
-def test_image_folder_with_wnids_and_mapping(tiny_layout, tmp_path):
+def test_image_folder_with_wnids_names_and_mapping(tiny_layout, tmp_path):
     from shutil import copy
 
     for k, w in enumerate(tiny_layout["wnids"]):
@@ -78,9 +78,11 @@ def test_image_folder_with_wnids_and_mapping(tiny_layout, tmp_path):
             copy(tiny_layout["folder"] / "train" / w / "images" / f"{w}_0.JPEG", d / "a.jpg")
     ds = image_folder(tmp_path / "by_wnid")
     assert ds.classes == tiny_layout["wnids"] and len(ds) == 3
-    with pytest.raises(DataError, match="is not a wnid"):
-        image_folder(tmp_path / "by_name")
+    assert image_folder(tmp_path / "by_name").classes == ["class0", "class1", "class2"]  # any label
     mapping = tmp_path / "map.csv"
-    mapping.write_text("".join(f"class{k},{w}\n" for k, w in enumerate(tiny_layout["wnids"])))
+    mapping.write_text("folder,label\n" + "".join(f"class{k},{w}\n" for k, w in enumerate(tiny_layout["wnids"])))
     named = image_folder(tmp_path / "by_name", mapping=mapping)
-    assert named.classes == tiny_layout["wnids"]
+    assert named.classes == tiny_layout["wnids"]  # the header row is not a class
+    mapping.write_text("class0,x\n")
+    with pytest.raises(DataError, match="'class1' is not in the mapping file .*add a 'class1,LABEL' row"):
+        image_folder(tmp_path / "by_name", mapping=mapping)

@@ -70,6 +70,12 @@ def _draw(kind: int, seed: int):
 
 
 @pytest.fixture(scope="session")
+def draw():
+    """The drawing function behind the miniature datasets: ``draw(kind, seed)`` -> PIL image."""
+    return _draw
+
+
+@pytest.fixture(scope="session")
 def tiny_layout(tmp_path_factory):
     """A miniature Tiny-ImageNet in the official layout: folder, zip and tar.xz."""
     import tarfile

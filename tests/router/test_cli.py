@@ -253,23 +253,7 @@ def test_evaluate_says_what_it_leaves_out(small_model, tiny_layout, capsys, tmp_
     assert "4 queries" in captured.out
 
 
-def _drawn(kind: int, seed: int):
-    """A 64x64 picture whose colour and shape depend on ``kind`` (0, 1, 2)."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    base = np.zeros((64, 64, 3), dtype=np.uint8)
-    base[..., kind] = 150 + rng.integers(0, 60)
-    base += rng.integers(0, 40, size=(64, 64, 3), dtype=np.uint8)
-    im = Image.fromarray(base)
-    x, y = (int(v) for v in rng.integers(5, 30, size=2))
-    shape = [(x, y), (x + 25, y + 25)] if kind < 2 else [(x, y), (x + 25, y), (x + 12, y + 25)]
-    [ImageDraw.Draw(im).ellipse, ImageDraw.Draw(im).rectangle, ImageDraw.Draw(im).polygon][kind](
-        shape, fill=(255, 255, 255))
-    return im
-
-
-def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys):
+def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw):
     """Class folders named outside WordNet: tree build --mapping -> build -> predict -> evaluate -> report.
 
     Training and test files share names, and one test image is filed under the wrong class, so
@@ -287,8 +271,8 @@ def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys):
         for k, c in enumerate(names):
             (tmp_path / split / c).mkdir(parents=True)
             for i in range(n):
-                _drawn(k, seed + 100 * k + i).save(tmp_path / split / c / f"img_{i}.jpg")
-    _drawn(1, 999).save(tmp_path / "test" / "red_round" / "img_2.jpg")  # a box filed as red_round
+                draw(k, seed + 100 * k + i).save(tmp_path / split / c / f"img_{i}.jpg")
+    draw(1, 999).save(tmp_path / "test" / "red_round" / "img_2.jpg")  # a box filed as red_round
     (tmp_path / "hierarchy.csv").write_text("class,superclass\nred_round,warm\ngreen_box,cool\nblue_wedge,cool\n")
     run = lambda *argv: main([str(a) for a in argv])  # noqa: E731
     assert run("tree", "build", "--mapping", tmp_path / "hierarchy.csv", "--cut", "balanced:2",
@@ -319,11 +303,11 @@ def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys):
     assert base64.b64decode(figures[0][1]) == png(tmp_path / "test" / "red_round" / "img_2.jpg")
 
 
-def test_build_checks_tree_and_data_before_embedding(tmp_path, capsys):
+def test_build_checks_tree_and_data_before_embedding(tmp_path, capsys, draw):
     (tmp_path / "data" / "cat").mkdir(parents=True)
     (tmp_path / "data" / "dog").mkdir(parents=True)
     for i, c in enumerate(("cat", "dog")):
-        _drawn(i, i).save(tmp_path / "data" / c / "a.jpg")
+        draw(i, i).save(tmp_path / "data" / c / "a.jpg")
     build = ["build", "--data", str(tmp_path / "data"), "--size", "64", "--no-progress", "-o", str(tmp_path / "m")]
     assert main(build) == 2
     assert "--tree is needed for" in capsys.readouterr().err

@@ -26,7 +26,17 @@ from ._flat import FlatClassifier
 from ._shards import ShardSet
 from ._heads import Head, fit_head, head_proba
 from ._persist import edit_classifier, load_classifier, save_classifier
-from ._pipeline import build_memory_model, evaluate, evaluate_with_flat, flat_from, typical_similarity, write_evaluation
+from ._pipeline import (
+    DEFAULT_EMBEDDING,
+    QueryEncoder,
+    build_memory_model,
+    evaluate,
+    evaluate_with_flat,
+    flat_from,
+    match_classes,
+    typical_similarity,
+    write_evaluation,
+)
 from ._report import SECTIONS, GalleryItem, GalleryNeighbour, write_report
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
 from ._network import NetworkTwoStage
@@ -47,6 +57,7 @@ from ._trunk import (
 __all__ = [
     "BackboneSplit",
     "CentroidRouter",
+    "DEFAULT_EMBEDDING",
     "DEFAULT_SPLITS",
     "DeltaSpecialists",
     "FlatClassifier",
@@ -60,6 +71,7 @@ __all__ = [
     "CLIError",
     "NetworkTwoStage",
     "Predictions",
+    "QueryEncoder",
     "RoutedExplanation",
     "ShardSet",
     "SECTIONS",
@@ -78,6 +90,7 @@ __all__ = [
     "fit_head",
     "head_proba",
     "level_metrics",
+    "match_classes",
     "load_trunk_activations",
     "load_classifier",
     "load_predictions",

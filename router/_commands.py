@@ -128,29 +128,6 @@ def _tree_for(args: argparse.Namespace) -> object:
     return h.shipped_tree("tiny-imagenet-200")
 
 
-def _matched(tree: object, ds: object) -> object:
-    """``ds`` with its class names resolved to the tree's classes; refuses a tree that cannot route them."""
-    import dataclasses
-
-    import hierarchy as h
-
-    cut = tree.superclasses  # type: ignore[attr-defined]
-    if cut is None:
-        raise CLIError("the tree has no superclass cut, so nothing can be routed; rebuild it with a cut: "
-                       "'supersub tree build ... --cut balanced:N -o tree.json'")
-    try:
-        classes = tree.resolve_classes(ds.classes)  # type: ignore[attr-defined]
-    except h.UnknownClassError as exc:
-        raise CLIError(str(exc)) from None
-    if len(set(classes)) != len(classes):
-        raise CLIError("two class folders name the same class of the tree; give each class one folder")
-    supers = {cut.assignment[c] for c in classes}
-    if len(supers) < 2:
-        print(f"supersub: warning: every class of the data lies in one superclass ({next(iter(supers))}), so "
-              "routing decides nothing; cut the tree finer ('--cut balanced:N' with a larger N)", file=sys.stderr)
-    return dataclasses.replace(ds, classes=classes)
-
-
 def build(args: argparse.Namespace) -> int:
     import memory as m
 
@@ -172,7 +149,9 @@ def _build_locked(args: argparse.Namespace) -> int:
     import memory as m
 
     tree = _tree_for(args)
-    ds = _matched(tree, _load_dataset(args.data, "train", args.mapping))  # checked before any embedding
+    from ._pipeline import match_classes
+
+    ds = match_classes(tree, _load_dataset(args.data, "train", args.mapping))  # type: ignore[arg-type]  # before any embedding
     if args.per_class and not args.full:
         ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
     if args.router == "generalist" or args.specialist.startswith("tail-"):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import ClassTree, atomic_write
+from hierarchy import ClassTree, HierarchyError, atomic_write
 from memory import (
     BackboneMismatchError,
     Embedder,
     ImageDataset,
+    InputError,
     embed_dataset,
     get_backbone,
 )
@@ -24,12 +27,25 @@ from memory import (
 from ._classifier import TwoStageClassifier
 from ._flat import FlatClassifier
 
-__all__ = ["QueryEncoder", "Queries", "build_memory_model", "embedder_for", "evaluate", "evaluate_with_flat", "flat_from", "typical_similarity", "write_evaluation",
+__all__ = ["DEFAULT_EMBEDDING", "Queries", "QueryEncoder", "build_memory_model", "embedder_for", "evaluate",
+           "evaluate_with_flat", "flat_from", "match_classes", "typical_similarity", "write_evaluation",
            "write_predictions"]
 
+log = logging.getLogger(__name__)
 
-def embedder_for(recipe: dict[str, Any], *, progress: bool = True, expect: str | None = None) -> Embedder:
+
+#: The recipe a memory model is built with unless another is given.
+DEFAULT_EMBEDDING = {"backbone": "lite0", "size": 128, "crop_pct": 0.875}
+
+
+def embedder_for(recipe: dict[str, Any] | None, *, progress: bool = True, expect: str | None = None) -> Embedder:
     """The embedder that a classifier's ``embedding`` recipe names; checks the fingerprint."""
+    if not isinstance(recipe, dict) or "backbone" not in recipe:
+        raise InputError(
+            "the model does not record how its embeddings were made (its 'embedding' recipe is missing), so "
+            "images cannot be embedded for it; build it with router.build_memory_model, or fit it with "
+            "TwoStageClassifier(..., embedding={'backbone': 'lite0', 'size': 128, 'crop_pct': 0.875})"
+        )
     backbone = get_backbone(recipe["backbone"], size=recipe.get("size"), crop_pct=recipe.get("crop_pct"))
     if expect is not None and backbone.fingerprint != expect:
         raise BackboneMismatchError(
@@ -87,14 +103,51 @@ class QueryEncoder:
         return Queries(es.X, es.labels, es.refs, es.fingerprint, es.dataset, es.split)
 
 
-def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[str, Any], *,
+def match_classes(tree: ClassTree, dataset: ImageDataset) -> ImageDataset:
+    """``dataset`` with its class names resolved to ``tree``'s classes, checked before any embedding.
+
+    Folder names may be the tree's class ids (wnids, or the labels of a
+    mapping-file tree) or WordNet synset names (``car.n.01``).
+
+    Raises
+    ------
+    HierarchyError
+        The tree has no superclass cut.
+    UnknownClassError
+        Some class of the data is not a class of the tree (all are listed).
+    InputError
+        Two folders name the same class.
+    """
+    cut = tree.superclasses
+    if cut is None:
+        raise HierarchyError("the tree has no superclass cut, so nothing can be routed; rebuild it with a cut: "
+                             "'supersub tree build ... --cut balanced:N' or tree.with_superclasses(cut_balanced(tree, N))")
+    classes = tree.resolve_classes(dataset.classes)
+    if len(set(classes)) != len(classes):
+        raise InputError("two class folders name the same class of the tree; give each class one folder")
+    supers = {cut.assignment[c] for c in classes}
+    if len(supers) < 2:
+        log.warning("every class of the data lies in one superclass (%s), so routing decides nothing; cut the "
+                    "tree finer ('--cut balanced:N' with a larger N)", next(iter(supers)))
+    return dataclasses.replace(dataset, classes=classes)
+
+
+def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[str, Any] | None = None, *,
                        progress: bool = True, **options: Any) -> TwoStageClassifier:
-    """Embed ``dataset`` (through the cache) and fit a memory-level :class:`TwoStageClassifier` on it.
+    """Check ``dataset`` against ``tree``, embed it (through the cache) and fit a memory-level classifier.
+
+    Examples
+    --------
+    >>> from hierarchy import load_tree                          # doctest: +SKIP
+    >>> from memory import image_folder
+    >>> clf = build_memory_model(load_tree("tree.json"), image_folder("photos/train"))
+    >>> clf.save("model")                                        # then: supersub predict --model model img.jpg
 
     Parameters
     ----------
-    embedding : dict
-        The recipe saved with the model: ``{"backbone", "size", "crop_pct"}``.
+    embedding : dict, optional
+        The recipe saved with the model: ``{"backbone", "size", "crop_pct"}``;
+        :data:`DEFAULT_EMBEDDING` by default.
     **options
         Passed to :class:`TwoStageClassifier` (``router``, ``specialist``,
         ``routing``, ``m``, ``k``, ``voting``, ``backend``...).
@@ -105,6 +158,8 @@ def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[s
         Fitted, its entries sourced as ``"<dataset>/<split>"`` with the image
         paths as references; not yet saved.
     """
+    dataset = match_classes(tree, dataset)
+    embedding = dict(DEFAULT_EMBEDDING if embedding is None else embedding)
     es = embed_dataset(dataset, embedder_for(embedding, progress=progress))
     data = {"root": str(Path(dataset.root).resolve()), "name": dataset.name, "split": dataset.split}
     clf = TwoStageClassifier(tree, fingerprint=es.fingerprint, embedding=embedding, data=data, **options)

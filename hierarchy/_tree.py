@@ -628,13 +628,17 @@ class ClassTree:
         return self.superclasses.of(self.check_class(cls))
 
     # --------------------------------------------------------------- helpers
-    @cached_property
+    @property
     def parents(self) -> Mapping[str, str | None]:
         """Each node's parent (``None`` for the root), a read-only mapping."""
+        return MappingProxyType(self._parent_of)
+
+    @cached_property
+    def _parent_of(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {self.root: None}
         for u, v in self.graph.edges:
             out[v] = u
-        return MappingProxyType(out)
+        return out
 
     @cached_property
     def _depths(self) -> dict[str, int]:

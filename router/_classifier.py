@@ -87,7 +87,10 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of str
-        Classes with data, in tree order.
+        Classes with data: sorted (as ``np.unique`` sorts) at :meth:`fit`;
+        :meth:`add_class` appends a new class at the end and
+        :meth:`remove_class` drops one, so an edit never moves another
+        class's column.  The columns of :meth:`predict_proba` follow it.
     superclasses_ : list of str
         Superclass ids, in the cut's order.
     assignment_ : dict of str to str
@@ -213,7 +216,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         cut = self.tree.superclasses
         assert cut is not None
         present = set(y.tolist())
-        self.classes_ = np.array([c for c in self.tree.classes if c in present], dtype=object)
+        self.classes_ = np.array(sorted(present), dtype=object)
         self.assignment_ = dict(cut.assignment)
         supers = [s for s in cut.superclasses if s in {self.assignment_[c] for c in present}]
         self.dim_ = self.n_features_in_ = X.shape[1]

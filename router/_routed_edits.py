@@ -144,8 +144,7 @@ class RoutedEditsMixin:
         if superclass is not None and superclass != self.tree.superclass_of(cls):
             self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
         self.assignment_[cls] = placed
-        order = {c: i for i, c in enumerate(self.tree.classes)}
-        self.classes_ = np.array(sorted([*self.classes_.tolist(), cls], key=order.__getitem__), dtype=object)
+        self.classes_ = np.array([*self.classes_.tolist(), cls], dtype=object)  # other columns stay put
         self.add(X, [cls] * len(X), source=source, refs=refs)
         return placed
 

@@ -226,3 +226,14 @@ def test_with_class_after_collapse_places_as_before(wordnet, tiny_wnids, imagene
                                     and n not in b.superclasses.names]
     tench = small.with_class("n01440764", wordnet=wordnet)
     assert tench.superclasses.names[tench.superclass_of("n01440764")] == "vertebrate (other)"
+
+
+def test_a_tree_pickles_after_its_caches_are_filled(tiny_tree):
+    import pickle
+
+    leaf = tiny_tree.classes[0]
+    path = tiny_tree.path_to_root(leaf)  # fills the cached parents and depths
+    back = pickle.loads(pickle.dumps(tiny_tree))
+    assert back.path_to_root(leaf) == path and back.parents[leaf] == tiny_tree.parents[leaf]
+    with pytest.raises(TypeError):
+        tiny_tree.parents[leaf] = "elsewhere"  # read-only

@@ -123,7 +123,8 @@ def test_a_superclass_without_data_gets_its_shard_when_its_classes_arrive(synthe
         assert clf.add_class(c, s["X"][s["y"] == c]) == late
     whole = TwoStageClassifier(tree, router=router, k=5).fit(s["X"], s["y"])
     assert clf.superclasses_ == whole.superclasses_  # the new shard sits in the cut's order
-    assert np.allclose(clf.predict_proba(s["Q"]), whole.predict_proba(s["Q"]), atol=1e-6)
+    column = [list(clf.classes_).index(c) for c in whole.classes_]  # added classes were appended
+    assert np.allclose(clf.predict_proba(s["Q"])[:, column], whole.predict_proba(s["Q"]), atol=1e-6)
     assert np.allclose(clf.route_proba(s["Q"]), whole.route_proba(s["Q"]), atol=1e-6)
     clf.save(tmp_path / "m")
     assert np.array_equal(TwoStageClassifier.load(tmp_path / "m").predict(s["Q"]), clf.predict(s["Q"]))
@@ -232,3 +233,21 @@ def test_scikit_learn_parameters_clone_and_not_fitted(synthetic):
     assert fitted.n_features_in_ == s["X"].shape[1]
     with pytest.raises(InputError):  # NotFittedError is also the library's InputError
         clone(clf).predict_proba(s["Q"])
+
+
+def test_probability_columns_are_sorted_and_stay_put_across_edits(synthetic, wordnet):
+    s = synthetic
+    clf = TwoStageClassifier(s["tree"], router="memory", k=5).fit(s["X"], s["y"])
+    before = clf.classes_.tolist()
+    assert before == sorted(set(s["y"].tolist()))  # as np.unique sorts them
+    p = clf.predict_proba(s["Q"])
+    tench = "n01440764"  # sorts before every Tiny-ImageNet wnid, yet goes to the last column
+    far = np.random.default_rng(3).normal(size=(5, s["X"].shape[1])).astype(np.float32) * 50
+    clf.add_class(tench, far, wordnet=wordnet)
+    assert clf.classes_.tolist() == [*before, tench]
+    after = clf.predict_proba(s["Q"])
+    assert after.shape[1] == p.shape[1] + 1
+    np.testing.assert_array_equal(after.argmax(1), p.argmax(1))  # far away: no old column moved or changed
+    gone = before[1]
+    clf.remove_class(gone)
+    assert clf.classes_.tolist() == [c for c in before if c != gone] + [tench]

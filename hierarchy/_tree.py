@@ -391,7 +391,9 @@ class ClassTree:
                     g.add_edge(wnid_of(up), wnid_of(down))
             else:
                 if superclass is None:
-                    raise HierarchyError(f"new class {cls!r} needs superclass= in a non-WordNet tree")
+                    raise HierarchyError(f"new class {cls!r} is not a WordNet id, so it cannot be placed through "
+                                         "WordNet; name its superclass (--superclass on the command line, "
+                                         "superclass= in Python)")
                 g.add_node(cls, name=cls, label=cls)
                 g.add_edge(superclass if superclass in g else self.root, cls)
             classes.append(cls)

@@ -203,10 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = _command(msub, "info", help="entries, classes and sources per superclass")
     info.add_argument("model")
     info.set_defaults(func=memory_info)
-    add = _command(msub, "add", help="add images of a class (a new wnid is placed through WordNet)")
+    add = _command(msub, "add", help="add images of a class (a new wnid is placed through WordNet, "
+                                     "another new name with --superclass)")
     add.add_argument("model")
     add.add_argument("images", nargs="+", help="image files or folders")
-    add.add_argument("--label", required=True, help="the class wnid")
+    add.add_argument("--label", required=True, help="the class: a wnid, or a label of a mapping-file tree")
     add.add_argument("--superclass", help="place a new class here instead of through WordNet")
     add.add_argument("--source", default="added")
     add.add_argument("--wait", type=_SECONDS, default=300.0,

@@ -26,6 +26,6 @@ def check_labels(y: Any, n: int, known: set[str] | None, what: str = "label") ->
         if bad:
             raise UnknownClassError(
                 f"unknown {what} {bad[0]!r}: it is not a class of the tree; "
-                "add it with add_class() or rebuild the tree"
+                "add it as a new class ('supersub memory add --label', or add_class in Python) or rebuild the tree"
             )
     return out

@@ -12,6 +12,7 @@ from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_fo
 from ._embed import Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
 from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
+from ._transformer import ImageEmbedder
 
 __all__ = [
     "BACKBONES",
@@ -22,6 +23,7 @@ __all__ = [
     "EmbeddingSet",
     "IMAGE_SUFFIXES",
     "ImageDataset",
+    "ImageEmbedder",
     "MAX_IMAGE_PIXELS",
     "Preprocess",
     "TINY_IMAGENET_URL",

@@ -11,6 +11,7 @@ from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backb
 from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_folder, tiny_imagenet
 from ._embed import Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
+from ._image_cache import ImageCache, image_digests
 from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
 from ._transformer import ImageEmbedder
 
@@ -23,6 +24,7 @@ __all__ = [
     "EmbeddingSet",
     "IMAGE_SUFFIXES",
     "ImageDataset",
+    "ImageCache",
     "ImageEmbedder",
     "MAX_IMAGE_PIXELS",
     "Preprocess",
@@ -32,6 +34,7 @@ __all__ = [
     "embed_dataset",
     "fill_batches",
     "get_backbone",
+    "image_digests",
     "image_folder",
     "load_embeddings",
     "open_image",

@@ -2,10 +2,13 @@
 
 An :class:`EmbeddingSet` is the embeddings of one dataset split under one
 backbone fingerprint, with the labels and image references of its rows.
-:func:`embed_dataset` computes it once and caches it under
+:func:`embed_dataset` caches it twice: the whole set under
 ``cache_root()/embeddings``, keyed by the dataset's sample list and the
-fingerprint; a cached file whose checksum, sample list or fingerprint no
-longer matches is recomputed.
+fingerprint (one read when the same list comes again), and each image under
+``cache_root()/images``, keyed by the image's bytes (see
+:mod:`._image_cache`), so a subset, a class held out or the same files in
+another order are not embedded again.  A cached file whose checksum, sample
+list or fingerprint no longer matches is recomputed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from ._datasets import ImageDataset
 from ._embed import Embedder, cache_root
+from ._image_cache import ImageCache, image_digests
 from .._errors import BackboneMismatchError, MemoryFormatError
 from ._array_dir import read_array_dir, write_array_dir
 
@@ -138,7 +142,21 @@ def embed_dataset(
         except (MemoryFormatError, BackboneMismatchError) as exc:
             log.warning("recomputing embeddings: %s", exc)
     paths = dataset.paths
-    X = embedder.embed_images(paths, desc=f"embed {dataset.name}/{dataset.split}")
+    if use_cache:  # any image embedded before under this backbone, in whatever list, is reused
+        pool = ImageCache(fingerprint, embedder.backbone.dim,
+                          Path(cache) / ".images" if cache else None)
+        keys = image_digests(paths)
+        found, X_found = pool.lookup(keys)
+        X = np.empty((len(paths), embedder.backbone.dim), dtype=np.float32)
+        X[found] = X_found
+        missing = np.flatnonzero(~found)
+        if len(missing):
+            log.info("embedding %d of %d images (%d cached)", len(missing), len(paths), int(found.sum()))
+            X[missing] = embedder.embed_images([paths[i] for i in missing],
+                                               desc=f"embed {dataset.name}/{dataset.split}")
+            pool.add(keys[missing], X[missing])
+    else:
+        X = embedder.embed_images(paths, desc=f"embed {dataset.name}/{dataset.split}")
     es = EmbeddingSet(X, dataset.labels, list(dataset.refs), fingerprint, dataset.name,
                       dataset.split, key)
     if use_cache:

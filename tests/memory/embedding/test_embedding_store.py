@@ -63,3 +63,33 @@ def test_save_load_round_trip(tiny_layout, lite0_64, tmp_path):
     assert back.refs == es.refs and back.dataset_key == ds.key()
     means = back.class_means(tiny_layout["wnids"])
     assert means.shape == (3, 1280)
+
+
+def test_each_image_is_embedded_once_whatever_list_it_comes_in(tiny_layout, lite0_64, tmp_path, monkeypatch):
+    """A subset, a class held out, or the same files copied elsewhere hit the per-image cache."""
+    import shutil
+
+    from memory import image_folder
+
+    full = tiny_imagenet("train", tiny_layout["folder"])
+    emb = Embedder(lite0_64, progress=False)
+    embedded = []
+    real = emb.embed_images
+    monkeypatch.setattr(emb, "embed_images", lambda images, **k: embedded.append(len(images)) or real(images, **k))
+    whole = embed_dataset(full, emb, cache=tmp_path)
+    assert embedded == [len(full)]
+    part = embed_dataset(full.subset(2), emb, cache=tmp_path)  # another sample list: no dataset-level hit
+    held_out = embed_dataset(full.subset(None, classes=full.classes[1:]), emb, cache=tmp_path)
+    copy = tmp_path / "copy" / full.classes[0]
+    copy.mkdir(parents=True)
+    for p in [q for q in full.paths if q.parent.parent.name == full.classes[0]][:3]:
+        shutil.copy(p, copy / f"renamed-{p.name}")
+    copied = embed_dataset(image_folder(tmp_path / "copy"), emb, cache=tmp_path)
+    assert embedded == [len(full)]  # nothing was embedded again
+    row = {r: i for i, r in enumerate(whole.refs)}
+    for es in (part, held_out):
+        np.testing.assert_array_equal(es.X, whole.X[[row[r] for r in es.refs]])
+    assert len(copied) == 3 and all((np.abs(whole.X - x).max(axis=1) == 0).any() for x in copied.X)
+    (copy / "renamed-new.jpg").write_bytes((tiny_layout["folder"] / "val" / "images" / "val_0.JPEG").read_bytes())
+    embed_dataset(image_folder(tmp_path / "copy"), emb, cache=tmp_path)
+    assert embedded == [len(full), 1]  # only the new image

@@ -60,7 +60,8 @@ def late_superclasses(s: Split, n_late: int = 2, seed: int = 0, k: int = 10) -> 
     new = {"routed": _acc(clf.predict(s.Q[new_q]), s.qy[new_q]),
            "flat": _acc(flat.predict(s.Q[new_q]), s.qy[new_q])}
     from_start = TwoStageClassifier(s.tree, k=k).fit(s.X, s.y)
-    p_late, p_start = clf.predict_proba(s.Q), from_start.predict_proba(s.Q)
+    column = [list(clf.classes_).index(c) for c in from_start.classes_]  # added classes were appended
+    p_late, p_start = clf.predict_proba(s.Q)[:, column], from_start.predict_proba(s.Q)
     row = {
         "late_superclasses": [cut.names.get(x, x) for x in late],
         "late_classes": len(late_classes), "placed_correctly": all(placed[c] in late for c in late_classes),

@@ -14,20 +14,8 @@ from typing import Any
 
 from hierarchy import SupersubError
 
-from ._commands import (
-    build,
-    compare,
-    embed,
-    evaluate,
-    memory_add,
-    memory_info,
-    memory_remove,
-    milvus_serve,
-    predict,
-    report,
-    tree_build,
-    tree_show,
-)
+from ._commands import build, embed, memory_add, memory_info, memory_remove, milvus_serve, tree_build, tree_show
+from ._commands_query import compare, evaluate, predict, report
 
 __all__ = ["main"]
 

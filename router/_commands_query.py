@@ -1,0 +1,193 @@
+"""The ``supersub`` subcommands that use a built model: predict, evaluate, compare and report.
+
+Like :mod:`._commands`, each takes the parsed arguments, calls the packages,
+prints, and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._commands import load_dataset, load_model, names_a_class
+from ._errors import CLIError
+
+__all__ = ["compare", "evaluate", "predict", "report"]
+
+
+# --------------------------------------------------------------- predict
+def predict(args: argparse.Namespace) -> int:
+    from memory import IMAGE_SUFFIXES, ImageError, open_image
+
+    from ._pipeline import QueryEncoder, typical_similarity
+
+    clf = load_model(args.model)
+    paths: list[str] = []
+    for given in args.images:
+        if Path(given).is_dir():
+            found = sorted(str(f) for f in Path(given).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                print(f"supersub: warning: folder {given} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                      file=sys.stderr)
+            paths += found
+        else:
+            paths.append(given)
+    images, titles = [], []
+    for path in paths:  # one unreadable file is reported; the others are still classified
+        try:
+            images.append(open_image(path))
+            titles.append(path)
+        except (ImageError, OSError) as exc:
+            print(f"supersub: skipped {path}: {exc}", file=sys.stderr)
+    if not images:
+        raise CLIError(f"no readable image among the {len(paths)} given; nothing to classify")
+    X = QueryEncoder(clf, progress=False).images(images)
+    _print_explanations(clf, X, titles, top=args.top, neighbours=args.neighbours, routing=args.routing,
+                        m=args.m, typical=typical_similarity(clf))
+    if len(images) < len(paths):
+        print(f"supersub: classified {len(images)} of {len(paths)} images; {len(paths) - len(images)} "
+              "could not be read (see above)", file=sys.stderr)
+    return 0
+
+
+def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, neighbours: int,
+                        routing: str | None, m: int | None, typical: float | None = None) -> None:
+    names = clf.tree  # type: ignore[attr-defined]
+    explanations = clf.explain(X, top=top, routing=routing, m=m)  # type: ignore[attr-defined]
+    for path, e in zip(titles, explanations):
+        print(f"{path}")
+        if typical is not None and e.neighbours and e.neighbours[0].similarity < typical:
+            print(f"  warning: unlike the memory: its nearest entry has similarity {e.neighbours[0].similarity:.2f}, "
+                  f"below {typical:.2f}, which 95% of the memory's entries reach with their nearest neighbour; "
+                  "the prediction is a guess")
+        route = list(e.route.items())[:3]
+        print("  route: " + ", ".join(f"{n} {p:.2f}" for n, p in route))
+        for cls, p in e.probabilities.items():
+            print(f"  {p:6.3f}  {cls}  {names.label(cls)}")
+        for nb in e.neighbours[:neighbours]:
+            print(f"    neighbour {nb.id:>7}  sim {nb.similarity:.3f}  weight {nb.weight:.3g}  "
+                  f"{nb.label} {names.label(nb.label)}  [{nb.source}] {nb.ref or ''}")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ._pipeline import QueryEncoder, evaluate_with_flat, flat_from, write_evaluation
+
+    clf = load_model(args.model)
+    enc = QueryEncoder(clf, progress=not args.no_progress)
+    ds = load_dataset(args.data, args.split, args.mapping)
+    tree = clf.tree  # type: ignore[attr-defined]
+    import dataclasses
+
+    ds = dataclasses.replace(ds, classes=[  # folder names as the model's classes, where they name one
+        tree.resolve_classes([c])[0] if names_a_class(tree, c) else c for c in ds.classes])  # type: ignore[attr-defined]
+    held = {str(c) for c in clf.classes_}  # type: ignore[attr-defined]
+    known = [c for c in ds.classes if c in held]
+    missing = [i for i, c in enumerate(ds.classes) if c not in held]
+    if not known:
+        raise CLIError(f"none of the {len(ds.classes)} classes of the data is in the model; evaluate on data "
+                       "of the model's classes (see 'supersub memory info')")
+    if missing:
+        import numpy as np
+
+        dropped = int(np.isin(ds.targets, missing).sum())
+        names = ", ".join(ds.classes[i] for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        print(f"supersub: note: {len(missing)} of {len(ds.classes)} classes of the data ({dropped} of {len(ds)} "
+              f"images) are not in the model and are left out: {names}", file=sys.stderr)
+    ds = ds.subset(None if args.full else args.per_class, classes=known)  # type: ignore[attr-defined]
+    es = enc.dataset(ds)  # type: ignore[arg-type]
+    flat = flat_from(clf)  # built once: kNN over every shard's entries, or the generalist
+    result = evaluate_with_flat(clf, es.X, es.labels, flat, routing=args.routing, m=args.m,
+                                fingerprint=es.fingerprint)
+    routed = result["routed"]
+    print(f"{len(es)} queries from {es.dataset}/{es.split}")
+    flat_name = "flat kNN (same memory)" if not enc.network else "flat tail (the generalist)"
+    systems = ((flat_name, result["flat_knn"]), (f"routed ({clf!r})", routed))
+    width = max(len(name) for name, _ in systems) + 2  # names are never cut off
+    print(f"  {'system':<{width}}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
+    for name, r in systems:
+        print(f"  {name:<{width}}{r['top1']:8.3f}{r['predicted_superclass_accuracy']:12.3f}"
+              f"{r['errors_across_superclasses']:>12d}/{r['errors_within_superclass']:<11d}")
+    print(f"  router superclass accuracy {routed['superclass_accuracy']:.3f}; specialist accuracy "
+          f"given the right route {routed['specialist_accuracy']:.3f}; oracle route {routed['oracle_top1']:.3f}")
+    if args.explain:
+        _print_explanations(clf, es.X[: args.explain], [f"{es.refs[i]} (true {es.labels[i]} "
+                            f"{clf.tree.label(es.labels[i])})" for i in range(args.explain)],  # type: ignore[attr-defined]
+                            top=3, neighbours=3, routing=args.routing, m=args.m)
+    if args.output:
+        metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result, flat,
+                                                routing=args.routing, m=args.m, data_root=ds.root)  # type: ignore[attr-defined]
+        print(f"wrote {metrics} and {predictions}")
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Best flat against best routed system over several ``evaluate`` outputs."""
+    import json
+
+    rows = []
+    for path in args.metrics:
+        try:
+            data = json.loads(Path(path).read_text())
+            flat, routed = data["flat_knn"], data["routed"]
+            rows.append(("flat", data.get("flat") or "flat kNN (same memory)", flat["top1"], path))
+            rows.append(("routed", data.get("model") or "routed", routed["top1"], path))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CLIError(f"{path} is not a metrics.json written by supersub evaluate ({exc})") from None
+    print(f"  {'kind':<8}{'top-1':>7}  system  [metrics]")
+    for kind, name, top1, path in sorted(rows, key=lambda r: -r[2]):
+        print(f"  {kind:<8}{top1:7.3f}  {name}  [{path}]")
+    best = {k: max((r for r in rows if r[0] == k), key=lambda r: r[2]) for k in ("flat", "routed")}
+    gap = round(100 * (best["routed"][2] - best["flat"][2]), 1) + 0.0  # no "-0.0"
+    print(f"best routed {100 * best['routed'][2]:.1f}% ({best['routed'][1]}) against best flat "
+          f"{100 * best['flat'][2]:.1f}% ({best['flat'][1]}): {gap:+.1f} points")
+    return 0
+
+
+# ---------------------------------------------------------------- report
+def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
+    """Confident mistakes of ``p`` with the neighbours that outvoted the truth.
+
+    Query images are read from ``--data`` if given, else from the folder the
+    evaluation recorded beside the predictions; neighbour images always from
+    the model's training data.
+    """
+    import json
+
+    from ._gallery import mistake_gallery
+
+    if args.data is not None:
+        queries = Path(load_dataset(args.data, "val", args.mapping).root)  # type: ignore[attr-defined]
+    else:
+        metrics = Path(args.predictions).parent / "metrics.json"
+        recorded = json.loads(metrics.read_text()).get("data_root") if metrics.is_file() else None
+        if recorded is None:
+            raise CLIError(f"{args.predictions} does not say where its images are; give --data (and --mapping)")
+        queries = Path(recorded)
+    trained = (getattr(clf, "data", None) or {}).get("root")
+    return mistake_gallery(clf, p, queries, n, memory_root=Path(trained) if trained else None)  # type: ignore[arg-type]
+
+
+def report(args: argparse.Namespace) -> int:
+    import hierarchy as h
+
+    from ._analysis import load_predictions
+    from ._report import write_report
+
+    systems = load_predictions(args.predictions)
+    clf = load_model(args.model) if args.model else None
+    if args.tree:
+        tree = h.load_tree(args.tree)
+    elif clf is not None:
+        tree = clf.tree  # type: ignore[attr-defined]
+    else:
+        raise CLIError("give --tree (or --model, whose tree is used)")
+    main_name = args.system or [n for n in systems if n != "oracle"][-1]
+    if main_name not in systems:
+        raise CLIError(f"no system {main_name!r} in {args.predictions}; present: {', '.join(systems)}")
+    gallery = _gallery(args, clf, systems[main_name], args.gallery) if clf is not None and args.gallery else []
+    paths = write_report(systems, tree, args.output, main=main_name, baseline=args.baseline,
+                         oracle="oracle" if "oracle" in systems else None, gallery=gallery)
+    print(Path(paths["markdown"]).read_text())
+    print(f"wrote {paths['html']} and {paths['markdown']}")
+    return 0

@@ -37,7 +37,6 @@ from .embedding import (
     Embedder,
     EmbeddingSet,
     ImageDataset,
-    ImageEmbedder,
     Preprocess,
     cache_root,
     embed_dataset,
@@ -135,3 +134,12 @@ __all__ = [
     "tiny_imagenet",
     "writer_lock",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ImageEmbedder needs scikit-learn; it is imported when first used, not with the package.
+    if name == "ImageEmbedder":
+        from .embedding._transformer import ImageEmbedder
+
+        return ImageEmbedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,16 @@
-"""Exceptions raised by :mod:`router`, under :class:`hierarchy.SupersubError`."""
+"""Exceptions raised by :mod:`router`, under :class:`hierarchy.SupersubError`.
+
+:class:`NotFittedError` is also scikit-learn's ``NotFittedError`` and the
+library's ``InputError``; it is made on first use, so that the command line
+starts without importing scikit-learn.
+"""
 
 from __future__ import annotations
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+import functools
+from typing import Any
 
 from hierarchy import SupersubError
-from memory import InputError
 
 __all__ = ["CLIError", "NotFittedError"]
 
@@ -14,5 +19,20 @@ class CLIError(SupersubError):
     """A command-line usage error, reported without a traceback."""
 
 
-class NotFittedError(InputError, _SklearnNotFitted):
-    """A classifier was used before ``fit`` (or a load); scikit-learn's ``NotFittedError`` too."""
+@functools.cache
+def _not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
+
+    from memory import InputError
+
+    class NotFittedError(InputError, SklearnNotFitted):
+        """A classifier was used before ``fit`` (or a load); scikit-learn's ``NotFittedError`` too."""
+
+    NotFittedError.__module__ = __name__
+    return NotFittedError
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NotFittedError":
+        return _not_fitted_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

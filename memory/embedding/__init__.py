@@ -13,7 +13,6 @@ from ._embed import Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
 from ._image_cache import ImageCache, image_digests
 from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
-from ._transformer import ImageEmbedder
 
 __all__ = [
     "BACKBONES",
@@ -44,3 +43,12 @@ __all__ = [
     "tiny_imagenet",
     "write_array_dir",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ImageEmbedder needs scikit-learn; it is imported when first used, not with the package.
+    if name == "ImageEmbedder":
+        from ._transformer import ImageEmbedder
+
+        return ImageEmbedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

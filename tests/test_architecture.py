@@ -150,3 +150,24 @@ def test_long_modules_say_why():
             if "Why one module:" not in doc:
                 silent.append(f"{path.relative_to(ROOT)} ({lines} lines)")
     assert not silent, "these modules are long and do not say why: " + ", ".join(silent)
+
+
+def test_every_exported_name_resolves():
+    """Each package's ``__all__`` names something real (router's names load on first use)."""
+    import importlib
+
+    for name in (*PACKAGES, "memory.embedding", "memory.store", "memory.milvus"):
+        module = importlib.import_module(name)
+        missing = [n for n in module.__all__ if getattr(module, n, None) is None]
+        assert not missing, f"{name}: {missing}"
+
+
+def test_the_command_line_starts_without_heavy_imports():
+    """``supersub --help`` imports neither torch nor scikit-learn."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from router._cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'sklearn', 'faiss') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"

@@ -139,7 +139,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # ImageEmbedder needs scikit-learn; it is imported when first used, not with the package.
     if name == "ImageEmbedder":
-        from .embedding._transformer import ImageEmbedder
+        from . import embedding
 
-        return ImageEmbedder
+        return embedding.ImageEmbedder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ._errors import CLIError
 
-__all__ = ["build", "embed", "load_dataset", "load_model", "memory_add", "memory_info", "memory_remove", "milvus_serve",
-           "names_a_class", "tree_build", "tree_show"]
+__all__ = ["build", "class_of", "embed", "load_dataset", "load_model", "memory_add", "memory_info", "memory_remove", "milvus_serve",
+           "tree_build", "tree_show"]
 
 log = logging.getLogger("supersub")
 
@@ -104,14 +104,14 @@ def embed(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- build
-def names_a_class(tree: object, name: str) -> bool:
+def class_of(tree: object, name: str) -> str:
+    """The class of ``tree`` that ``name`` denotes (see ``ClassTree.resolve_classes``), else ``name``."""
     import hierarchy as h
 
     try:
-        tree.resolve_classes([name])  # type: ignore[attr-defined]
-        return True
+        return tree.resolve_classes([name])[0]  # type: ignore[attr-defined, no-any-return]
     except h.UnknownClassError:
-        return False
+        return name
 
 
 def _is_tiny_imagenet(data: str | None) -> bool:

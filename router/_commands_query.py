@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._commands import load_dataset, load_model, names_a_class
+from ._commands import class_of, load_dataset, load_model
 from ._errors import CLIError
 
 __all__ = ["compare", "evaluate", "predict", "report"]
@@ -80,7 +80,7 @@ def evaluate(args: argparse.Namespace) -> int:
     import dataclasses
 
     ds = dataclasses.replace(ds, classes=[  # folder names as the model's classes, where they name one
-        tree.resolve_classes([c])[0] if names_a_class(tree, c) else c for c in ds.classes])  # type: ignore[attr-defined]
+        class_of(tree, c) for c in ds.classes])
     held = {str(c) for c in clf.classes_}  # type: ignore[attr-defined]
     known = [c for c in ds.classes if c in held]
     missing = [i for i, c in enumerate(ds.classes) if c not in held]

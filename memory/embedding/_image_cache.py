@@ -99,9 +99,11 @@ class ImageCache:
         index = self._load()
         where = [index.get(bytes(k)) for k in keys.tolist()]
         found = np.array([w is not None for w in where], dtype=bool)
-        X = np.empty((int(found.sum()), self.dim), dtype=np.float32)
-        for j, (c, row) in enumerate(w for w in where if w is not None):
-            X[j] = self._chunks[c]["vector"][row]
+        hits = np.array([w for w in where if w is not None], dtype=np.int64).reshape(-1, 2)  # (chunk, row)
+        X = np.empty((len(hits), self.dim), dtype=np.float32)
+        for c in np.unique(hits[:, 0]):  # one gather per chunk
+            sel = hits[:, 0] == c
+            X[sel] = self._chunks[c]["vector"][hits[sel, 1]]
         return found, X
 
     def add(self, keys: np.ndarray, X: np.ndarray) -> None:

@@ -166,16 +166,20 @@ def cut_balanced(tree: ClassTree, n: int, *, max_rounds: int = 200) -> Superclas
 def _remainder_cut(tree: ClassTree, picked: Sequence[str], method: str) -> SuperclassMap:
     """Each class goes to its deepest ancestor (or itself) among ``picked``."""
     chosen = set(picked)
-    groups: dict[str, list[str]] = {}
+    found: dict[str, list[str]] = {}
     for c in tree.classes:
         owner = next(v for v in tree.path_to_root(c) if v in chosen)
-        groups.setdefault(owner, []).append(c)
+        found.setdefault(owner, []).append(c)
+    # A remainder that is exactly one subtree is that subtree: it takes the subtree's node as
+    # its id (the root keeping only the classes under "cool" is the superclass "cool").
+    groups = {_exact_node(tree, v, members): members for v, members in found.items()}
     order = {v: i for i, v in enumerate(_preorder(tree))}
     ids = sorted(groups, key=order.__getitem__)
     # Name each group by what its members share: the most specific common ancestor of the
     # members (not the chosen node, which may sit far above them), marked "(other)" when
-    # other superclasses claim some classes below that ancestor.
-    named = {v: tree.lca(*groups[v]) for v in ids}
+    # other superclasses claim some classes below that ancestor.  A group of one class is
+    # named by its node when that is not the class itself.
+    named = {v: tree.lca(*groups[v]) if len(groups[v]) > 1 or v in tree.class_index else v for v in ids}
     names = _unique_names(tree, [named[v] for v in ids])
     out = {}
     for v in ids:
@@ -188,6 +192,26 @@ def _remainder_cut(tree: ClassTree, picked: Sequence[str], method: str) -> Super
         if seen[out[v]] > 1:
             out[v] = f"{out[v]} [{tree.label(v)}]"
     return SuperclassMap.from_groups({v: groups[v] for v in ids}, out, method)
+
+
+def _exact_node(tree: ClassTree, chosen: str, members: Sequence[str]) -> str:
+    """``chosen``, or, when its members are exactly the classes under one node below it, that node.
+
+    The node is the highest such one that is not a class; ``chosen`` is kept
+    when it holds nothing but ``members`` already.
+    """
+    group = set(members)
+    if set(tree.classes_under(chosen)) == group:
+        return chosen
+    node = tree.lca(*members)
+    if set(tree.classes_under(node)) != group:
+        return chosen
+    while True:
+        up = tree.parent(node)
+        if up is None or up == chosen or set(tree.classes_under(up)) != group:
+            break
+        node = up
+    return chosen if node in tree.class_index else node
 
 
 def cut_from_mapping(

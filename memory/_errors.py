@@ -10,6 +10,7 @@ __all__ = [
     "DataError",
     "ImageError",
     "InputError",
+    "InputTypeError",
     "MemoryFormatError",
     "MilvusServerError",
     "MissingBackendError",
@@ -19,6 +20,10 @@ __all__ = [
 
 class InputError(SupersubError, ValueError):
     """Embeddings, labels or ids that cannot be used as given."""
+
+
+class InputTypeError(InputError, TypeError):
+    """Input holding a value of the wrong type, such as a dict among embedding values."""
 
 
 class UnknownEntryError(InputError, KeyError):

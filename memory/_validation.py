@@ -7,38 +7,53 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import InputError
+from ._errors import InputError, InputTypeError
 
 __all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "prepare_rows"]
 
 
-def as_embeddings(x: Any, dim: int | None, name: str = "X") -> np.ndarray:
+def as_embeddings(x: Any, dim: int | None, name: str = "X", owner: str = "the memory") -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 array of shape (n, dim).
 
-    Raises :class:`InputError` for non-2-D input, a wrong dimension, an
-    empty batch, a non-numeric dtype, NaN or inf.
+    Raises :class:`InputError` for sparse, non-2-D, empty or featureless
+    input, a wrong dimension, a non-numeric or complex dtype, NaN or inf.
+    The messages contain scikit-learn's wording for the same faults, so
+    that tools written against scikit-learn recognise them; ``owner`` names
+    what expects ``dim`` features.
     """
+    if type(x).__module__.startswith("scipy.sparse"):
+        raise InputError(f"{name} is a sparse matrix, and sparse input is not supported; pass {name}.toarray()")
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
         raise InputError(f"{name} cannot be read as an array: {exc}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object:  # numbers held as Python objects: read them as numbers, as numpy would
+        try:
+            arr = arr.astype(np.float64)
+        except TypeError as exc:
+            raise InputTypeError(f"{name} must be numeric: {exc}") from exc
+        except ValueError as exc:
+            raise InputError(f"{name} must be numeric: {exc}") from exc
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise InputError(f"{name} must be real-valued, got dtype {arr.dtype}")
+        raise InputError(f"Complex data not supported: {name} must be real-valued, got dtype {arr.dtype}")
     if arr.ndim == 1 and dim is not None and arr.shape[0] == dim:
         raise InputError(
-            f"{name} must be 2-D (n, {dim}); for one embedding pass {name}[None, :] or "
-            f"{name}.reshape(1, -1)"
+            f"{name} must be 2-D (n, {dim}). Reshape your data: for one embedding pass {name}[None, :] "
+            f"or {name}.reshape(1, -1)"
         )
     if arr.ndim != 2:
         raise InputError(f"{name} must be 2-D (n_samples, dim), got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise InputError(f"{name} is empty: shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise InputError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required. "
+                         "Give one column per embedding dimension")
     if dim is not None and arr.shape[1] != dim:
         raise InputError(
-            f"expected {dim}-d embeddings, got {arr.shape[1]}-d; embed with the same backbone "
-            "as the memory"
+            f"expected {dim}-d embeddings, got {arr.shape[1]}-d ({name} has {arr.shape[1]} features, but "
+            f"{owner} is expecting {dim} features as input); embed with the same backbone as {owner}"
         )
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     bad = ~np.isfinite(arr)

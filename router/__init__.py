@@ -27,6 +27,8 @@ _SOURCES = {
     "per_class_accuracy": "._analysis",
     "per_superclass_accuracy": "._analysis",
     "superclass_confusion": "._analysis",
+    "CHECK_LABELS": "._checks",
+    "expected_failed_checks": "._checks",
     "TwoStageClassifier": "._classifier",
     "CLIError": "._errors",
     "NotFittedError": "._errors",
@@ -76,6 +78,7 @@ _SOURCES = {
 
 __all__ = [
     "BackboneSplit",
+    "CHECK_LABELS",
     "CLIError",
     "CentroidRouter",
     "DEFAULT_EMBEDDING",
@@ -106,6 +109,7 @@ __all__ = [
     "edit_classifier",
     "evaluate",
     "evaluate_with_flat",
+    "expected_failed_checks",
     "fit_head",
     "flat_from",
     "head_proba",
@@ -146,6 +150,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what static tools see
     from ._analysis import Predictions, compare, confused_pairs, level_metrics, load_predictions, per_class_accuracy, per_superclass_accuracy, superclass_confusion
+    from ._checks import CHECK_LABELS, expected_failed_checks
     from ._classifier import TwoStageClassifier
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation

@@ -9,6 +9,7 @@ Why one module: what is left is one class's parameters, fitting and prediction
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from memory import InputError, Steer, as_embeddings, as_strings, check_k, parse_
 from ._errors import NotFittedError
 from ._explanations import RoutedExplanation, explain_routed
 from ._heads import Head, fit_head
-from ._labels import check_labels
+from ._labels import check_labels, decode_labels, fit_labels
 from ._routed_edits import RoutedEditsMixin
 from ._routers import CentroidRouter, HeadRouter, MemoryRouter
 from ._shards import ShardSet
@@ -86,11 +87,16 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
 
     Attributes
     ----------
-    classes_ : ndarray of str
-        Classes with data: sorted (as ``np.unique`` sorts) at :meth:`fit`;
-        :meth:`add_class` appends a new class at the end and
-        :meth:`remove_class` drops one, so an edit never moves another
+    classes_ : ndarray of shape (n_classes,)
+        Classes with data, as labels of the type fitted on (``str``, or
+        ``int`` for integer labels): sorted as ``np.unique(y)`` sorts them
+        at :meth:`fit`; :meth:`add_class` appends a new class at the end
+        and :meth:`remove_class` drops one, so an edit never moves another
         class's column.  The columns of :meth:`predict_proba` follow it.
+    class_ids_ : ndarray of shape (n_classes,), object
+        The same classes as the tree's class ids (``str``).
+    n_features_in_ : int
+        Embedding dimension.
     superclasses_ : list of str
         Superclass ids, in the cut's order.
     assignment_ : dict of str to str
@@ -103,7 +109,9 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
 
     def __new__(cls, tree: Any = None, **kwargs: Any) -> Any:
         # router="generalist" / specialist="tail-delta" select the network-level classifier
-        router, specialist = kwargs.get("router"), str(kwargs.get("specialist", ""))
+        router, specialist = kwargs.get("router"), kwargs.get("specialist", "")
+        router = router if isinstance(router, str) else None
+        specialist = specialist if isinstance(specialist, str) else ""
         if router == "generalist" or specialist.startswith("tail-"):
             from ._network import SPECIALISTS, NetworkTwoStage
 
@@ -198,9 +206,13 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n, dim)
-            Embeddings.
-        y : sequence of str, length n
-            Class ids of the tree (wnids).
+            Embeddings.  An all-zero row is kept, as scikit-learn's
+            estimators keep it, and matches no query (its cosine similarity
+            is 0); :meth:`add` refuses one, as every memory edit does.
+        y : array-like of shape (n,)
+            Class ids of the tree (wnids, or a mapping-file tree's labels),
+            or integers whose decimal form is one; predictions come back
+            in the same type.
         source : str or sequence of str
             Where the samples came from (for unlearning by source).
         refs : sequence of str, optional
@@ -211,12 +223,13 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         self
         """
         self.check_params()
+        if y is None:
+            fit_labels(y, 0, set())  # the scikit-learn message for a missing target
         X = as_embeddings(X, None)
-        y = check_labels(y, len(X), set(self.tree.classes))
+        y, self.class_ids_, self.label_kind_ = fit_labels(y, len(X), set(self.tree.classes))
         cut = self.tree.superclasses
         assert cut is not None
         present = set(y.tolist())
-        self.classes_ = np.array(sorted(present), dtype=object)
         self.assignment_ = dict(cut.assignment)
         supers = [s for s in cut.superclasses if s in {self.assignment_[c] for c in present}]
         self.dim_ = self.n_features_in_ = X.shape[1]
@@ -228,7 +241,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
             rows = np.flatnonzero(sup == s)
             shard = self.shard_set_.new_shard(s)
             shard.add(X[rows], y[rows], superclass=s, source=[sources[i] for i in rows],
-                      refs=[refs_[i] for i in rows] if refs_ is not None else None)
+                      refs=[refs_[i] for i in rows] if refs_ is not None else None, allow_zero=True)
             self.shard_set_.append(s, shard)
         self._fit_router(X, y)
         self._fit_specialists(X, y)
@@ -237,8 +250,8 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
     def _open_shards(self) -> ShardSet:
         """An empty shard set on the ``backend``."""
         if parse_backend(self.backend)[0] != "faiss" and (self.specialist != "memory" or self.router == "head"):
-            raise InputError("a Milvus backend holds memory shards: use router='memory' or 'centroids' "
-                             "and specialist='memory'")
+            raise InputError("a Milvus backend holds memory shards only: route with memory or centroids and "
+                             "specialise with memory (--router memory|centroids --specialist memory)")
         return ShardSet.create(self.backend, self.dim_, k=self.k, voting=self.voting,
                                temperature=self.temperature, fingerprint=self.fingerprint)
 
@@ -255,8 +268,8 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
 
     def class_groups(self) -> list[np.ndarray]:
         """Each superclass's classes, as sorted column indices into ``classes_`` (in ``superclasses_`` order)."""
-        index = {c: i for i, c in enumerate(self.classes_)}
-        return [np.array(sorted(index[c] for c in self.classes_ if self.assignment_[c] == s))
+        index = {c: i for i, c in enumerate(self.class_ids_)}
+        return [np.array(sorted(index[c] for c in self.class_ids_ if self.assignment_[c] == s))
                 for s in self.superclasses_]
 
     def _fit_specialists(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -264,9 +277,9 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         self.specialists_: DeltaSpecialists | FullSpecialists | None = None
         if self.specialist == "memory":
             return
-        index = {c: i for i, c in enumerate(self.classes_)}
+        index = {c: i for i, c in enumerate(self.class_ids_)}
         yi = np.array([index[c] for c in y])
-        self.base_ = fit_head(X, yi, len(self.classes_), hidden=self.head_hidden,
+        self.base_ = fit_head(X, yi, len(self.class_ids_), hidden=self.head_hidden,
                               epochs=self.head_epochs, seed=self.seed)
         spec = DeltaSpecialists(self.delta_rank) if self.specialist == "delta" else FullSpecialists()
         self.specialists_ = spec.fit(self.base_, X, yi, self.class_groups(),
@@ -291,7 +304,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
             router drops ``exclude_superclasses`` from the route.
         """
         self.check_fitted()
-        return self._route(as_embeddings(X, self.dim_), steer)
+        return self._route(as_embeddings(X, self.dim_, owner=type(self).__name__), steer)
 
     def _route(self, X: np.ndarray, steer: Steer | None) -> np.ndarray:
         """Stage 1 on validated embeddings."""
@@ -304,20 +317,20 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
 
     def _within(self, s: int, X: np.ndarray, steer: Steer | None = None) -> np.ndarray:
         """P(class | superclass s) over all classes_, shape (n, n_classes)."""
-        out = np.zeros((len(X), len(self.classes_)))
+        out = np.zeros((len(X), len(self.class_ids_)))
         lam = self.cache_lambda if self.specialists_ is not None else 1.0
         if self.specialists_ is not None:
             out[:, self.class_groups()[s]] = (1 - lam) * self.specialists_.proba_in(s, X)
         shard = self.shards_[s]
         if lam > 0 and len(shard):
-            index = {c: i for i, c in enumerate(self.classes_)}
+            index = {c: i for i, c in enumerate(self.class_ids_)}
             out[:, [index[c] for c in shard.classes_]] += lam * shard.predict_proba(X, steer=steer)
         return out
 
     def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
         if y_true is None:
             raise InputError("oracle routing needs y_true, the true classes of the queries")
-        y = check_labels(y_true, n, set(self.classes_))
+        y = check_labels(y_true, n, set(self.class_ids_))
         idx = {s: i for i, s in enumerate(self.superclasses_)}
         return np.array([idx[self.assignment_[c]] for c in y])
 
@@ -340,7 +353,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
             ``cache_lambda`` their memory part is.
         """
         self.check_fitted()
-        X = as_embeddings(X, self.dim_)
+        X = as_embeddings(X, self.dim_, owner=type(self).__name__)
         routing = routing or self.routing
         if routing not in ROUTINGS:
             raise InputError(f"routing must be one of {ROUTINGS}, got {routing!r}")
@@ -357,7 +370,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
             weights = np.take_along_axis(route, chosen, 1)
             if routing == "hard":
                 weights = np.ones_like(weights)
-        out = np.zeros((len(X), len(self.classes_)))
+        out = np.zeros((len(X), len(self.class_ids_)))
         for j in range(chosen.shape[1]):
             for s in np.unique(chosen[:, j]):
                 rows = np.flatnonzero(chosen[:, j] == s)
@@ -366,15 +379,39 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
     def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
-        """Predicted classes, shape (n,), object array of str.
+        """Predicted classes, shape (n,), of the labels' type (see ``classes_``).
 
         A query on which nothing voted (every neighbour silenced or steered
-        away) gets ``None``, as in :meth:`memory.VisualMemory.predict`.
+        away) gets ``None`` (the array is then of dtype object), as in
+        :meth:`memory.VisualMemory.predict`.
         """
+        return self._decode(self._predict_ids(X, **kwargs))
+
+    def _predict_ids(self, X: Any, **kwargs: Any) -> np.ndarray:
+        """Predicted class ids, object array with ``None`` where nothing voted."""
         proba = self.predict_proba(X, **kwargs)
-        out = self.classes_[proba.argmax(1)].astype(object)
+        out = self.class_ids_[proba.argmax(1)].astype(object)
         out[proba.sum(1) == 0] = None
         return out
+
+    def _decode(self, ids: np.ndarray) -> np.ndarray:
+        """Class ids (``None`` allowed) as labels of the type the classifier was fitted on."""
+        missing = np.array([c is None for c in ids], dtype=bool)
+        if not missing.any():
+            return decode_labels(ids, self.label_kind)
+        out = np.empty(len(ids), dtype=object)
+        out[~missing] = decode_labels(ids[~missing], self.label_kind)
+        return out
+
+    @property
+    def label_kind(self) -> str:
+        """``"int"`` when fitted on integer labels, else ``"str"``."""
+        return getattr(self, "label_kind_", "str")
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The classes with data, as labels of the type fitted on; see the class docstring."""
+        return decode_labels(self.class_ids_, self.label_kind)
 
     def predict_superclass(self, X: Any, **kwargs: Any) -> np.ndarray:
         """Stage-1 top superclass per query, shape (n,), object array of str."""
@@ -382,7 +419,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any, **kwargs: Any) -> float:
         """Top-1 accuracy."""
-        pred = self.predict(X, **({"y_true": y} if kwargs.get("routing") == "oracle" else {}), **kwargs)
+        pred = self._predict_ids(X, **({"y_true": y} if kwargs.get("routing") == "oracle" else {}), **kwargs)
         return float(np.mean(pred == np.asarray(as_strings(y, len(pred), "y"), dtype=object)))
 
     def explain(self, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
@@ -431,3 +468,9 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         fitted = f", {self.n_entries} entries" if hasattr(self, "shard_set_") else ""
         return (f"TwoStageClassifier(router={self.router!r}, specialist={self.specialist!r}, "
                 f"routing={self.routing!r}{fitted})")
+
+
+# ``__new__`` dispatches to the network-level classifier; the constructor's parameters are
+# ``__init__``'s (what ``inspect.signature`` and scikit-learn read).
+TwoStageClassifier.__signature__ = inspect.signature(TwoStageClassifier.__init__).replace(  # type: ignore[attr-defined]
+    parameters=list(inspect.signature(TwoStageClassifier.__init__).parameters.values())[1:])

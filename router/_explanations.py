@@ -38,7 +38,7 @@ class RoutedExplanation:
 def explain_routed(clf: TwoStageClassifier, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
     """The route and the stage-2 neighbours behind each of ``clf``'s predictions (see
     :meth:`TwoStageClassifier.explain`)."""
-    X = as_embeddings(X, getattr(clf, "dim_", None))
+    X = as_embeddings(X, getattr(clf, "dim_", None), owner=type(clf).__name__)
     steer = kwargs.get("steer")
     route = clf.route_proba(X, steer=steer)
     proba = clf.predict_proba(X, **kwargs)
@@ -60,10 +60,10 @@ def explain_routed(clf: TwoStageClassifier, X: Any, *, top: int = 5, **kwargs: A
         order = orders[q]
         best = np.argsort(-proba[q], kind="stable")[:top]
         out.append(RoutedExplanation(
-            prediction=str(clf.classes_[int(best[0])]),
+            prediction=str(clf.class_ids_[int(best[0])]),
             route={names[clf.superclasses_[i]]: float(route[q, i]) for i in order},
             searched=[clf.superclasses_[i] for i in order[:width]],
-            probabilities={str(clf.classes_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
+            probabilities={str(clf.class_ids_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
             neighbours=neighbours[q],
         ))
     return out

@@ -153,6 +153,11 @@ class NetworkTwoStage(ShardMemories):
         self.assemble(split, generalist, classes, restrict_cut(tree.superclasses, classes), specialists)
         return self
 
+    @property
+    def class_ids_(self) -> np.ndarray:
+        """The classes as the tree's class ids: ``classes_`` (they are strings here)."""
+        return self.classes_
+
     def assemble(self, split: BackboneSplit, generalist: Tail, classes: Sequence[str], cut: SuperclassMap,
                  specialists: TailSpecialists | None) -> None:
         """Install trained parts: what :meth:`fit` ends with and what a load rebuilds."""

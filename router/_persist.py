@@ -121,7 +121,8 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
         "format": FORMAT, "version": FORMAT_VERSION,
         "options": {k: getattr(clf, k) for k in _OPTIONS},
         "router_state": clf.router_.state(),
-        "classes": [str(c) for c in clf.classes_], "superclasses": list(clf.superclasses_),
+        "classes": [str(c) for c in clf.class_ids_], "label_kind": clf.label_kind,
+        "superclasses": list(clf.superclasses_),
         "assignment": clf.assignment_, "dim": clf.dim_, "entries": clf.n_entries,
     }
     with snapshot_writer(clf, root, manifest, listed=lambda rel: not _covered_by_shard(Path(rel))) as tmp:
@@ -182,6 +183,9 @@ def _parse(raw: bytes, snap: Path) -> dict[str, Any]:
     if not all(isinstance(c, str) for c in [*manifest["classes"], *manifest["superclasses"],
                                               *manifest["assignment"], *manifest["assignment"].values()]):
         raise _bad(snap, "classes, superclasses and the assignment must be strings")
+    kind = manifest.setdefault("label_kind", "str")  # models saved before integer labels were kept
+    if kind not in ("str", "int") or (kind == "int" and not all(c.lstrip("-").isdigit() for c in manifest["classes"])):
+        raise _bad(snap, f"manifest field 'label_kind' is {kind!r}; it must be 'str', or 'int' with integer classes")
     return manifest  # type: ignore[no-any-return]
 
 
@@ -264,7 +268,8 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
         raise _bad(snap, f"class {wrong[0]!r} is assigned to another superclass than in its tree")
     if [s for s in supers if s not in cut.superclasses] or len(set(supers)) != len(supers):
         raise _bad(snap, "its superclasses are not those of its tree's cut")
-    clf.classes_ = np.array(classes, dtype=object)
+    clf.class_ids_ = np.array(classes, dtype=object)
+    clf.label_kind_ = manifest["label_kind"]
     clf.assignment_ = dict(assignment)
     clf.dim_ = clf.n_features_in_ = int(manifest["dim"])
     settings = {"k": clf.k, "voting": clf.voting, "temperature": clf.temperature}
@@ -295,7 +300,7 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
     clf.base_, clf.specialists_ = None, None
     if clf.specialist != "memory":
         clf.base_ = _head_from(_torch_load(snap, "base.pt", files))
-        if clf.base_.n_out != len(clf.classes_) or clf.base_.dim != clf.dim_:
+        if clf.base_.n_out != len(clf.class_ids_) or clf.base_.dim != clf.dim_:
             raise _bad(snap, "base.pt does not match the classes or the dimension")
         if clf.specialist == "delta":
             if "deltas.npz" not in files:

@@ -262,12 +262,12 @@ def write_evaluation(out: str | os.PathLike[str], clf: Any, X: np.ndarray, y: Se
     flat_pred = np.asarray(flat.classes_)[fp.argmax(1)]  # what flat.predict gives, without a second search
     op = clf.predict_proba(X, routing="oracle", y_true=y)
     col = {c: i for i, c in enumerate(flat.classes_)}
-    fp = fp[:, [col[c] for c in clf.classes_]]  # the routed column order
+    fp = fp[:, [col[c] for c in clf.class_ids_]]  # the routed column order
     write_predictions(out / "predictions.csv", refs, list(y), {
         "flat": (flat_pred, None, fp),
-        "routed": (clf.classes_[rp.argmax(1)], clf.predict_superclass(X), rp),
-        "oracle": (clf.classes_[op.argmax(1)], true_sup, op),
-    }, clf.tree, classes=clf.classes_)
+        "routed": (clf.class_ids_[rp.argmax(1)], clf.predict_superclass(X), rp),
+        "oracle": (clf.class_ids_[op.argmax(1)], true_sup, op),
+    }, clf.tree, classes=clf.class_ids_)
     return [out / "metrics.json", out / "predictions.csv"]
 
 

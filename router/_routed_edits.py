@@ -17,7 +17,7 @@ import numpy as np
 from hierarchy import UnknownClassError
 from memory import InputError, UnknownEntryError, as_embeddings, as_strings
 
-from ._labels import check_labels
+from ._labels import check_labels, label_ids
 from ._routers import CentroidRouter
 
 if TYPE_CHECKING:
@@ -36,11 +36,13 @@ class RoutedEditsMixin:
     router: str
     router_: Any
     shard_set_: ShardSet
-    classes_: np.ndarray
+    class_ids_: np.ndarray
     assignment_: dict[str, str]
     dim_: int
     superclasses_: list[str]
     shards_: list[Any]
+
+    label_kind: str
 
     def check_fitted(self) -> None:  # provided by TwoStageClassifier
         raise NotImplementedError
@@ -83,8 +85,8 @@ class RoutedEditsMixin:
         """
         self.check_fitted()
         self._require_memory_specialists("add")
-        X = as_embeddings(X, self.dim_)
-        y = check_labels(y, len(X), set(self.classes_))
+        X = as_embeddings(X, self.dim_, owner=type(self).__name__)
+        y = check_labels(y, len(X), set(self.class_ids_))
         sources = as_strings(source, len(X), "source")
         if refs is not None and len(refs) != len(X):
             raise InputError(f"got {len(refs)} refs for {len(X)} embeddings; give one per row")
@@ -126,14 +128,18 @@ class RoutedEditsMixin:
         """
         self.check_fitted()
         self._require_memory_specialists("add_class")
-        X = as_embeddings(X, self.dim_)
-        if cls in set(self.classes_.tolist()):
+        cls = str(cls)
+        if self.label_kind == "int" and not cls.lstrip("-").isdigit():
+            raise InputError(f"class {cls!r} is not an integer, but this classifier was fitted on integer "
+                             "labels; name the new class by an integer")
+        X = as_embeddings(X, self.dim_, owner=type(self).__name__)
+        if cls in set(self.class_ids_.tolist()):
             raise InputError(f"class {cls!r} is already present; use add() for more samples")
-        before = (self.tree, dict(self.assignment_), self.classes_)
+        before = (self.tree, dict(self.assignment_), self.class_ids_)
         try:
             return self._add_class(cls, X, superclass, source, refs, wordnet)
         except BaseException:  # nothing of a failed add_class stays behind
-            self.tree, self.assignment_, self.classes_ = before
+            self.tree, self.assignment_, self.class_ids_ = before
             raise
 
     def _add_class(self, cls: str, X: np.ndarray, superclass: str | None, source: Any,
@@ -144,7 +150,7 @@ class RoutedEditsMixin:
         if superclass is not None and superclass != self.tree.superclass_of(cls):
             self.tree = self.tree.with_class(cls, superclass=superclass, wordnet=wordnet)
         self.assignment_[cls] = placed
-        self.classes_ = np.array([*self.classes_.tolist(), cls], dtype=object)  # other columns stay put
+        self.class_ids_ = np.array([*self.class_ids_.tolist(), cls], dtype=object)  # other columns stay put
         self.add(X, [cls] * len(X), source=source, refs=refs)
         return placed
 
@@ -152,12 +158,13 @@ class RoutedEditsMixin:
         """Unlearn a class: its entries leave its shard; returns the removed ids."""
         self.check_fitted()
         self._require_memory_specialists("remove_class")
-        if cls not in set(self.classes_.tolist()):
+        cls = str(cls)
+        if cls not in set(self.class_ids_.tolist()):
             raise UnknownClassError(f"unknown class {cls!r}: it has no data in this classifier")
         s = self.assignment_[cls]
         shard = self._shard_of(s)
         removed = shard.remove(label=cls)
-        self.classes_ = np.array([c for c in self.classes_ if c != cls], dtype=object)
+        self.class_ids_ = np.array([c for c in self.class_ids_ if c != cls], dtype=object)
         if isinstance(self.router_, CentroidRouter):
             self.router_.refresh(shard, s, [cls])
         return removed
@@ -168,6 +175,7 @@ class RoutedEditsMixin:
         self._require_memory_specialists("remove")
         if source is None and label is None:
             raise InputError("give source and/or label to remove")
+        label = label_ids(label)
         out = {}
         for s, shard in zip(self.superclasses_, self.shards_):
             try:
@@ -182,8 +190,8 @@ class RoutedEditsMixin:
             raise UnknownEntryError(
                 f"no entry has source {source!r} and label {label!r}; see 'supersub memory info'"
             )
-        self.classes_ = np.array(
-            [c for c in self.classes_ if any(c in sh.classes_ for sh in self.shards_)], dtype=object)
+        self.class_ids_ = np.array(
+            [c for c in self.class_ids_ if any(c in sh.classes_ for sh in self.shards_)], dtype=object)
         return out
 
     def set_weight(self, weight: float, *, label: Any = None, source: Any = None) -> dict[str, np.ndarray]:
@@ -199,6 +207,7 @@ class RoutedEditsMixin:
         self._require_memory_specialists("set_weight")
         if label is None and source is None:
             raise InputError("give label and/or source to set weights")
+        label = label_ids(label)
         out: dict[str, np.ndarray] = {}
         for s, shard in zip(self.superclasses_, self.shards_):
             try:

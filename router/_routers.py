@@ -128,7 +128,7 @@ class CentroidRouter:
                 cents = vecs.mean(0, keepdims=True)
             else:
                 cents = ((weights[:, None] * vecs).sum(0, keepdims=True) / weights.sum()).astype(np.float32)
-            self.memory.add(cents, superclass, source=c, weight=float(weights.mean()))
+            self.memory.add(cents, superclass, source=c, weight=float(weights.mean()), allow_zero=True)
 
     def proba(self, X: np.ndarray, steer: Steer | None = None) -> np.ndarray:
         """Superclass probabilities; class- and superclass-level steering applies to the centroids.

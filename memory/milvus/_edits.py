@@ -24,14 +24,19 @@ class MilvusEditMixin(MilvusState):
     """Add, select, remove and re-weight entries (see :class:`memory.MilvusMemory`)."""
 
     def add(self, X: Any, labels: Any, *, ids: Any = None, superclass: Any = "", source: Any = "default",
-            refs: Any = None, weight: float = 1.0) -> np.ndarray:
+            refs: Any = None, weight: float = 1.0, allow_zero: bool = False) -> np.ndarray:
         """Add embeddings with their metadata; see :meth:`memory.VisualMemory.add`.
 
-        Everything is validated before the first row is written.
+        Everything is validated before the first row is written.  Zero
+        vectors are refused even with ``allow_zero``: Milvus's cosine metric
+        is undefined on them.
         """
         with self._lock:
             rows = prepare_rows(X, labels, dim=self.dim, ids=ids, superclass=superclass, source=source,
-                                refs=refs, weight=weight)
+                                refs=refs, weight=weight, allow_zero=allow_zero)
+            if allow_zero and not np.linalg.norm(rows.X, axis=1).all():
+                raise InputError("a Milvus memory cannot hold zero vectors (cosine similarity is undefined "
+                                 "on them); drop those rows or use the faiss backend")
             for name, values, limit in (("labels", rows.labels, MAX_TEXT), ("superclass", rows.superclasses,
                                         MAX_TEXT), ("source", rows.sources, MAX_TEXT),
                                         ("refs", [r or "" for r in rows.refs], MAX_REF)):

@@ -94,11 +94,11 @@ class MilvusShard:
             raise InputError(f"the shard of {self.superclass!r} is empty; add entries before searching")
 
     def add(self, X: Any, labels: Any, *, ids: Any = None, superclass: Any = None, source: Any = "default",
-            refs: Any = None, weight: float = 1.0) -> np.ndarray:
+            refs: Any = None, weight: float = 1.0, allow_zero: bool = False) -> np.ndarray:
         if superclass not in (None, "", self.superclass):
             raise InputError(f"this shard holds superclass {self.superclass!r}, not {superclass!r}")
         return self.store.add(X, labels, ids=ids, superclass=self.superclass, source=source, refs=refs,
-                              weight=weight)
+                              weight=weight, allow_zero=allow_zero)
 
     def select(self, ids: Any = None, *, label: Any = None, source: Any = None,
                superclass: Any = None) -> np.ndarray:

@@ -60,6 +60,26 @@ def test_balanced_remainder_superclass_excludes_carved_subtrees(tiny_tree):
             " (other)" if set(tiny_tree.classes_under(shared)) != set(members) else "")
 
 
+def test_a_remainder_that_is_one_subtree_takes_that_subtree_as_its_superclass():
+    """A hand-written hierarchy: the balanced cut names its two parents, not the root and a class."""
+    tree = ClassTree.from_parents({"red_round": "warm", "green_box": "cool", "blue_wedge": "cool",
+                                   "warm": "root", "cool": "root"})
+    cut = cut_balanced(tree, 2)
+    assert cut.superclasses == ("warm", "cool") and cut.names == {"warm": "warm", "cool": "cool"}
+    assert cut.assignment == {"red_round": "warm", "green_box": "cool", "blue_wedge": "cool"}
+    deeper = ClassTree.from_parents({"a1": "A", "a2": "A", "b1": "B", "c1": "root", "A": "root", "B": "root"})
+    cut = cut_balanced(deeper, 2)  # the root keeps B's class and its own: a true remainder
+    assert cut.superclasses == ("root", "A") and cut.names["root"] == "root (other)"
+
+
+def test_no_remainder_is_exactly_the_classes_of_one_node(tiny_tree):
+    cut = cut_balanced(tiny_tree, 10)
+    for s in cut.superclasses:
+        if set(tiny_tree.classes_under(s)) != set(cut.members(s)):  # a remainder: no node holds exactly these
+            node = tiny_tree.lca(*cut.members(s))
+            assert set(tiny_tree.classes_under(node)) != set(cut.members(s))
+
+
 @pytest.mark.parametrize("bad", [0, -1, 201, 2.5])
 def test_balanced_bad_n(tiny_tree, bad):
     with pytest.raises(HierarchyError, match="n must be an integer between 1 and"):

@@ -53,7 +53,12 @@ def predict(args: argparse.Namespace) -> int:
 
 def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, neighbours: int,
                         routing: str | None, m: int | None, typical: float | None = None) -> None:
-    names = clf.tree  # type: ignore[attr-defined]
+    tree = clf.tree  # type: ignore[attr-defined]
+
+    def shown(cls: str) -> str:  # a wnid with its label; a mapping-file class is its own label
+        label = tree.label(cls)
+        return cls if label == cls else f"{cls}  {label}"
+
     explanations = clf.explain(X, top=top, routing=routing, m=m)  # type: ignore[attr-defined]
     for path, e in zip(titles, explanations):
         print(f"{path}")
@@ -64,10 +69,10 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
         route = list(e.route.items())[:3]
         print("  route: " + ", ".join(f"{n} {p:.2f}" for n, p in route))
         for cls, p in e.probabilities.items():
-            print(f"  {p:6.3f}  {cls}  {names.label(cls)}")
+            print(f"  {p:6.3f}  {shown(cls)}")
         for nb in e.neighbours[:neighbours]:
             print(f"    neighbour {nb.id:>7}  sim {nb.similarity:.3f}  weight {nb.weight:.3g}  "
-                  f"{nb.label} {names.label(nb.label)}  [{nb.source}] {nb.ref or ''}")
+                  f"{shown(nb.label)}  [{nb.source}] {nb.ref or ''}")
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -51,6 +51,25 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def bf16_peak_gflops(m: int = 2048, k: int = 1280, n: int = 16384, repeats: int = 5) -> float:
+    """Best bf16 matrix-multiply rate of this machine through torch (AMX / AVX-512 BF16), in GFLOP/s.
+
+    The shape is the scoring product's: queries by dimension by memory rows.
+    """
+    import torch
+
+    a = torch.randn(m, k).to(torch.bfloat16)
+    b = torch.randn(n, k).to(torch.bfloat16)
+    with torch.no_grad():
+        a @ b.T  # warm up
+        best = np.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ b.T
+            best = min(best, time.perf_counter() - t)
+    return 2 * m * k * n / best / 1e9
+
+
 def clustered(n: int, dim: int, n_classes: int, seed: int, spread: float = 1.0,
               centres: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gaussian clusters around unit centres; returns X (float32), y (str), centres."""

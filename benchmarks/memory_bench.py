@@ -4,24 +4,48 @@
     python benchmarks/memory_bench.py --quick    # a small run to check it works
 
 Writes benchmarks/results/memory.json.  Exact search is bound by matrix-multiply
-FLOPs, so the run also measures this machine's single-precision matmul peak and
-reports the fraction of it that the search reaches.
+FLOPs, so the run also measures this machine's fp32 and bf16 matmul peaks and
+reports the fraction of each that the search reaches: faiss's ``IndexFlatIP``
+(both of its exact kernels), the memory's bf16-scored search with its fp32
+re-rank (top-10 ids compared with faiss's on every query), the memory's fp32
+path, scikit-learn, an IVF index and, on Tiny-ImageNet, the routed classifier
+over the same entries.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import Timer, best_of, clustered, matmul_peak_gflops, write_result  # noqa: E402
+from benchmarks._common import (Timer, best_of, bf16_peak_gflops, clustered,  # noqa: E402
+                                matmul_peak_gflops, write_result)
 from memory import VisualMemory  # noqa: E402
+from memory.store import SCORING_ENV, blas_for_small_batches, scoring_mode  # noqa: E402
+
+
+@contextlib.contextmanager
+def scoring(mode: str) -> Iterator[None]:
+    """Run the block with ``SUPERSUB_SCORING=mode``."""
+    saved = os.environ.get(SCORING_ENV)
+    os.environ[SCORING_ENV] = mode
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[SCORING_ENV]
+        else:
+            os.environ[SCORING_ENV] = saved
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -67,9 +91,19 @@ def main(argv: list[str] | None = None) -> dict:
                  "entries": args.entries, "dim": args.dim, "queries": args.queries, "k": args.k,
                  "timing": f"best of {args.repeats}"}
 
-    peak = matmul_peak_gflops()
+    peak, peak16 = matmul_peak_gflops(), bf16_peak_gflops()
     out["matmul_peak_gflops"] = round(peak, 1)
-    print(f"matmul peak: {peak:.1f} GFLOP/s")
+    out["bf16_matmul_peak_gflops"] = round(peak16, 1)
+    out["default_scoring"] = default = scoring_mode()
+    print(f"matmul peak: fp32 {peak:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s; "
+          f"default scoring here: {out['default_scoring']}")
+    search_flops = 2.0 * args.queries * args.entries * args.dim
+
+    def rate(secs: float) -> dict:
+        gflops = search_flops / secs / 1e9
+        return {"queries_per_s": round(args.queries / secs, 1), "seconds": round(secs, 3),
+                "gflops": round(gflops, 1), "fraction_of_fp32_peak": round(gflops / peak, 3),
+                "fraction_of_bf16_peak": round(gflops / peak16, 3)}
 
     mem = VisualMemory(k=args.k, voting="plurality", progress=False)
     with Timer() as t:
@@ -78,17 +112,69 @@ def main(argv: list[str] | None = None) -> dict:
     out["add_per_s"] = round(args.entries / t.s)
     print(f"add: {t.s:.2f} s ({args.entries / t.s:,.0f} entries/s)")
 
-    mem.predict(Q[:200])  # warm up
-    ours, secs = best_of(lambda: mem.predict(Q), args.repeats)
-    search_flops = 2.0 * args.queries * args.entries * args.dim
-    out["exact"] = {
-        "queries_per_s": round(args.queries / secs, 1),
-        "seconds": round(secs, 3),
-        "gflops": round(search_flops / secs / 1e9, 1),
-        "fraction_of_peak": round(search_flops / secs / 1e9 / peak, 3),
-        "accuracy": round(float(np.mean(ours == qy)), 4),
+    # faiss on its own, with both of its exact kernels: BLAS (what the memory's fp32 path
+    # uses) and its direct kernel (faiss's default below 128,000 queries).
+    Xn = mem.index_.vectors()
+    Qn = np.ascontiguousarray(Q / np.linalg.norm(Q, axis=1, keepdims=True), dtype=np.float32)
+    flat = faiss.IndexFlatIP(args.dim)
+    flat.add(Xn)
+    with blas_for_small_batches():
+        flat.search(Qn[:200], args.k)
+        (_, faiss_ids), secs = best_of(lambda: flat.search(Qn, args.k), args.repeats)
+    out["faiss"] = {"kernel": "BLAS sgemm", **rate(secs)}
+    print(f"faiss IndexFlatIP (BLAS): {args.queries / secs:,.0f} q/s, {search_flops / secs / 1e9:.0f} GFLOP/s")
+    (_, direct_ids), secs = best_of(lambda: flat.search(Qn, args.k), 1)
+    out["faiss_direct"] = {"kernel": "faiss's own kernel, all queries in one call", **rate(secs)}
+    print(f"faiss IndexFlatIP (direct kernel): {args.queries / secs:,.0f} q/s")
+    small_ids, secs = best_of(lambda: np.concatenate([flat.search(Qn[i : i + 50], args.k)[1]
+                                                     for i in range(0, args.queries, 50)]), 1)
+    out["faiss_small_batches"] = {"kernel": "faiss's own kernel, 50 queries a call", **rate(secs)}
+    print(f"faiss IndexFlatIP (small batches): {args.queries / secs:,.0f} q/s")
+    flat.reset()  # frees its copy of the vectors
+    faiss_ids = {"blas": faiss_ids, "direct": direct_ids, "small": small_ids}
+
+    def same(a: np.ndarray, b: np.ndarray) -> int:
+        return int(np.all(a == b, axis=1).sum())
+
+    # faiss's kernels round differently in the last bits, so they may order near-ties differently.
+    out["faiss_kernels_identical_top10"] = {
+        "blas_vs_direct": same(faiss_ids["blas"], faiss_ids["direct"]),
+        "blas_vs_small": same(faiss_ids["blas"], faiss_ids["small"]),
+        "direct_vs_small": same(faiss_ids["direct"], faiss_ids["small"]),
     }
-    print(f"exact (ours): {args.queries / secs:,.0f} q/s, {search_flops / secs / 1e9:.0f} GFLOP/s")
+    print("faiss's kernels against each other, identical top-10 rows:", out["faiss_kernels_identical_top10"])
+
+    # The memory's exact search, scored in bf16 or int8 and re-ranked in fp32, then in fp32 only.
+    for mode in ("bf16", "int8"):
+        with scoring(mode):
+            mem.index_.lowp = None
+            with Timer() as t:
+                mem.search(Q[:200], args.k)  # builds the low-precision copy
+            (_, ids), secs = best_of(lambda: mem.search(Q, args.k), args.repeats)
+        out[f"{mode}_exact"] = {
+            **rate(secs),
+            "ratio_vs_faiss": round(out["faiss"]["seconds"] / secs, 2),
+            **{f"identical_top10_vs_faiss_{name}": same(ids, ref) for name, ref in faiss_ids.items()},
+            "copy_bytes": int(mem.index_.lowp.nbytes),
+            "copy_build_s": round(t.s, 3),
+        }
+        row = out[f"{mode}_exact"]
+        print(f"{mode} + fp32 re-rank (ours): {args.queries / secs:,.0f} q/s, {row['ratio_vs_faiss']}x faiss; "
+              f"identical top-{args.k} rows: {row['identical_top10_vs_faiss_blas']:,} vs faiss BLAS, "
+              f"{row['identical_top10_vs_faiss_direct']:,} vs faiss direct, "
+              f"{row['identical_top10_vs_faiss_small']:,} vs faiss small batches, of {args.queries:,}")
+    out["fp32_vectors_bytes"] = int(args.entries * args.dim * 4)
+    with scoring(default):
+        mem.predict(Q[:200])
+        ours, secs = best_of(lambda: mem.predict(Q), args.repeats)
+    out["exact"] = {**rate(secs), "scoring": default, "accuracy": round(float(np.mean(ours == qy)), 4)}
+    print(f"exact predict (ours, {default} scoring): {args.queries / secs:,.0f} q/s")
+    with scoring("fp32"):
+        mem.predict(Q[:200])
+        ours32, secs = best_of(lambda: mem.predict(Q), args.repeats)
+    out["exact_fp32"] = {**rate(secs), "scoring": "fp32",
+                         "same_predictions_as_default": bool(np.array_equal(ours32, ours))}
+    print(f"exact predict (ours, fp32 scoring): {args.queries / secs:,.0f} q/s")
 
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -124,6 +210,23 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"{args.ivf} nprobe={args.nprobe}: {args.queries / secs:,.0f} q/s, recall@10 {recall:.3f}, "
           f"{out['approximate']['ratio_vs_sklearn']}x sklearn (build {build_s:.1f} s)")
+
+    if args.data == "tiny":  # routed over the same memory: centroid router, one exact shard per superclass
+        from hierarchy import shipped_tree
+        from router import TwoStageClassifier
+
+        clf = TwoStageClassifier(shipped_tree("tiny-imagenet-200"), k=args.k).fit(X, y)
+        routed: dict = {"router": "centroids", "superclasses": len(clf.superclasses_)}
+        for mode in dict.fromkeys((default, "fp32")):
+            with scoring(mode):
+                clf.predict(Q[:200])
+                pred, secs = best_of(lambda: clf.predict(Q), args.repeats)
+            routed[mode] = {"queries_per_s": round(args.queries / secs, 1), "seconds": round(secs, 3),
+                            "accuracy": round(float(np.mean(pred == qy)), 4)}
+            print(f"routed ({mode} scoring): {args.queries / secs:,.0f} q/s, top-1 {routed[mode]['accuracy']:.3f}")
+        routed["ratio_vs_flat"] = round(routed[default]["queries_per_s"] / out["exact"]["queries_per_s"], 2)
+        out["routed"] = routed
+        del clf
 
     doomed = np.random.default_rng(2).choice(mem.ids_, 1000, replace=False)
     with Timer() as t:

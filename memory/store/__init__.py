@@ -7,10 +7,12 @@ saved model goes through, the voting functions, and the entry table and vector
 index a :class:`VisualMemory` is made of.
 """
 
+from ._scoring import (SCORING_ENV, SCORING_MODES, Bf16Vectors, Int8Vectors, LowPrecisionVectors,
+                       bf16_error_bound, scoring_mode)
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
-from ._index import VectorIndex
+from ._index import LOWP_MIN_PAIRS, VectorIndex
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._query import QUERY_CHUNK
@@ -30,21 +32,28 @@ from ._voting import VOTING_RULES, class_scores, decisions, get_voting, probabil
 
 __all__ = [
     "BLAS_THRESHOLD",
+    "Bf16Vectors",
     "COLUMNS",
     "CacheModel",
     "EntryTable",
     "Explanation",
     "FORMAT",
     "FORMAT_VERSION",
+    "Int8Vectors",
+    "LOWP_MIN_PAIRS",
+    "LowPrecisionVectors",
     "Neighbour",
     "PruneReport",
     "QUERY_CHUNK",
+    "SCORING_ENV",
+    "SCORING_MODES",
     "Snapshot",
     "Steer",
     "VOTING_RULES",
     "VectorIndex",
     "VisualMemory",
     "Vocab",
+    "bf16_error_bound",
     "blas_for_small_batches",
     "build_explanations",
     "class_scores",
@@ -63,6 +72,7 @@ __all__ = [
     "prune_redundant",
     "register_voting",
     "save_memory",
+    "scoring_mode",
     "set_origin",
     "snapshot_writer",
     "verify_files",

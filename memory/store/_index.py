@@ -8,6 +8,11 @@ out, and the approximate index is rebuilt once they exceed
 ``rebuild_fraction`` of the entries.  Searches run with faiss's BLAS
 threshold lowered inside a scoped block (:func:`blas_for_small_batches`),
 never as a process-wide setting.
+
+Large exact searches of the ``"Flat"`` index score in bf16 or int8 on the
+matrix units and re-rank in fp32 where the CPU has them (:mod:`._scoring`),
+with faiss's results; the low-precision copy of the vectors is built on the
+first such search and kept in step with additions.
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ import faiss
 import numpy as np
 
 from .._errors import InputError
+from ._scoring import Bf16Vectors, Int8Vectors, LowPrecisionVectors, scoring_mode
 from ._faiss import blas_for_small_batches
 
 if TYPE_CHECKING:
     from ._table import EntryTable
 
-__all__ = ["VectorIndex"]
+__all__ = ["LOWP_MIN_PAIRS", "VectorIndex"]
+
+#: Searches scoring fewer (query, vector) pairs than this stay on faiss's fp32 kernels.
+LOWP_MIN_PAIRS = 1 << 20
+_SCORERS: dict[str, type[LowPrecisionVectors]] = {"bf16": Bf16Vectors, "int8": Int8Vectors}
 
 
 class VectorIndex:
@@ -49,6 +59,7 @@ class VectorIndex:
         self.ann_ids = np.empty(0, dtype=np.int64)
         self.tomb = np.empty(0, dtype=np.int64)
         self.synced = False  # the approximate index holds every current id
+        self.lowp: LowPrecisionVectors | None = None  # built on the first low-precision search
         if spec != "Flat":
             try:
                 faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
@@ -89,12 +100,22 @@ class VectorIndex:
         except BaseException:
             if self.flat.ntotal > before:
                 self.flat.remove_ids(faiss.IDSelectorRange(before, self.flat.ntotal))
+            self.lowp = None
             raise
         self.synced = False
 
     def add_batch(self, X: np.ndarray) -> None:
-        """Append one batch of normalised vectors to the exact index."""
+        """Append one batch of normalised vectors to the exact index (and its low-precision copy, if built)."""
         self.flat.add(X)
+        if self.lowp is not None:
+            if not self.lowp.accepts(X):
+                self.lowp = None  # rebuilt on the next search
+                return
+            try:
+                self.lowp.append(X)
+            except BaseException:
+                self.lowp = None
+                raise
 
     def remove(self, rows: np.ndarray, ids: np.ndarray) -> None:
         """Remove ``rows`` (sorted positions) whose entry ids are ``ids``.
@@ -107,6 +128,7 @@ class VectorIndex:
         if removed != len(rows):  # pragma: no cover - faiss removes every listed row
             raise RuntimeError(f"faiss removed {removed} of {len(rows)} rows")
         self.tomb = tomb
+        self.lowp = None  # rebuilt on the next search
 
     def copy(self) -> VectorIndex:
         """An independent copy of the exact vectors (the approximate index is rebuilt on demand)."""
@@ -153,6 +175,19 @@ class VectorIndex:
             base.hnsw.efSearch = int(self.ef_search)
 
     # --------------------------------------------------------------- search
+    def _lowp_copy(self, pairs: int) -> LowPrecisionVectors | None:
+        """The low-precision copy, built now if needed, when a search of ``pairs`` pairs should use one."""
+        if self.spec != "Flat" or pairs < LOWP_MIN_PAIRS:
+            return None
+        mode = scoring_mode()
+        if mode == "fp32":
+            return None
+        if self.lowp is None or self.lowp.mode != mode or self.lowp.n != self.flat.ntotal:
+            copy = _SCORERS[mode](self.dim)
+            copy.append(self.vectors())
+            self.lowp = copy
+        return self.lowp
+
     def search(self, Q: np.ndarray, k: int, mask: np.ndarray | None,
                table: EntryTable) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (sims, rows) of normalised queries (q, dim) among the rows ``mask`` allows.
@@ -170,7 +205,17 @@ class VectorIndex:
         rows = np.full((Q.shape[0], k), -1, dtype=np.int64)
         if mask is not None and not mask.any():
             return sims, rows
-        kk = min(k, n if mask is None else int(mask.sum()))
+        n_allowed = n if mask is None else int(mask.sum())
+        kk = min(k, n_allowed)
+        lowp = self._lowp_copy(Q.shape[0] * n_allowed)
+        if lowp is None:
+            return self._search_fp32(Q, kk, mask, table, sims, rows)
+        sims[:, :kk], rows[:, :kk] = lowp.search(Q, self.vectors(), kk, mask)
+        return sims, rows
+
+    def _search_fp32(self, Q: np.ndarray, kk: int, mask: np.ndarray | None, table: EntryTable,
+                     sims: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = self.flat.ntotal
         if mask is not None:
             n_out = n - int(mask.sum())
             if n_out <= 256 and self.ann is None and self.spec == "Flat":
@@ -208,7 +253,7 @@ class VectorIndex:
 
     # ------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("flat", "ann")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("flat", "ann", "lowp")}
         flat, ann, ann_ids = self.to_bytes()
         state["_bytes"] = (flat, ann, ann_ids)
         return state
@@ -216,7 +261,7 @@ class VectorIndex:
     def __setstate__(self, state: dict[str, Any]) -> None:
         flat, ann, ann_ids = state.pop("_bytes")
         self.__dict__.update(state)
-        self.ann = None
+        self.ann, self.lowp = None, None
         self.restore(faiss.deserialize_index(np.frombuffer(flat, dtype=np.uint8)),
                      None if ann is None else faiss.deserialize_index(np.frombuffer(ann, dtype=np.uint8)),
                      ann_ids)
@@ -231,7 +276,7 @@ class VectorIndex:
 
     def restore(self, flat: Any, ann: Any = None, ann_ids: np.ndarray | None = None) -> None:
         """Install loaded faiss indexes (see :meth:`to_bytes` for ``ann_ids``)."""
-        self.flat = flat
+        self.flat, self.lowp = flat, None
         if ann is not None and ann_ids is not None:
             self.ann, self.ann_ids, self.tomb = ann, ann_ids[ann_ids >= 0], -1 - ann_ids[ann_ids < 0]
             self.set_search_params()

@@ -91,19 +91,16 @@ def main(argv: list[str] | None = None) -> dict:
                  "entries": args.entries, "dim": args.dim, "queries": args.queries, "k": args.k,
                  "timing": f"best of {args.repeats}"}
 
-    peak, peak16 = matmul_peak_gflops(), bf16_peak_gflops()
-    out["matmul_peak_gflops"] = round(peak, 1)
-    out["bf16_matmul_peak_gflops"] = round(peak16, 1)
+    # Peaks are measured before and after the searches and the higher one kept: the machine is shared.
+    peak, peak16 = matmul_peak_gflops(repeats=10), bf16_peak_gflops(repeats=10)
     out["default_scoring"] = default = scoring_mode()
     print(f"matmul peak: fp32 {peak:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s; "
           f"default scoring here: {out['default_scoring']}")
     search_flops = 2.0 * args.queries * args.entries * args.dim
 
-    def rate(secs: float) -> dict:
-        gflops = search_flops / secs / 1e9
+    def rate(secs: float) -> dict:  # the fractions of peak are added at the end
         return {"queries_per_s": round(args.queries / secs, 1), "seconds": round(secs, 3),
-                "gflops": round(gflops, 1), "fraction_of_fp32_peak": round(gflops / peak, 3),
-                "fraction_of_bf16_peak": round(gflops / peak16, 3)}
+                "gflops": round(search_flops / secs / 1e9, 1)}
 
     mem = VisualMemory(k=args.k, voting="plurality", progress=False)
     with Timer() as t:
@@ -246,6 +243,13 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"save {out['save_s']:.2f} s, load {out['load_s']:.2f} s")
+    peak, peak16 = max(peak, matmul_peak_gflops(repeats=10)), max(peak16, bf16_peak_gflops(repeats=10))
+    out["matmul_peak_gflops"], out["bf16_matmul_peak_gflops"] = round(peak, 1), round(peak16, 1)
+    for row in list(out.values()):
+        if isinstance(row, dict) and "gflops" in row:
+            row["fraction_of_fp32_peak"] = round(row["gflops"] / peak, 3)
+            row["fraction_of_bf16_peak"] = round(row["gflops"] / peak16, 3)
+    print(f"matmul peaks, best of before and after: fp32 {peak:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s")
     if not args.no_write and not args.quick:
         print("wrote", write_result("memory", out))
     return out

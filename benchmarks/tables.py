@@ -33,8 +33,8 @@ def memory_table(r: dict) -> str:
     q, default = r["queries"], r["default_scoring"]
 
     def speed(row: dict) -> str:
-        return (f"{row['gflops']} GFLOP/s = {row['fraction_of_fp32_peak']:.0%} of fp32 peak, "
-                f"{row['fraction_of_bf16_peak']:.0%} of bf16 peak")
+        return (f"{row['gflops']} effective GFLOP/s (2·q·n·d / time) = {row['fraction_of_fp32_peak']:.0%} of "
+                f"the fp32 peak, {row['fraction_of_bf16_peak']:.0%} of the bf16 peak")
 
     rows = [
         f"{r['entries']:,} entries x {r['dim']}-d, {q:,} queries, k = {r['k']}; data: {r['data']}; "

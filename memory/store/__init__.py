@@ -7,8 +7,8 @@ saved model goes through, the voting functions, and the entry table and vector
 index a :class:`VisualMemory` is made of.
 """
 
-from ._scoring import (SCORING_ENV, SCORING_MODES, Bf16Vectors, Int8Vectors, LowPrecisionVectors,
-                       bf16_error_bound, scoring_mode)
+from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
+from ._scoring import SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_scores, fp32_error_bound, scoring_mode
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
@@ -60,7 +60,9 @@ __all__ = [
     "compress",
     "decisions",
     "edit_memory",
+    "exact_scores",
     "fit_cache",
+    "fp32_error_bound",
     "get_voting",
     "harm_counts",
     "load_snapshot",

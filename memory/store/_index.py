@@ -24,7 +24,8 @@ import faiss
 import numpy as np
 
 from .._errors import InputError
-from ._scoring import Bf16Vectors, Int8Vectors, LowPrecisionVectors, scoring_mode
+from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
+from ._scoring import scoring_mode
 from ._faiss import blas_for_small_batches
 
 if TYPE_CHECKING:

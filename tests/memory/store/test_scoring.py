@@ -1,17 +1,11 @@
-"""bf16 and int8 scoring with fp32 re-ranking return the exact top k: faiss's answer, ties by row."""
-
-import pickle
+"""The scoring mode, its error bounds and the fp32 re-rank kernel."""
 
 import faiss
 import numpy as np
 import pytest
 
-from memory import VisualMemory
-from memory.store import _index
-from memory.store._scoring import (SCORING_ENV, Bf16Vectors, Int8Vectors, _bf16_accumulates_in_fp32,
-                                   _mode_for_cpu, bf16_error_bound, exact_scores, scoring_mode)
-
-SCORERS = pytest.mark.parametrize("scorer", [Bf16Vectors, Int8Vectors], ids=["bf16", "int8"])
+from memory.store import SCORING_ENV, bf16_error_bound, exact_scores, scoring_mode
+from memory.store._scoring import _bf16_accumulates_in_fp32, _mode_for_cpu
 
 
 def unit(A):
@@ -19,113 +13,9 @@ def unit(A):
     return np.ascontiguousarray(A / np.linalg.norm(A, axis=1, keepdims=True))
 
 
-def brute_force(X, Q, k, mask=None):
-    """Every allowed vector scored in fp32 by the re-rank's kernel; descending, equal scores by row."""
-    allowed = np.arange(len(X)) if mask is None else np.flatnonzero(mask)
-    rows = np.broadcast_to(allowed, (len(Q), len(allowed)))
-    S = exact_scores(Q, X, rows)
-    order = np.lexsort((rows, -S), axis=1)[:, :k]
-    return np.take_along_axis(S, order, 1), np.take_along_axis(rows, order, 1)
-
-
-def faiss_search(X, Q, k, mask=None):
-    """IndexFlatIP's answer, 50 queries a call (the arithmetic the re-rank uses)."""
-    allowed = np.arange(len(X)) if mask is None else np.flatnonzero(mask)
-    index = faiss.IndexFlatIP(X.shape[1])
-    index.add(np.ascontiguousarray(X[allowed]))
-    parts = [index.search(Q[i : i + 50], k) for i in range(0, len(Q), 50)]
-    return np.concatenate([p[0] for p in parts]), allowed[np.concatenate([p[1] for p in parts])]
-
-
-def lowp_search(scorer, X, Q, k, mask=None):
-    copy = scorer(X.shape[1])
-    copy.append(X[: len(X) // 3])  # grown in two steps, as a memory grows
-    if copy.accepts(X[len(X) // 3 :]):
-        copy.append(X[len(X) // 3 :])
-    else:  # beyond the int8 scale: rebuilt, as the index does
-        copy = scorer(X.shape[1])
-        copy.append(X)
-    return copy.search(Q, X, k, mask)
-
-
-def assert_exact(got, X, Q, k, mask=None, ties_expected=False):
-    """The answer is the brute-force one bit for bit, and faiss's wherever faiss's has no equal scores."""
-    want = brute_force(X, Q, k, mask)
-    assert np.array_equal(got[1], want[1])
-    assert np.array_equal(got[0], want[0])
-    fs, fr = faiss_search(X, Q, min(k + 1, len(X) if mask is None else int(mask.sum())), mask)
-    untied = ~(fs[:, 1:] == fs[:, :-1]).any(axis=1)
-    assert np.array_equal(got[1][untied], fr[untied, :k])
-    np.testing.assert_allclose(got[0], fs[:, :k], atol=1e-6)
-    if ties_expected is not None:
-        assert (~untied).any() == ties_expected
-
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
-
-
-@SCORERS
-def test_random_vectors_match_faiss_bit_for_bit(scorer, rng):
-    X = unit(rng.standard_normal((3000, 96)))
-    Q = unit(rng.standard_normal((700, 96)))  # more than one block of queries
-    for k in (1, 10, 100):
-        assert_exact(lowp_search(scorer, X, Q, k), X, Q, k)
-
-
-@SCORERS
-def test_near_ties_far_inside_the_low_precision_error_need_the_fp32_rerank(scorer, rng):
-    """Hundreds of vectors whose scores differ by less than bf16 can resolve, at the top-k boundary."""
-    centre = rng.standard_normal(64)
-    X = unit(centre + 3e-2 * rng.standard_normal((600, 64)))  # 600 near-copies: scores within ~1e-3
-    X = unit(np.concatenate([X, rng.standard_normal((2000, 64))]))
-    Q = unit(centre + 3e-2 * rng.standard_normal((50, 64)))
-    eps, _ = bf16_error_bound(64)
-    s, _ = faiss_search(X, Q, 600)
-    assert (s[:, 0] - s[:, -1]).max() < eps  # all 600 are within the bf16 error of one another
-    for k in (10, 300):  # the first 64 candidates cannot certify: the search must widen
-        assert_exact(lowp_search(scorer, X, Q, k), X, Q, k, ties_expected=None)
-
-
-@SCORERS
-def test_exact_duplicates_are_ordered_by_row(scorer, rng):
-    base = unit(rng.standard_normal((40, 32)))
-    X = np.ascontiguousarray(np.repeat(base, 5, axis=0)[rng.permutation(200)])
-    Q = unit(rng.standard_normal((30, 32)))
-    for k in (3, 12):
-        s, r = lowp_search(scorer, X, Q, k)
-        assert_exact((s, r), X, Q, k, ties_expected=True)
-        tied = s[:, 1:] == s[:, :-1]
-        assert tied.any() and (r[:, 1:][tied] > r[:, :-1][tied]).all()
-
-
-@SCORERS
-def test_k_equal_to_the_memory_size_ranks_everything(scorer, rng):
-    X = unit(rng.standard_normal((300, 24)))
-    Q = unit(rng.standard_normal((20, 24)))
-    assert_exact(lowp_search(scorer, X, Q, 300), X, Q, 300, ties_expected=None)
-
-
-@SCORERS
-def test_masks_of_a_few_exclusions_and_of_a_shard(scorer, rng):
-    X = unit(rng.standard_normal((2000, 48)))
-    Q = unit(rng.standard_normal((100, 48)))
-    few = np.ones(2000, dtype=bool)
-    few[rng.choice(2000, 40, replace=False)] = False
-    shard = np.zeros(2000, dtype=bool)
-    shard[rng.choice(2000, 300, replace=False)] = True
-    for mask in (few, shard):
-        assert_exact(lowp_search(scorer, X, Q, 10, mask), X, Q, 10, mask)
-        everything = int(mask.sum())  # among ~2,000 random scores, equal fp32 pairs happen
-        assert_exact(lowp_search(scorer, X, Q, everything, mask), X, Q, everything, mask, ties_expected=None)
-
-
-@SCORERS
-def test_a_k_out_of_range_is_refused(scorer, rng):
-    X = unit(rng.standard_normal((10, 8)))
-    with pytest.raises(ValueError, match="k=11"):
-        lowp_search(scorer, X, X, 11)
 
 
 def test_the_bf16_product_stays_inside_the_documented_error_bound(rng):
@@ -139,36 +29,6 @@ def test_the_bf16_product_stays_inside_the_documented_error_bound(rng):
     eps, g = bf16_error_bound(1280)
     assert err <= eps
     assert eps < 0.0125 and g < 1e-4  # the margin the re-rank pays for
-
-
-def test_the_int8_bound_holds_on_adversarial_rows(rng):
-    X = unit(np.concatenate([np.abs(rng.standard_normal((300, 512))) + 0.5, rng.standard_normal((300, 512)),
-                             np.eye(512)[:50]]))
-    Q = unit(np.concatenate([X[:40], rng.standard_normal((40, 512)), np.eye(512)[50:60]]))
-    copy = Int8Vectors(512)
-    copy.append(X)
-    S, factor, eps = copy._score(Q, copy.buf[: copy.n])
-    approx = S.numpy().astype(np.float64) * factor[:, None]
-    err = np.abs(approx - Q.astype(np.float64) @ X.astype(np.float64).T).max(axis=1)
-    assert (err <= eps).all()
-    assert eps.max() < 0.1  # a usable margin for unit vectors
-
-
-def test_an_int8_copy_refuses_a_row_beyond_its_scale_and_the_index_rebuilds_it(rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
-    monkeypatch.setenv(SCORING_ENV, "int8")
-    X = unit(rng.standard_normal((400, 16)))
-    index = _index.VectorIndex(16)
-    index.add(X)
-    index.search(X[:30], 5, None, None)
-    assert index.lowp is not None and index.lowp.mode == "int8"
-    spike = np.zeros((1, 16), dtype=np.float32)
-    spike[0, 3] = 1.0  # larger than any component so far
-    assert not index.lowp.accepts(spike)
-    index.add(spike)
-    assert index.lowp is None
-    s, r = index.search(spike, 1, None, None)
-    assert r[0, 0] == 400 and index.lowp.n == 401
 
 
 def test_the_environment_variable_chooses_the_path(monkeypatch):
@@ -188,85 +48,11 @@ def test_the_cpu_flags_choose_the_default():
     assert _mode_for_cpu(frozenset({"avx2", "fma"})) == "fp32"
 
 
-def _memory(X, y):
-    mem = VisualMemory(k=10, progress=False)
-    mem.add(X, y, superclass=[f"s{int(label[1:]) % 4}" for label in y])
-    return mem
-
-
-MODES = pytest.mark.parametrize("mode", ["bf16", "int8"])
-
-
-@MODES
-def test_the_memory_uses_the_path_and_agrees_with_fp32_through_edits(mode, rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
-    X = rng.standard_normal((4000, 64)).astype(np.float32)
-    y = np.array([f"c{i % 20}" for i in range(4000)])
-    Q = rng.standard_normal((300, 64)).astype(np.float32)
-    monkeypatch.setenv(SCORING_ENV, mode)
-    fast = _memory(X[:3000], y[:3000])
-    monkeypatch.setenv(SCORING_ENV, "fp32")
-    slow = _memory(X[:3000], y[:3000])
-
-    def check(steps):
-        for kwargs in ({}, {"superclass": "s1"}, {"superclass": list(np.resize(["s0", "s2"], len(Q)))}):
-            monkeypatch.setenv(SCORING_ENV, mode)
-            got = fast.search(Q, 10, **kwargs)
-            monkeypatch.setenv(SCORING_ENV, "fp32")
-            want = slow.search(Q, 10, **kwargs)
-            np.testing.assert_array_equal(got[1], want[1], err_msg=steps)
-            np.testing.assert_allclose(got[0], want[0], atol=1e-6, err_msg=steps)
-        monkeypatch.setenv(SCORING_ENV, mode)
-        np.testing.assert_array_equal(fast.predict(Q), slow.predict(Q), err_msg=steps)
-
-    monkeypatch.setenv(SCORING_ENV, mode)
-    fast.search(Q[:5], 10)
-    assert fast.index_.lowp is not None and fast.index_.lowp.mode == mode and fast.index_.lowp.n == 3000
-    check("built")
-    for m in (fast, slow):
-        m.add(X[3000:], y[3000:], superclass=[f"s{int(label[1:]) % 4}" for label in y[3000:]])
-    assert fast.index_.lowp is None or fast.index_.lowp.n == 4000  # appended (int8: unless beyond its scale)
-    check("added")
-    for m in (fast, slow):
-        m.remove(m.ids_[::7])
-    assert fast.index_.lowp is None  # rebuilt on the next search
-    check("removed")
-    fast, slow = pickle.loads(pickle.dumps(fast)), pickle.loads(pickle.dumps(slow))
-    check("pickled")
-
-
-def test_with_fp32_forced_no_copy_is_made(rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
-    monkeypatch.setenv(SCORING_ENV, "fp32")
-    X = rng.standard_normal((500, 16)).astype(np.float32)
-    mem = _memory(X, np.array([f"c{i % 5}" for i in range(500)]))
-    mem.search(X[:50], 5)
-    assert mem.index_.lowp is None
-
-
-@MODES
-def test_small_searches_stay_on_faiss(mode, rng, monkeypatch):
-    monkeypatch.setenv(SCORING_ENV, mode)
-    X = rng.standard_normal((500, 16)).astype(np.float32)
-    mem = _memory(X, np.array([f"c{i % 5}" for i in range(500)]))
-    mem.search(X[:50], 5)  # 25,000 pairs, under LOWP_MIN_PAIRS
-    assert mem.index_.lowp is None
-
-
-@MODES
-def test_the_index_answers_duplicates_by_row_whatever_the_batch(mode, rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
-    monkeypatch.setenv(SCORING_ENV, mode)
-    base = unit(rng.standard_normal((300, 40)))
-    X = np.ascontiguousarray(np.repeat(base, 4, axis=0)[rng.permutation(1200)])
-    Q = unit(np.concatenate([base[:40] + 0.05 * rng.standard_normal((40, 40)), rng.standard_normal((40, 40))]))
-    index = _index.VectorIndex(40)
+def test_the_rerank_kernel_is_faiss_small_batch_arithmetic(rng):
+    X = unit(rng.standard_normal((3000, 1280)))
+    Q = unit(rng.standard_normal((50, 1280)))
+    index = faiss.IndexFlatIP(1280)
     index.add(X)
-    shard = np.zeros(1200, dtype=bool)
-    shard[::3] = True
-    for mask in (None, shard):
-        got = index.search(Q, 10, mask, None)
-        assert index.lowp is not None and index.lowp.mode == mode
-        assert_exact(got, X, Q, 10, mask, ties_expected=True)
-        one = index.search(Q[5:6], 10, mask, None)  # a lone query gets the same answer as in a batch
-        assert np.array_equal(one[1], got[1][5:6]) and np.array_equal(one[0], got[0][5:6])
+    s, r = index.search(Q, 10)
+    assert np.array_equal(exact_scores(Q, X, r), s)
+    assert np.isneginf(exact_scores(Q, X, np.full((2, 3), -1))).all()

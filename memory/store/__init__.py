@@ -12,7 +12,7 @@ from ._scoring import SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_scores
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
-from ._index import LOWP_MIN_PAIRS, VectorIndex
+from ._index import LOWP_ALWAYS_ROWS, LOWP_MIN_PAIRS, LOWP_MIN_ROWS, VectorIndex, use_low_precision
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._query import QUERY_CHUNK
@@ -40,7 +40,9 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "Int8Vectors",
+    "LOWP_ALWAYS_ROWS",
     "LOWP_MIN_PAIRS",
+    "LOWP_MIN_ROWS",
     "LowPrecisionVectors",
     "Neighbour",
     "PruneReport",
@@ -75,6 +77,7 @@ __all__ = [
     "register_voting",
     "save_memory",
     "scoring_mode",
+    "use_low_precision",
     "set_origin",
     "snapshot_writer",
     "verify_files",

@@ -31,10 +31,21 @@ from ._faiss import blas_for_small_batches
 if TYPE_CHECKING:
     from ._table import EntryTable
 
-__all__ = ["LOWP_MIN_PAIRS", "VectorIndex"]
+__all__ = ["LOWP_ALWAYS_ROWS", "LOWP_MIN_PAIRS", "LOWP_MIN_ROWS", "VectorIndex", "use_low_precision"]
 
-#: Searches scoring fewer (query, vector) pairs than this stay on faiss's fp32 kernels.
-LOWP_MIN_PAIRS = 1 << 20
+#: When an exact search takes the low-precision pass: over at least ``LOWP_ALWAYS_ROWS`` allowed
+#: vectors, or over at least ``LOWP_MIN_ROWS`` with at least ``LOWP_MIN_PAIRS`` (query, vector)
+#: pairs.  Measured on Tiny-ImageNet embeddings (1280-d, k = 10): against 100k vectors the
+#: int8 pass beats faiss from one query (15 against 32 ms); against 10k, from about 500
+#: queries; against 2k, not at 1,000 queries, where its fixed cost per block dominates.
+LOWP_ALWAYS_ROWS = 1 << 16
+LOWP_MIN_ROWS = 1 << 13
+LOWP_MIN_PAIRS = 1 << 23
+
+
+def use_low_precision(queries: int, rows: int) -> bool:
+    """Whether an exact search of ``queries`` against ``rows`` allowed vectors takes the low-precision pass."""
+    return rows >= LOWP_ALWAYS_ROWS or (rows >= LOWP_MIN_ROWS and queries * rows >= LOWP_MIN_PAIRS)
 _SCORERS: dict[str, type[LowPrecisionVectors]] = {"bf16": Bf16Vectors, "int8": Int8Vectors}
 
 
@@ -176,9 +187,9 @@ class VectorIndex:
             base.hnsw.efSearch = int(self.ef_search)
 
     # --------------------------------------------------------------- search
-    def _lowp_copy(self, pairs: int) -> LowPrecisionVectors | None:
-        """The low-precision copy, built now if needed, when a search of ``pairs`` pairs should use one."""
-        if self.spec != "Flat" or pairs < LOWP_MIN_PAIRS:
+    def _lowp_copy(self, queries: int, rows: int) -> LowPrecisionVectors | None:
+        """The low-precision copy, built now if needed, when a search should use one."""
+        if self.spec != "Flat" or not use_low_precision(queries, rows):
             return None
         mode = scoring_mode()
         if mode == "fp32":
@@ -208,7 +219,7 @@ class VectorIndex:
             return sims, rows
         n_allowed = n if mask is None else int(mask.sum())
         kk = min(k, n_allowed)
-        lowp = self._lowp_copy(Q.shape[0] * n_allowed)
+        lowp = self._lowp_copy(Q.shape[0], n_allowed)
         if lowp is None:
             return self._search_fp32(Q, kk, mask, table, sims, rows)
         sims[:, :kk], rows[:, :kk] = lowp.search(Q, self.vectors(), kk, mask)

@@ -241,8 +241,10 @@ class Int8Vectors(LowPrecisionVectors):
         sq = np.where(top > 0, top / 127, 1.0)
         Qi = np.clip(np.rint(Q / sq[:, None]), -127, 127)
         l1 = np.abs(Qi).sum(axis=1) * sq  # |q^|_1
-        eps = self.scale / 2 * l1 + sq / 2 * self.l1
-        eps = eps * (1 + 2.0**-40) + 2.0**-40  # the float64 arithmetic of the bound itself
+        # Half a step each, widened for the fp32 division that quantised the vectors (x / s is
+        # rounded before rint) and for the fp32 sum that measured L; then for this float64 arithmetic.
+        eps = self.scale / 2 * (1 + 2.0**-14) * l1 + sq / 2 * self.l1 * (1 + self.dim * 2.0**-23)
+        eps = eps * (1 + 2.0**-40) + 2.0**-40
         from torch import _int_mm  # torch's int8 GEMM (oneDNN; the one torchao builds on); int32 out
 
         S = _int_mm(torch.from_numpy(Qi.astype(np.int8)), base.T)

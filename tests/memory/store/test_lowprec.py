@@ -65,6 +65,11 @@ def assert_exact(got, X, Q, k, mask=None, ties_expected=False):
         assert (~untied).any() == ties_expected
 
 
+def always_low_precision(monkeypatch):
+    for name in ("LOWP_ALWAYS_ROWS", "LOWP_MIN_ROWS", "LOWP_MIN_PAIRS"):
+        monkeypatch.setattr(_index, name, 0)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
@@ -146,7 +151,7 @@ def test_the_int8_bound_holds_on_adversarial_rows(rng):
 
 
 def test_an_int8_copy_refuses_a_row_beyond_its_scale_and_the_index_rebuilds_it(rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
+    always_low_precision(monkeypatch)
     monkeypatch.setenv(SCORING_ENV, "int8")
     X = unit(rng.standard_normal((400, 16)))
     index = _index.VectorIndex(16)
@@ -173,7 +178,7 @@ MODES = pytest.mark.parametrize("mode", ["bf16", "int8"])
 
 @MODES
 def test_the_memory_uses_the_path_and_agrees_with_fp32_through_edits(mode, rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
+    always_low_precision(monkeypatch)
     X = rng.standard_normal((4000, 64)).astype(np.float32)
     y = np.array([f"c{i % 20}" for i in range(4000)])
     Q = rng.standard_normal((300, 64)).astype(np.float32)
@@ -210,7 +215,7 @@ def test_the_memory_uses_the_path_and_agrees_with_fp32_through_edits(mode, rng, 
 
 
 def test_with_fp32_forced_no_copy_is_made(rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
+    always_low_precision(monkeypatch)
     monkeypatch.setenv(SCORING_ENV, "fp32")
     X = rng.standard_normal((500, 16)).astype(np.float32)
     mem = _memory(X, np.array([f"c{i % 5}" for i in range(500)]))
@@ -223,13 +228,13 @@ def test_small_searches_stay_on_faiss(mode, rng, monkeypatch):
     monkeypatch.setenv(SCORING_ENV, mode)
     X = rng.standard_normal((500, 16)).astype(np.float32)
     mem = _memory(X, np.array([f"c{i % 5}" for i in range(500)]))
-    mem.search(X[:50], 5)  # 25,000 pairs, under LOWP_MIN_PAIRS
+    mem.search(X[:50], 5)  # 500 rows, 25,000 pairs: under every threshold
     assert mem.index_.lowp is None
 
 
 @MODES
 def test_the_index_answers_duplicates_as_faiss_whatever_the_batch(mode, rng, monkeypatch):
-    monkeypatch.setattr(_index, "LOWP_MIN_PAIRS", 0)
+    always_low_precision(monkeypatch)
     monkeypatch.setenv(SCORING_ENV, mode)
     base = unit(rng.standard_normal((300, 40)))
     X = np.ascontiguousarray(np.repeat(base, 4, axis=0)[rng.permutation(1200)])
@@ -244,3 +249,9 @@ def test_the_index_answers_duplicates_as_faiss_whatever_the_batch(mode, rng, mon
         assert_exact(got, X, Q, 10, mask, ties_expected=True)
         one = index.search(Q[5:6], 10, mask, None)  # a lone query gets the same answer as in a batch
         assert np.array_equal(one[1], got[1][5:6]) and np.array_equal(one[0], got[0][5:6])
+
+
+def test_the_thresholds_follow_the_measured_crossover():
+    assert _index.use_low_precision(1, 100_000)  # a large memory: from one query
+    assert not _index.use_low_precision(64, 10_000) and _index.use_low_precision(1024, 10_000)
+    assert not _index.use_low_precision(100_000, 2_000)  # a small shard: never

@@ -53,9 +53,9 @@ not depend on the batch.
 the CPU decides: bf16 with AMX (whose bf16 tiles outrun its int8 ones, and
 bf16's bound is about 3.5x tighter: 0.012 against about 0.04 for 1280-d image
 embeddings), else int8 with AVX-512 VNNI or AVX-VNNI (without AMX, VNNI
-multiplies int8 at twice the bf16 rate; on such a CPU int8 searched 1.96x
-and bf16 1.73x as fast as faiss, ``benchmarks/memory_bench.py``), else bf16
-with AVX-512 BF16, else fp32.
+multiplies int8 at twice the bf16 rate; on such a CPU int8 searched 1.77x
+and bf16 1.62x as fast as faiss, ``benchmarks/results/memory.json``), else
+bf16 with AVX-512 BF16, else fp32.
 """
 
 from __future__ import annotations

@@ -7,15 +7,15 @@ saved model goes through, the voting functions, and the entry table and vector
 index a :class:`VisualMemory` is made of.
 """
 
-from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
-from ._scoring import SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_scores, fp32_error_bound, scoring_mode
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
 from ._index import LOWP_ALWAYS_ROWS, LOWP_MIN_PAIRS, LOWP_MIN_ROWS, VectorIndex, use_low_precision
+from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._query import QUERY_CHUNK
+from ._scoring import SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_scores, fp32_error_bound, scoring_mode
 from ._snapshot import (
     Snapshot,
     locked_edit,
@@ -77,10 +77,10 @@ __all__ = [
     "register_voting",
     "save_memory",
     "scoring_mode",
-    "use_low_precision",
     "set_origin",
     "snapshot_writer",
     "verify_files",
+    "use_low_precision",
     "vote_weights",
     "writer_lock",
 ]

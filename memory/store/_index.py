@@ -24,9 +24,9 @@ import faiss
 import numpy as np
 
 from .._errors import InputError
+from ._faiss import blas_for_small_batches
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._scoring import scoring_mode
-from ._faiss import blas_for_small_batches
 
 if TYPE_CHECKING:
     from ._table import EntryTable
@@ -46,6 +46,8 @@ LOWP_MIN_PAIRS = 1 << 23
 def use_low_precision(queries: int, rows: int) -> bool:
     """Whether an exact search of ``queries`` against ``rows`` allowed vectors takes the low-precision pass."""
     return rows >= LOWP_ALWAYS_ROWS or (rows >= LOWP_MIN_ROWS and queries * rows >= LOWP_MIN_PAIRS)
+
+
 _SCORERS: dict[str, type[LowPrecisionVectors]] = {"bf16": Bf16Vectors, "int8": Int8Vectors}
 
 

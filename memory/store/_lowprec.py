@@ -221,12 +221,15 @@ class Int8Vectors(LowPrecisionVectors):
         return self.n == 0 or len(X) == 0 or float(np.abs(X).max()) <= 127 * self.scale
 
     def append(self, X: np.ndarray) -> None:
-        if not self.accepts(X):
+        if len(X) == 0:
+            return
+        A = np.abs(X)
+        top = float(A.max())
+        if self.n == 0:
+            self.scale = max(top, 1e-30) / 127
+        elif top > 127 * self.scale:
             raise ValueError("a row exceeds the int8 scale; rebuild the copy")
-        if self.n == 0 and len(X):
-            self.scale = max(float(np.abs(X).max()), 1e-30) / 127
-        if len(X):
-            self.l1 = max(self.l1, float(np.abs(X).sum(axis=1).max()))
+        self.l1 = max(self.l1, float(A.sum(axis=1).max()))
         super().append(X)
 
     def _encode(self, X: np.ndarray) -> Any:

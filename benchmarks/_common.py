@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hierarchy import atomic_write
+from memory.store import SCORING_ENV
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -20,8 +23,17 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import faiss
 
+    from memory.store._scoring import _cpu_flags
+
+    model = ""
+    try:
+        model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    except OSError:
+        pass
     return {
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": model,
+        "matrix_flags": sorted(f for f in _cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512_vnni"))),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -105,3 +117,17 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.s = time.perf_counter() - self.t0
+
+
+@contextlib.contextmanager
+def scoring(mode: str) -> Iterator[None]:
+    """Run the block with ``SUPERSUB_SCORING=mode``."""
+    saved = os.environ.get(SCORING_ENV)
+    os.environ[SCORING_ENV] = mode
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[SCORING_ENV]
+        else:
+            os.environ[SCORING_ENV] = saved

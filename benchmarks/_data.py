@@ -91,7 +91,7 @@ def tiny(per_class: int | None = None, val_per_class: int | None = None, *, dev_
     """
     from memory import Embedder, embed_dataset, get_backbone, tiny_imagenet
 
-    emb = Embedder(get_backbone("lite0", size=size))
+    emb = Embedder(get_backbone("lite0", size=size), precision="fp32")  # the path the results were made with
     train_ds, val_ds = tiny_imagenet("train"), tiny_imagenet("val")
     if per_class:
         train_ds = train_ds.subset(per_class)

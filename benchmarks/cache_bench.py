@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     ds = tiny_imagenet("val")
     if args.quick:
         ds = ds.subset(20)
-    emb = Embedder(get_backbone("lite0", size=args.size), progress=False)
+    emb = Embedder(get_backbone("lite0", size=args.size), precision="fp32", progress=False)
     calls: list[int] = []
     real = emb.embed_images
     emb.embed_images = lambda images, **k: calls.append(len(images)) or real(images, **k)  # type: ignore[method-assign]

@@ -15,12 +15,9 @@ over the same entries.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -28,24 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (Timer, best_of, bf16_peak_gflops, clustered,  # noqa: E402
+from benchmarks._common import (Timer, best_of, bf16_peak_gflops, clustered, scoring,  # noqa: E402
                                 matmul_peak_gflops, write_result)
 from memory import VisualMemory  # noqa: E402
-from memory.store import SCORING_ENV, blas_for_small_batches, scoring_mode  # noqa: E402
-
-
-@contextlib.contextmanager
-def scoring(mode: str) -> Iterator[None]:
-    """Run the block with ``SUPERSUB_SCORING=mode``."""
-    saved = os.environ.get(SCORING_ENV)
-    os.environ[SCORING_ENV] = mode
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ[SCORING_ENV]
-        else:
-            os.environ[SCORING_ENV] = saved
+from memory.store import blas_for_small_batches, scoring_mode  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.data == "tiny":
         from memory import Embedder, embed_dataset, get_backbone, tiny_imagenet
 
-        emb = Embedder(get_backbone("lite0", size=128))
+        emb = Embedder(get_backbone("lite0", size=128), precision="fp32")
         train = embed_dataset(tiny_imagenet("train"), emb)
         val = embed_dataset(tiny_imagenet("val"), emb)
         X, y = train.X[: args.entries], train.labels[: args.entries]

@@ -1,7 +1,8 @@
 """bf16 autocast against fp32 on this CPU: matmul rate, the trunk, and fine-tuning the tail.
 
-    python benchmarks/precision_bench.py           # Tiny-ImageNet, writes results/precision.json
-    python benchmarks/precision_bench.py --quick   # a small subset; nothing written
+    python benchmarks/precision_bench.py               # Tiny-ImageNet, writes results/precision.json
+    python benchmarks/precision_bench.py --part heads  # only the heads part, updated in that file
+    python benchmarks/precision_bench.py --quick       # a small subset; nothing written
 
 Both sides of every comparison run in the same process on the same data:
 
@@ -10,7 +11,11 @@ Both sides of every comparison run in the same process on the same data:
   (channels-last) against fp32;
 * the generalist tail fine-tuned for the same epochs, same seed, on the cached trunk
   activations (train minus the 20-per-class dev split), in fp32 and with bf16 autocast:
-  training images/s and val top-1.
+  training images/s and val top-1;
+* the heads on frozen 1280-d embeddings (100k train minus the dev split, 10k val), each
+  trained in fp32 and under bf16 autocast with the same seed: the flat linear probe, the
+  two-stage classifier's MLP base head, and its int8 delta specialists (fitted on the fp32
+  base, scored within the true superclass): training seconds and val accuracy.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import write_result  # noqa: E402
+from benchmarks._common import machine, write_result  # noqa: E402
 from benchmarks.specialists_bench import Data  # noqa: E402
 from memory import Embedder  # noqa: E402
-from router import tail_logits, train_tail  # noqa: E402
+from router import DeltaSpecialists, fit_head, head_proba, tail_logits, train_tail  # noqa: E402
 
 
 def matmul_rates(n: int = 2048, repeats: int = 5) -> dict[str, float]:
@@ -82,12 +87,70 @@ def run(quick: bool = False, *, epochs: int = 3, seed: int = 0) -> dict[str, Any
     return out
 
 
+def heads(quick: bool = False, *, seed: int = 0) -> dict[str, Any]:
+    """fp32 against bf16 autocast training for the heads on frozen embeddings."""
+    from benchmarks._data import tiny
+
+    s = tiny(per_class=60, val_per_class=10, dev_per_class=10) if quick else tiny()
+    classes = s.classes
+    index = {c: i for i, c in enumerate(classes)}
+    yi, qi = np.array([index[c] for c in s.y]), np.array([index[c] for c in s.qy])
+    sup = s.superclass(classes)
+    groups = [np.flatnonzero(sup == g) for g in sorted(set(sup))]
+    rows: dict[str, Any] = {}
+
+    def timed(fn: Any) -> tuple[Any, float]:
+        t = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t
+
+    bases = {}
+    for name, hidden, epochs in (("linear probe", 0, 15), ("MLP base head (1024 hidden)", 1024, 10)):
+        row: dict[str, Any] = {}
+        for precision in ("fp32", "bf16"):
+            head, secs = timed(lambda: fit_head(s.X, yi, len(classes), hidden=hidden, epochs=epochs, seed=seed,
+                                                precision=precision))
+            row[precision] = {"seconds": round(secs, 1),
+                              "top1": round(float(np.mean(head_proba(head, s.Q).argmax(1) == qi)), 4)}
+            bases[(hidden, precision)] = head
+        rows[name] = row
+    base = bases[(1024, "fp32")]
+    row = {}
+    for precision in ("fp32", "bf16"):
+        spec, secs = timed(lambda: DeltaSpecialists(16).fit(base, s.X, yi, groups, epochs=5, seed=seed,
+                                                            precision=precision))
+        right = 0
+        for g, members in enumerate(groups):
+            q = np.flatnonzero(np.isin(qi, members))
+            right += int(np.sum(members[spec.proba_in(g, s.Q[q]).argmax(1)] == qi[q]))
+        row[precision] = {"seconds": round(secs, 1), "top1": round(right / len(qi), 4)}
+    rows["int8 delta specialists (rank 16), within the true superclass"] = row
+    for name, row in rows.items():
+        row["speedup"] = round(row["fp32"]["seconds"] / row["bf16"]["seconds"], 2)
+        row["top1_change_points"] = round(100 * (row["bf16"]["top1"] - row["fp32"]["top1"]), 2)
+        print(f"{name:<62} {row}", flush=True)
+    return {"machine": machine(), "rows": rows,
+            "setup": {"train": int(len(s.y)), "val": int(len(s.qy)), "classes": len(classes),
+                      "superclasses": len(groups), "seed": seed}}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a small subset; results are not written")
     ap.add_argument("--epochs", type=int, default=3, help="tail fine-tuning epochs for each precision")
+    ap.add_argument("--part", choices=["all", "heads"], default="all",
+                    help="heads: rerun only the heads part and update it in the results file")
     args = ap.parse_args(argv)
-    out = run(args.quick, epochs=args.epochs)
+    if args.part == "heads":
+        import json
+
+        from benchmarks._common import RESULTS
+
+        out = json.loads((RESULTS / "precision.json").read_text()) if not args.quick else {}
+        out["heads"] = heads(args.quick)
+    else:
+        out = run(args.quick, epochs=args.epochs)
+        out["heads"] = heads(args.quick)
     if not args.quick:
         print("wrote", write_result("precision", out))
     return out

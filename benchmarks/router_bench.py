@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "merge the result into router.json")
     args = ap.parse_args(argv)
 
-    emb = Embedder(get_backbone("lite0", size=128))
+    emb = Embedder(get_backbone("lite0", size=128), precision="fp32")
     train_ds, val_ds = tiny_imagenet("train"), tiny_imagenet("val")
     if args.quick:
         train_ds, val_ds = train_ds.subset(20), val_ds.subset(5)

@@ -93,15 +93,44 @@ def memory_table(r: dict) -> str:
 
 
 def embed_table(r: dict) -> str:
+    sizes = r["sizes"]
+    names = list(next(iter(sizes.values()))["paths"])
     rows = [
-        f"{r['backbone']}, batch {r['batch_size']}, {r['threads']} threads, {r['timing']}.",
+        f"{r['backbone']}, batch {r['batch_size']}, {r['threads']} threads, {r['timing']}; the same "
+        f"{r['images']} Tiny-ImageNet val images per resolution ({r['eager_images']} for eager torch). "
+        "Cosine: each path's features against ONNX Runtime fp32, mean (min).",
         "",
-        "| resolution | eager torch img/s | ONNX Runtime img/s | speed-up | max abs diff |",
-        "|---|---|---|---|---|",
+        "| resolution | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
     ]
-    for size, row in r["sizes"].items():
-        rows.append(f"| {size} px | {row['torch_img_per_s']} | {row['onnx_img_per_s']} | "
-                    f"**{row['speedup']}x** | {row['max_abs_diff']:.1e} |")
+    for size, row in sizes.items():
+        cells = []
+        for n in names:
+            p = row["paths"].get(n)
+            cells.append("–" if p is None else
+                         f"{p['img_per_s']:,.0f} img/s, **{p['vs_onnx']}x**, cos {p['cos_mean']:.4f} ({p['cos_min']:.4f})")
+        rows.append(f"| {size} px | " + " | ".join(cells) + " |")
+    d = r.get("dataset")
+    if d:
+        tr, va = d["splits"]["train"], d["splits"]["val"]
+        knn = d["knn"]
+        rows += [
+            "",
+            f"*All of Tiny-ImageNet at {d['size']} px with the default path* (`{d['path']}` on {d['runtime']}), "
+            "decoding overlapped with the model as `embed_dataset` does it:",
+            "",
+            "| split | images | wall s | img/s | decode s (img/s) | model s (img/s) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, sp in (("train", tr), ("val", va)):
+            rows.append(f"| {name} | {sp['images']:,} | {sp['wall_s']} | {sp['img_per_s']:,.0f} | "
+                        f"{sp['decode_s']} ({sp['decode_img_per_s']:,.0f}) | {sp['model_s']} ({sp['model_img_per_s']:,.0f}) |")
+        rows += ["", f"Flat kNN top-1 on val (k = {knn['k']}, 100k train as the memory); val cosine to fp32 "
+                     f"{d['cos_val_mean']:.4f} mean, {d['cos_val_min']:.4f} min:", "",
+                 "| embeddings | top-1 | change |", "|---|---|---|"]
+        for name, v in knn["top1"].items():
+            ch = knn["change_points"].get(name)
+            rows.append(f"| {name} | {100 * v:.2f}% | {'–' if ch is None else f'{ch:+.2f} points'} |")
     return "\n".join(rows)
 
 
@@ -260,6 +289,21 @@ def scale_table(r: dict) -> str:
                    f"{g['p50_ms']:.2f} / {g['p99_ms']:.2f} ms | {f['queries_per_s']:,.0f} | {g['queries_per_s']:,.0f} | "
                    f"**{f['routed_speedup_batched']}x** | {_pct(f['top1'])} | {_pct(g['top1'])} | "
                    f"{_mb(f['rss_growth_bytes'])} | {_mb(g['rss_growth_bytes'])} |")
+    if "fp32_scoring" in r["rows"][0]["flat"]:
+        out += ["", f"Exact scoring with the `{r['scoring']}` pass against fp32 only (`SUPERSUB_SCORING=fp32`), "
+                    f"same objects, same run. At {r['dim']}-d only single queries take the pass "
+                    "(batches need 1,024-d), so the batched ratio shows the run's noise:", "",
+                "| entries | system | p50 / p99 | fp32 p50 / p99 | p50 gain | q/s | fp32 q/s | batched ratio "
+                "| same predictions |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            for name in ("flat", "routed"):
+                a = row[name]
+                b = a["fp32_scoring"]
+                out.append(f"| {row['entries']:,} | {name} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} ms | "
+                           f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} ms | **{a['scoring_speedup_p50']}x** | "
+                           f"{a['queries_per_s']:,.0f} | {b['queries_per_s']:,.0f} | {a['scoring_speedup_batched']}x | "
+                           f"{a['identical_predictions']} |")
     out += ["", "| entries | index | recall@10 | q/s | p50 / p99 | build | RSS |", "|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         for spec, ix in row["indexes"].items():
@@ -363,6 +407,19 @@ def specialists_table(r: dict) -> str:
 
 def precision_table(r: dict) -> str:
     t, tl, m = r["trunk"], r["tail"], r["matmul_gflops"]
+    heads = []
+    if "heads" in r:
+        h = r["heads"]
+        hm = h["machine"]
+        heads = ["", f"*Heads on frozen embeddings* (`--part heads`, measured {hm['date']} on {hm['cpu_model']} "
+                     f"with {', '.join(hm['matrix_flags']) or 'no matrix units'}; {h['setup']['train']:,} train "
+                     f"and {h['setup']['val']:,} val embeddings, {h['setup']['superclasses']} superclasses):", "",
+                 "| head | fp32 s | bf16 s | speed-up | fp32 val acc. | bf16 val acc. | change |",
+                 "|---|---|---|---|---|---|---|"]
+        for name, row in h["rows"].items():
+            heads.append(f"| {name} | {row['fp32']['seconds']} | {row['bf16']['seconds']} | **{row['speedup']}x** | "
+                         f"{_pct(row['fp32']['top1'])} | {_pct(row['bf16']['top1'])} | "
+                         f"{row['top1_change_points']:+.2f} points |")
     return "\n".join([
         "| measurement | fp32 | bf16 autocast | bf16 / fp32 |", "|---|---|---|---|",
         f"| matmul 2048², GFLOP/s | {m['fp32']} | {m['bf16']} | **{r['matmul_speedup']}x** |",
@@ -372,6 +429,7 @@ def precision_table(r: dict) -> str:
         f"{tl['fp32']['images_per_s']} | {tl['bf16']['images_per_s']} | **{tl['speedup']}x** |",
         f"| tail fine-tuning, val top-1 | {_pct(tl['fp32']['top1'])} | {_pct(tl['bf16']['top1'])} | "
         f"{tl['top1_change_points']:+.2f} points |",
+        *heads,
     ])
 
 

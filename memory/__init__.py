@@ -30,6 +30,7 @@ from ._validation import as_embeddings, as_ids, as_strings, check_k
 from .embedding import (
     BACKBONES,
     DECODE_VERSION,
+    EMBED_PRECISION_ENV,
     IMAGE_SUFFIXES,
     MAX_IMAGE_PIXELS,
     TINY_IMAGENET_URL,
@@ -78,6 +79,7 @@ __all__ = [
     "BackboneSpec",
     "CacheModel",
     "DECODE_VERSION",
+    "EMBED_PRECISION_ENV",
     "DEFAULT_COLLECTION",
     "ConcurrentWriteError",
     "DataError",

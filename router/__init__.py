@@ -35,8 +35,10 @@ _SOURCES = {
     "RoutedExplanation": "._explanations",
     "FlatClassifier": "._flat",
     "Head": "._heads",
+    "TRAIN_PRECISION_ENV": "._heads",
     "fit_head": "._heads",
     "head_proba": "._heads",
+    "training_precision": "._heads",
     "NetworkTwoStage": "._network",
     "edit_classifier": "._persist",
     "load_classifier": "._persist",
@@ -98,6 +100,7 @@ __all__ = [
     "RoutedExplanation",
     "SECTIONS",
     "ShardSet",
+    "TRAIN_PRECISION_ENV",
     "Tail",
     "TailDeltas",
     "TailSpecialists",
@@ -128,6 +131,7 @@ __all__ = [
     "tail_features",
     "tail_logits",
     "train_tail",
+    "training_precision",
     "trunk_activations",
     "typical_similarity",
     "write_evaluation",
@@ -155,7 +159,7 @@ if TYPE_CHECKING:  # what static tools see
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation
     from ._flat import FlatClassifier
-    from ._heads import Head, fit_head, head_proba
+    from ._heads import Head, TRAIN_PRECISION_ENV, fit_head, head_proba, training_precision
     from ._network import NetworkTwoStage
     from ._persist import edit_classifier, load_classifier, save_classifier
     from ._pipeline import DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, evaluate, evaluate_with_flat, flat_from, match_classes, typical_similarity, write_evaluation

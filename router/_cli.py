@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--backbone", default="lite0", help="lite0, lite1, lite2, timm:NAME, torchvision:NAME")
     emb.add_argument("--size", type=_at_least(16), default=128, help="input resolution")
     emb.add_argument("--crop", type=_fraction, default=None, help="centre-crop fraction (default 0.875)")
-    emb.add_argument("--runtime", default="auto", choices=["auto", "onnx", "torch"])
+    emb.add_argument("--runtime", default="auto", choices=["auto", "onnx", "openvino", "torch"])
+    emb.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                     help="numeric path (default: bf16 where measured safe and the CPU runs it, else fp32)")
     emb.add_argument("--threads", type=_POSITIVE, default=None)
     emb.add_argument("--batch-size", type=_POSITIVE, default=64)
     emb.add_argument("--per-class", type=_POSITIVE, default=None, help="embed only N images per class")

@@ -95,11 +95,11 @@ def embed(args: argparse.Namespace) -> int:
     if args.per_class:
         ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
     backbone = m.get_backbone(args.backbone, size=args.size, crop_pct=args.crop)
-    embedder = m.Embedder(backbone, runtime=args.runtime, threads=args.threads,
+    embedder = m.Embedder(backbone, runtime=args.runtime, precision=args.precision, threads=args.threads,
                           batch_size=args.batch_size, progress=not args.no_progress)
     es = m.embed_dataset(ds, embedder, use_cache=not args.no_cache)  # type: ignore[arg-type]
     m.save_embeddings(es, args.output)
-    print(f"wrote {args.output}: {es!r} (runtime {embedder.runtime})")
+    print(f"wrote {args.output}: {es!r} (runtime {embedder.runtime}, {embedder.numeric_path})")
     return 0
 
 

@@ -106,14 +106,14 @@ class _Specialists:
     groups: list[np.ndarray]
 
     def _fit_each(self, X: np.ndarray, y: np.ndarray, groups: Sequence[np.ndarray],
-                  make: Any, epochs: int, lr: float, seed: int) -> list[Any]:
+                  make: Any, epochs: int, lr: float, seed: int, precision: str = "auto") -> list[Any]:
         out = []
         for s, rows in enumerate(groups):
             mask = np.isin(y, rows)
             local = np.searchsorted(rows, y[mask])
             module = make(torch.as_tensor(rows, dtype=torch.long), seed + s)
             out.append(train_module(module, X[mask], local, epochs=epochs, lr=lr, seed=seed + s,
-                                    min_steps=200))
+                                    min_steps=200, precision=precision))
         return out
 
     def proba_in(self, s: int, X: np.ndarray) -> np.ndarray:
@@ -134,7 +134,7 @@ class FullSpecialists(_Specialists):
     """One fine-tuned full copy of the base head per superclass."""
 
     def fit(self, base: Head, X: np.ndarray, y: np.ndarray, groups: Sequence[np.ndarray], *,
-            epochs: int = 8, lr: float = 5e-4, seed: int = 0) -> FullSpecialists:
+            epochs: int = 8, lr: float = 5e-4, seed: int = 0, precision: str = "auto") -> FullSpecialists:
         """Fine-tune a copy of ``base`` on each superclass's data.
 
         Parameters
@@ -146,10 +146,13 @@ class FullSpecialists(_Specialists):
             Global class indices.
         groups : sequence of int arrays
             Sorted class indices of each superclass.
+        precision : {"auto", "fp32", "bf16"}
+            Training arithmetic (:func:`router._heads.training_precision`); the
+            specialists are stored in fp32 (then int8 for deltas) either way.
         """
         self.base, self.groups = base, [np.asarray(g) for g in groups]
         self.modules = self._fit_each(X, y, self.groups, lambda rows, _: _Restricted(base, rows),
-                                      epochs, lr, seed)
+                                      epochs, lr, seed, precision)
         return self
 
     def _logits(self, s: int, x: torch.Tensor) -> torch.Tensor:
@@ -189,11 +192,11 @@ class DeltaSpecialists(_Specialists):
         self.rank = rank
 
     def fit(self, base: Head, X: np.ndarray, y: np.ndarray, groups: Sequence[np.ndarray], *,
-            epochs: int = 8, lr: float = 2e-3, seed: int = 0) -> DeltaSpecialists:
+            epochs: int = 8, lr: float = 2e-3, seed: int = 0, precision: str = "auto") -> DeltaSpecialists:
         """Learn each superclass's delta on its data; parameters as in :meth:`FullSpecialists.fit`."""
         self.base, self.groups = base, [np.asarray(g) for g in groups]
         trained = self._fit_each(
-            X, y, self.groups, lambda rows, sd: _DeltaModule(base, rows, self.rank, sd), epochs, lr, seed
+            X, y, self.groups, lambda rows, sd: _DeltaModule(base, rows, self.rank, sd), epochs, lr, seed, precision
         )
         for p in base.parameters():
             p.requires_grad_(True)

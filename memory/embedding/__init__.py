@@ -9,7 +9,7 @@ helpers from here.
 from ._array_dir import read_array_dir, write_array_dir
 from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
 from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_folder, tiny_imagenet
-from ._embed import Embedder, cache_root, fill_batches
+from ._embed import EMBED_PRECISION_ENV, Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
 from ._image_cache import ImageCache, image_digests
 from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
@@ -19,6 +19,7 @@ __all__ = [
     "Backbone",
     "BackboneSpec",
     "DECODE_VERSION",
+    "EMBED_PRECISION_ENV",
     "Embedder",
     "EmbeddingSet",
     "IMAGE_SUFFIXES",

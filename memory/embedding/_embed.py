@@ -1,14 +1,24 @@
-"""Turning images into L2-normalised embeddings, with a fast CPU path.
+"""Turning images into L2-normalised embeddings, with fast CPU paths.
 
-Two runtimes compute the same function:
+Three runtimes:
 
-* ``"torch"``: eager PyTorch;
+* ``"torch"``: eager PyTorch, fp32;
 * ``"onnx"``: the model exported once to ONNX (cached on disk) and run by
-  ONNX Runtime, several times faster on a CPU.
+  ONNX Runtime in fp32, several times faster on a CPU;
+* ``"openvino"``: the same graph run by OpenVINO, in fp32 or in bf16 on the
+  matrix units behind an fp32 prefix (:mod:`memory.embedding._openvino`).
 
-``runtime="auto"`` picks ONNX Runtime when it is installed and the export
-works, else eager torch.  :meth:`Embedder.check_fast_path` measures the
-difference between the two on real input.
+Two numeric paths, ``precision="fp32"`` and ``"bf16"``.  ``"auto"`` takes
+``$SUPERSUB_EMBED_PRECISION`` when set, else bf16 where it is measured to keep
+the features within cosine 0.999 of fp32 (the backbone has a ``bf16_from``
+plan) and the CPU runs bf16 natively, else fp32.  ``runtime="auto"`` then
+picks OpenVINO for bf16, ONNX Runtime for fp32, and eager torch when neither
+is installed.
+
+fp32 paths agree to about 1e-6 and share one cache; :attr:`Embedder.fingerprint`
+adds the numeric path for the others, so embeddings of different paths are
+never mixed in a cache.  :meth:`Embedder.check_fast_path` measures the
+difference from eager torch on real input.
 """
 
 from __future__ import annotations
@@ -29,9 +39,14 @@ from hierarchy import atomic_file
 from ._backbones import Backbone
 from .._errors import InputError
 
-__all__ = ["Embedder", "cache_root", "fill_batches"]
+__all__ = ["EMBED_PRECISION_ENV", "Embedder", "cache_root", "fill_batches"]
 
 log = logging.getLogger(__name__)
+
+#: Overrides ``precision="auto"``: ``fp32`` or ``bf16``.
+EMBED_PRECISION_ENV = "SUPERSUB_EMBED_PRECISION"
+_RUNTIMES = ("auto", "onnx", "openvino", "torch")
+_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def cache_root() -> Path:
@@ -88,7 +103,9 @@ class Embedder:
     Parameters
     ----------
     backbone : Backbone
-    runtime : {"auto", "onnx", "torch"}, default "auto"
+    runtime : {"auto", "onnx", "openvino", "torch"}, default "auto"
+    precision : {"auto", "fp32", "bf16"}, default "auto"
+        The numeric path (see the module notes); bf16 runs on OpenVINO.
     threads : int, optional
         CPU threads for inference; defaults to the number of usable cores.
     batch_size : int, default 64
@@ -103,13 +120,16 @@ class Embedder:
         backbone: Backbone,
         *,
         runtime: str = "auto",
+        precision: str = "auto",
         threads: int | None = None,
         batch_size: int = 64,
         progress: bool = True,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if runtime not in ("auto", "onnx", "torch"):
-            raise InputError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
+        if runtime not in _RUNTIMES:
+            raise InputError(f"runtime must be one of {', '.join(map(repr, _RUNTIMES))}, got {runtime!r}")
+        if precision not in _PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(map(repr, _PRECISIONS))}, got {precision!r}")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.backbone = backbone
@@ -124,13 +144,67 @@ class Embedder:
         self.progress = progress
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "onnx"
         self._session: Any = None
+        self._openvino: dict[str, Any] = {}
+        self.precision = self._pick_precision(precision, runtime)
         self.runtime = self._pick(runtime)
         self.transform = backbone.preprocess.transform()
 
     # ----------------------------------------------------------- runtimes
+    def _pick_precision(self, precision: str, runtime: str) -> str:
+        from ._openvino import openvino_available, openvino_has_bf16
+
+        if precision == "auto":
+            env = os.environ.get(EMBED_PRECISION_ENV, "").strip().lower()
+            if env:
+                if env not in ("fp32", "bf16"):
+                    raise InputError(f"{EMBED_PRECISION_ENV}={env!r} is not a precision; use fp32 or bf16")
+                precision = env
+            elif (runtime in ("auto", "openvino") and self.backbone.spec.bf16_from
+                  and openvino_has_bf16()):
+                return "bf16"
+            else:
+                return "fp32"
+        if precision == "fp32":
+            return "fp32"
+        if runtime not in ("auto", "openvino"):
+            raise InputError(f"precision='bf16' runs on OpenVINO, not runtime={runtime!r}; "
+                             "use runtime='openvino' or 'auto'")
+        if not self.backbone.spec.bf16_from:
+            raise InputError(f"backbone {self.backbone.name} has no measured bf16 plan (bf16_from); "
+                             "use precision='fp32'")
+        if not openvino_available():
+            raise InputError("precision='bf16' needs OpenVINO: pip install 'supersub[fast]'")
+        if not openvino_has_bf16():
+            raise InputError("this CPU has no native bf16 (AVX-512 BF16 or AMX); use precision='fp32'")
+        return "bf16"
+
+    @property
+    def numeric_path(self) -> str:
+        """``"fp32"``, or ``"bf16>"`` and the first bf16 layer."""
+        if self.precision == "fp32":
+            return "fp32"
+        return "bf16>" + str(self.backbone.spec.bf16_from).strip("/").split("/")[-1]
+
+    @property
+    def fingerprint(self) -> str:
+        """The backbone fingerprint, plus ``+`` and the numeric path when it is not fp32.
+
+        Caches key on it.  Memories compare the backbone fingerprint alone: a
+        bf16 query searches an fp32 memory (and the reverse) as the same space.
+        """
+        fp = self.backbone.fingerprint
+        return fp if self.precision == "fp32" else f"{fp}+{self.numeric_path}"
+
     def _pick(self, runtime: str) -> str:
         if runtime == "torch":
             return "torch"
+        if runtime == "openvino" or self.precision == "bf16":
+            from ._openvino import openvino_available
+
+            if not openvino_available():
+                raise InputError("runtime='openvino' needs OpenVINO: pip install 'supersub[fast]'")
+            self._openvino_runner(self.precision)
+            return "openvino"
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -153,12 +227,24 @@ class Embedder:
         safe = self.backbone.fingerprint.replace("/", "_").replace(":", "_").replace("@", "_")
         return self.cache_dir / f"{safe}.onnx"
 
-    def _onnx_session(self) -> Any:
-        import onnxruntime as ort
-
+    def _exported(self) -> Path:
         path = self.onnx_path()
         if not path.is_file():
             self._export(path)
+        return path
+
+    def _openvino_runner(self, precision: str) -> Any:
+        if precision not in self._openvino:
+            from ._openvino import OpenVinoFeatures
+
+            self._openvino[precision] = OpenVinoFeatures(
+                self._exported(), precision=precision, bf16_from=self.backbone.spec.bf16_from, threads=self.threads)
+        return self._openvino[precision]
+
+    def _onnx_session(self) -> Any:
+        import onnxruntime as ort
+
+        path = self._exported()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
@@ -194,14 +280,17 @@ class Embedder:
         log.info("exported %s to %s", bb.fingerprint, path)
 
     # ------------------------------------------------------------ compute
-    def embed_tensors(self, x: np.ndarray, *, runtime: str | None = None) -> np.ndarray:
+    def embed_tensors(self, x: np.ndarray, *, runtime: str | None = None,
+                      precision: str | None = None) -> np.ndarray:
         """Embed preprocessed images.
 
         Parameters
         ----------
         x : ndarray of shape (n, 3, size, size), float32
-        runtime : {"onnx", "torch"}, optional
+        runtime : {"onnx", "openvino", "torch"}, optional
             Override the chosen runtime (for comparisons).
+        precision : {"fp32", "bf16"}, optional
+            Override the numeric path of the OpenVINO runtime (for comparisons).
 
         Returns
         -------
@@ -211,8 +300,14 @@ class Embedder:
         size = self.backbone.preprocess.size
         if x.ndim != 4 or x.shape[1:] != (3, size, size):
             raise InputError(f"expected preprocessed images of shape (n, 3, {size}, {size}), got {x.shape}")
+        if precision not in (None, "fp32", "bf16"):
+            raise InputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if precision == "bf16" and runtime not in (None, "openvino"):
+            raise InputError(f"precision='bf16' runs on OpenVINO, not runtime={runtime!r}")
         runtime = runtime or self.runtime
-        if runtime == "onnx":
+        if runtime == "openvino" or precision == "bf16":
+            out = self._openvino_runner(precision or self.precision)(x)
+        elif runtime == "onnx":
             if self._session is None:
                 self._session = self._onnx_session()
             out = self._session.run(["features"], {"images": x})[0]

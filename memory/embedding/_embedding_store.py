@@ -47,8 +47,11 @@ class EmbeddingSet:
     refs : list of str
         Image reference per row (path relative to the dataset root).
     fingerprint : str
-        The backbone fingerprint that made ``X``.
+        The backbone fingerprint that made ``X`` (the embedding space).
     dataset, split, dataset_key : str
+    numeric : str
+        The embedder's numeric path, ``"fp32"`` or a bf16 plan
+        (:attr:`Embedder.numeric_path`).
     """
 
     X: np.ndarray
@@ -58,6 +61,7 @@ class EmbeddingSet:
     dataset: str
     split: str
     dataset_key: str
+    numeric: str = "fp32"
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -82,7 +86,7 @@ def save_embeddings(es: EmbeddingSet, directory: str | os.PathLike[str]) -> Path
     meta = {
         "format": FORMAT, "version": FORMAT_VERSION, "fingerprint": es.fingerprint,
         "dataset": es.dataset, "split": es.split, "dataset_key": es.dataset_key,
-        "n": len(es), "dim": int(es.X.shape[1]),
+        "n": len(es), "dim": int(es.X.shape[1]), "numeric": es.numeric,
         "labels": [str(v) for v in es.labels], "refs": list(es.refs),
     }
     return write_array_dir(Path(directory), "embeddings.npy", np.ascontiguousarray(es.X, dtype=np.float32), meta)
@@ -106,11 +110,11 @@ def load_embeddings(
     if X.shape != (meta["n"], meta["dim"]):
         raise MemoryFormatError(f"{npy} has shape {X.shape}, expected {(meta['n'], meta['dim'])}")
     return EmbeddingSet(X, np.asarray(meta["labels"]), list(meta["refs"]), meta["fingerprint"],
-                        meta["dataset"], meta["split"], meta["dataset_key"])
+                        meta["dataset"], meta["split"], meta["dataset_key"], meta.get("numeric", "fp32"))
 
 
 def cache_dir_for(dataset: ImageDataset, fingerprint: str, cache: str | os.PathLike[str] | None = None) -> Path:
-    """Where the embeddings of ``dataset`` under ``fingerprint`` are cached."""
+    """Where the embeddings of ``dataset`` under ``fingerprint`` (an :attr:`Embedder.fingerprint`) are cached."""
     root = Path(cache) if cache else cache_root() / "embeddings"
     fp = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
     return root / dataset.name / f"{dataset.split}-{dataset.key()[:16]}-{fp}"
@@ -131,19 +135,23 @@ def embed_dataset(
     """
     fingerprint = embedder.backbone.fingerprint
     key = dataset.key()
-    where = cache_dir_for(dataset, fingerprint, cache)
+    where = cache_dir_for(dataset, embedder.fingerprint, cache)  # one cache per numeric path
     if use_cache and where.exists():
         try:
             es = load_embeddings(where, fingerprint=fingerprint)
-            if es.dataset_key == key:
+            if es.numeric != embedder.numeric_path:
+                log.warning("cached embeddings %s are of the %s path, not %s; recomputing",
+                            where, es.numeric, embedder.numeric_path)
+            elif es.dataset_key == key:
                 log.info("using cached embeddings %s", where)
                 return es
-            log.warning("cached embeddings %s are for other samples; recomputing", where)
+            else:
+                log.warning("cached embeddings %s are for other samples; recomputing", where)
         except (MemoryFormatError, BackboneMismatchError) as exc:
             log.warning("recomputing embeddings: %s", exc)
     paths = dataset.paths
     if use_cache:  # any image embedded before under this backbone, in whatever list, is reused
-        pool = ImageCache(fingerprint, embedder.backbone.dim,
+        pool = ImageCache(embedder.fingerprint, embedder.backbone.dim,
                           Path(cache) / ".images" if cache else None)
         keys = image_digests(paths)
         found, X_found = pool.lookup(keys)
@@ -158,7 +166,7 @@ def embed_dataset(
     else:
         X = embedder.embed_images(paths, desc=f"embed {dataset.name}/{dataset.split}")
     es = EmbeddingSet(X, dataset.labels, list(dataset.refs), fingerprint, dataset.name,
-                      dataset.split, key)
+                      dataset.split, key, embedder.numeric_path)
     if use_cache:
         save_embeddings(es, where)
     return es

@@ -31,7 +31,9 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         Input resolution (the backbone's default when omitted).
     crop_pct : float, optional
         Centre-crop fraction before resizing.
-    runtime : {"auto", "onnx", "torch"}, default "auto"
+    runtime : {"auto", "onnx", "openvino", "torch"}, default "auto"
+    precision : {"auto", "fp32", "bf16"}, default "auto"
+        The embedder's numeric path (see :class:`memory.Embedder`).
     batch_size : int, default 64
     progress : bool, default False
 
@@ -46,18 +48,21 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, backbone: str = "lite0", *, size: int | None = None, crop_pct: float | None = None,
-                 runtime: str = "auto", batch_size: int = 64, progress: bool = False) -> None:
+                 runtime: str = "auto", precision: str = "auto", batch_size: int = 64,
+                 progress: bool = False) -> None:
         self.backbone = backbone
         self.size = size
         self.crop_pct = crop_pct
         self.runtime = runtime
+        self.precision = precision
         self.batch_size = batch_size
         self.progress = progress
 
     def fit(self, X: Any = None, y: Any = None) -> ImageEmbedder:
         """Build the backbone; ``X`` and ``y`` are ignored (nothing is learned)."""
         bb = get_backbone(self.backbone, size=self.size, crop_pct=self.crop_pct)
-        self.embedder_ = Embedder(bb, runtime=self.runtime, batch_size=self.batch_size, progress=self.progress)
+        self.embedder_ = Embedder(bb, runtime=self.runtime, precision=self.precision,
+                                  batch_size=self.batch_size, progress=self.progress)
         self.fingerprint_ = bb.fingerprint
         self.recipe_ = {"backbone": self.backbone, "size": bb.preprocess.size, "crop_pct": bb.preprocess.crop_pct}
         self.n_features_out_ = bb.dim
@@ -78,6 +83,7 @@ class ImageEmbedder(TransformerMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = {"precision": "auto", **state}  # pickled before the parameter existed
         super().__setstate__(state)
         if "fingerprint_" in state:
             self.fit()

@@ -67,7 +67,8 @@ from functools import lru_cache
 import faiss
 import numpy as np
 
-__all__ = ["SCORING_ENV", "SCORING_MODES", "bf16_error_bound", "exact_scores", "fp32_error_bound", "scoring_mode"]
+__all__ = ["SCORING_ENV", "SCORING_MODES", "bf16_error_bound", "exact_scores", "fp32_error_bound", "native_bf16",
+           "scoring_mode"]
 
 SCORING_ENV = "SUPERSUB_SCORING"
 SCORING_MODES = ("fp32", "bf16", "int8")
@@ -100,6 +101,16 @@ def _cpu_flags() -> frozenset[str]:
             return frozenset(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
     except OSError:
         return frozenset()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 products in hardware (AMX or AVX-512 BF16).
+
+    Without them torch emulates bf16, slower than fp32, so callers choosing
+    a precision by default take fp32 there.
+    """
+    flags = _cpu_flags()
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _mode_for_cpu(flags: frozenset[str]) -> str:

@@ -12,9 +12,13 @@ def test_scale_fast_subset():
         assert row["indexes"]["IVF16,SQ8"]["recall_at_10"] >= 0.97
         for system in ("flat", "routed"):
             assert row[system]["p99_ms"] >= row[system]["p50_ms"] > 0
+            assert row[system]["fp32_scoring"]["p99_ms"] >= row[system]["fp32_scoring"]["p50_ms"] > 0
+            assert row[system]["identical_predictions"] is True
         assert 0 < row["routed"]["router_accuracy"] <= 1
     assert set(out["growth_exponents"]) >= {"flat_p50", "routed_p50", "flat_rss"}
-    assert "| 6,000 | `IVF16,SQ8` nprobe 16 |" in scale_table(out)
+    table = scale_table(out)
+    assert "| 6,000 | `IVF16,SQ8` nprobe 16 |" in table
+    assert f"Exact scoring with the `{out['scoring']}` pass against fp32 only" in table
 
 
 def test_growth_exponent_recovers_a_power_law():

@@ -15,7 +15,7 @@ def real_images():
 @pytest.mark.parametrize("size", [64, 128])
 def test_fast_path_equals_eager(real_images, tiny_layout, size):
     bb = get_backbone("lite0", size=size)
-    emb = Embedder(bb, progress=False)
+    emb = Embedder(bb, precision="fp32", progress=False)
     assert emb.runtime == "onnx"
     paths = sorted((tiny_layout["folder"] / "val" / "images").glob("*.JPEG"))
     x = emb.preprocess(real_images + paths)

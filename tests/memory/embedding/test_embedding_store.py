@@ -36,14 +36,14 @@ def test_cache_hit_miss_and_fingerprint_change(tiny_layout, lite0_64, tmp_path, 
     second = embed_dataset(ds, other, cache=tmp_path)
     assert calls and second.fingerprint != first.fingerprint
     with pytest.raises(BackboneMismatchError, match="re-embed"):
-        load_embeddings(cache_dir_for(ds, first.fingerprint, tmp_path), fingerprint=second.fingerprint)
+        load_embeddings(cache_dir_for(ds, emb.fingerprint, tmp_path), fingerprint=second.fingerprint)
 
 
 def test_corrupt_cache_is_recomputed(tiny_layout, lite0_64, tmp_path):
     ds = tiny_imagenet("val", tiny_layout["folder"])
     emb = Embedder(lite0_64, progress=False)
     first = embed_dataset(ds, emb, cache=tmp_path)
-    where = cache_dir_for(ds, first.fingerprint, tmp_path)
+    where = cache_dir_for(ds, emb.fingerprint, tmp_path)
     raw = bytearray((where / "embeddings.npy").read_bytes())
     raw[-10] ^= 0xFF
     (where / "embeddings.npy").write_bytes(bytes(raw))

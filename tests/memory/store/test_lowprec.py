@@ -66,7 +66,7 @@ def assert_exact(got, X, Q, k, mask=None, ties_expected=False):
 
 
 def always_low_precision(monkeypatch):
-    for name in ("LOWP_ALWAYS_ROWS", "LOWP_MIN_ROWS", "LOWP_MIN_PAIRS"):
+    for name in ("LOWP_ALWAYS_ROWS", "LOWP_MIN_ROWS", "LOWP_MIN_PAIRS", "LOWP_MIN_DIM", "LOWP_BATCH_MIN_DIM"):
         monkeypatch.setattr(_index, name, 0)
 
 
@@ -255,3 +255,7 @@ def test_the_thresholds_follow_the_measured_crossover():
     assert _index.use_low_precision(1, 100_000)  # a large memory: from one query
     assert not _index.use_low_precision(64, 10_000) and _index.use_low_precision(1024, 10_000)
     assert not _index.use_low_precision(100_000, 2_000)  # a small shard: never
+    assert _index.use_low_precision(1, 100_000, 1280) and _index.use_low_precision(1, 100_000, 256)
+    assert not _index.use_low_precision(1, 1_000_000, 128)  # too cheap per pair to pay
+    assert _index.use_low_precision(1000, 100_000, 1280) and _index.use_low_precision(19, 100_000, 256)
+    assert not _index.use_low_precision(20, 1_000_000, 768)  # batches: only from 1024-d

@@ -1,0 +1,149 @@
+"""The OpenVINO runtime of the embedder: fp32, or bf16 on the matrix units behind an fp32 prefix.
+
+The graph is the ONNX export the ``"onnx"`` runtime uses, read by OpenVINO's
+runtime (no model conversion, no tracing).  Two numeric paths:
+
+* ``"fp32"``: the whole graph in fp32;
+* ``"bf16"``: the graph split at the backbone's ``bf16_from`` layer.  The
+  prefix (stem and first block) runs in fp32, the rest with bf16 weights and
+  activations and fp32 accumulation.  For EfficientNet-Lite0 the first block
+  alone causes about half the bf16 error: its linear projection cancels large
+  terms.  Keeping it in fp32 lifts the mean cosine to the fp32 features from
+  about 0.9988 to about 0.9995 at 128 px, for about a quarter of the speed
+  gain.
+
+bf16 is used only on CPUs whose OpenVINO plugin reports native ``BF16``
+(AVX-512 BF16 or AMX); elsewhere OpenVINO would emulate it, slower than fp32.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import InputError
+
+__all__ = ["OpenVinoFeatures", "openvino_available", "openvino_has_bf16"]
+
+#: Batch sizes kept compiled (the batch size and a last, shorter batch are the usual two).
+_SHAPES_KEPT = 4
+
+
+def openvino_available() -> bool:
+    """Whether the OpenVINO runtime imports."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def openvino_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 natively on this machine."""
+    if not openvino_available():
+        return False
+    import openvino as ov
+
+    try:
+        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # no CPU plugin
+        return False
+    return "BF16" in caps
+
+
+def _cut_tensor(model: Any, bf16_from: str) -> Any:
+    """The output that feeds the first convolution named under ``bf16_from``."""
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in ("Convolution", "GroupConvolution") and op.get_friendly_name().startswith(bf16_from):
+            return op.input(0).get_source_output()
+    raise InputError(f"the exported graph has no convolution named {bf16_from}*; "
+                     "the backbone's bf16_from does not match its layers")
+
+
+def _split(core: Any, onnx_path: Path, bf16_from: str) -> tuple[Any, Any]:
+    """(prefix, suffix) models: the prefix ends at the cut tensor, the suffix starts from it."""
+    import openvino as ov
+
+    head = core.read_model(str(onnx_path))
+    cut = _cut_tensor(head, bf16_from)
+    prefix = ov.Model([cut], head.get_parameters(), "prefix")
+
+    tail = core.read_model(str(onnx_path))
+    cut = _cut_tensor(tail, bf16_from)
+    inp = ov.opset13.parameter(cut.get_partial_shape(), cut.get_element_type(), name="cut")
+    for target in list(cut.get_target_inputs()):
+        target.replace_source_output(inp.output(0))
+    try:
+        suffix = ov.Model(tail.get_results(), [inp], "suffix")
+    except RuntimeError as exc:  # a later layer still reads the input, not only the cut
+        raise InputError(f"the graph does not split cleanly at {bf16_from}: {exc}") from None
+    return prefix, suffix
+
+
+class OpenVinoFeatures:
+    """Features of preprocessed images through OpenVINO.
+
+    Parameters
+    ----------
+    onnx_path : path
+        The backbone's exported graph (input ``images``, output ``features``).
+    precision : {"fp32", "bf16"}
+    bf16_from : str, optional
+        Node-name prefix of the first layer run in bf16; required for ``"bf16"``.
+    threads : int
+    """
+
+    def __init__(self, onnx_path: str | Path, *, precision: str, bf16_from: str | None, threads: int) -> None:
+        import openvino as ov
+
+        if precision not in ("fp32", "bf16"):
+            raise InputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        if precision == "bf16" and not bf16_from:
+            raise InputError("bf16 needs the layer to start bf16 from (the backbone's bf16_from)")
+        self.precision = precision
+        self._onnx_path, self._bf16_from, self._threads = Path(onnx_path), bf16_from, int(threads)
+        self._core = ov.Core()
+        self._requests: OrderedDict[int, list[Any]] = OrderedDict()  # batch size -> one request per stage
+        self._lock = threading.Lock()
+        if precision == "bf16":
+            _split(self._core, self._onnx_path, bf16_from)  # a plan that does not fit the graph fails here
+
+    def _for_batch(self, n: int) -> list[Any]:
+        """Requests compiled for batches of exactly ``n``: static shapes let OpenVINO fold the
+        padding arithmetic and pick its kernels once (about 20% faster than a dynamic batch)."""
+        if n in self._requests:
+            self._requests.move_to_end(n)
+            return self._requests[n]
+        core = self._core
+        if self.precision == "fp32":
+            models = [(core.read_model(str(self._onnx_path)), "f32")]
+        else:
+            assert self._bf16_from is not None
+            prefix, suffix = _split(core, self._onnx_path, self._bf16_from)
+            models = [(prefix, "f32"), (suffix, "bf16")]
+        requests = []
+        for model, prec in models:
+            shape = model.input(0).get_partial_shape()
+            shape[0] = n
+            model.reshape({model.input(0): shape})
+            compiled = core.compile_model(model, "CPU", {
+                "INFERENCE_PRECISION_HINT": prec, "INFERENCE_NUM_THREADS": self._threads,
+                "PERFORMANCE_HINT": "LATENCY",
+            })
+            requests.append(compiled.create_infer_request())
+        self._requests[n] = requests
+        while len(self._requests) > _SHAPES_KEPT:
+            self._requests.popitem(last=False)
+        return requests
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``x`` of shape (n, 3, size, size), float32 -> features of shape (n, dim), float32."""
+        with self._lock:
+            out: Any = x
+            for req in self._for_batch(len(x)):
+                out = req.infer({0: out})[0]
+            return np.array(out, dtype=np.float32, copy=True)

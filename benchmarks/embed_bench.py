@@ -37,21 +37,18 @@ PATHS = (("eager fp32", "torch", "fp32"), ("ONNX Runtime fp32", "onnx", "fp32"),
          ("OpenVINO fp32", "openvino", "fp32"), ("OpenVINO bf16", "openvino", "bf16"))
 
 
-def _throughput(emb: Embedder, x: np.ndarray, runtime: str, precision: str, batch: int, repeats: int) -> float:
-    emb.embed_tensors(x[:batch], runtime=runtime, precision=precision)  # warm up at the timed shape
-
-    def run() -> None:
-        for i in range(0, len(x), batch):
-            emb.embed_tensors(x[i:i + batch], runtime=runtime, precision=precision)
-
-    _, secs = best_of(run, repeats)
-    return len(x) / secs
-
-
 def _embed(emb: Embedder, x: np.ndarray, runtime: str, precision: str, batch: int) -> np.ndarray:
     """In batches: one call over all images would size every runtime's buffers for all of them."""
     return np.concatenate([emb.embed_tensors(x[i:i + batch], runtime=runtime, precision=precision)
                            for i in range(0, len(x), batch)])
+
+
+def _throughput(emb: Embedder, x: np.ndarray, runtime: str, precision: str, batch: int,
+                repeats: int) -> tuple[float, np.ndarray]:
+    """(images/s, best of ``repeats``; the features), after a warm-up at the timed shapes."""
+    _embed(emb, x[:batch], runtime, precision, batch)
+    out, secs = best_of(lambda: _embed(emb, x, runtime, precision, batch), repeats)
+    return len(x) / secs, out
 
 
 def resolution_rows(size: int, images: list[Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -63,8 +60,8 @@ def resolution_rows(size: int, images: list[Any], args: argparse.Namespace) -> d
         if runtime == "openvino" and precision == "bf16" and emb.precision != "bf16":
             continue  # no native bf16 here, or no measured plan for this backbone
         xs = x[: args.eager_images] if runtime == "torch" else x  # eager is slow; fewer images
-        ips = _throughput(emb, xs, runtime, precision, args.batch_size, args.repeats)
-        cos = (_embed(emb, xs, runtime, precision, args.batch_size) * ref[: len(xs)]).sum(1)
+        ips, feats = _throughput(emb, xs, runtime, precision, args.batch_size, args.repeats)
+        cos = (feats * ref[: len(xs)]).sum(1)
         row["paths"][name] = {"img_per_s": round(ips, 1), "cos_mean": round(float(cos.mean()), 6),
                               "cos_min": round(float(cos.min()), 6), "images": len(xs)}
     onnx = row["paths"]["ONNX Runtime fp32"]["img_per_s"]
@@ -75,9 +72,13 @@ def resolution_rows(size: int, images: list[Any], args: argparse.Namespace) -> d
     return row
 
 
-def _top1(memory_X: np.ndarray, memory_y: np.ndarray, Q: np.ndarray, qy: np.ndarray, k: int) -> float:
-    mem = VisualMemory(memory_X.shape[1], progress=False)
-    mem.add(memory_X, memory_y, source="train")
+def _memory(X: np.ndarray, y: np.ndarray) -> VisualMemory:
+    mem = VisualMemory(X.shape[1], progress=False)
+    mem.add(X, y, source="train")
+    return mem
+
+
+def _top1(mem: VisualMemory, Q: np.ndarray, qy: np.ndarray, k: int) -> float:
     return float((np.asarray(mem.predict(Q, k)) == qy).mean())
 
 
@@ -123,10 +124,11 @@ def dataset_rows(args: argparse.Namespace) -> dict[str, Any]:
     cos = (Xv * fp32["val"].X).sum(1)
     out["cos_val_mean"], out["cos_val_min"] = round(float(cos.mean()), 6), round(float(cos.min()), 6)
     k = args.k
+    fp32_memory = _memory(fp32["train"].X, fp32["train"].labels)
     top1 = {
-        "fp32": _top1(fp32["train"].X, fp32["train"].labels, fp32["val"].X, fp32["val"].labels, k),
-        emb.numeric_path: _top1(Xt, yt, Xv, yv, k),
-        f"{emb.numeric_path} queries, fp32 memory": _top1(fp32["train"].X, fp32["train"].labels, Xv, yv, k),
+        "fp32": _top1(fp32_memory, fp32["val"].X, fp32["val"].labels, k),
+        emb.numeric_path: _top1(_memory(Xt, yt), Xv, yv, k),
+        f"{emb.numeric_path} queries, fp32 memory": _top1(fp32_memory, Xv, yv, k),
     }
     out["knn"] = {"k": k, "top1": {n: round(v, 4) for n, v in top1.items()},
                   "change_points": {n: round(100 * (v - top1["fp32"]), 2) for n, v in top1.items() if n != "fp32"}}

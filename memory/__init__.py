@@ -26,7 +26,7 @@ from ._errors import (
     MissingBackendError,
     UnknownEntryError,
 )
-from ._validation import as_embeddings, as_ids, as_strings, check_k
+from ._validation import as_embeddings, as_ids, as_strings, check_k, env_precision
 from .embedding import (
     BACKBONES,
     DECODE_VERSION,
@@ -108,6 +108,7 @@ __all__ = [
     "as_ids",
     "as_strings",
     "check_k",
+    "env_precision",
     "TINY_IMAGENET_URL",
     "UnknownEntryError",
     "VOTING_RULES",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from ._errors import InputError, InputTypeError
 
-__all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "prepare_rows"]
+__all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "env_precision", "prepare_rows"]
 
 
 def as_embeddings(x: Any, dim: int | None, name: str = "X", owner: str = "the memory") -> np.ndarray:
@@ -103,6 +104,14 @@ def as_ids(ids: Any, n: int | None = None, name: str = "ids") -> np.ndarray:
     if (counts > 1).any():
         raise InputError(f"duplicate id {int(uniq[counts > 1][0])} in {name}")
     return arr
+
+
+def env_precision(variable: str) -> str:
+    """``$variable`` as ``"fp32"`` or ``"bf16"``; ``""`` when unset.  Any other value is refused."""
+    value = os.environ.get(variable, "").strip().lower()
+    if value and value not in ("fp32", "bf16"):
+        raise InputError(f"{variable}={value!r} is not a precision; use fp32 or bf16")
+    return value
 
 
 def check_k(k: Any, name: str = "k") -> int:

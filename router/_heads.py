@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from memory import InputError
+from memory import InputError, env_precision
 
 __all__ = ["TRAIN_PRECISION_ENV", "Head", "fit_head", "head_proba", "train_module", "training_precision"]
 
@@ -32,10 +31,7 @@ def training_precision(precision: str = "auto") -> str:
     if precision == "auto":
         from memory.store import native_bf16
 
-        env = os.environ.get(TRAIN_PRECISION_ENV, "").strip().lower()
-        if env and env not in ("bf16", "fp32"):
-            raise InputError(f"{TRAIN_PRECISION_ENV}={env!r} is not a precision; use fp32 or bf16")
-        return env or ("bf16" if native_bf16() else "fp32")
+        return env_precision(TRAIN_PRECISION_ENV) or ("bf16" if native_bf16() else "fp32")
     if precision not in ("bf16", "fp32"):
         raise InputError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
     return precision

@@ -38,6 +38,7 @@ from hierarchy import atomic_file
 
 from ._backbones import Backbone
 from .._errors import InputError
+from .._validation import env_precision
 
 __all__ = ["EMBED_PRECISION_ENV", "Embedder", "cache_root", "fill_batches"]
 
@@ -154,10 +155,8 @@ class Embedder:
         from ._openvino import openvino_available, openvino_has_bf16
 
         if precision == "auto":
-            env = os.environ.get(EMBED_PRECISION_ENV, "").strip().lower()
+            env = env_precision(EMBED_PRECISION_ENV)
             if env:
-                if env not in ("fp32", "bf16"):
-                    raise InputError(f"{EMBED_PRECISION_ENV}={env!r} is not a precision; use fp32 or bf16")
                 precision = env
             elif (runtime in ("auto", "openvino") and self.backbone.spec.bf16_from
                   and openvino_has_bf16()):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,9 @@ def openvino_available() -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
 def openvino_has_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin runs bf16 natively on this machine."""
+    """Whether OpenVINO's CPU plugin runs bf16 natively on this machine (asked once per process)."""
     if not openvino_available():
         return False
     import openvino as ov
@@ -64,15 +66,14 @@ def _cut_tensor(model: Any, bf16_from: str) -> Any:
                      "the backbone's bf16_from does not match its layers")
 
 
-def _split(core: Any, onnx_path: Path, bf16_from: str) -> tuple[Any, Any]:
-    """(prefix, suffix) models: the prefix ends at the cut tensor, the suffix starts from it."""
+def _split(model: Any, bf16_from: str) -> tuple[Any, Any]:
+    """(prefix, suffix) copies of ``model``: the prefix ends at the cut tensor, the suffix starts from it."""
     import openvino as ov
 
-    head = core.read_model(str(onnx_path))
-    cut = _cut_tensor(head, bf16_from)
-    prefix = ov.Model([cut], head.get_parameters(), "prefix")
+    head = model.clone()
+    prefix = ov.Model([_cut_tensor(head, bf16_from)], head.get_parameters(), "prefix")
 
-    tail = core.read_model(str(onnx_path))
+    tail = model.clone()
     cut = _cut_tensor(tail, bf16_from)
     inp = ov.opset13.parameter(cut.get_partial_shape(), cut.get_element_type(), name="cut")
     for target in list(cut.get_target_inputs()):
@@ -105,12 +106,13 @@ class OpenVinoFeatures:
         if precision == "bf16" and not bf16_from:
             raise InputError("bf16 needs the layer to start bf16 from (the backbone's bf16_from)")
         self.precision = precision
-        self._onnx_path, self._bf16_from, self._threads = Path(onnx_path), bf16_from, int(threads)
         self._core = ov.Core()
+        self._model = self._core.read_model(str(onnx_path))  # read once; each batch size compiles a copy
+        self._bf16_from, self._threads = bf16_from, int(threads)
         self._requests: OrderedDict[int, list[Any]] = OrderedDict()  # batch size -> one request per stage
         self._lock = threading.Lock()
         if precision == "bf16":
-            _split(self._core, self._onnx_path, bf16_from)  # a plan that does not fit the graph fails here
+            _split(self._model, bf16_from)  # a plan that does not fit the graph fails here
 
     def _for_batch(self, n: int) -> list[Any]:
         """Requests compiled for batches of exactly ``n``: static shapes let OpenVINO fold the
@@ -118,19 +120,18 @@ class OpenVinoFeatures:
         if n in self._requests:
             self._requests.move_to_end(n)
             return self._requests[n]
-        core = self._core
         if self.precision == "fp32":
-            models = [(core.read_model(str(self._onnx_path)), "f32")]
+            models = [(self._model.clone(), "f32")]
         else:
             assert self._bf16_from is not None
-            prefix, suffix = _split(core, self._onnx_path, self._bf16_from)
+            prefix, suffix = _split(self._model, self._bf16_from)
             models = [(prefix, "f32"), (suffix, "bf16")]
         requests = []
         for model, prec in models:
             shape = model.input(0).get_partial_shape()
             shape[0] = n
             model.reshape({model.input(0): shape})
-            compiled = core.compile_model(model, "CPU", {
+            compiled = self._core.compile_model(model, "CPU", {
                 "INFERENCE_PRECISION_HINT": prec, "INFERENCE_NUM_THREADS": self._threads,
                 "PERFORMANCE_HINT": "LATENCY",
             })

@@ -15,7 +15,7 @@ from typing import Any
 from hierarchy import SupersubError
 
 from ._commands import build, embed, memory_add, memory_info, memory_remove, milvus_serve, tree_build, tree_show
-from ._commands_query import compare, evaluate, predict, report
+from ._commands_query import compare, evaluate, explore, predict, report
 
 __all__ = ["main"]
 
@@ -230,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--gallery", type=_NON_NEGATIVE, default=8, help="confident mistakes to show")
     rep.add_argument("-o", "--output", required=True, help="directory for report.html and summary.md")
     rep.set_defaults(func=report)
+
+    ex = _command(sub, "explore", help="local web app: query, explain, steer and edit the memory, browse mistakes")
+    ex.add_argument("--model", required=True, help="routed memory model (supersub build)")
+    ex.add_argument("--data", help="images to pick queries from: a class-folder tree, or Tiny-ImageNet (folder, zip or tar; its val split)")
+    ex.add_argument("--mapping", help="with --data: CSV 'folder,label' mapping its class folders to labels")
+    ex.add_argument("--eval", help="directory written by 'supersub evaluate -o', for the mistakes page")
+    ex.add_argument("--neighbours", type=_POSITIVE, default=10, help="neighbours shown per query (default 10)")
+    ex.add_argument("--port", type=_port, default=8765)
+    ex.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    ex.add_argument("--allow-remote", action="store_true",
+                    help="allow a --host that is not loopback (the app can edit the model: use with care)")
+    ex.set_defaults(func=explore)
     return parser
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from ._commands import class_of, load_dataset, load_model
 from ._errors import CLIError
 
-__all__ = ["compare", "evaluate", "predict", "report"]
+__all__ = ["compare", "evaluate", "explore", "predict", "report"]
 
 
 # --------------------------------------------------------------- predict
@@ -195,4 +195,34 @@ def report(args: argparse.Namespace) -> int:
                          oracle="oracle" if "oracle" in systems else None, gallery=gallery)
     print(Path(paths["markdown"]).read_text())
     print(f"wrote {paths['html']} and {paths['markdown']}")
+    return 0
+
+
+# --------------------------------------------------------------- explore
+def explore(args: argparse.Namespace) -> int:
+    """Serve the local web app until interrupted."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise CLIError(f"supersub explore needs the 'explore' extra ({exc.name} is missing): "
+                       "pip install 'supersub[explore]'") from None
+    from .explore import ExploreServer, Explorer, Mistakes, check_host, create_app
+
+    loopback = check_host(args.host, args.allow_remote)
+    if not loopback:
+        print(f"supersub: warning: serving on {args.host}, which is not loopback: anyone who can reach it and "
+              "holds the page's token can edit the model", file=sys.stderr)
+    explorer = Explorer(args.model, neighbours=args.neighbours)
+    data = load_dataset(args.data, "val", args.mapping) if args.data else None
+    mistakes = Mistakes(args.eval, explorer.clf.tree) if args.eval else None
+    hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
+    server = ExploreServer(create_app(explorer, data=data, mistakes=mistakes, allowed_hosts=hosts),
+                           args.host, args.port)
+    server.start()
+    print(f"supersub explore: serving {args.model} on {server.url}/ (Ctrl-C stops it)", flush=True)
+    try:
+        server.thread.join()
+    finally:
+        server.stop()
     return 0

@@ -1,0 +1,27 @@
+"""``supersub explore``: a local web app to query, explain, steer and edit a routed memory, and to
+browse its mistakes.
+
+:class:`Explorer` holds the model side (queries, steering previews, edits
+through the writer lock), :class:`Mistakes` one evaluation, and
+:func:`create_app` the Starlette application with its security rules;
+:class:`ExploreServer` runs it with uvicorn in a background thread.
+
+Needs the ``explore`` extra (Starlette, uvicorn, python-multipart).
+"""
+
+from ._app import ExploreServer, check_host, create_app
+from ._explorer import EditRecord, Explorer, parse_steer
+from ._images import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
+from ._mistakes import Mistakes
+
+__all__ = [
+    "EditRecord",
+    "ExploreServer",
+    "Explorer",
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_PIXELS",
+    "Mistakes",
+    "check_host",
+    "create_app",
+    "parse_steer",
+]

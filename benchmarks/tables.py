@@ -433,6 +433,24 @@ def precision_table(r: dict) -> str:
     ])
 
 
+def explore_table(r: dict) -> str:
+    rows = [
+        f"{r['entries']:,} entries, {r['classes']} classes; {r['neighbours_shown']} neighbours shown; model load "
+        f"{r['model_load_s']} s (not timed), {r['warmup_queries']} untimed warm-up queries.",
+        "",
+        "| round trip | p50 | p95 | n |",
+        "|---|---|---|---|",
+    ]
+    for key, name in (("page_upload", "page: upload to rendered page, neighbour images decoded"),
+                      ("page_steer", "page: steer (exclude a source, or clear it) to re-rendered page"),
+                      ("api", "API in-process: decode, embed, route, search, explain")):
+        x = r[key]
+        rows.append(f"| {name} | {x['p50_ms']:.0f} ms | {x['p95_ms']:.0f} ms | {x['n']} |")
+    rows += ["", f"Page against API at p50: **{r['page_over_api_p50']}x**. Target p50 <= {r['target_p50_ms']:.0f} ms: "
+                 f"{'met' if r['meets_target'] else 'not met'}."]
+    return "\n".join(rows)
+
+
 def claims_table(_: dict | None = None) -> str:
     """Each published claim beside what the benchmarks measured here, with a computed verdict."""
     acc, cont, unl, pru, add = (_load(n) for n in ("accuracy", "continual", "unlearning", "pruning", "adding"))
@@ -555,7 +573,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
-    "precision": precision_table,
+    "precision": precision_table, "explore": explore_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table}

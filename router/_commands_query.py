@@ -201,12 +201,12 @@ def report(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------- explore
 def explore(args: argparse.Namespace) -> int:
     """Serve the local web app until interrupted."""
-    try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise CLIError(f"supersub explore needs the 'explore' extra ({exc.name} is missing): "
-                       "pip install 'supersub[explore]'") from None
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CLIError(f"supersub explore needs the 'explore' extra ({', '.join(missing)} missing): "
+                       "pip install 'supersub[explore]'")
     from .explore import ExploreServer, Explorer, Mistakes, check_host, create_app
 
     loopback = check_host(args.host, args.allow_remote)

@@ -7,12 +7,13 @@ browser as it was sent.
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from memory import ImageError, InputError, open_image
+
+from .._gallery import _inside, _png_bytes
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "decode_upload", "inside", "png_thumbnail", "thumbnail_of"]
 
@@ -40,27 +41,14 @@ def decode_upload(data: bytes, name: str = "upload") -> Any:
 
 def inside(root: Path | None, ref: str) -> Path | None:
     """``root / ref`` if that names a file inside ``root``: no absolute path, no ``..``, no link out."""
-    if root is None or not ref or "\x00" in ref:
+    if root is None or "\x00" in ref:
         return None
-    rel = Path(ref)
-    if rel.is_absolute() or ".." in rel.parts or ref.startswith(("/", "\\")):
-        return None
-    base = root.resolve()
-    path = (base / rel).resolve()
-    try:
-        path.relative_to(base)
-    except ValueError:
-        return None
-    return path if path.is_file() else None
+    return _inside(root, ref)
 
 
 def png_thumbnail(image: Any, side: int = 256) -> bytes:
     """Decoded pixels re-encoded as PNG, at most ``side`` pixels a side."""
-    small = image.copy()
-    small.thumbnail((side, side))
-    buf = io.BytesIO()
-    small.save(buf, format="PNG")
-    return buf.getvalue()
+    return _png_bytes(image, side)
 
 
 @lru_cache(maxsize=2048)

@@ -54,7 +54,7 @@ function bars(container, rows) {
 }
 
 // ------------------------------------------------------------------ query page
-const state = { query: null, steer: null, result: null };
+const state = { query: null, steer: null, result: null, renders: 0 };
 
 function emptySteer() {
   return { exclude_ids: [], exclude_labels: [], exclude_sources: [], label_weights: {}, source_weights: {} };
@@ -122,7 +122,7 @@ function render(r) {
         el("button", { type: "button", class: "half-source", text: "source ×0.5",
           onclick: steerBy(s => { s.source_weights[nb.source] = (s.source_weights[nb.source] || 1) * 0.5; }) }))));
   }
-  document.body.dataset.rendered = String(Date.now());
+  document.body.dataset.rendered = String(++state.renders);
 }
 
 async function run(promise) {
@@ -167,6 +167,7 @@ function queryPage() {
     if (!file) return;
     const form = new FormData();
     form.append("image", file);
+    ev.target.value = "";  // the same file can be chosen again
     state.steer = null;
     run(api("POST", "/api/query", form));
   });

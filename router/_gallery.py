@@ -20,7 +20,7 @@ from ._analysis import Predictions
 from ._pipeline import QueryEncoder
 from ._report import GalleryItem, GalleryNeighbour
 
-__all__ = ["mistake_gallery"]
+__all__ = ["inside_root", "mistake_gallery", "png_bytes"]
 
 log = logging.getLogger("supersub")
 
@@ -54,7 +54,7 @@ def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int, *,
     for i in order:
         if len(inside) == n:
             break
-        path = _inside(root, p.ref[i])
+        path = inside_root(root, p.ref[i])
         if path is None:
             skipped += 1
         else:
@@ -72,7 +72,7 @@ def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int, *,
     for (i, path, image), e in zip(shown, clf.explain(X)):
         outvoters = [nb for nb in e.neighbours if nb.label != p.true[i]][:5]
         items.append(GalleryItem(
-            image=_png_bytes(image), true=str(p.true[i]), pred=str(p.pred[i]), score=float(p.score[i]),
+            image=png_bytes(image), true=str(p.true[i]), pred=str(p.pred[i]), score=float(p.score[i]),
             ref=str(p.ref[i]),
             neighbours=[GalleryNeighbour(_neighbour_image(memory_root or root, nb.ref), nb.label, nb.source,
                                          nb.weight, nb.similarity) for nb in outvoters],
@@ -80,7 +80,7 @@ def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int, *,
     return items
 
 
-def _inside(root: Path, ref: object) -> Path | None:
+def inside_root(root: Path, ref: object) -> Path | None:
     """``root / ref`` if it names a file inside ``root`` (no absolute paths, no ``..``, no links out)."""
     text = str(ref)
     if not text or Path(text).is_absolute() or ".." in Path(text).parts:
@@ -102,7 +102,7 @@ def _thumbnail(path: Path) -> object | None:
         return None
 
 
-def _png_bytes(image: object, side: int = 256) -> bytes:
+def png_bytes(image: object, side: int = 256) -> bytes:
     """Re-encode decoded pixels as PNG, at most ``side`` pixels a side: only pixels reach the report."""
     small = image.copy()  # type: ignore[attr-defined]
     small.thumbnail((side, side))
@@ -112,6 +112,6 @@ def _png_bytes(image: object, side: int = 256) -> bytes:
 
 
 def _neighbour_image(root: Path, ref: str | None) -> bytes | None:
-    path = _inside(root, ref) if ref else None
+    path = inside_root(root, ref) if ref else None
     image = _thumbnail(path) if path is not None else None
-    return _png_bytes(image) if image is not None else None
+    return png_bytes(image) if image is not None else None

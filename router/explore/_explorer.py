@@ -21,7 +21,8 @@ import numpy as np
 
 from memory import InputError, Steer, UnknownEntryError
 
-from ._images import decode_upload, png_thumbnail
+from .._gallery import png_bytes
+from ._images import decode_upload
 
 __all__ = ["EditRecord", "Explorer", "parse_steer"]
 
@@ -182,7 +183,7 @@ class Explorer:
     # -------------------------------------------------------------- queries
     def add_query(self, image: Any, title: str) -> str:
         """Embed a decoded image once and keep it for steering; returns its query id."""
-        png = png_thumbnail(image)
+        png = png_bytes(image)
         qid = hashlib.sha256(png).hexdigest()[:16]
         with self._lock:
             if qid in self._queries:

@@ -13,9 +13,9 @@ from typing import Any
 
 from memory import ImageError, InputError, open_image
 
-from .._gallery import _inside, _png_bytes
+from .._gallery import inside_root, png_bytes
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "decode_upload", "inside", "png_thumbnail", "thumbnail_of"]
+__all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "decode_upload", "inside", "thumbnail_of"]
 
 #: Largest upload body accepted, in bytes (all files of one request together).
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
@@ -43,18 +43,13 @@ def inside(root: Path | None, ref: str) -> Path | None:
     """``root / ref`` if that names a file inside ``root``: no absolute path, no ``..``, no link out."""
     if root is None or "\x00" in ref:
         return None
-    return _inside(root, ref)
-
-
-def png_thumbnail(image: Any, side: int = 256) -> bytes:
-    """Decoded pixels re-encoded as PNG, at most ``side`` pixels a side."""
-    return _png_bytes(image, side)
+    return inside_root(root, ref)
 
 
 @lru_cache(maxsize=2048)
 def thumbnail_of(path: Path, mtime_ns: int) -> bytes | None:
     """A file's PNG thumbnail, cached by path and modification time; None if it does not decode."""
     try:
-        return png_thumbnail(open_image(path, max_pixels=MAX_UPLOAD_PIXELS))
+        return png_bytes(open_image(path, max_pixels=MAX_UPLOAD_PIXELS))
     except (ImageError, InputError, OSError):
         return None

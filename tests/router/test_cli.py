@@ -264,7 +264,7 @@ def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw):
     import re
 
     from memory import open_image
-    from router._gallery import _png_bytes
+    from router._gallery import png_bytes
 
     names = ["red_round", "green_box", "blue_wedge"]
     for split, n, seed in (("train", 8, 0), ("test", 3, 500)):
@@ -297,7 +297,7 @@ def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw):
     figures = re.findall(r'<figure( class="query")?><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', gallery)
     neighbours = [base64.b64decode(b) for query, b in figures if not query]
     assert figures and figures[0][0] and neighbours  # the mistake, then the neighbours that outvoted it
-    png = lambda path: _png_bytes(open_image(path))  # noqa: E731  what the report makes of a file
+    png = lambda path: png_bytes(open_image(path))  # noqa: E731  what the report makes of a file
     trained = {png(p) for p in (tmp_path / "train").rglob("*.jpg")}
     tested = {png(p) for p in (tmp_path / "test").rglob("*.jpg")}
     assert set(neighbours) <= trained and not set(neighbours) & tested

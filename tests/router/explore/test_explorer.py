@@ -124,3 +124,15 @@ def test_mistakes_follow_the_predictions_file(explore_model):
         m.cell(len(m.superclass_ids), 0)
     with pytest.raises(InputError, match="no predictions.csv"):
         Mistakes(explore_model["model"], clf.tree)
+
+
+def test_a_query_unlike_the_memory_is_flagged(explore_model):
+    from PIL import Image
+
+    ex = Explorer(explore_model["model"])
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8))
+    odd = ex.predict(ex.add_query(noise, "noise"))
+    same = ex.predict(ex.add_query(open_image(explore_model["val"].paths[0]), "val"))
+    assert odd["unlike"] is not None and odd["unlike"]["nearest"] < odd["unlike"]["typical"] == ex.typical
+    assert odd["unlike"]["nearest"] == odd["neighbours"][0]["similarity"]
+    assert same["unlike"] is None

@@ -210,52 +210,43 @@ class Explorer:
         self.refresh()
         with self._lock:
             q = self._query(qid)
-            out = self._explained(q.X, steer)
+            out, after = self._explained(q.X, steer)
             out.update(query=qid, title=q.title, steered=steer is not None)
             if steer is not None:
-                base = self._explained(q.X, None)
+                base, before = self._explained(q.X, None)
                 out["baseline"] = {key: base[key] for key in ("prediction", "top")}
                 out["changed"] = base["prediction"]["class"] != out["prediction"]["class"]
-                before = {c["class"]: c["p"] for c in base["all"]}
                 out["delta"] = [{"class": c, "label": self.label(c), "before": before.get(c, 0.0), "after": p}
-                                for c, p in out.pop("all_map").items() if abs(p - before.get(c, 0.0)) > 1e-9][:10]
-            else:
-                out.pop("all_map")
-            out.pop("all")
+                                for c, p in after.items() if abs(p - before.get(c, 0.0)) > 1e-9][:10]
         return out
 
-    def _explained(self, X: np.ndarray, steer: Steer | None) -> dict[str, Any]:
+    def _explained(self, X: np.ndarray, steer: Steer | None) -> tuple[dict[str, Any], dict[str, float]]:
+        """The page's view of one query, and every class's probability (those above 0, best first)."""
         clf = self.clf
         names = clf.tree.superclasses.names
-        e = clf.explain(X, top=self.top, steer=steer)[0]
-        route = clf.route_proba(X, steer=steer)[0]
-        proba = clf.predict_proba(X, steer=steer)[0]
-        order = np.argsort(-proba, kind="stable")
-        voted = proba.sum() > 0
-        pred = str(clf.class_ids_[int(order[0])]) if voted else None
-        nbs = []
+        # One explanation carries the neighbours and every class's probability (top = all classes).
+        e = clf.explain(X, top=len(clf.class_ids_), steer=steer)[0]
+        route = clf.route_proba(X, steer=steer)[0]  # by superclass id (the explanation keys it by name)
+        ranked = e.probabilities
+        pred = next(iter(ranked), None)  # None: nothing voted
         total = sum(nb.weight for nb in e.neighbours) or 1.0
-        for nb in e.neighbours[: self.neighbours]:
-            nbs.append({
-                "id": int(nb.id), "class": nb.label, "label": self.label(nb.label), "source": nb.source,
-                "superclass": nb.superclass, "similarity": float(nb.similarity), "weight": float(nb.weight),
-                "share": float(nb.weight / total), "contribution": float(nb.contribution),
-                "image": nb.ref if nb.ref and self.memory_root is not None else None,
-            })
+        nbs = [{
+            "id": int(nb.id), "class": nb.label, "label": self.label(nb.label), "source": nb.source,
+            "superclass": nb.superclass, "similarity": float(nb.similarity), "weight": float(nb.weight),
+            "share": float(nb.weight / total), "contribution": float(nb.contribution),
+            "image": nb.ref if nb.ref and self.memory_root is not None else None,
+        } for nb in e.neighbours[: self.neighbours]]
         nearest = float(e.neighbours[0].similarity) if e.neighbours else None
-        unlike = (self.typical is not None and nearest is not None and nearest < self.typical)
-        ranked = [(str(clf.class_ids_[int(j)]), float(proba[j])) for j in order if proba[j] > 0]
+        unlike = self.typical is not None and nearest is not None and nearest < self.typical
         return {
             "prediction": {"class": pred, "label": self.label(pred) if pred is not None else None},
             "route": [{"superclass": s, "name": names[s], "p": float(p)}
                       for s, p in sorted(zip(clf.superclasses_, route), key=lambda t: -t[1])],
             "searched": list(e.searched),
-            "top": [{"class": c, "label": self.label(c), "p": p} for c, p in ranked[: self.top]],
+            "top": [{"class": c, "label": self.label(c), "p": p} for c, p in list(ranked.items())[: self.top]],
             "neighbours": nbs,
             "unlike": {"nearest": nearest, "typical": self.typical} if unlike else None,
-            "all": [{"class": c, "p": p} for c, p in ranked],
-            "all_map": dict(ranked),
-        }
+        }, ranked
 
     # ---------------------------------------------------------------- edits
     def _edit(self, action: str, target: str, change: Any) -> EditRecord:
@@ -264,7 +255,9 @@ class Explorer:
         with self._lock:
             with edit_classifier(self.path, wait=60.0) as clf:
                 removed = change(clf)
-            self._load()
+            # The edited object is the saved snapshot: keep it rather than read the model again.
+            self.clf, self._stamp = clf, self._current()
+            self.typical = self._typical_similarity(clf)
             counts = {s: int(len(v)) for s, v in removed.items()}
             rec = EditRecord(time.time(), action, target, sum(counts.values()), sorted(counts))
             self.edits.append(rec)

@@ -12,7 +12,7 @@ import numpy as np
 from hierarchy import ClassTree
 from memory import InputError
 
-from .._analysis import Predictions, compare, level_metrics, load_predictions
+from .._analysis import Predictions, compare, level_metrics, load_predictions, superclass_confusion
 
 __all__ = ["Mistakes"]
 
@@ -57,7 +57,6 @@ class Mistakes:
         assert cut is not None
         self.superclass_ids = list(cut.superclasses)
         self.superclass_names = [cut.names[s] for s in self.superclass_ids]
-        self._index = {s: i for i, s in enumerate(self.superclass_ids)}
 
     @property
     def routed(self) -> Predictions:
@@ -79,12 +78,7 @@ class Mistakes:
     def error_matrix(self) -> np.ndarray:
         """Routed errors by (true superclass, predicted superclass), shape (S, S); the diagonal is within-superclass."""
         p = self.routed
-        t, q = self._sup(p.true), self._sup(p.pred)
-        m = np.zeros((len(self.superclass_ids), len(self.superclass_ids)), dtype=np.int64)
-        for a, b in zip(t[p.wrong], q[p.wrong]):
-            if a in self._index and b in self._index:
-                m[self._index[a], self._index[b]] += 1
-        return m
+        return superclass_confusion(Predictions(p.true[p.wrong], p.pred[p.wrong]), self.tree)[0]
 
     def cell(self, i: int, j: int, top: int = 20) -> list[dict[str, Any]]:
         """The most confused (true, predicted) class pairs among the routed errors of one matrix cell."""

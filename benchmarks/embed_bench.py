@@ -78,8 +78,26 @@ def _memory(X: np.ndarray, y: np.ndarray) -> VisualMemory:
     return mem
 
 
-def _top1(mem: VisualMemory, Q: np.ndarray, qy: np.ndarray, k: int) -> float:
-    return float((np.asarray(mem.predict(Q, k)) == qy).mean())
+def _correct(mem: VisualMemory, Q: np.ndarray, qy: np.ndarray, k: int) -> np.ndarray:
+    return np.asarray(mem.predict(Q, k)) == qy
+
+
+def knn_change(correct: dict[str, np.ndarray], base: str = "fp32") -> dict[str, Any]:
+    """Top-1 of each path and its paired change against ``base``, from per-query correctness.
+
+    ``correct`` maps a path to a bool array of shape (queries,).  The change is
+    (gained - lost) / n, gained being the queries a path gets right and ``base``
+    gets wrong; its standard error, sqrt(gained + lost) / n, says how much of a
+    change the flips alone make by chance.
+    """
+    ref = correct[base]
+    flips = {n: {"gained": int((c & ~ref).sum()), "lost": int((~c & ref).sum())}
+             for n, c in correct.items() if n != base}
+    return {"top1": {n: round(float(c.mean()), 4) for n, c in correct.items()},
+            "change_points": {n: round(100 * (f["gained"] - f["lost"]) / len(ref), 2) for n, f in flips.items()},
+            "flips": flips,
+            "change_se_points": {n: round(100 * float(np.sqrt(f["gained"] + f["lost"])) / len(ref), 2)
+                                 for n, f in flips.items()}}
 
 
 def dataset_rows(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,13 +143,12 @@ def dataset_rows(args: argparse.Namespace) -> dict[str, Any]:
     out["cos_val_mean"], out["cos_val_min"] = round(float(cos.mean()), 6), round(float(cos.min()), 6)
     k = args.k
     fp32_memory = _memory(fp32["train"].X, fp32["train"].labels)
-    top1 = {
-        "fp32": _top1(fp32_memory, fp32["val"].X, fp32["val"].labels, k),
-        emb.numeric_path: _top1(_memory(Xt, yt), Xv, yv, k),
-        f"{emb.numeric_path} queries, fp32 memory": _top1(fp32_memory, Xv, yv, k),
+    correct = {
+        "fp32": _correct(fp32_memory, fp32["val"].X, fp32["val"].labels, k),
+        emb.numeric_path: _correct(_memory(Xt, yt), Xv, yv, k),
+        f"{emb.numeric_path} queries, fp32 memory": _correct(fp32_memory, Xv, yv, k),
     }
-    out["knn"] = {"k": k, "top1": {n: round(v, 4) for n, v in top1.items()},
-                  "change_points": {n: round(100 * (v - top1["fp32"]), 2) for n, v in top1.items() if n != "fp32"}}
+    out["knn"] = {"k": k, **knn_change(correct)}
     print(out["knn"], f"cos {out['cos_val_mean']} / {out['cos_val_min']}", flush=True)
     return out
 

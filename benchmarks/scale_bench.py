@@ -6,8 +6,9 @@
 The memory is clustered Gaussian data on the real Tiny-ImageNet tree (200
 classes under the WordNet balanced:10 cut; class centres near their
 superclass's centre), 256-d: 5M entries fit in memory (5.1 GB), and single
-exact queries take the low-precision scoring pass from 256-d up (batches only
-from 1024-d; see ``LOWP_MIN_DIM`` and ``LOWP_BATCH_MIN_DIM``).
+exact queries take the low-precision scoring pass from 256-d up (batches from
+1024-d, or from 256-d for bf16 on AMX; see ``LOWP_MIN_DIM``,
+``LOWP_BATCH_MIN_DIM`` and ``LOWP_BATCH_MIN_DIM_AMX``).
 For each size, in one run:
 
 * flat exact memory against the routed classifier (centroid router, hard

@@ -26,6 +26,14 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _measured_on(r: dict) -> str:
+    """The CPU a result was measured on, with its matrix units, for a table's first line."""
+    m = r.get("machine", {})
+    if not m.get("cpu_model"):
+        return ""
+    return f"Measured {m['date']} on {m['cpu_model']} with {', '.join(m.get('matrix_flags', [])) or 'no matrix units'}. "
+
+
 def memory_table(r: dict) -> str:
     e, a, s = r["exact"], r["approximate"], r["sklearn"]
     f, d, sb, e32 = r["faiss"], r["faiss_direct"], r["faiss_small_batches"], r["exact_fp32"]
@@ -37,7 +45,7 @@ def memory_table(r: dict) -> str:
                 f"the fp32 peak, {row['fraction_of_bf16_peak']:.0%} of the bf16 peak")
 
     rows = [
-        f"{r['entries']:,} entries x {r['dim']}-d, {q:,} queries, k = {r['k']}; data: {r['data']}; "
+        f"{_measured_on(r)}{r['entries']:,} entries x {r['dim']}-d, {q:,} queries, k = {r['k']}; data: {r['data']}; "
         f"{r['timing']}; matmul peaks measured in the same run: fp32 {r['matmul_peak_gflops']} GFLOP/s, "
         f"bf16 {r['bf16_matmul_peak_gflops']} GFLOP/s. Default scoring on this CPU: {r['default_scoring']}.",
         "",
@@ -96,7 +104,7 @@ def embed_table(r: dict) -> str:
     sizes = r["sizes"]
     names = list(next(iter(sizes.values()))["paths"])
     rows = [
-        f"{r['backbone']}, batch {r['batch_size']}, {r['threads']} threads, {r['timing']}; the same "
+        f"{_measured_on(r)}{r['backbone']}, batch {r['batch_size']}, {r['threads']} threads, {r['timing']}; the same "
         f"{r['images']} Tiny-ImageNet val images per resolution ({r['eager_images']} for eager torch). "
         "Cosine: each path's features against ONNX Runtime fp32, mean (min).",
         "",
@@ -127,10 +135,16 @@ def embed_table(r: dict) -> str:
                         f"{sp['decode_s']} ({sp['decode_img_per_s']:,.0f}) | {sp['model_s']} ({sp['model_img_per_s']:,.0f}) |")
         rows += ["", f"Flat kNN top-1 on val (k = {knn['k']}, 100k train as the memory); val cosine to fp32 "
                      f"{d['cos_val_mean']:.4f} mean, {d['cos_val_min']:.4f} min:", "",
-                 "| embeddings | top-1 | change |", "|---|---|---|"]
+                 "| embeddings | top-1 | change | queries gained / lost against fp32 | standard error of the change |",
+                 "|---|---|---|---|---|"]
         for name, v in knn["top1"].items():
             ch = knn["change_points"].get(name)
-            rows.append(f"| {name} | {100 * v:.2f}% | {'–' if ch is None else f'{ch:+.2f} points'} |")
+            fl = knn.get("flips", {}).get(name)
+            se = knn.get("change_se_points", {}).get(name)
+            change = "–" if ch is None else f"{ch:+.2f} points"
+            flips = "–" if fl is None else f"{fl['gained']} / {fl['lost']}"
+            error = "–" if se is None else f"{se:.2f} points"
+            rows.append(f"| {name} | {100 * v:.2f}% | {change} | {flips} | {error} |")
     return "\n".join(rows)
 
 
@@ -279,7 +293,7 @@ def adding_table(r: dict) -> str:
 
 
 def scale_table(r: dict) -> str:
-    out = [f"{r['data']}; k = {r['k']}; {r['queries']:,} queries batched, single queries for latency.", "",
+    out = [f"{_measured_on(r)}{r['data']}; k = {r['k']}; {r['queries']:,} queries batched, single queries for latency.", "",
            "| entries | flat p50 / p99 | routed p50 / p99 | flat q/s | routed q/s | routed vs flat | "
            "flat top-1 | routed top-1 | flat RSS | routed RSS |",
            "|---|---|---|---|---|---|---|---|---|---|"]
@@ -290,9 +304,12 @@ def scale_table(r: dict) -> str:
                    f"**{f['routed_speedup_batched']}x** | {_pct(f['top1'])} | {_pct(g['top1'])} | "
                    f"{_mb(f['rss_growth_bytes'])} | {_mb(g['rss_growth_bytes'])} |")
     if "fp32_scoring" in r["rows"][0]["flat"]:
+        amx = r["scoring"] == "bf16" and "amx_bf16" in r.get("machine", {}).get("matrix_flags", [])
+        batches = (f"At {r['dim']}-d batches take the pass too (bf16 on AMX, from 256-d):" if amx else
+                   f"At {r['dim']}-d only single queries take the pass (batches need 1,024-d), "
+                   "so the batched ratio shows the run's noise:")
         out += ["", f"Exact scoring with the `{r['scoring']}` pass against fp32 only (`SUPERSUB_SCORING=fp32`), "
-                    f"same objects, same run. At {r['dim']}-d only single queries take the pass "
-                    "(batches need 1,024-d), so the batched ratio shows the run's noise:", "",
+                    f"same objects, same run. {batches}", "",
                 "| entries | system | p50 / p99 | fp32 p50 / p99 | p50 gain | q/s | fp32 q/s | batched ratio "
                 "| same predictions |",
                 "|---|---|---|---|---|---|---|---|---|"]

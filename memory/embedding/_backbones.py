@@ -98,7 +98,7 @@ for _i, (_size, _top1) in enumerate([(224, 75.1), (240, 76.6), (260, 77.6)]):
         preprocess=Preprocess(size=_size),
         description=f"EfficientNet-Lite{_i}, ImageNet-1k top-1 {_top1}%, offline weights",
         # Measured for Lite0 only (tests/memory/embedding/test_openvino.py).
-        bf16_from="/blocks/blocks.1/" if _i == 0 else None,
+        bf16_from="/blocks/blocks.2/" if _i == 0 else None,
     ))
 
 

@@ -10,14 +10,14 @@ index a :class:`VisualMemory` is made of.
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
-from ._index import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_MIN_DIM, LOWP_MIN_PAIRS, LOWP_MIN_ROWS, LOWP_SMALL_BATCH,
-                     VectorIndex, use_low_precision)
+from ._index import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM, LOWP_MIN_PAIRS,
+                     LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, use_low_precision)
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._query import QUERY_CHUNK
-from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_scores, fp32_error_bound, native_bf16,
-                       scoring_mode)
+from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_scores, fp32_error_bound, has_amx,
+                       native_bf16, scoring_mode)
 from ._snapshot import (
     Snapshot,
     locked_edit,
@@ -44,6 +44,7 @@ __all__ = [
     "Int8Vectors",
     "LOWP_ALWAYS_ROWS",
     "LOWP_BATCH_MIN_DIM",
+    "LOWP_BATCH_MIN_DIM_AMX",
     "LOWP_MIN_DIM",
     "LOWP_MIN_PAIRS",
     "LOWP_MIN_ROWS",
@@ -74,6 +75,7 @@ __all__ = [
     "harm_counts",
     "load_snapshot",
     "locked_edit",
+    "has_amx",
     "native_bf16",
     "open_snapshot",
     "origin_of",

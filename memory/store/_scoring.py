@@ -52,10 +52,11 @@ not depend on the batch.
 ``SUPERSUB_SCORING`` chooses: ``fp32`` (off), ``bf16`` or ``int8``.  Unset,
 the CPU decides: bf16 with AMX (whose bf16 tiles outrun its int8 ones, and
 bf16's bound is about 3.5x tighter: 0.012 against about 0.04 for 1280-d image
-embeddings), else int8 with AVX-512 VNNI or AVX-VNNI (without AMX, VNNI
-multiplies int8 at twice the bf16 rate; on such a CPU int8 searched 1.77x
-and bf16 1.62x as fast as faiss, ``benchmarks/results/memory.json``), else
-bf16 with AVX-512 BF16, else fp32.
+embeddings; on a 2-core AMX CPU bf16 searched 3.9x and int8 2.2x as fast as
+faiss, ``benchmarks/results/memory.json``), else int8 with AVX-512 VNNI or
+AVX-VNNI (without AMX, VNNI multiplies int8 at twice the bf16 rate; on such a
+CPU int8 searched 1.77x and bf16 1.62x as fast as faiss, before candidates
+were selected through group maxima), else bf16 with AVX-512 BF16, else fp32.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ from functools import lru_cache
 import faiss
 import numpy as np
 
-__all__ = ["SCORING_ENV", "SCORING_MODES", "bf16_error_bound", "exact_scores", "fp32_error_bound", "native_bf16",
-           "scoring_mode"]
+__all__ = ["SCORING_ENV", "SCORING_MODES", "bf16_error_bound", "exact_scores", "fp32_error_bound", "has_amx",
+           "native_bf16", "scoring_mode"]
 
 SCORING_ENV = "SUPERSUB_SCORING"
 SCORING_MODES = ("fp32", "bf16", "int8")
@@ -111,6 +112,11 @@ def native_bf16() -> bool:
     """
     flags = _cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def has_amx() -> bool:
+    """Whether this CPU has AMX bf16 tiles."""
+    return "amx_bf16" in _cpu_flags()
 
 
 def _mode_for_cpu(flags: frozenset[str]) -> str:

@@ -51,8 +51,8 @@ def test_openvino_fp32_equals_onnx(lite0_64, tiny_layout):
 @native_bf16
 def test_auto_is_bf16_and_the_environment_forces_fp32(lite0_64, monkeypatch, auto_precision):
     emb = Embedder(lite0_64, progress=False)
-    assert (emb.runtime, emb.precision, emb.numeric_path) == ("openvino", "bf16", "bf16>blocks.1")
-    assert emb.fingerprint == f"{lite0_64.fingerprint}+bf16>blocks.1"
+    assert (emb.runtime, emb.precision, emb.numeric_path) == ("openvino", "bf16", "bf16>blocks.2")
+    assert emb.fingerprint == f"{lite0_64.fingerprint}+bf16>blocks.2"
     monkeypatch.setenv(EMBED_PRECISION_ENV, "fp32")
     emb = Embedder(lite0_64, progress=False)
     assert (emb.runtime, emb.precision, emb.fingerprint) == ("onnx", "fp32", lite0_64.fingerprint)
@@ -92,7 +92,7 @@ def test_caches_never_mix_numeric_paths(lite0_64, tiny_layout, tmp_path, auto_pr
     fp32 = Embedder(lite0_64, precision="fp32", progress=False)
     a = embed_dataset(ds, bf16, cache=tmp_path)
     b = embed_dataset(ds, fp32, cache=tmp_path)
-    assert (a.numeric, b.numeric) == ("bf16>blocks.1", "fp32")
+    assert (a.numeric, b.numeric) == ("bf16>blocks.2", "fp32")
     assert a.fingerprint == b.fingerprint == lite0_64.fingerprint  # one embedding space
     np.testing.assert_allclose(b.X, fp32.embed_images(ds.paths), atol=1e-5)  # not the bf16 rows
     np.testing.assert_allclose(a.X, bf16.embed_images(ds.paths), atol=1e-5)

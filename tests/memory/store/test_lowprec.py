@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from memory import VisualMemory
-from memory.store import SCORING_ENV, Bf16Vectors, Int8Vectors, _index, bf16_error_bound, exact_scores
+import torch
+
+from memory.store import SCORING_ENV, Bf16Vectors, Int8Vectors, LowPrecisionVectors, _index, bf16_error_bound, exact_scores
+from memory.store import _lowprec
+from memory.store._lowprec import _top
 
 SCORERS = pytest.mark.parametrize("scorer", [Bf16Vectors, Int8Vectors], ids=["bf16", "int8"])
 
@@ -66,13 +70,21 @@ def assert_exact(got, X, Q, k, mask=None, ties_expected=False):
 
 
 def always_low_precision(monkeypatch):
-    for name in ("LOWP_ALWAYS_ROWS", "LOWP_MIN_ROWS", "LOWP_MIN_PAIRS", "LOWP_MIN_DIM", "LOWP_BATCH_MIN_DIM"):
+    for name in ("LOWP_ALWAYS_ROWS", "LOWP_MIN_ROWS", "LOWP_MIN_PAIRS", "LOWP_MIN_DIM", "LOWP_BATCH_MIN_DIM",
+                 "LOWP_BATCH_MIN_DIM_AMX"):
         monkeypatch.setattr(_index, name, 0)
 
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, params=[0, 2], ids=["full-topk", "groups-of-2"])
+def grouping(request, monkeypatch):
+    """Every test runs with candidates selected by a full top-k and through group maxima."""
+    monkeypatch.setattr(LowPrecisionVectors, "GROUP", request.param)
+    return request.param
 
 
 @SCORERS
@@ -259,3 +271,51 @@ def test_the_thresholds_follow_the_measured_crossover():
     assert not _index.use_low_precision(1, 1_000_000, 128)  # too cheap per pair to pay
     assert _index.use_low_precision(1000, 100_000, 1280) and _index.use_low_precision(19, 100_000, 256)
     assert not _index.use_low_precision(20, 1_000_000, 768)  # batches: only from 1024-d
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_bf16_on_amx_tiles_takes_batches_from_256_dimensions(amx, monkeypatch):
+    monkeypatch.setattr(_index, "has_amx", lambda: amx)
+    assert _index.use_low_precision(500, 100_000, 256, "bf16") == amx
+    assert not _index.use_low_precision(500, 100_000, 256, "int8")  # VNNI int8 did not pay there
+    assert not _index.use_low_precision(500, 100_000, 128, "bf16")  # nor anything below 256-d
+    assert _index.use_low_precision(500, 100_000, 1280, "int8")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int32])
+@pytest.mark.parametrize("n", [1040, 1000, 333])
+def test_selection_through_group_maxima_returns_the_full_top_values(dtype, n, rng):
+    """Same values as torch.topk, columns that hold them: ties, loose columns, all-negative rows."""
+    m, group = 5, 8
+    S = torch.from_numpy(np.round(rng.standard_normal((40, n)) * 8))  # many equal values
+    S[1] = -torch.rand(n) - 0.1  # every score negative: bf16 falls back to a full top-k
+    S[2, -1] = S[2, -2] = 99  # the best two among the loose columns (n mod 8 > 0)
+    S[3, :] = 4  # all equal
+    S[4, ::2] = -0.0
+    S = S.to(dtype)
+    vals, cols = _top(S, m, group)
+    want = torch.topk(S, m, dim=1).values
+    assert torch.equal(vals, want)
+    assert torch.equal(S.gather(1, cols), vals)
+    assert all(len(set(row.tolist())) == m for row in cols)
+    if n % group:
+        assert set(cols[2, :2].tolist()) == {n - 1, n - 2}
+
+
+@pytest.mark.parametrize("grouping", [128], indirect=False)
+@SCORERS
+def test_a_memory_wide_enough_for_the_default_groups_stays_exact(scorer, grouping, rng, monkeypatch):
+    """40,000 rows take the default group size; duplicates, exclusions and all-negative queries."""
+    monkeypatch.setattr(LowPrecisionVectors, "GROUP", grouping)
+    calls = []
+    monkeypatch.setattr(_lowprec, "_top", lambda S, m, group: calls.append((S.shape[1], m, group)) or _top(S, m, group))
+    base = unit(np.abs(rng.standard_normal((20_000, 32))))  # a positive cone
+    X = np.ascontiguousarray(np.concatenate([base, base[:20_000]])[rng.permutation(40_000)])
+    Q = unit(np.concatenate([base[:60] + 0.05 * rng.standard_normal((60, 32)),
+                             rng.standard_normal((60, 32)),
+                             -np.abs(rng.standard_normal((20, 32)))]))  # scores below 0 for every row
+    few = np.ones(40_000, dtype=bool)
+    few[rng.choice(40_000, 500, replace=False)] = False
+    for mask in (None, few):
+        assert_exact(lowp_search(scorer, X, Q, 10, mask), X, Q, 10, mask, ties_expected=True)
+    assert (40_000, 65, 128) in calls  # the first round went through the groups

@@ -31,7 +31,8 @@ def _measured_on(r: dict) -> str:
     m = r.get("machine", {})
     if not m.get("cpu_model"):
         return ""
-    return f"Measured {m['date']} on {m['cpu_model']} with {', '.join(m.get('matrix_flags', [])) or 'no matrix units'}. "
+    units = ", ".join(m.get("matrix_flags", [])) or "no matrix units"
+    return f"Measured {m['date']} on {m['cpu_model']} with {units}. "
 
 
 def memory_table(r: dict) -> str:
@@ -293,7 +294,8 @@ def adding_table(r: dict) -> str:
 
 
 def scale_table(r: dict) -> str:
-    out = [f"{_measured_on(r)}{r['data']}; k = {r['k']}; {r['queries']:,} queries batched, single queries for latency.", "",
+    out = [f"{_measured_on(r)}{r['data']}; k = {r['k']}; {r['queries']:,} queries batched, "
+           "single queries for latency.", "",
            "| entries | flat p50 / p99 | routed p50 / p99 | flat q/s | routed q/s | routed vs flat | "
            "flat top-1 | routed top-1 | flat RSS | routed RSS |",
            "|---|---|---|---|---|---|---|---|---|---|"]

@@ -5,12 +5,11 @@ import pickle
 import faiss
 import numpy as np
 import pytest
-
-from memory import VisualMemory
 import torch
 
-from memory.store import SCORING_ENV, Bf16Vectors, Int8Vectors, LowPrecisionVectors, _index, bf16_error_bound, exact_scores
-from memory.store import _lowprec
+from memory import VisualMemory
+from memory.store import (SCORING_ENV, Bf16Vectors, Int8Vectors, LowPrecisionVectors, _index, _lowprec,
+                          bf16_error_bound, exact_scores)
 from memory.store._lowprec import _top
 
 SCORERS = pytest.mark.parametrize("scorer", [Bf16Vectors, Int8Vectors], ids=["bf16", "int8"])
@@ -302,13 +301,14 @@ def test_selection_through_group_maxima_returns_the_full_top_values(dtype, n, rn
         assert set(cols[2, :2].tolist()) == {n - 1, n - 2}
 
 
-@pytest.mark.parametrize("grouping", [128], indirect=False)
+@pytest.mark.parametrize("grouping", [128])  # overrides the autouse fixture: the default size
 @SCORERS
 def test_a_memory_wide_enough_for_the_default_groups_stays_exact(scorer, grouping, rng, monkeypatch):
     """40,000 rows take the default group size; duplicates, exclusions and all-negative queries."""
     monkeypatch.setattr(LowPrecisionVectors, "GROUP", grouping)
     calls = []
-    monkeypatch.setattr(_lowprec, "_top", lambda S, m, group: calls.append((S.shape[1], m, group)) or _top(S, m, group))
+    monkeypatch.setattr(_lowprec, "_top",
+                        lambda S, m, group: calls.append((S.shape[1], m, group)) or _top(S, m, group))
     base = unit(np.abs(rng.standard_normal((20_000, 32))))  # a positive cone
     X = np.ascontiguousarray(np.concatenate([base, base[:20_000]])[rng.permutation(40_000)])
     Q = unit(np.concatenate([base[:60] + 0.05 * rng.standard_normal((60, 32)),

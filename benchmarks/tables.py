@@ -26,13 +26,16 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _measured_on(r: dict) -> str:
-    """The CPU a result was measured on, with its matrix units, for a table's first line."""
-    m = r.get("machine", {})
-    if not m.get("cpu_model"):
-        return ""
+def _machine_words(m: dict) -> str:
+    """When and on which CPU, with its matrix units, a result was measured."""
     units = ", ".join(m.get("matrix_flags", [])) or "no matrix units"
-    return f"Measured {m['date']} on {m['cpu_model']} with {units}. "
+    return f"{m['date']} on {m['cpu_model']} with {units}"
+
+
+def _measured_on(r: dict) -> str:
+    """A table's opening sentence naming the CPU, or nothing for results that did not record it."""
+    m = r.get("machine", {})
+    return f"Measured {_machine_words(m)}. " if m.get("cpu_model") else ""
 
 
 def memory_table(r: dict) -> str:
@@ -430,8 +433,8 @@ def precision_table(r: dict) -> str:
     if "heads" in r:
         h = r["heads"]
         hm = h["machine"]
-        heads = ["", f"*Heads on frozen embeddings* (`--part heads`, measured {hm['date']} on {hm['cpu_model']} "
-                     f"with {', '.join(hm['matrix_flags']) or 'no matrix units'}; {h['setup']['train']:,} train "
+        heads = ["", f"*Heads on frozen embeddings* (`--part heads`, measured {_machine_words(hm)}; "
+                     f"{h['setup']['train']:,} train "
                      f"and {h['setup']['val']:,} val embeddings, {h['setup']['superclasses']} superclasses):", "",
                  "| head | fp32 s | bf16 s | speed-up | fp32 val acc. | bf16 val acc. | change |",
                  "|---|---|---|---|---|---|---|"]

@@ -191,8 +191,7 @@ class LowPrecisionVectors:
         first = min(n_allowed, max(self.CANDIDATES, 2 * k))
         sims = np.empty((len(Q), k), dtype=np.float32)
         rows = np.empty((len(Q), k), dtype=np.int64)
-        itemsize = torch.empty((), dtype=self._score_dtype()).element_size()
-        block = int(np.clip(self.SCORE_BYTES // max(len(base) * itemsize, 1), 16, self.BLOCK))
+        block = int(np.clip(self.SCORE_BYTES // max(len(base) * self._score_dtype().itemsize, 1), 16, self.BLOCK))
         # One score matrix for every block: a fresh one of hundreds of MB would be paged in anew each time.
         out = torch.empty((min(block, len(Q)), len(base)), dtype=self._score_dtype())
         with torch.no_grad():

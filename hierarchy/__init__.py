@@ -31,18 +31,22 @@ from ._files import atomic_file, atomic_write, check_format, fsync_dir, sha256_f
 from ._io import load_tree, save_tree, shipped_path, shipped_tree
 from ._mapping import read_mapping
 from ._superclasses import SuperclassMap
+from ._text import (MAX_JSON_DEPTH, WNID, file_kind, normalize_name, open_regular, parse_json, read_bytes, read_json,
+                    read_text)
 from ._tree import PARENT_RULES, ClassTree
 from ._wordnet import load_wordnet, synset_from_wnid, wnid_of
 
 __all__ = [
     "ClassTree",
     "HierarchyError",
+    "MAX_JSON_DEPTH",
     "MappingFileError",
     "PARENT_RULES",
     "SuperclassMap",
     "SupersubError",
     "TreeFormatError",
     "UnknownClassError",
+    "WNID",
     "WordNetNotFoundError",
     "atomic_file",
     "atomic_write",
@@ -53,12 +57,19 @@ __all__ = [
     "cut_from_mapping",
     "cut_from_synsets",
     "cut_induced",
+    "file_kind",
     "fsync_dir",
     "load_tree",
     "load_wordnet",
     "make_cut",
+    "normalize_name",
+    "open_regular",
+    "parse_json",
+    "read_bytes",
     "read_confusion",
+    "read_json",
     "read_mapping",
+    "read_text",
     "save_tree",
     "sha256_file",
     "shipped_path",

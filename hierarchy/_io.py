@@ -13,12 +13,15 @@ import networkx as nx
 from ._errors import HierarchyError, TreeFormatError
 from ._files import atomic_write, check_format
 from ._superclasses import SuperclassMap
+from ._text import parse_json, read_text
 from ._tree import ClassTree
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_tree", "save_tree", "shipped_path", "shipped_tree"]
 
 FORMAT = "supersub-tree"
 FORMAT_VERSION = 1
+#: Largest tree file read: 64 MiB (all 82,115 WordNet noun synsets take about 25 MB).
+MAX_TREE_BYTES = 64 << 20
 
 
 def tree_to_dict(tree: ClassTree) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
             _check_fields({"nodes": full, "classes": data["classes"]}, origin)
             full = _graph(full, origin)
         sc = data.get("superclasses")
-        return ClassTree(
+        tree = ClassTree(
             graph,
             data["classes"],
             source=data.get("source", "wordnet"),
@@ -113,6 +116,10 @@ def tree_from_dict(data: Any, origin: str = "tree") -> ClassTree:
             superclasses=SuperclassMap.from_dict(sc) if sc else None,
             uncollapsed=full,
         )
+        if "root" in data and data["root"] != tree.root:
+            raise TreeFormatError(f"{origin}: its 'root' field is {data['root']!r}, but its nodes hang from "
+                                  f"{tree.root!r}; rebuild it with 'supersub tree build'")
+        return tree
     except TreeFormatError:
         raise
     except HierarchyError as exc:
@@ -138,19 +145,16 @@ def load_tree(path: str | os.PathLike[str]) -> ClassTree:
     Raises
     ------
     TreeFormatError
-        If the file is missing, truncated, or not a supersub tree.
+        If the file is missing, not a regular file, over :data:`MAX_TREE_BYTES`,
+        nested deeper than :data:`hierarchy.MAX_JSON_DEPTH`, truncated, or not a
+        supersub tree (its ``root`` field included).
     """
     path = Path(path)
-    if not path.is_file():
-        raise TreeFormatError(
-            f"tree file {path} does not exist; build one with 'supersub tree build'"
-        )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TreeFormatError(
-            f"{path} is not valid JSON ({exc}); it may be truncated: rebuild it"
-        ) from exc
+        text = read_text(path, limit=MAX_TREE_BYTES, what="tree file", error=TreeFormatError)
+    except FileNotFoundError:
+        raise TreeFormatError(f"tree file {path} does not exist; build one with 'supersub tree build'") from None
+    data = parse_json(text, origin=str(path), error=TreeFormatError)
     return tree_from_dict(data, str(path))
 
 

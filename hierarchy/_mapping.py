@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from ._errors import MappingFileError
+from ._text import normalize_name, parse_json, read_text
 
 __all__ = ["check_parents", "read_mapping"]
 
 
 #: Header rows a CSV mapping may start with (compared in lower case).
 HEADERS = (["class", "superclass"], ["child", "parent"])
+#: Largest mapping file read: 64 MiB.
+MAX_MAPPING_BYTES = 64 << 20
 
 
 def check_parents(parents: Mapping[str, str], origin: str = "mapping") -> None:
@@ -68,6 +70,11 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
     Chains are allowed (``cat -> feline -> animal``), which describes a deeper
     tree for :meth:`ClassTree.from_parents`.
 
+    The file is UTF-8, with or without a byte-order mark, at most
+    :data:`MAX_MAPPING_BYTES`.  Names are stripped of surrounding blanks and
+    put in Unicode NFC, so a composed and a decomposed spelling of one name
+    are one class (and listing both is "listed twice").
+
     Returns
     -------
     dict of str to str
@@ -79,17 +86,17 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
         If the file is missing, unreadable, lists a class twice or has a cycle.
     """
     p = Path(path)
-    if not p.is_file():
-        raise MappingFileError(f"mapping file {p} does not exist or is not a file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(p, limit=MAX_MAPPING_BYTES, what="mapping file", error=MappingFileError)
+    except FileNotFoundError:
+        raise MappingFileError(f"mapping file {p} does not exist or is not a file") from None
+    except OSError as exc:
         raise MappingFileError(f"cannot read mapping file {p}: {exc}") from exc
     parents: dict[str, str] = {}
     where: dict[str, str] = {}
 
     def put(child: str, parent: str, loc: str) -> None:
-        child, parent = str(child).strip(), str(parent).strip()
+        child, parent = normalize_name(str(child)).strip(), normalize_name(str(parent)).strip()
         if child in parents:
             raise MappingFileError(
                 f"{p}: class {child!r} is listed twice ({where[child]} and {loc}); "
@@ -100,16 +107,14 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
 
     if p.suffix.lower() == ".json":
         def pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
-            keys = [k for k, _ in pairs]
-            dup = next((k for k in keys if keys.count(k) > 1), None)
-            if dup is not None:
+            out = dict(pairs)
+            if len(out) != len(pairs):
+                seen: set[str] = set()
+                dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
                 raise MappingFileError(f"{p}: key {dup!r} is listed twice; list each key once")
-            return dict(pairs)
+            return out
 
-        try:
-            data = json.loads(text, object_pairs_hook=pairs_hook)
-        except json.JSONDecodeError as exc:
-            raise MappingFileError(f"{p} is not valid JSON ({exc}); is it truncated?") from exc
+        data = parse_json(text, origin=str(p), error=MappingFileError, object_pairs_hook=pairs_hook)
         if not isinstance(data, dict):
             raise MappingFileError(f"{p}: expected a JSON object, got {type(data).__name__}")
         for key, value in data.items():
@@ -123,7 +128,11 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, str]:
                     f"{p}: value of {key!r} must be a superclass name or a list of classes"
                 )
     else:
-        rows = list(csv.reader(text.splitlines()))
+        try:
+            rows = list(csv.reader(text.splitlines()))
+        except csv.Error as exc:
+            raise MappingFileError(f"{p} is not a readable CSV mapping ({exc}); give 'class,superclass' "
+                                   "rows") from None
         first = True
         for lineno, row in enumerate(rows, start=1):
             row = [c.strip() for c in row]

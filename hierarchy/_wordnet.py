@@ -219,14 +219,11 @@ def synset_from_wnid(wnid: str, wordnet: Any | None = None, *, noun: bool = Fals
     """
     from ._errors import UnknownClassError
 
-    if (
-        not isinstance(wnid, str)
-        or len(wnid) != 9
-        or wnid[0] not in "nvasr"
-        or not wnid[1:].isdigit()
-    ):
+    from ._text import WNID
+
+    if not isinstance(wnid, str) or not WNID.match(wnid):
         raise UnknownClassError(
-            f"{wnid!r} is not a wnid: expected a part-of-speech letter and 8 digits, "
+            f"{wnid!r} is not a wnid: expected a part-of-speech letter and 8 ASCII digits, "
             "like 'n01440764'"
         )
     wn = wordnet if wordnet is not None else load_wordnet()
@@ -243,7 +240,8 @@ def synset_from_wnid(wnid: str, wordnet: Any | None = None, *, noun: bool = Fals
         )
     if noun and wnid[0] != "n":
         raise UnknownClassError(
-            f"{wnid!r} is a {_POS[wnid[0]]} synset ({synset.name()}); classes must be noun synsets, "
+            f"{wnid!r} is {'an' if wnid[0] == 'a' else 'a'} {_POS[wnid[0]]} synset ({synset.name()}); "
+            "classes must be noun synsets, "
             "whose wnids start with 'n' (like 'n01440764')"
         )
     return synset

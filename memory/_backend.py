@@ -8,13 +8,14 @@ server or cluster).  The router and the reports use only this interface.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import numpy as np
+
+from hierarchy import read_json
 
 from ._errors import InputError, MemoryFormatError
 from .store import Explanation, Steer
@@ -197,12 +198,14 @@ def load_memory(path: Any, **kwargs: Any) -> Any:
         from .milvus import MilvusMemory
 
         try:
-            spec = json.loads(link.read_text())
+            spec = read_json(link, limit=1 << 20, what="Milvus connection file", error=MemoryFormatError)
             settings = dict(spec.get("settings", {}))
             if "ef" in settings:  # written before the name was ef_search
                 settings["ef_search"] = settings.pop("ef")
             return MilvusMemory(spec["uri"], spec["collection"], create=False, **{**settings, **kwargs})
-        except (ValueError, KeyError) as exc:
+        except MemoryFormatError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MemoryFormatError(f"{link} is not a Milvus connection file: {exc}") from exc
     from .store import load_snapshot
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from hierarchy import normalize_name
+
 from ._errors import InputError, InputTypeError
 
 __all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "env_precision", "prepare_rows"]
@@ -65,14 +67,18 @@ def as_embeddings(x: Any, dim: int | None, name: str = "X", owner: str = "the me
 
 
 def as_strings(values: Any, n: int, name: str) -> list[str]:
-    """A length-``n`` list of non-empty strings from a scalar or a sequence."""
+    """A length-``n`` list of non-empty strings from a scalar or a sequence, in Unicode NFC.
+
+    A composed and a decomposed spelling of one name are one name
+    (:func:`hierarchy.normalize_name`).
+    """
     if values is None:
         raise InputError(f"{name} is required")
     if isinstance(values, (str, bytes)) or np.isscalar(values):
-        return [str(values)] * n
-    out = [str(v) for v in np.asarray(values, dtype=object).ravel().tolist()] if not isinstance(
+        return [normalize_name(str(values))] * n
+    out = [normalize_name(str(v)) for v in np.asarray(values, dtype=object).ravel().tolist()] if not isinstance(
         values, list
-    ) else [str(v) for v in values]
+    ) else [normalize_name(str(v)) for v in values]
     if len(out) != n:
         raise InputError(f"got {len(out)} {name} for {n} embeddings; give one per row")
     if any(v == "" for v in out):
@@ -125,8 +131,8 @@ def as_set(values: Iterable[Any] | None) -> set[str]:
     if values is None:
         return set()
     if isinstance(values, (str, bytes)) or np.isscalar(values):
-        return {str(values)}
-    return {str(v) for v in values}
+        return {normalize_name(str(values))}
+    return {normalize_name(str(v)) for v in values}
 
 
 def as_id_set(values: Sequence[int] | np.ndarray | None) -> np.ndarray:

@@ -10,6 +10,7 @@ reference), ``system`` (to hold several systems in one file) and ``pred2``,
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,8 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import ClassTree, HierarchyError, UnknownClassError
+from hierarchy import ClassTree, HierarchyError, UnknownClassError, read_text
 from memory import InputError
+
+#: Largest predictions CSV read: 1 GiB.
+MAX_PREDICTIONS_BYTES = 1 << 30
+#: Longest field of a predictions CSV (csv's own default limit).
+MAX_FIELD_CHARS = 131_072
 
 __all__ = [
     "Predictions",
@@ -55,14 +61,19 @@ class Predictions:
 def load_predictions(path: str | os.PathLike[str]) -> dict[str, Predictions]:
     """Read a predictions file; returns system name to :class:`Predictions`.
 
+    A CSV file is UTF-8 (a byte-order mark is dropped), at most
+    :data:`MAX_PREDICTIONS_BYTES`, with fields of at most
+    :data:`MAX_FIELD_CHARS` characters; scores must be finite numbers.
+
     Raises
     ------
     InputError
-        Missing file or columns, or an empty file.
+        Missing file or columns, an empty, oversized or malformed file, a
+        field over the limit, or a score that is not a finite number.
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"predictions file {p} does not exist")
+        raise InputError(f"predictions file {p} does not exist or is not a regular file")
     if p.suffix.lower() == ".parquet":
         try:
             import pandas as pd
@@ -70,8 +81,15 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, Predictions]:
             raise InputError("reading Parquet needs pandas and pyarrow: pip install pandas pyarrow") from None
         rows = pd.read_parquet(p).astype(str).to_dict("records")
     else:
-        with open(p, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        text = read_text(p, limit=MAX_PREDICTIONS_BYTES, what="predictions file", error=InputError)
+        old = csv.field_size_limit(MAX_FIELD_CHARS)
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise InputError(f"{p} is not a readable predictions CSV ({exc}; fields hold at most "
+                             f"{MAX_FIELD_CHARS:,} characters); write it with 'supersub evaluate'") from None
+        finally:
+            csv.field_size_limit(old)
     if not rows:
         raise InputError(f"{p} has no rows")
     missing = [c for c in ("true", "pred") if c not in rows[0]]
@@ -80,7 +98,7 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, Predictions]:
     systems: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         systems.setdefault(r.get("system") or "system", []).append(r)
-    ranked_cols = sorted((c for c in rows[0] if c.startswith("pred") and c[4:].isdigit()), key=lambda c: int(c[4:]))
+    ranked_cols = sorted((c for c in rows[0] if c.startswith("pred") and c[4:].isascii() and c[4:].isdigit()), key=lambda c: int(c[4:]))
     out = {}
     for name, rs in systems.items():
         def col(c: str) -> np.ndarray | None:
@@ -89,14 +107,30 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, Predictions]:
             return np.array([r[c] for r in rs], dtype=object)
 
         score = col("score")
+        if score is not None:
+            score = _scores(score, p)
         out[name] = Predictions(
             true=np.array([r["true"] for r in rs], dtype=object),
             pred=np.array([r["pred"] for r in rs], dtype=object),
             route=col("route"),
-            score=None if score is None else score.astype(float),
+            score=score,
             ref=col("ref"),
             ranked=[np.array([r[c] for r in rs], dtype=object) for c in ranked_cols],
         )
+    return out
+
+
+def _scores(values: np.ndarray, path: Path) -> np.ndarray:
+    """The ``score`` column as finite floats, or an error naming the first bad row."""
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values.tolist()):
+        try:
+            out[i] = float(v)
+        except ValueError:
+            out[i] = np.nan
+        if not np.isfinite(out[i]):
+            raise InputError(f"{path}: row {i + 1} has score {v!r}; scores must be finite numbers "
+                             "(write the file with 'supersub evaluate')")
     return out
 
 

@@ -39,6 +39,17 @@ def _at_least(low: float, kind: type = int) -> Callable[[str], float]:
     return parse
 
 
+def _pixels(text: str) -> int:
+    """An argparse type: an input resolution the backbones accept."""
+    from memory import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+
+    value = int(_at_least(MIN_INPUT_SIZE)(text))
+    if value > MAX_INPUT_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} pixels, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     """An argparse type: a number in (0, 1]."""
     try:
@@ -112,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--split", default="train", help="train or val (Tiny-ImageNet)")
     emb.add_argument("--mapping", help="folder,wnid file for image folders not named by wnid")
     emb.add_argument("--backbone", default="lite0", help="lite0, lite1, lite2, timm:NAME, torchvision:NAME")
-    emb.add_argument("--size", type=_at_least(16), default=128, help="input resolution")
+    emb.add_argument("--size", type=_pixels, default=128, help="input resolution (16 to 1024)")
     emb.add_argument("--crop", type=_fraction, default=None, help="centre-crop fraction (default 0.875)")
     emb.add_argument("--runtime", default="auto", choices=["auto", "onnx", "openvino", "torch"])
     emb.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -137,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(b)
     b.add_argument("--tree", help="tree JSON with a superclass cut (default: shipped Tiny-ImageNet tree)")
     b.add_argument("--backbone", default="lite0")
-    b.add_argument("--size", type=_at_least(16), default=None,
+    b.add_argument("--size", type=_pixels, default=None,
                    help="input resolution (default 128; 160 for --router generalist, whose tail is fine-tuned)")
     b.add_argument("--crop", type=_fraction, default=None)
     b.add_argument("--router", default="centroids", choices=["memory", "centroids", "head", "generalist"],

@@ -72,10 +72,14 @@ def _print_superclasses(tree: object, *, members: bool) -> None:
 
 
 def _read_wnids(path: str | Path) -> list[str]:
+    from hierarchy import normalize_name, read_text
+
     p = Path(path)
-    if not p.is_file():
-        raise CLIError(f"wnids file {p} does not exist")
-    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = read_text(p, limit=16 << 20, what="wnids file", error=CLIError)
+    except FileNotFoundError:
+        raise CLIError(f"wnids file {p} does not exist") from None
+    lines = [normalize_name(ln).strip() for ln in text.splitlines()]
     return [ln.split()[0] for ln in lines if ln and not ln.startswith("#")]
 
 

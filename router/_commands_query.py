@@ -128,16 +128,18 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     """Best flat against best routed system over several ``evaluate`` outputs."""
-    import json
+    from hierarchy import read_json
 
     rows = []
     for path in args.metrics:
         try:
-            data = json.loads(Path(path).read_text())
+            data = read_json(path, what="metrics file", error=CLIError)
             flat, routed = data["flat_knn"], data["routed"]
             rows.append(("flat", data.get("flat") or "flat kNN (same memory)", flat["top1"], path))
             rows.append(("routed", data.get("model") or "routed", routed["top1"], path))
         except (OSError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, CLIError):
+                raise
             raise CLIError(f"{path} is not a metrics.json written by supersub evaluate ({exc})") from None
     print(f"  {'kind':<8}{'top-1':>7}  system  [metrics]")
     for kind, name, top1, path in sorted(rows, key=lambda r: -r[2]):
@@ -157,7 +159,7 @@ def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
     evaluation recorded beside the predictions; neighbour images always from
     the model's training data.
     """
-    import json
+    from hierarchy import read_json
 
     from ._gallery import mistake_gallery
 
@@ -165,8 +167,9 @@ def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
         queries = Path(load_dataset(args.data, "val", args.mapping).root)  # type: ignore[attr-defined]
     else:
         metrics = Path(args.predictions).parent / "metrics.json"
-        recorded = json.loads(metrics.read_text()).get("data_root") if metrics.is_file() else None
-        if recorded is None:
+        data = read_json(metrics, what="metrics file", error=CLIError) if metrics.is_file() else {}
+        recorded = data.get("data_root") if isinstance(data, dict) else None
+        if not isinstance(recorded, str):
             raise CLIError(f"{args.predictions} does not say where its images are; give --data (and --mapping)")
         queries = Path(recorded)
     trained = (getattr(clf, "data", None) or {}).get("root")

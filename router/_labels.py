@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import UnknownClassError
+from hierarchy import UnknownClassError, normalize_name
 from memory import InputError, as_strings
 
 __all__ = ["check_labels", "decode_labels", "fit_labels", "label_ids"]
@@ -85,7 +85,7 @@ def fit_labels(y: Any, n: int, known: set[str]) -> tuple[np.ndarray, np.ndarray,
     if arr.dtype.kind in "iu" or all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         kind, arr = "int", arr.astype(np.int64)
     elif all(isinstance(v, str) for v in values):
-        kind = "str"
+        kind, arr = "str", np.array([normalize_name(v) for v in values], dtype=object)
     else:
         raise InputError(f"labels must be the tree's class ids (strings) or integers whose decimal form is "
                          f"one, got dtype {arr.dtype}; convert them, for example [str(v) for v in y]")
@@ -102,8 +102,8 @@ def decode_labels(ids: np.ndarray, kind: str) -> np.ndarray:
 
 def label_ids(label: Any) -> Any:
     """A label, or a sequence of labels, as class ids (their ``str`` form); ``None`` stays ``None``."""
-    if label is None or isinstance(label, str):
+    if label is None:
         return label
-    if np.isscalar(label):
-        return str(label)
-    return [str(v) for v in label]
+    if isinstance(label, str) or np.isscalar(label):
+        return normalize_name(str(label))
+    return [normalize_name(str(v)) for v in label]

@@ -11,7 +11,6 @@ never run on another trunk, and a changed weight file is caught at load.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256_file
+from hierarchy import HierarchyError, check_format, load_tree, parse_json, save_tree, sha256_file
 from memory import BackboneMismatchError, InputError, MemoryFormatError, VisualMemory, get_backbone
-from memory.store import open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
+from memory.store import open_snapshot, set_origin, snapshot_entries, snapshot_writer, verify_files, writer_lock
 
 from ._tail_specialists import TailSpecialists
 from ._trunk import split_backbone
@@ -69,7 +68,8 @@ def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: fl
 def is_network(raw_manifest: bytes) -> bool:
     """Whether a snapshot's manifest is a network-level classifier's."""
     try:
-        return json.loads(raw_manifest).get("format") == FORMAT  # type: ignore[no-any-return]
+        return parse_json(raw_manifest, origin="manifest.json", error=MemoryFormatError).get(  # type: ignore[no-any-return]
+            "format") == FORMAT
     except (ValueError, AttributeError):
         return False
 
@@ -94,9 +94,9 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
     root = Path(path)
     snap = open_snapshot(root, "classifier")
     try:
-        manifest = json.loads(snap.manifest)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _bad(root, f"manifest.json is corrupt ({exc})") from exc
+        manifest = parse_json(snap.manifest, origin="manifest.json", error=MemoryFormatError)
+    except MemoryFormatError as exc:
+        raise _bad(root, str(exc)) from None
     check_format(manifest, FORMAT, FORMAT_VERSION, what=str(root), noun="supersub network classifier",
                  error=MemoryFormatError)
     for key, kind in (("options", dict), ("files", dict), ("classes", list), ("cut", dict),
@@ -106,8 +106,7 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
     if set(manifest["options"]) - set(_OPTIONS):
         raise _bad(root, f"unknown options {sorted(set(manifest['options']) - set(_OPTIONS))}")
     files = manifest["files"]
-    present = {f.relative_to(snap.path).as_posix() for f in snap.path.rglob("*")
-               if f.is_file() and f.name not in (".lock", "manifest.json")}
+    present = {rel for rel in snapshot_entries(snap.path) if Path(rel).name not in (".lock", "manifest.json")}
     extra = sorted(present - set(files))
     if extra:
         raise _bad(root, f"{extra[0]} is not listed in its manifest (a file added after the save)")

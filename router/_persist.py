@@ -23,8 +23,8 @@ too.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hierarchy import HierarchyError, check_format, load_tree, save_tree, sha256_file
+from hierarchy import HierarchyError, check_format, load_tree, parse_json, save_tree, sha256_file
 from memory import BackboneMismatchError, MemoryFormatError
 from memory.store import (
     locked_edit,
     open_snapshot,
     set_origin,
+    snapshot_entries,
     snapshot_writer,
     verify_files,
     writer_lock,
@@ -74,14 +75,12 @@ def _covered_by_shard(rel: Path) -> bool:
 
 
 def _listed_files(snap: Path) -> list[str]:
-    """Every file of a snapshot that its manifest must list (all but locks and shard data)."""
-    out = []
-    for f in sorted(snap.rglob("*")):
-        rel = f.relative_to(snap)
-        if f.is_dir() or rel.name == ".lock" or rel == Path("manifest.json") or _covered_by_shard(rel):
-            continue
-        out.append(rel.as_posix())
-    return out
+    """Every file of a snapshot that its manifest must list (all but locks and shard data).
+
+    Links and other non-regular entries are refused (:func:`memory.store.snapshot_entries`).
+    """
+    return [rel for rel in snapshot_entries(snap)
+            if rel != "manifest.json" and Path(rel).name != ".lock" and not _covered_by_shard(Path(rel))]
 
 
 def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str], *, wait: float = 0.0) -> Path:
@@ -164,10 +163,7 @@ def _bad(snap: Path, what: str) -> MemoryFormatError:
 
 
 def _parse(raw: bytes, snap: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MemoryFormatError(f"{snap / 'manifest.json'} is corrupt: {exc}") from exc
+    manifest = parse_json(raw, origin=str(snap / "manifest.json"), error=MemoryFormatError)
     check_format(manifest, FORMAT, FORMAT_VERSION, what=str(snap.parent.parent), noun="supersub classifier",
                  error=MemoryFormatError)
     shapes = {"options": dict, "router_state": dict, "classes": list, "superclasses": list,
@@ -184,7 +180,7 @@ def _parse(raw: bytes, snap: Path) -> dict[str, Any]:
                                               *manifest["assignment"], *manifest["assignment"].values()]):
         raise _bad(snap, "classes, superclasses and the assignment must be strings")
     kind = manifest.setdefault("label_kind", "str")  # models saved before integer labels were kept
-    if kind not in ("str", "int") or (kind == "int" and not all(c.lstrip("-").isdigit() for c in manifest["classes"])):
+    if kind not in ("str", "int") or (kind == "int" and not all(re.fullmatch(r"-?[0-9]+", c) for c in manifest["classes"])):
         raise _bad(snap, f"manifest field 'label_kind' is {kind!r}; it must be 'str', or 'int' with integer classes")
     return manifest  # type: ignore[no-any-return]
 
@@ -206,7 +202,8 @@ def _verify(snap: Path, manifest: dict[str, Any]) -> None:
     for rel, digest in shard_files.items():
         if rel not in present or sha256_file(snap / rel) != digest:
             raise foreign_shard(rel)
-    verify_files(snap, {k: v for k, v in files.items() if k not in shard_files}, what="classifier")
+    verify_files(snap, {k: v for k, v in files.items() if k not in shard_files}, what="classifier",
+                 nested=lambda rel: rel.startswith("shards/"))
 
 
 def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> TwoStageClassifier:
@@ -317,9 +314,11 @@ def _build(snap: Path, manifest: dict[str, Any]) -> TwoStageClassifier:
 
 
 def _torch_load(snap: Path, name: str, files: dict[str, str]) -> Any:
+    from memory.embedding import load_tensors
+
     if name not in files:
         raise _bad(snap, f"{name} is missing")
     try:
-        return torch.load(snap / name, weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise _bad(snap, f"{name} cannot be read ({exc})") from exc
+        return load_tensors(snap / name, what=name, error=MemoryFormatError)
+    except MemoryFormatError as exc:
+        raise _bad(snap, str(exc).replace(f"{name} {snap / name}", name)) from None

@@ -9,6 +9,7 @@ these edits are refused for them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +130,7 @@ class RoutedEditsMixin:
         self.check_fitted()
         self._require_memory_specialists("add_class")
         cls = str(cls)
-        if self.label_kind == "int" and not cls.lstrip("-").isdigit():
+        if self.label_kind == "int" and not re.fullmatch(r"-?[0-9]+", cls):
             raise InputError(f"class {cls!r} is not an integer, but this classifier was fitted on integer "
                              "labels; name the new class by an integer")
         X = as_embeddings(X, self.dim_, owner=type(self).__name__)

@@ -7,7 +7,8 @@ helpers from here.
 """
 
 from ._array_dir import read_array_dir, write_array_dir
-from ._backbones import BACKBONES, Backbone, BackboneSpec, Preprocess, get_backbone, register_backbone
+from ._backbones import (BACKBONES, MAX_INPUT_SIZE, MIN_INPUT_SIZE, Backbone, BackboneSpec, Preprocess, get_backbone,
+                         load_tensors, register_backbone)
 from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_folder, tiny_imagenet
 from ._embed import EMBED_PRECISION_ENV, Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
@@ -27,6 +28,8 @@ __all__ = [
     "ImageCache",
     "ImageEmbedder",
     "MAX_IMAGE_PIXELS",
+    "MAX_INPUT_SIZE",
+    "MIN_INPUT_SIZE",
     "Preprocess",
     "TINY_IMAGENET_URL",
     "cache_dir_for",
@@ -34,6 +37,7 @@ __all__ = [
     "embed_dataset",
     "fill_batches",
     "get_backbone",
+    "load_tensors",
     "image_digests",
     "image_folder",
     "load_embeddings",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import atomic_write, check_format, sha256_file
+from hierarchy import atomic_write, check_format, read_json, sha256_file
 
 from .._errors import BackboneMismatchError, MemoryFormatError
 
@@ -69,8 +69,8 @@ def read_array_dir(directory: Path, name: str, *, fmt: str, version: int, noun: 
     """
     d = Path(directory)
     try:
-        meta = json.loads((d / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        meta = read_json(d / "meta.json", limit=1 << 20, what="cache index", error=MemoryFormatError)
+    except (OSError, MemoryFormatError) as exc:
         raise MemoryFormatError(f"{d} holds no readable {noun} ({exc})") from exc
     check_format(meta, fmt, version, what=str(d), noun=f"supersub {noun}", error=MemoryFormatError, rebuild=rebuild)
     if fingerprint is not None and meta.get("fingerprint") != fingerprint:

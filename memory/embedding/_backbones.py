@@ -23,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from hierarchy import open_regular
+
 from .._errors import BackboneMismatchError, InputError
 from ._images import DECODE_VERSION, to_rgb
 
@@ -127,6 +129,45 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     """sha256 of a file (memoised on path, size and mtime)."""
     st = os.stat(path)
     return _file_sha256(str(path), st.st_size, st.st_mtime)
+
+
+#: Input resolutions a backbone accepts, in pixels (a batch at 1024 px already takes gigabytes).
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 1024
+
+
+def load_tensors(path: str | os.PathLike[str], *, what: str, error: type[Exception]) -> Any:
+    """``torch.load`` of tensors and plain containers only; anything else is refused in one line.
+
+    A file that carries other Python objects (a pickle payload) is never
+    run: torch's safe loader stops at the first such object, and the error
+    says so in one line, without torch's advice to load it unsafely.
+
+    Raises
+    ------
+    error
+        The file is not a readable tensor file, or it carries Python objects.
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_regular(path, what=what, error=error) as fh:
+                return torch.load(fh, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise error(f"{what} {path} holds Python objects other than tensors (a pickle payload); it is "
+                    "refused and nothing in it ran: use a file of plain tensors") from None
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except Exception as exc:  # torch raises many types for a bad file
+        if isinstance(exc, error):
+            raise
+        text = str(exc).strip().splitlines()
+        raise error(f"{what} {path} cannot be read ({text[0] if text else type(exc).__name__}); "
+                    "is it truncated or not a torch file?") from None
 
 
 def _map_by_position(source: dict[str, Any], target: dict[str, Any], origin: str) -> dict[str, Any]:
@@ -266,8 +307,8 @@ def get_backbone(
         )
     pre = spec.preprocess
     if size is not None or crop_pct is not None:
-        if size is not None and (not isinstance(size, int) or size < 16):
-            raise InputError(f"size must be an integer >= 16, got {size!r}")
+        if size is not None and (not isinstance(size, int) or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE):
+            raise InputError(f"size must be an integer from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} pixels, got {size!r}")
         if crop_pct is not None and not 0 < crop_pct <= 1:
             raise InputError(f"crop_pct must be in (0, 1], got {crop_pct!r}")
         pre = Preprocess(
@@ -313,10 +354,7 @@ def get_backbone(
     if path is not None:
         if not path.is_file():
             raise InputError(f"weights file {path} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise BackboneMismatchError(f"cannot read weights {path}: {exc}") from exc
+        state = load_tensors(path, what="weights file", error=BackboneMismatchError)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         target = model.state_dict()

@@ -8,11 +8,11 @@ dataset root) that memories store as the entry's image reference.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import atomic_file
+from hierarchy import atomic_file, file_kind, normalize_name, parse_json, read_text
 
 from ._embed import cache_root
 from .._errors import DataError
@@ -276,7 +276,7 @@ def tiny_imagenet(
             folder = root / "train" / c / "images"
             if not folder.is_dir():
                 raise DataError(f"{folder} is missing: the train split is incomplete")
-            names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            names = [p.name for p in _image_files(folder)]
             refs.extend(f"train/{c}/images/{n}" for n in names)
             targets.extend([index[c]] * len(names))
     else:
@@ -295,18 +295,35 @@ def tiny_imagenet(
                         classes, {"source": str(source or os.environ.get(ENV_VAR) or TINY_IMAGENET_URL)})
 
 
-def _read_folder_mapping(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        raise DataError(f"mapping file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
+def _image_files(folder: Path) -> list[Path]:
+    """The image files below ``folder``, by suffix; anything but a regular file there is refused."""
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} is not valid JSON: {exc}") from exc
+            mode = p.stat().st_mode
+        except OSError as exc:
+            raise DataError(f"image {p} cannot be read ({exc}); remove it or fix the link") from None
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            raise DataError(f"image {p} is {file_kind(mode)}, not a regular file; only regular files are "
+                            "read as images: remove it from the data folder")
+        out.append(p)
+    return out
+
+
+def _read_folder_mapping(path: Path) -> dict[str, str]:
+    try:
+        text = read_text(path, limit=64 << 20, what="mapping file", error=DataError)
+    except FileNotFoundError:
+        raise DataError(f"mapping file {path} does not exist") from None
+    if path.suffix.lower() == ".json":
+        data = parse_json(text, origin=str(path), error=DataError)
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected an object mapping folder name to label")
-        return {str(k): str(v) for k, v in data.items()}
+        return {normalize_name(str(k)): normalize_name(str(v)) for k, v in data.items()}
     out = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         parts = [p.strip() for p in re.split(r"[,\t]", line) if p.strip()]
@@ -315,7 +332,7 @@ def _read_folder_mapping(path: Path) -> dict[str, str]:
             continue
         if len(parts) != 2:
             raise DataError(f"{path}:{lineno}: expected 'folder,label'")
-        out[parts[0]] = parts[1]
+        out[normalize_name(parts[0])] = normalize_name(parts[1])
     return out
 
 
@@ -340,18 +357,19 @@ def image_folder(
     folders = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise DataError(f"{base} has no class folders")
-    names = _read_folder_mapping(Path(mapping)) if mapping else {f.name: f.name for f in folders}
+    names = _read_folder_mapping(Path(mapping)) if mapping else {f.name: normalize_name(f.name) for f in folders}
     classes: list[str] = []
     refs: list[str] = []
     targets: list[int] = []
     for folder in folders:
-        wnid = names.get(folder.name)
+        wnid = names.get(normalize_name(folder.name))
         if wnid is None:
             raise DataError(f"class folder {folder.name!r} is not in the mapping file {mapping}; add a "
                             f"'{folder.name},LABEL' row")
         if wnid in classes:
-            raise DataError(f"two class folders map to label {wnid!r}; give each class one folder")
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            raise DataError(f"two class folders map to label {wnid!r} (names are compared in Unicode NFC); "
+                            "give each class one folder")
+        files = _image_files(folder)
         if not files:
             continue
         classes.append(wnid)

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import BackboneMismatchError, MemoryFormatError
+from hierarchy import open_regular
+
+from .._errors import BackboneMismatchError, ImageError, MemoryFormatError
 from ._array_dir import read_array_dir, write_array_dir
 from ._embed import cache_root
 
@@ -40,7 +42,7 @@ def image_digests(paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
     out = np.empty(len(paths), dtype="V16")
     for i, p in enumerate(paths):
         h = hashlib.sha256()
-        with open(p, "rb") as fh:
+        with open_regular(p, what="image", error=ImageError) as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         out[i] = np.void(h.digest()[:16])

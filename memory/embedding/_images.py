@@ -32,6 +32,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from hierarchy import open_regular
+
 from .._errors import ImageError, InputError
 
 __all__ = ["DECODE_VERSION", "MAX_IMAGE_PIXELS", "open_image", "to_rgb"]
@@ -121,15 +123,19 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], *, max_pixels
         The file is not a decodable image, is truncated, or is over the pixel limit.
     FileNotFoundError
         The path does not exist.
+
+    Only regular files are read: a FIFO, device or directory is refused
+    (:class:`ImageError`) without being read.
     """
     from PIL import Image, UnidentifiedImageError
 
     limit = MAX_IMAGE_PIXELS if max_pixels is None else int(max_pixels)
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(getattr(source, "name", source))
+    opened_here = None
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
-    elif isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
-        raise FileNotFoundError(f"image {source} does not exist")
+    elif isinstance(source, (str, os.PathLike)):
+        source = opened_here = open_regular(source, what="image", error=ImageError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -154,3 +160,6 @@ def open_image(source: str | os.PathLike[str] | bytes | IO[bytes], *, max_pixels
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot read image {name}: {exc}; is the file corrupt or not an image?") from exc
+    finally:
+        if opened_here is not None:
+            opened_here.close()

@@ -20,10 +20,12 @@ from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_score
                        native_bf16, scoring_mode)
 from ._snapshot import (
     Snapshot,
+    check_no_links,
     locked_edit,
     open_snapshot,
     origin_of,
     set_origin,
+    snapshot_entries,
     snapshot_writer,
     verify_files,
     writer_lock,
@@ -67,6 +69,7 @@ __all__ = [
     "class_scores",
     "compress",
     "decisions",
+    "check_no_links",
     "edit_memory",
     "exact_scores",
     "fit_cache",
@@ -86,6 +89,7 @@ __all__ = [
     "save_memory",
     "scoring_mode",
     "set_origin",
+    "snapshot_entries",
     "snapshot_writer",
     "verify_files",
     "use_low_precision",

@@ -20,7 +20,6 @@ is covered by a checksum chained from ``CURRENT`` (see :mod:`memory._snapshot`).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import faiss
 import numpy as np
 
-from hierarchy import check_format
+from hierarchy import check_format, parse_json
 
 from .._errors import BackboneMismatchError, InputError, MemoryFormatError
 from ._index import VectorIndex
@@ -112,10 +111,7 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
 
 
 def _parse_manifest(raw: bytes, snap: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MemoryFormatError(f"{snap / 'manifest.json'} is corrupt: {exc}") from exc
+    manifest = parse_json(raw, origin=str(snap / "manifest.json"), error=MemoryFormatError)
     check_format(manifest, FORMAT, FORMAT_VERSION, what=str(snap.parent.parent), noun="supersub memory",
                  error=MemoryFormatError, rebuild="rebuild the memory or use a matching release")
     dim, counts, next_id = manifest.get("dim"), manifest.get("counts"), manifest.get("next_id")

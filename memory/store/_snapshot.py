@@ -21,6 +21,13 @@ writer committed in between, and saving would silently drop that writer's
 edit.  To edit without that race, hold the lock from load to save
 (:func:`memory.edit_memory`, :func:`router.edit_classifier`).
 
+**No links.**  Every path a load reads or an edit writes lies inside the
+directory itself: ``CURRENT``, ``.lock``, ``snapshots/`` and everything in a
+snapshot must be plain files and directories, never symbolic links, and a
+snapshot holds exactly the files its manifest lists (:func:`check_no_links`,
+:func:`verify_files`).  So a directory whose ``snapshots/`` links to another
+model's is refused before anything is read, written or deleted.
+
 **Stale files.**  A writer killed mid-save leaves a ``.tmp-*`` directory.
 Whoever next takes the lock (a save, or a load that finds the lock free)
 removes them, so at rest a directory holds at most the live snapshot, the one
@@ -41,6 +48,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import weakref
@@ -49,18 +57,20 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hierarchy import atomic_write, fsync_dir, sha256_file
+from hierarchy import atomic_write, file_kind, fsync_dir, read_bytes, sha256_file
 
 from .._errors import ConcurrentWriteError, MemoryFormatError
 
 __all__ = [
     "Snapshot",
     "begin_snapshot",
+    "check_no_links",
     "locked_edit",
     "commit_snapshot",
     "open_snapshot",
     "origin_of",
     "remove_stale",
+    "snapshot_entries",
     "snapshot_writer",
     "verify_files",
     "write_bytes",
@@ -70,12 +80,65 @@ __all__ = [
 #: Snapshot names this library writes: ``<UTC time>-<pid>-<nanoseconds>``.
 _NAME = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9]+-[0-9]{9}\Z")
 _HEX = re.compile(r"[0-9a-f]{64}\Z")
+#: Largest manifest read: 64 MiB (a model's manifest lists a few hundred files).
+MAX_MANIFEST_BYTES = 64 << 20
 T = TypeVar("T")
 
 # Locks this process holds, per (directory, thread): a save inside an edit
 # block re-enters the lock its own thread already holds.
 _held: dict[tuple[str, int], int] = {}
 _held_guard = threading.Lock()
+
+
+def check_no_links(root: Path) -> None:
+    """Refuse a saved directory whose ``CURRENT``, ``.lock`` or ``snapshots/`` is a symbolic link.
+
+    Raises
+    ------
+    MemoryFormatError
+        Naming the link: loading or editing through it would read, write or
+        delete another directory's files.
+    """
+    for name in ("CURRENT", ".lock", "snapshots"):
+        if (root / name).is_symlink():
+            raise MemoryFormatError(
+                f"{root / name} is a symbolic link; a saved model's files must lie inside its own folder, "
+                "so it is not read or edited through links: replace the link with a copy "
+                "(cp -r --dereference) or rebuild"
+            )
+    snaps = root / "snapshots"
+    if snaps.is_dir():
+        with os.scandir(snaps) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    raise MemoryFormatError(
+                        f"{snaps / entry.name} is a symbolic link; a saved model's files must lie inside its "
+                        "own folder: remove the link or restore the model from a backup"
+                    )
+
+
+def snapshot_entries(snap: Path) -> list[str]:
+    """Every regular file below ``snap``, as sorted relative POSIX paths.
+
+    Raises
+    ------
+    MemoryFormatError
+        An entry is a symbolic link, FIFO, device or socket.
+    """
+    out = []
+    for dirpath, dirnames, filenames in os.walk(snap, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                raise MemoryFormatError(
+                    f"{path} is {file_kind(mode)}; a snapshot holds only the regular files its manifest "
+                    "lists: restore the model from a backup or rebuild"
+                )
+            out.append(path.relative_to(snap).as_posix())
+    return sorted(out)
 
 
 def write_bytes(path: Path, data: bytes) -> str:
@@ -97,6 +160,7 @@ def remove_stale(root: Path) -> int:
     Call only while holding the writer lock.  Returns how many were removed.
     """
     removed = 0
+    check_no_links(root)
     snaps = root / "snapshots"
     if snaps.is_dir():
         for tmp in snaps.glob(".tmp-*"):
@@ -138,6 +202,7 @@ def writer_lock(root: str | os.PathLike[str], *, wait: float = 0.0) -> Iterator[
     if root.exists() and not root.is_dir():
         raise MemoryFormatError(f"{root} exists and is not a directory")
     root.mkdir(parents=True, exist_ok=True)
+    check_no_links(root)
     key = _key(root)
     with _held_guard:
         if key in _held:
@@ -152,7 +217,7 @@ def writer_lock(root: str | os.PathLike[str], *, wait: float = 0.0) -> Iterator[
             with _held_guard:
                 _held[key] -= 1
         return
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         deadline = time.monotonic() + max(float(wait), 0.0)
         while True:
@@ -170,6 +235,7 @@ def writer_lock(root: str | os.PathLike[str], *, wait: float = 0.0) -> Iterator[
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        check_no_links(root)  # again, now that no other writer can change the folder
         remove_stale(root)
         with _held_guard:
             _held[key] = 1
@@ -190,8 +256,9 @@ def clean_if_idle(root: Path) -> None:
     if _key(root) in _held:  # this thread is the writer: its save cleans up
         return
     try:
-        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:  # a read-only copy: leave it as it is
+        check_no_links(root)
+        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except (OSError, MemoryFormatError):  # a read-only copy or links: leave it as it is (the load refuses links)
         return
     try:
         try:
@@ -205,6 +272,7 @@ def clean_if_idle(root: Path) -> None:
 
 def begin_snapshot(root: Path) -> tuple[Path, str]:
     """Create ``root/snapshots/.tmp-*`` to fill; returns it and the snapshot's final name."""
+    check_no_links(root)
     snaps = root / "snapshots"
     snaps.mkdir(parents=True, exist_ok=True)
     name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}"
@@ -218,7 +286,7 @@ def _read_current(root: Path, what: str) -> tuple[str, str]:
     if not current.is_file():
         raise MemoryFormatError(f"{root} is not a saved {what} (no CURRENT file); save one first")
     try:
-        lines = current.read_text(encoding="ascii").split()
+        lines = read_bytes(current, limit=4096, what="CURRENT file", error=MemoryFormatError).decode("ascii").split()
     except (OSError, UnicodeDecodeError) as exc:
         raise MemoryFormatError(f"{current} cannot be read: {exc}") from exc
     if len(lines) == 1 and _NAME.match(lines[0]):
@@ -271,6 +339,7 @@ def open_snapshot(root: str | os.PathLike[str], what: str) -> Snapshot:
     """
     root = Path(root)
     if root.is_dir():
+        check_no_links(root)
         clean_if_idle(root)
     name, digest = _read_current(root, what)
     snaps = root / "snapshots"
@@ -281,7 +350,8 @@ def open_snapshot(root: str | os.PathLike[str], what: str) -> Snapshot:
             "restore it from a backup or rebuild"
         )
     try:
-        manifest = (snap / "manifest.json").read_bytes()
+        manifest = read_bytes(snap / "manifest.json", limit=MAX_MANIFEST_BYTES, what="manifest",
+                              error=MemoryFormatError)
     except OSError as exc:
         raise MemoryFormatError(f"{snap / 'manifest.json'} is missing: {exc}") from exc
     if hashlib.sha256(manifest).hexdigest() != digest:
@@ -297,24 +367,46 @@ def _safe_relative(name: str) -> bool:
     return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
 
 
-def verify_files(snap: Path, files: Mapping[str, str], *, what: str = "file") -> None:
-    """Check that every listed file exists inside ``snap`` and has the listed sha256.
+def verify_files(snap: Path, files: Mapping[str, str], *, what: str = "file",
+                 nested: Callable[[str], bool] | None = None) -> None:
+    """Check that ``snap`` holds exactly the listed files, each with the listed sha256.
+
+    Parameters
+    ----------
+    snap : Path
+        The snapshot directory.
+    files : mapping of str to str
+        Relative path to hex sha256, from the manifest.
+    what : str
+        What the snapshot saves, for messages.
+    nested : callable, optional
+        ``nested(relative_path)``: files that a nested snapshot's own manifest
+        covers (a classifier's shards); they are neither required nor checked here.
 
     Raises
     ------
     MemoryFormatError
-        Naming the first file that is missing, outside the snapshot, or
-        whose checksum differs.
+        Naming the first file that is missing, outside the snapshot, a link
+        or other non-regular file, not listed in the manifest (a file added
+        after the save), or whose checksum differs.
     """
     if not isinstance(files, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in files.items()
     ):
         raise MemoryFormatError(f"{snap / 'manifest.json'} has a malformed file list")
+    present = set(snapshot_entries(snap))
+    for rel in sorted(present - set(files)):
+        if rel == "manifest.json" or rel.rsplit("/", 1)[-1] == ".lock" or (nested is not None and nested(rel)):
+            continue
+        raise MemoryFormatError(
+            f"{snap / rel} is not listed in {snap / 'manifest.json'} (a file added after the save); remove it "
+            f"or restore the {what} from a backup"
+        )
     for name, digest in files.items():
         f = snap / name
-        if not _safe_relative(name) or f.is_symlink():
+        if not _safe_relative(name) or (name not in present and f.is_symlink()):
             raise MemoryFormatError(f"{snap / 'manifest.json'} lists {name!r}, which is not a file of the snapshot")
-        if not f.is_file() or sha256_file(f) != digest:
+        if name not in present or sha256_file(f) != digest:
             raise MemoryFormatError(
                 f"{f} is missing or corrupt (checksum mismatch); restore it from a backup or rebuild the {what}"
             )
@@ -338,6 +430,7 @@ def commit_snapshot(root: Path, tmp: Path, name: str, *, expect: str | None = No
     ConcurrentWriteError
         ``CURRENT`` moved since the object was loaded.
     """
+    check_no_links(root)
     snaps = root / "snapshots"
     previous = current_name(root)
     if expect is not None and previous != expect:
@@ -352,7 +445,7 @@ def commit_snapshot(root: Path, tmp: Path, name: str, *, expect: str | None = No
     fsync_dir(snaps)
     atomic_write(root / "CURRENT", f"{name}\n{digest}\n")
     for old in snaps.iterdir():
-        if old.name not in (name, previous):
+        if old.name not in (name, previous) and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
 
 

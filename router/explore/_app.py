@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import secrets
 import socket
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hierarchy import SupersubError
+from hierarchy import SupersubError, parse_json
 from memory import ConcurrentWriteError, InputError, UnknownEntryError
 
 from ._explorer import Explorer, parse_steer
@@ -127,7 +126,7 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
                     length = request.headers.get("content-length")
                     if length is None:
                         raise _Error(411, "send a Content-Length")
-                    if not length.isdigit() or int(length) > limit:
+                    if not (length.isascii() and length.isdigit()) or int(length) > limit:
                         raise _Error(413, f"the request is over the {limit // 1024} KiB limit; send fewer or "
                                           "smaller images")
                 return await handler(request)  # type: ignore[no-any-return]
@@ -143,9 +142,9 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
 
     async def body_json(request: Request) -> dict[str, Any]:
         try:
-            value = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise _Error(400, "the request body is not JSON") from None
+            value = parse_json(await request.body(), origin="the request body", error=InputError)
+        except InputError as exc:
+            raise _Error(400, str(exc)) from None
         if not isinstance(value, dict):
             raise _Error(400, "the request body must be a JSON object")
         return value

@@ -71,7 +71,7 @@ def parse_steer(spec: Any) -> Steer | None:
             if type(w) not in (int, float) or not math.isfinite(w) or w < 0:
                 raise InputError(f"steer.{key}[{name!r}] must be a finite weight >= 0, got {w!r}")
             if key == "id_weights":
-                if not name.isdigit():
+                if not (name.isascii() and name.isdigit()):
                     raise InputError(f"steer.id_weights keys must be entry ids, got {name!r}")
                 out[int(name)] = float(w)
             else:

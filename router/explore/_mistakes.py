@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hierarchy import ClassTree
+from hierarchy import ClassTree, read_json
 from memory import InputError
 
 from .._analysis import Predictions, compare, level_metrics, load_predictions, superclass_confusion
@@ -47,8 +46,8 @@ class Mistakes:
                 raise InputError(f"{csv} has no {name!r} system; write it with 'supersub evaluate -o'")
         metrics: dict[str, Any] = {}
         try:
-            metrics = json.loads((self.directory / "metrics.json").read_text())
-        except (OSError, ValueError):
+            metrics = read_json(self.directory / "metrics.json", what="metrics file", error=InputError)
+        except (OSError, InputError):
             pass
         root = metrics.get("data_root") if isinstance(metrics, dict) else None
         self.root = Path(root) if isinstance(root, str) else None

@@ -1,6 +1,8 @@
 """Snapshot directories: the lock from load to save, refusal of stale saves, and what CURRENT may name."""
 
 import hashlib
+import os
+import shutil
 import multiprocessing
 import subprocess
 import sys
@@ -101,7 +103,56 @@ def test_a_planted_symlink_is_not_followed(saved, tmp_path, mem):
     link.symlink_to(other, target_is_directory=True)
     digest = hashlib.sha256((other / "manifest.json").read_bytes()).hexdigest()
     (saved / "CURRENT").write_text(f"{link.name}\n{digest}\n")
-    with pytest.raises(MemoryFormatError, match="is missing or not a directory of"):
+    with pytest.raises(MemoryFormatError, match="is a symbolic link"):
+        VisualMemory.load(saved)
+
+
+def _tree_bytes(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("linked", ["snapshots", "CURRENT", ".lock"])
+def test_a_linked_part_is_refused_and_the_other_memory_is_untouched(saved, tmp_path, mem, linked):
+    """A model whose snapshots/ (or CURRENT, or .lock) links into another model's folder."""
+    other = tmp_path / "other"
+    mem.save(other)
+    before = _tree_bytes(other)
+    target = saved / linked
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    target.symlink_to(other / linked, target_is_directory=linked == "snapshots")
+    with pytest.raises(MemoryFormatError, match="is a symbolic link"):
+        VisualMemory.load(saved)
+    for _ in range(2):  # two edits: the first would have left a new snapshot, the second deleted the old one
+        with pytest.raises(MemoryFormatError, match="is a symbolic link"):
+            with edit_memory(saved) as m:
+                m.add(np.ones((1, m.dim), np.float32), "c0")
+        with pytest.raises(MemoryFormatError, match="is a symbolic link"):
+            mem.save(saved)
+    assert _tree_bytes(other) == before
+    assert len(VisualMemory.load(other)) == len(mem)
+
+
+def test_an_unlisted_file_in_a_snapshot_is_refused(saved):
+    snap = next(p for p in (saved / "snapshots").iterdir())
+    (snap / "router.pt").write_bytes(b"planted")
+    with pytest.raises(MemoryFormatError, match="router.pt is not listed in"):
+        VisualMemory.load(saved)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_a_snapshot_holds_only_regular_files(saved, kind):
+    snap = next(p for p in (saved / "snapshots").iterdir())
+    if kind == "fifo":
+        os.mkfifo(snap / "extra")
+        match = "is a FIFO"
+    else:
+        (snap / "ids.npy").rename(snap / "ids.real")
+        (snap / "ids.npy").symlink_to(snap / "ids.real")
+        match = "is a symbolic link"
+    with pytest.raises(MemoryFormatError, match=match):
         VisualMemory.load(saved)
 
 

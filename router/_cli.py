@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     ex.add_argument("--allow-remote", action="store_true",
                     help="allow a --host that is not loopback (the app can edit the model: use with care)")
+    ex.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                    help="a Host name clients use to reach the server, answered besides the bound address "
+                         "(repeatable; needed for a wildcard --host such as 0.0.0.0)")
     ex.set_defaults(func=explore)
     return parser
 

@@ -210,16 +210,16 @@ def explore(args: argparse.Namespace) -> int:
     if missing:
         raise CLIError(f"supersub explore needs the 'explore' extra ({', '.join(missing)} missing): "
                        "pip install 'supersub[explore]'")
-    from .explore import ExploreServer, Explorer, Mistakes, check_host, create_app
+    from .explore import ExploreServer, Explorer, Mistakes, allowed_hosts_for, check_host, create_app
 
     loopback = check_host(args.host, args.allow_remote)
+    hosts = allowed_hosts_for(args.host, loopback, args.allowed_host)
     if not loopback:
         print(f"supersub: warning: serving on {args.host}, which is not loopback: anyone who can reach it and "
               "holds the page's token can edit the model", file=sys.stderr)
     explorer = Explorer(args.model, neighbours=args.neighbours)
     data = load_dataset(args.data, "val", args.mapping) if args.data else None
     mistakes = Mistakes(args.eval, explorer.clf.tree) if args.eval else None
-    hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
     server = ExploreServer(create_app(explorer, data=data, mistakes=mistakes, allowed_hosts=hosts),
                            args.host, args.port)
     server.start()

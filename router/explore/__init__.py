@@ -9,18 +9,20 @@ through the writer lock), :class:`Mistakes` one evaluation, and
 Needs the ``explore`` extra (Starlette, uvicorn, python-multipart).
 """
 
-from ._app import ExploreServer, check_host, create_app
+from ._app import LOOPBACK_HOSTS, ExploreServer, allowed_hosts_for, check_host, create_app
 from ._explorer import EditRecord, Explorer, parse_steer
 from ._images import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
 from ._mistakes import Mistakes
 
 __all__ = [
     "EditRecord",
+    "LOOPBACK_HOSTS",
     "ExploreServer",
     "Explorer",
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_PIXELS",
     "Mistakes",
+    "allowed_hosts_for",
     "check_host",
     "create_app",
     "parse_steer",

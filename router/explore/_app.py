@@ -34,7 +34,7 @@ from ._explorer import Explorer, parse_steer
 from ._images import MAX_UPLOAD_BYTES, decode_upload, inside, thumbnail_of
 from ._mistakes import Mistakes
 
-__all__ = ["ExploreServer", "check_host", "create_app"]
+__all__ = ["LOOPBACK_HOSTS", "ExploreServer", "allowed_hosts_for", "check_host", "create_app"]
 
 log = logging.getLogger("supersub")
 
@@ -46,6 +46,33 @@ MAX_JSON_BYTES = 256 * 1024
 PICK_LIMIT = 24
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+#: Host header values answered when the app is bound to loopback.
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
+
+
+def allowed_hosts_for(host: str, loopback: bool, extra: list[str] | None = None) -> list[str]:
+    """The Host header values to answer: the loopback names, or the bound address and ``extra``.
+
+    A wildcard bind (``0.0.0.0``, ``::``) names no host, so ``extra`` must
+    then give the names clients use.  Answering only these names stops DNS
+    rebinding: a page served from another name cannot read the app.
+
+    Raises
+    ------
+    InputError
+        A wildcard bind without ``extra``.
+    """
+    names = list(LOOPBACK_HOSTS) if loopback else []
+    wildcard = host in ("0.0.0.0", "::", "")
+    if not loopback and not wildcard:
+        names.append(f"[{host}]" if ":" in host else host)
+    names += [h.strip() for h in extra or [] if h.strip()]
+    if not names:
+        raise InputError(f"--host {host} listens on every address but names none; add --allowed-host NAME for "
+                         "each name or address that clients use to reach it")
+    return names
 
 
 def check_host(host: str, allow_remote: bool) -> bool:
@@ -72,6 +99,19 @@ class _Error(Exception):
         self.status = status
 
 
+def _check_origin(request: Any) -> None:
+    """Refuse a cross-site request: ``Sec-Fetch-Site`` must be same-origin, ``Origin`` this server's."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise _Error(403, f"cross-site request refused (Sec-Fetch-Site: {site}); use the page this server serves")
+    origin = request.headers.get("origin")
+    if origin is not None:
+        expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        if origin.lower() != expected.lower():
+            raise _Error(403, f"cross-origin request refused (Origin {origin!r} is not {expected!r}); use the page "
+                              "this server serves")
+
+
 def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | None = None,
                allowed_hosts: list[str] | None = None, token: str | None = None) -> Any:
     """The Starlette application serving ``explorer``.
@@ -84,7 +124,8 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
     mistakes : Mistakes, optional
         An evaluation to browse on the mistakes page.
     allowed_hosts : list of str, optional
-        Host header values answered (others get 400); None answers any.
+        Host header values answered (others get 400); by default the loopback
+        names (:data:`LOOPBACK_HOSTS`).  Every mode has an allow-list.
     token : str, optional
         The session token; a random one by default (``app.state.token``).
     """
@@ -117,12 +158,14 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
         return HTMLResponse(html)
 
     def guarded(handler: Any, *, write: bool = False, limit: int = MAX_JSON_BYTES) -> Any:
+        """Every API call carries the session token; a state-changing one also comes from this origin."""
         async def endpoint(request: Request) -> Response:
             try:
+                sent = request.headers.get(TOKEN_HEADER, "")
+                if not hmac.compare_digest(sent.encode(), token.encode()):
+                    raise _Error(403, f"missing or wrong {TOKEN_HEADER}: reload the page to get a session token")
                 if write:
-                    sent = request.headers.get(TOKEN_HEADER, "")
-                    if not hmac.compare_digest(sent.encode(), token.encode()):
-                        raise _Error(403, f"missing or wrong {TOKEN_HEADER}: reload the page to get a session token")
+                    _check_origin(request)
                     length = request.headers.get("content-length")
                     if length is None:
                         raise _Error(411, "send a Content-Length")
@@ -304,9 +347,8 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
     ]
     from starlette.middleware.base import BaseHTTPMiddleware
 
-    middleware = [Middleware(BaseHTTPMiddleware, dispatch=headers)]
-    if allowed_hosts is not None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
+                  Middleware(BaseHTTPMiddleware, dispatch=headers)]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.token = token
     return app

@@ -20,9 +20,8 @@ function pathUrl(kind, ref) {
 }
 
 async function api(method, url, body) {
-  const init = { method, headers: {} };
+  const init = { method, headers: { "X-Supersub-Token": TOKEN } };
   if (method === "POST") {
-    init.headers["X-Supersub-Token"] = TOKEN;
     if (body instanceof FormData) init.body = body;
     else { init.body = JSON.stringify(body || {}); init.headers["Content-Type"] = "application/json"; }
   }

@@ -12,7 +12,7 @@ import pytest
 from memory import Steer, open_image
 from router import QueryEncoder, TwoStageClassifier
 from router._cli import main
-from router.explore import MAX_UPLOAD_BYTES, ExploreServer, Explorer, Mistakes, create_app
+from router.explore import MAX_UPLOAD_BYTES, ExploreServer, Explorer, Mistakes, allowed_hosts_for, create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
@@ -270,6 +270,71 @@ def test_uploads_are_limited_and_decoded_first(served, explore_model):
     status, reply, _ = _raw(server, "POST", "/api/query", b"", {
         **headers, **auth, "Content-Length": str(MAX_UPLOAD_BYTES + 1)})
     assert status == 413 and b"limit" in reply
+
+
+def test_every_api_call_needs_the_token(served):
+    """Reads cost compute too (the examples grid embeds images): no token, no answer."""
+    server, token, _ = served
+    for path in ("/api/summary", "/api/data", "/api/mistakes/cell?true=0&pred=1",
+                 "/api/mistakes/examples?true=a&pred=b"):
+        status, reply, _ = _raw(server, "GET", path)
+        assert status == 403 and b"token" in reply, path
+    status, _, _ = _raw(server, "GET", "/api/summary", headers={"X-Supersub-Token": token})
+    assert status == 200
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                                     {"Origin": "null"}])
+def test_cross_site_writes_are_refused_even_with_the_token(served, explore_model, headers):
+    server, token, model = served
+    current = (model / "CURRENT").read_bytes()
+    body = json.dumps({"action": "unlearn_class", "class": explore_model["a"]}).encode()
+    status, reply, _ = _raw(server, "POST", "/api/edit", body,
+                            {"Content-Type": "application/json", "X-Supersub-Token": token, **headers})
+    assert status == 403 and b"refused" in reply
+    assert (model / "CURRENT").read_bytes() == current
+
+
+def test_a_same_origin_write_is_answered(served, explore_model):
+    server, token, _ = served
+    body = json.dumps({"query": -1}).encode()
+    status, reply, _ = _raw(server, "POST", "/api/predict", body, {
+        "Content-Type": "application/json", "X-Supersub-Token": token,
+        "Origin": f"http://127.0.0.1:{server.port}", "Sec-Fetch-Site": "same-origin"})
+    assert status != 403, reply
+
+
+def test_a_deeply_nested_body_is_a_clear_400(served):
+    server, token, _ = served
+    body = b"[" * 100_000 + b"]" * 100_000
+    status, reply, _ = _raw(server, "POST", "/api/predict", body,
+                            {"Content-Type": "application/json", "X-Supersub-Token": token})
+    assert status == 400 and b"levels deep" in reply
+
+
+def test_the_host_allow_list_holds_in_every_mode(explore_model):
+    """With a non-loopback bind the page and its token are served only to the names given."""
+    assert allowed_hosts_for("10.1.2.3", False) == ["10.1.2.3"]
+    assert allowed_hosts_for("0.0.0.0", False, ["box.lan"]) == ["box.lan"]
+    assert "localhost" in allowed_hosts_for("127.0.0.1", True)
+    with pytest.raises(Exception, match="--allowed-host"):
+        allowed_hosts_for("0.0.0.0", False)
+    explorer = Explorer(explore_model["model"])
+    app = create_app(explorer, allowed_hosts=allowed_hosts_for("0.0.0.0", False, ["box.lan"]))
+    with ExploreServer(app) as server:
+        status, reply, _ = _raw(server, "GET", "/", headers={"Host": "evil.example"})
+        assert status == 400 and app.state.token.encode() not in reply
+        status, reply, _ = _raw(server, "GET", "/", headers={"Host": f"box.lan:{server.port}"})
+        assert status == 200 and app.state.token.encode() in reply
+    default = create_app(explorer)  # no list given: loopback names only, never any host
+    with ExploreServer(default) as server:
+        assert _raw(server, "GET", "/", headers={"Host": "evil.example"})[0] == 400
+
+
+def test_a_wildcard_bind_needs_allowed_host(explore_model, capsys):
+    assert main(["explore", "--model", str(explore_model["model"]), "--host", "0.0.0.0", "--allow-remote",
+                 "--port", "1"]) == 2
+    assert "--allowed-host" in capsys.readouterr().err
 
 
 def test_explore_refuses_a_remote_address_without_the_flag(explore_model, capsys):

@@ -289,7 +289,7 @@ class ClassTree:
         return tree.collapse() if collapse else tree
 
     @classmethod
-    def from_parents(cls, parents: Mapping[str, str], *, root: str = "root") -> ClassTree:
+    def from_parents(cls, parents: Mapping[str, str], *, root: str | None = None) -> ClassTree:
         """Build a tree from child-to-parent edges, for label sets outside WordNet.
 
         Parameters
@@ -298,15 +298,31 @@ class ClassTree:
             Each key's parent.  Keys that are nobody's parent are the classes,
             in the mapping's order.  Nodes without a parent hang under a
             common root.
-        root : str, default "root"
+        root : str, optional
             The id of the root added when the mapping has several top nodes.
+            By default ``"root"``, or ``"root-1"``, ``"root-2"``... when a
+            class or superclass already has that name.
+
+        Names are put in Unicode NFC (:func:`hierarchy.normalize_name`); two
+        keys that differ only in their Unicode form are refused.
 
         See Also
         --------
         hierarchy.read_mapping : reads and validates such a mapping from a file.
         """
         from ._mapping import check_parents
+        from ._text import normalize_name
 
+        normal = {normalize_name(str(k)): normalize_name(str(v)) if isinstance(v, str) else v
+                  for k, v in parents.items()}
+        if len(normal) != len(parents):
+            seen: dict[str, str] = {}
+            for k in parents:
+                if normalize_name(str(k)) in seen:
+                    raise HierarchyError(f"{seen[normalize_name(str(k))]!r} and {k!r} are one name in different "
+                                         "Unicode forms; list each class once")
+                seen[normalize_name(str(k))] = k
+        parents = normal
         check_parents(parents)
         graph = nx.DiGraph()
         for child, par in parents.items():
@@ -315,8 +331,10 @@ class ClassTree:
             graph.add_edge(par, child)
         tops = [n for n in graph if graph.in_degree(n) == 0]
         if len(tops) > 1:
-            if root in graph:
-                raise HierarchyError(f"root id {root!r} is already a node; pass another root=")
+            if root is None:
+                root = next(r for r in ("root", *(f"root-{i}" for i in range(1, len(graph) + 2))) if r not in graph)
+            elif root in graph:
+                raise HierarchyError(f"root id {root!r} is already a class or superclass; pass another root=")
             graph.add_node(root, name=root, label=root)
             for t in tops:
                 graph.add_edge(root, t)
@@ -554,14 +572,23 @@ class ClassTree:
         return [c for c in self.classes if c in below]
 
     def lca(self, *nodes: str) -> str:
-        """Lowest common ancestor of one or more nodes."""
+        """Lowest common ancestor of one or more nodes.
+
+        Each further node walks up only until it meets the first node's path,
+        so the cost is the first path plus those walks, not a full path per node.
+        """
         if not nodes:
             raise HierarchyError("lca needs at least one node")
         common = self.path_to_root(nodes[0])
+        position = {n: i for i, n in enumerate(common)}
+        parents = self.parents
+        lowest = 0
         for other in nodes[1:]:
-            ups = set(self.path_to_root(other))
-            common = [n for n in common if n in ups]
-        return common[0]
+            node: str | None = self.check(other)
+            while node not in position:
+                node = parents[node]  # type: ignore[index]
+            lowest = max(lowest, position[node])  # type: ignore[index]
+        return common[lowest]
 
     def lca_height(self, a: str, b: str) -> int:
         """Mistake severity: the height of the lowest common ancestor of ``a`` and ``b``.

@@ -41,17 +41,29 @@ def plurality(sims: np.ndarray, temperature: float) -> np.ndarray:
     return np.ones_like(sims, dtype=np.float64)
 
 
+#: Cosine distance at or below which ``distance`` voting treats a neighbour as an exact match:
+#: float32 rounding leaves an identical embedding up to about 1e-6 from distance 0.
+EXACT_MATCH_DISTANCE = 1e-5
+
+
 @register_voting("distance")
 def distance(sims: np.ndarray, temperature: float) -> np.ndarray:
     """``1 / (1 - sim)``, the inverse cosine distance (scikit-learn ``weights='distance'``).
 
-    As in scikit-learn, a row with an exact match (distance 0) gives weight
-    1 to its exact matches and 0 to the rest.
+    As in scikit-learn, a row with an exact match gives weight 1 to its
+    exact matches and 0 to the rest.  An exact match is a neighbour within
+    :data:`EXACT_MATCH_DISTANCE` of the query, not only at distance 0.0:
+    float32 rounding puts a stored copy of the query at a distance of 0 or
+    of a few 1e-8, at random.  So a query that equals stored entries of two
+    labels splits its vote evenly between them, and the tie goes to the
+    label first in ``classes_``.  scikit-learn gives that case to whichever
+    copy happened to round to exactly 0, so there the two may differ;
+    everywhere else they agree.
     """
     dist = 1.0 - sims.astype(np.float64)
     with np.errstate(divide="ignore"):
         w = 1.0 / dist
-    exact = np.isinf(w) | (dist <= 0)
+    exact = np.isinf(w) | (dist <= EXACT_MATCH_DISTANCE)
     rows = exact.any(axis=1)
     w[rows] = exact[rows]
     return w

@@ -18,6 +18,9 @@
   disk must load in a consistent state (tests/memory/store/test_crash_safety.py, SUPERSUB_KILLS=50);
 * the long property run: random add/remove/prune/save/load sequences against a brute-force
   model, 1000 sequences of up to 20 steps (tests/memory/store/test_properties.py, SUPERSUB_LONG_PROPERTIES=1);
+* the hostile-input matrix (benchmarks/hostile_inputs.py): links, text encodings, files that
+  used to end in an internal error, inputs that hang, the web app's request checks, sizes and
+  values, a deep tree, and messages; the cases, passes and failures (which must be 0);
 * peak resident memory while searching many queries (Linux: the VmHWM high-water mark, reset
   before the search): queries are searched in chunks of memory.store.QUERY_CHUNK,
   so only the (n, k) results grow with n, never an (n, entries) similarity matrix.
@@ -244,7 +247,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few repetitions, nothing written")
     args = parser.parse_args()
+    from benchmarks.hostile_inputs import run_matrix
+
     if args.quick:
+        run_matrix()
         concurrent_writers(reps=3)
         concurrent_writers(reps=3, locked=False)
         kills_in_write_window(5, entries=20_000)
@@ -260,6 +266,7 @@ def main() -> None:
         "crash_safety_50_kills": pytest_run("tests/memory/store/test_crash_safety.py", SUPERSUB_KILLS="50"),
         "long_property_run": long_properties(),
         "streaming_search": [rss(100_000, 10_000, 256), rss(100_000, 100_000, 256)],
+        "hostile_inputs": run_matrix(),
     }
     print("wrote", write_result("reliability", out))
 

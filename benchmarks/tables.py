@@ -376,6 +376,13 @@ def reliability_table(r: dict) -> str:
                 f"{prop['sequences']:,} sequences, {prop['steps']:,} steps, {'passed' if prop['passed'] else 'FAILED'}. "
                 f"Searching {rss['queries']:,} queries against {rss['memory_entries']:,} entries grew the resident set "
                 f"by {rss['growth_mb']:.0f} MB (an unchunked similarity matrix: {rss['unchunked_similarity_matrix_mb']:,.0f} MB)."]
+    hostile = r.get("hostile_inputs")
+    if hostile:
+        out += ["", f"Hostile-input matrix (`benchmarks/hostile_inputs.py`): **{hostile['cases']} cases, "
+                    f"{hostile['passed']} passed, {hostile['failed']} failed**"
+                    + (f" ({', '.join(hostile['failures'])})" if hostile["failures"] else "") + ".", "",
+                "| family | cases |", "|---|---|"]
+        out += [f"| {family} | {n} |" for family, n in hostile["families"].items()]
     return "\n".join(out)
 
 

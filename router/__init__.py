@@ -30,6 +30,7 @@ _SOURCES = {
     "CHECK_LABELS": "._checks",
     "expected_failed_checks": "._checks",
     "TwoStageClassifier": "._classifier",
+    "main": "._cli",
     "CLIError": "._errors",
     "NotFittedError": "._errors",
     "RoutedExplanation": "._explanations",
@@ -120,6 +121,7 @@ __all__ = [
     "load_classifier",
     "load_predictions",
     "load_trunk_activations",
+    "main",
     "match_classes",
     "per_class_accuracy",
     "per_superclass_accuracy",
@@ -155,6 +157,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what static tools see
     from ._analysis import Predictions, compare, confused_pairs, level_metrics, load_predictions, per_class_accuracy, per_superclass_accuracy, superclass_confusion
     from ._checks import CHECK_LABELS, expected_failed_checks
+    from ._cli import main
     from ._classifier import TwoStageClassifier
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation

@@ -10,6 +10,7 @@ takes at least a fraction ``overlap`` of its held-out predictions.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 from ._cuts import kmeans
 from ._errors import HierarchyError
+from ._text import read_text
 from ._superclasses import SuperclassMap
 from ._tree import ClassTree
 
@@ -25,7 +27,10 @@ __all__ = ["cut_confusion", "cut_from_confusion_spec", "read_confusion"]
 
 
 def read_confusion(path: str | os.PathLike[str], n_classes: int) -> np.ndarray:
-    """Read a confusion matrix from ``.npy`` (or ``.csv`` without header), shape (n_classes, n_classes)."""
+    """Read a confusion matrix from ``.npy`` (or ``.csv`` without header), shape (n_classes, n_classes).
+
+    A CSV file is UTF-8 (a byte-order mark is dropped) of at most 64 bytes a cell.
+    """
     p = Path(path)
     if not p.is_file():
         raise HierarchyError(f"confusion matrix file {str(path)!r} does not exist")
@@ -33,7 +38,9 @@ def read_confusion(path: str | os.PathLike[str], n_classes: int) -> np.ndarray:
         if p.suffix.lower() == ".npy":
             m = np.load(p, allow_pickle=False)
         else:
-            m = np.loadtxt(p, delimiter=",", ndmin=2)
+            text = read_text(p, limit=64 * n_classes * n_classes + (1 << 20), what="confusion matrix file",
+                             error=HierarchyError)
+            m = np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2)
     except (ValueError, OSError, EOFError) as exc:
         raise HierarchyError(f"cannot read confusion matrix {p}: {exc}") from exc
     return _check(m, n_classes)

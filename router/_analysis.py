@@ -98,7 +98,8 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, Predictions]:
     systems: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         systems.setdefault(r.get("system") or "system", []).append(r)
-    ranked_cols = sorted((c for c in rows[0] if c.startswith("pred") and c[4:].isascii() and c[4:].isdigit()), key=lambda c: int(c[4:]))
+    ranked_cols = sorted((c for c in rows[0] if c.startswith("pred") and c[4:].isascii() and c[4:].isdigit()),
+                         key=lambda c: int(c[4:]))
     out = {}
     for name, rs in systems.items():
         def col(c: str) -> np.ndarray | None:

@@ -137,9 +137,7 @@ def compare(args: argparse.Namespace) -> int:
             flat, routed = data["flat_knn"], data["routed"]
             rows.append(("flat", data.get("flat") or "flat kNN (same memory)", flat["top1"], path))
             rows.append(("routed", data.get("model") or "routed", routed["top1"], path))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            if isinstance(exc, CLIError):
-                raise
+        except (OSError, ValueError, KeyError, TypeError, CLIError) as exc:
             raise CLIError(f"{path} is not a metrics.json written by supersub evaluate ({exc})") from None
     print(f"  {'kind':<8}{'top-1':>7}  system  [metrics]")
     for kind, name, top1, path in sorted(rows, key=lambda r: -r[2]):

@@ -139,8 +139,9 @@ def load_tensors(path: str | os.PathLike[str], *, what: str, error: type[Excepti
     """``torch.load`` of tensors and plain containers only; anything else is refused in one line.
 
     A file that carries other Python objects (a pickle payload) is never
-    run: torch's safe loader stops at the first such object, and the error
-    says so in one line, without torch's advice to load it unsafely.
+    run: torch's safe loader stops at the first such object (or at a
+    pickle opcode it does not allow), and the error says so in one line,
+    without torch's advice to load it unsafely.
 
     Raises
     ------
@@ -157,9 +158,9 @@ def load_tensors(path: str | os.PathLike[str], *, what: str, error: type[Excepti
             warnings.simplefilter("ignore")
             with open_regular(path, what=what, error=error) as fh:
                 return torch.load(fh, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise error(f"{what} {path} holds Python objects other than tensors (a pickle payload); it is "
-                    "refused and nothing in it ran: use a file of plain tensors") from None
+    except pickle.UnpicklingError:  # the safe loader stopped at something it does not allow
+        raise error(f"{what} {path} is not a file of plain tensors: it carries other Python objects (a pickle "
+                    "payload) or is no torch file at all; it is refused and nothing in it ran") from None
     except FileNotFoundError:
         raise error(f"{what} {path} does not exist") from None
     except Exception as exc:  # torch raises many types for a bad file

@@ -267,7 +267,8 @@ def tiny_imagenet(
     if split not in ("train", "val"):
         raise DataError(f"split must be 'train' or 'val' (test has no labels), got {split!r}")
     root = resolve_tiny_imagenet(source, download_if_missing=download_if_missing, cache=cache)
-    classes = [ln.strip() for ln in (root / "wnids.txt").read_text().splitlines() if ln.strip()]
+    classes = [ln.strip() for ln in read_text(root / "wnids.txt", limit=16 << 20, what="wnids file",
+                                               error=DataError).splitlines() if ln.strip()]
     index = {c: i for i, c in enumerate(classes)}
     refs: list[str] = []
     targets: list[int] = []
@@ -283,7 +284,8 @@ def tiny_imagenet(
         ann = root / "val" / "val_annotations.txt"
         if not ann.is_file():
             raise DataError(f"{ann} is missing: the val split is incomplete")
-        for lineno, line in enumerate(ann.read_text().splitlines(), start=1):
+        text = read_text(ann, limit=256 << 20, what="annotation file", error=DataError)
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             parts = line.split("\t")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import atomic_write
+from hierarchy import atomic_write, parse_json
 
 from .._backend import DEFAULT_COLLECTION
 from .._errors import BackboneMismatchError, InputError, MemoryFormatError
@@ -168,8 +168,11 @@ class MilvusMemory(MilvusQueryMixin, MilvusEditMixin):
                 "backbone or use another collection"
             )
         try:
-            about = json.loads(info.get("description") or "{}")
+            about = parse_json(info.get("description") or "{}", origin="the collection's description",
+                               error=ValueError)
         except ValueError:
+            about = {}
+        if not isinstance(about, dict):
             about = {}
         stored = (info.get("properties") or {}).get("supersub.fingerprint") or about.get("fingerprint")
         if fingerprint is not None and stored is not None and stored != fingerprint:

@@ -9,10 +9,11 @@ through the writer lock), :class:`Mistakes` one evaluation, and
 Needs the ``explore`` extra (Starlette, uvicorn, python-multipart).
 """
 
-from ._app import LOOPBACK_HOSTS, ExploreServer, allowed_hosts_for, check_host, create_app
+from ._app import ExploreServer, create_app
 from ._explorer import EditRecord, Explorer, parse_steer
 from ._images import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
 from ._mistakes import Mistakes
+from ._security import LOOPBACK_HOSTS, allowed_hosts_for, check_host, cross_site_refusal
 
 __all__ = [
     "EditRecord",
@@ -25,5 +26,6 @@ __all__ = [
     "allowed_hosts_for",
     "check_host",
     "create_app",
+    "cross_site_refusal",
     "parse_steer",
 ]

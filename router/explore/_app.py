@@ -2,10 +2,12 @@
 
 Security rules, all enforced here:
 
-* the server binds to loopback unless told otherwise (see :func:`check_host`),
-  and answers only requests addressed to the host it serves (no DNS rebinding);
-* every state-changing request (POST) carries the session token that the
-  pages hold, in the ``X-Supersub-Token`` header;
+* the server binds to loopback unless told otherwise, and answers only the
+  Host names of an allow-list in every mode (no DNS rebinding; see
+  :mod:`._security`);
+* every API request carries the session token that the pages hold, in the
+  ``X-Supersub-Token`` header, and a state-changing one (POST) must come from
+  this server's own origin;
 * request bodies are size-limited before they are read, and uploads are
   decoded under a pixel limit before use;
 * images are served only from the model's data root, the ``--data`` folder
@@ -18,7 +20,6 @@ Security rules, all enforced here:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import secrets
 import socket
@@ -27,14 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hierarchy import SupersubError, parse_json
+from hierarchy import SupersubError, parse_json, read_bytes
 from memory import ConcurrentWriteError, InputError, UnknownEntryError
 
 from ._explorer import Explorer, parse_steer
 from ._images import MAX_UPLOAD_BYTES, decode_upload, inside, thumbnail_of
+from ._security import LOOPBACK_HOSTS, cross_site_refusal
 from ._mistakes import Mistakes
 
-__all__ = ["LOOPBACK_HOSTS", "ExploreServer", "allowed_hosts_for", "check_host", "create_app"]
+__all__ = ["ExploreServer", "create_app"]
 
 log = logging.getLogger("supersub")
 
@@ -48,68 +50,10 @@ _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'
         "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
 
-#: Host header values answered when the app is bound to loopback.
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
-
-
-def allowed_hosts_for(host: str, loopback: bool, extra: list[str] | None = None) -> list[str]:
-    """The Host header values to answer: the loopback names, or the bound address and ``extra``.
-
-    A wildcard bind (``0.0.0.0``, ``::``) names no host, so ``extra`` must
-    then give the names clients use.  Answering only these names stops DNS
-    rebinding: a page served from another name cannot read the app.
-
-    Raises
-    ------
-    InputError
-        A wildcard bind without ``extra``.
-    """
-    names = list(LOOPBACK_HOSTS) if loopback else []
-    wildcard = host in ("0.0.0.0", "::", "")
-    if not loopback and not wildcard:
-        names.append(f"[{host}]" if ":" in host else host)
-    names += [h.strip() for h in extra or [] if h.strip()]
-    if not names:
-        raise InputError(f"--host {host} listens on every address but names none; add --allowed-host NAME for "
-                         "each name or address that clients use to reach it")
-    return names
-
-
-def check_host(host: str, allow_remote: bool) -> bool:
-    """Whether ``host`` is a loopback address; refuses any other without ``allow_remote``.
-
-    Raises
-    ------
-    InputError
-        ``host`` is not loopback and ``allow_remote`` is false.
-    """
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not allow_remote:
-        raise InputError(f"--host {host} is not a loopback address: anyone who can reach it could read and edit "
-                         "the model; add --allow-remote to serve it anyway")
-    return loopback
-
-
 class _Error(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _check_origin(request: Any) -> None:
-    """Refuse a cross-site request: ``Sec-Fetch-Site`` must be same-origin, ``Origin`` this server's."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        raise _Error(403, f"cross-site request refused (Sec-Fetch-Site: {site}); use the page this server serves")
-    origin = request.headers.get("origin")
-    if origin is not None:
-        expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin.lower() != expected.lower():
-            raise _Error(403, f"cross-origin request refused (Origin {origin!r} is not {expected!r}); use the page "
-                              "this server serves")
 
 
 def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | None = None,
@@ -164,8 +108,10 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
                 sent = request.headers.get(TOKEN_HEADER, "")
                 if not hmac.compare_digest(sent.encode(), token.encode()):
                     raise _Error(403, f"missing or wrong {TOKEN_HEADER}: reload the page to get a session token")
+                refusal = cross_site_refusal(request.headers, request.url.scheme) if write else None
+                if refusal is not None:
+                    raise _Error(403, refusal)
                 if write:
-                    _check_origin(request)
                     length = request.headers.get("content-length")
                     if length is None:
                         raise _Error(411, "send a Content-Length")
@@ -247,7 +193,8 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
         path = inside(roots[kind](), ref)
         if path is None:
             raise _Error(404, f"no image {ref!r} in the {kind} folder")
-        image_ = await run_in_threadpool(decode_upload, path.read_bytes(), ref)
+        raw = await run_in_threadpool(read_bytes, path, limit=MAX_UPLOAD_BYTES, what="image", error=InputError)
+        image_ = await run_in_threadpool(decode_upload, raw, ref)
         qid = await run_in_threadpool(explorer.add_query, image_, ref)
         return JSONResponse(await run_in_threadpool(explorer.predict, qid))
 
@@ -313,7 +260,12 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
             path = inside(mistakes.root, row["ref"] or "")
             if path is None:
                 continue
-            image_ = await run_in_threadpool(decode_upload, path.read_bytes(), row["ref"])
+            try:
+                raw = await run_in_threadpool(read_bytes, path, limit=MAX_UPLOAD_BYTES, what="image",
+                                              error=InputError)
+            except (InputError, OSError):
+                continue
+            image_ = await run_in_threadpool(decode_upload, raw, row["ref"])
             qid = await run_in_threadpool(explorer.add_query, image_, row["ref"])
             now = await run_in_threadpool(explorer.predict, qid)
             row.update(query=qid, now=now["prediction"],

@@ -209,3 +209,64 @@ def test_a_cut_spec_with_one_superclass_is_refused(tmp_path):
     with pytest.raises(HierarchyError, match="cut 'depth:1' gives one superclass \\(u\\); routing needs at least two"):
         make_cut(tree, "depth:1")
     assert len(make_cut(tree, "depth:2")) == 2
+
+
+def _balanced_by_brute_force(tree, n):
+    """The balanced cut's local search, scoring every candidate set from scratch (the reference)."""
+    import networkx as nx
+
+    nodes = list(nx.dfs_preorder_nodes(tree.graph, tree.root))
+
+    def score(chosen):
+        owner = [next((v for v in tree.path_to_root(c) if v in chosen), None) for c in tree.classes]
+        if None in owner:
+            return (np.inf, 0)
+        sizes = [owner.count(v) for v in nodes if v in chosen]
+        return (np.inf, 0) if min(sizes) == 0 else (max(sizes) / min(sizes), max(sizes))
+
+    def best(chosen, candidates):
+        found, key = None, (np.inf, 0)
+        for v in candidates:
+            k = score(chosen | {v})
+            if k < key:
+                found, key = v, k
+        return found, key
+
+    chosen = {tree.root}
+    for _ in range(n - 1):
+        v, _ = best(chosen, [v for v in nodes if v != tree.root and v not in chosen])
+        chosen.add(v)
+    current = score(chosen)
+    for _ in range(200):
+        swap, key = None, current
+        for out in [v for v in nodes if v in chosen]:
+            v, k = best(chosen - {out}, [v for v in nodes if v not in chosen])
+            if v is not None and k < key:
+                swap, key = (out, v), k
+        if swap is None:
+            break
+        chosen = (chosen - {swap[0]}) | {swap[1]}
+        current = key
+    return {c: next(v for v in tree.path_to_root(c) if v in chosen) for c in tree.classes}
+
+
+def test_balanced_cut_equals_the_brute_force_search_on_random_trees():
+    """Same sizes, ties broken the same way: the fast scoring changes the cost, not the cut."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(25):
+        inner = [f"k{j}" for j in range(int(rng.integers(1, 12)))]
+        parents = {k: inner[int(rng.integers(0, j))] for j, k in enumerate(inner) if j}
+        for i in range(int(rng.integers(3, 25))):
+            parents[f"c{i}"] = inner[int(rng.integers(0, len(inner)))]
+        tree = ClassTree.from_parents(parents)
+        for n in range(2, min(len(tree.classes), 6) + 1):
+            cut = cut_balanced(tree, n)
+            expected = _balanced_by_brute_force(tree, n)
+            groups = {}
+            for c, owner in expected.items():
+                groups.setdefault(owner, set()).add(c)
+            assert sorted(map(sorted, groups.values())) == sorted(sorted(cut.members(s)) for s in cut.superclasses)
+            checked += 1
+    assert checked > 50
+

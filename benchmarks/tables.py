@@ -356,7 +356,8 @@ def backend_table(r: dict) -> str:
 
 
 def reliability_table(r: dict) -> str:
-    out = [f"`python benchmarks/reliability_bench.py` ({r['machine']['date']}):", "",
+    m = r["machine"]
+    out = [f"`python benchmarks/reliability_bench.py` ({_machine_words(m) if m.get('cpu_model') else m['date']}):", "",
            "| concurrent writers | repetitions x writers (offsets 0 to 2 s) | acknowledged | present at the end "
            "| refused with a message | lost |", "|---|---|---|---|---|---|"]
     for w in r["concurrent_writers"]:
@@ -371,11 +372,12 @@ def reliability_table(r: dict) -> str:
         out.append(f"| {k['target']} | {k['entries']:,} | {k['kills']} | {k['kills_inside_write_window']} | "
                    f"{k['loads_consistent']} | {k['temporaries_removed_on_next_open']} | {k['distinct_states_seen']} |")
     crash, prop = r["crash_safety_50_kills"], r["long_property_run"]
-    rss = r["streaming_search"][-1]
+    rss = r["streaming_search"]
+    grew = " and ".join(f"{x['growth_mb']:.0f} MB for {x['queries']:,} queries" for x in rss)
     out += ["", f"Random-moment kills (50): {'passed' if crash['passed'] else 'FAILED'}. Long property run: "
                 f"{prop['sequences']:,} sequences, {prop['steps']:,} steps, {'passed' if prop['passed'] else 'FAILED'}. "
-                f"Searching {rss['queries']:,} queries against {rss['memory_entries']:,} entries grew the resident set "
-                f"by {rss['growth_mb']:.0f} MB (an unchunked similarity matrix: {rss['unchunked_similarity_matrix_mb']:,.0f} MB)."]
+                f"Searching against {rss[-1]['memory_entries']:,} entries grew the resident set by {grew} "
+                f"(an unchunked similarity matrix for the last: {rss[-1]['unchunked_similarity_matrix_mb']:,.0f} MB)."]
     hostile = r.get("hostile_inputs")
     if hostile:
         out += ["", f"Hostile-input matrix (`benchmarks/hostile_inputs.py`): **{hostile['cases']} cases, "

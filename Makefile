@@ -9,7 +9,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SUPERSUB_DATA ?= $(firstword $(wildcard ../shared/data/tiny-imagenet-200.tar.xz))
 export SUPERSUB_DATA
 
-.PHONY: setup wordnet browser demo test clean
+.PHONY: setup wordnet browser demo test test-fast clean
 
 setup: $(STAMP) wordnet
 
@@ -57,8 +57,15 @@ demo: setup
 	$(VENV)/bin/supersub evaluate --model $(DEMO)/network --split val $(DEMO_VAL) -o $(DEMO)/network-eval
 	$(VENV)/bin/supersub compare $(DEMO)/eval/metrics.json $(DEMO)/network-eval/metrics.json
 
+# The complete suite, as CI runs it: every test, a time limit per test, the 25 slowest listed.
 test: setup browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --timeout=900 --durations=25
+
+# The edit loop: everything but the tests that start processes, a Milvus server or a browser,
+# need the real data, or are slow (about 3 minutes on 2 cores).
+FAST_TIERS := not (subprocess or milvus_server or browser or data or slow)
+test-fast: setup
+	$(PY) -m pytest -q --timeout=300 --durations=10 -m "$(FAST_TIERS)"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -49,7 +49,15 @@ CASE_SECONDS = 120
 
 
 # ----------------------------------------------------------------- helpers
-def cli(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
+class Ran(NamedTuple):
+    """What one command-line run returned and printed (unpacks as ``code, out, err``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str | os.PathLike[str]) -> Ran:
     """Run ``supersub ARGS`` in this process; returns (status, stdout, stderr)."""
     from router import main
 
@@ -59,7 +67,7 @@ def cli(*args: str | os.PathLike[str]) -> tuple[int, str, str]:
             code = main([str(a) for a in args])
         except SystemExit as exc:  # argparse's usage errors
             code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def snapshot(*paths: Path) -> dict[str, bytes]:

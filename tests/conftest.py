@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the benchmarks package: its functions run in the tests too
+    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +36,41 @@ def tiny_tree(wordnet, tiny_wnids):
     return hierarchy.ClassTree.from_wnids(tiny_wnids, wordnet=wordnet)
 
 
+#: The markers that ``make test-fast`` leaves out (``make test`` runs everything).
+SLOW_TIERS = ("subprocess", "milvus_server", "browser", "data", "slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests by what they need, from their fixtures: a Milvus server, a browser, another process."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "milvus_server" in names or any(isinstance(v, str) and v == "milvus-server" for v in params.values()):
+            item.add_marker(pytest.mark.milvus_server)
+        if names & {"browser", "page"}:
+            item.add_marker(pytest.mark.browser)
+        if names & {"saving_writer", "lock_held_elsewhere"}:  # fixtures that start another process
+            item.add_marker(pytest.mark.subprocess)
+
+
+#: Extracted archives, kept between test runs (keyed by the archive's content, so never stale).
+DATASET_CACHE = ROOT / ".cache" / "test-datasets"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
-    """Keep exported graphs, extracted archives and embedding caches out of the user's cache."""
+    """Keep exported graphs and embedding caches out of the user's cache, fresh for every run.
+
+    Only extracted datasets persist (``.cache/test-datasets``): extracting the
+    real Tiny-ImageNet again each run would add time and test nothing new.
+    """
     import os
 
     old = os.environ.get("SUPERSUB_CACHE")
-    os.environ["SUPERSUB_CACHE"] = str(tmp_path_factory.mktemp("supersub-cache"))
+    cache = tmp_path_factory.mktemp("supersub-cache")
+    DATASET_CACHE.mkdir(parents=True, exist_ok=True)
+    (cache / "datasets").symlink_to(DATASET_CACHE, target_is_directory=True)
+    os.environ["SUPERSUB_CACHE"] = str(cache)
     yield
     if old is None:
         os.environ.pop("SUPERSUB_CACHE", None)
@@ -75,9 +106,16 @@ def draw():
     return _draw
 
 
+def _fixed_owner(info):
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
 @pytest.fixture(scope="session")
 def tiny_layout(tmp_path_factory):
     """A miniature Tiny-ImageNet in the official layout: folder, zip and tar.xz."""
+    import os
     import tarfile
     import zipfile
 
@@ -98,9 +136,11 @@ def tiny_layout(tmp_path_factory):
             _draw(k, 1000 + 10 * k + i).save(root / "val" / "images" / name)
             ann.append(f"{name}\t{w}\t0\t0\t63\t63")
     (root / "val" / "val_annotations.txt").write_text("\n".join(ann) + "\n")
+    for p in [root, *root.rglob("*")]:  # fixed times: the archives' bytes are the same every run
+        os.utime(p, (1_600_000_000, 1_600_000_000))
     tarball = base / "tiny-imagenet-200.tar.xz"
-    with tarfile.open(tarball, "w:xz") as tf:
-        tf.add(root, arcname="tiny-imagenet-200")
+    with tarfile.open(tarball, "w:xz", format=tarfile.PAX_FORMAT) as tf:
+        tf.add(root, arcname="tiny-imagenet-200", filter=_fixed_owner)
     zpath = base / "tiny-imagenet-200.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
         for p in sorted(root.rglob("*")):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hierarchy", "memory", "router")
 SELF_NAMES = {"self", "cls", "mcs"}
@@ -162,6 +164,7 @@ def test_every_exported_name_resolves():
         assert not missing, f"{name}: {missing}"
 
 
+@pytest.mark.subprocess
 def test_the_command_line_starts_without_heavy_imports():
     """``supersub --help`` imports neither torch nor scikit-learn."""
     import subprocess

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.hostile_inputs import cli
 from hierarchy import ClassTree, cut_balanced, save_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(args, expect=2):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "router._cli", *args], capture_output=True, text=True, env=env)
+    """The command line in this process (a subprocess would add only start-up time)."""
+    proc = cli(*args)
     assert proc.returncode == expect, proc.stderr
     if expect:
         assert "Traceback" not in proc.stderr and proc.stderr.startswith("supersub: error:"), proc.stderr
@@ -216,6 +217,7 @@ def _sources(model: Path) -> dict[str, int]:
     return out
 
 
+@pytest.mark.subprocess
 def test_staggered_writers_never_lose_an_acknowledged_edit(model, tiny_layout):
     """Two ``memory add`` runs on one model, the second started 0 to 2 s after the first."""
     reps = int(os.environ.get("SUPERSUB_WRITER_REPS", "3"))

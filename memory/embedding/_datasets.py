@@ -20,12 +20,13 @@ import urllib.request
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hierarchy import atomic_file, file_kind, normalize_name, parse_json, read_text
+from hierarchy import atomic_file, file_kind, normalize_name, parse_json, read_text, sha256_file
 
 from ._embed import cache_root
 from .._errors import DataError
@@ -170,11 +171,21 @@ def _find_root(base: Path, marker: str = "wnids.txt") -> Path | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _content_tag(path: str, size: int, mtime_ns: int) -> str:
+    """The first 16 hex digits of a file's sha256 (memoised on path, size and mtime)."""
+    return sha256_file(path)[:16]
+
+
 def _extract(archive: Path, cache: Path) -> Path:
-    """Extract an archive once into the cache; returns the extraction directory."""
+    """Extract an archive once into the cache; returns the extraction directory.
+
+    The extraction is keyed by the archive's content, so a copy of the same
+    archive elsewhere, or under another name, is not extracted again.
+    """
     st = archive.stat()
-    tag = hashlib.sha256(f"{archive.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    target = cache / f"{archive.name.split('.')[0]}-{tag}"
+    tag = _content_tag(str(archive.resolve()), st.st_size, st.st_mtime_ns)
+    target = cache / f"archive-{tag}"
     if (target / ".complete").is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
@@ -245,7 +256,7 @@ def resolve_tiny_imagenet(
         raise DataError(
             f"{path} is not in Tiny-ImageNet's official layout: no wnids.txt in it or one level down"
         )
-    return root
+    return root.resolve()  # one spelling of the root, however the cache or the source is reached
 
 
 def tiny_imagenet(

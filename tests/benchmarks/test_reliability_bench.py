@@ -2,6 +2,8 @@
 
 import pytest
 
+pytestmark = pytest.mark.subprocess
+
 from benchmarks.reliability_bench import concurrent_writers, kills_in_write_window
 
 

@@ -62,6 +62,7 @@ def test_other_wordnet_version_is_refused(tmp_path):
         load_wordnet(tmp_path)
 
 
+@pytest.mark.subprocess
 def test_env_var_overrides(tmp_path):
     code = "import hierarchy; hierarchy.load_wordnet()"
     env = dict(os.environ, SUPERSUB_WORDNET=str(tmp_path / "missing"))
@@ -70,6 +71,7 @@ def test_env_var_overrides(tmp_path):
     assert "SUPERSUB_WORDNET" in out.stderr and "does not exist" in out.stderr
 
 
+@pytest.mark.subprocess
 def test_shipped_tree_needs_no_wordnet(tmp_path):
     code = (
         "import hierarchy; t = hierarchy.shipped_tree('tiny-imagenet-200');"

@@ -47,6 +47,7 @@ def test_tree_build_from_mapping_file(tmp_path):
         (["tree", "build", "--dataset", "tiny-imagenet-200", "--cut", "balanced:0", "-o", "x.json"], "n must be"),
     ],
 )
+@pytest.mark.subprocess
 def test_errors_exit_nonzero_without_traceback(argv, message, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "router._cli", *argv], cwd=tmp_path, capture_output=True, text=True,
@@ -72,6 +73,7 @@ def test_a_bug_is_reported_as_one_not_as_a_user_error(monkeypatch, capsys):
         main(["-v", "tree", "show", "t.json"])
 
 
+@pytest.mark.subprocess
 def test_console_script_is_installed(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "supersub")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True)

@@ -50,6 +50,7 @@ def test_report_files_and_summary(report):
     assert "Oracle-route bound: 100.0%." in md
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
 def test_report_renders_in_headless_chromium(report, tmp_path):
     from playwright.sync_api import sync_playwright

@@ -1,3 +1,6 @@
+import shutil
+import tarfile
+
 import numpy as np
 import pytest
 
@@ -39,6 +42,21 @@ def test_extraction_is_cached(tiny_layout, tmp_path):
     marker = a / "marker"
     marker.write_text("x")
     assert resolve_tiny_imagenet(tiny_layout["tar"], cache=tmp_path) == a and marker.exists()
+
+
+def test_a_copied_archive_is_not_extracted_again(tiny_layout, tmp_path):
+    """The extraction is keyed by the archive's content, not its path, name or time."""
+    a = resolve_tiny_imagenet(tiny_layout["tar"], cache=tmp_path / "cache")
+    (a / "marker").write_text("x")
+    copy = tmp_path / "elsewhere" / "renamed.tar.xz"
+    copy.parent.mkdir()
+    shutil.copyfile(tiny_layout["tar"], copy)
+    assert resolve_tiny_imagenet(copy, cache=tmp_path / "cache") == a
+    assert len([p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]) == 1
+    changed = tmp_path / "changed.tar.xz"  # other bytes: another extraction
+    with tarfile.open(changed, "w:xz") as tf:
+        tf.add(a, arcname="tiny-imagenet-200")
+    assert resolve_tiny_imagenet(changed, cache=tmp_path / "cache") != a
 
 
 def test_subset(tiny_layout):

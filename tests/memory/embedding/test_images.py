@@ -40,6 +40,7 @@ def test_decompression_bomb_is_refused_before_decoding(bomb):
     assert isinstance(ImageError("x"), InputError)
 
 
+@pytest.mark.subprocess
 def test_pixel_limit_is_configurable(tmp_path):
     path = tmp_path / "p.png"
     photo().save(path)

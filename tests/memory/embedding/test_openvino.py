@@ -28,6 +28,7 @@ def auto_precision(monkeypatch):
 
 
 @native_bf16
+@pytest.mark.data
 @pytest.mark.parametrize("size", [64, 128])
 def test_bf16_agrees_with_fp32_on_real_images(tiny_val_images, size, auto_precision):
     bb = get_backbone("lite0", size=size)

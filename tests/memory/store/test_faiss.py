@@ -7,6 +7,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import pytest
 
 from memory import VisualMemory
 from memory.store import BLAS_THRESHOLD, blas_for_small_batches
@@ -14,6 +15,7 @@ from memory.store import BLAS_THRESHOLD, blas_for_small_batches
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.subprocess
 def test_importing_the_packages_leaves_faiss_settings_alone():
     code = ("import faiss; before = faiss.cvar.distance_compute_blas_threshold; "
             "import hierarchy, memory, router; "

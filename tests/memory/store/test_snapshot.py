@@ -52,6 +52,7 @@ def _edit_in_process(path, label, started):
         mem.remove(label=label)
 
 
+@pytest.mark.subprocess
 def test_edit_blocks_serialise_two_processes(saved):
     ctx = multiprocessing.get_context("spawn")
     started = ctx.Event()
@@ -192,6 +193,7 @@ except ConcurrentWriteError as exc:
 """
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("wait", [30.0, 0.0])
 def test_staggered_python_writers_lose_nothing(saved, wait):
     """Processes doing load -> edit -> save, started 0 to 0.4 s apart: every acknowledged edit is kept."""

@@ -283,6 +283,7 @@ class NetworkTwoStage(ShardMemories):
         route = self.route_from(p_gen)
         parts = [self.within_parts(s, dacts, p_gen) for s in range(self.n_superclasses)]
         best: tuple[float, tuple[float, float]] | None = None
+        scores: dict[str, float] = {}
         for a in (0.0, 0.25, 0.5):
             for b in ((0.0, 0.25, 0.5) if self.memories_ is not None else (0.0,)):
                 if a + b > 0.75:
@@ -291,9 +292,11 @@ class NetworkTwoStage(ShardMemories):
                           for p in parts]
                 acc = float(np.mean(self.combine(route, within, routing=self.routing, m=self.m,
                                                  superclass=self.primary_[dy]).argmax(1) == dy))
+                scores[f"{a:g},{b:g}"] = acc
                 if best is None or acc > best[0]:
                     best = (acc, (a, b))
         assert best is not None
+        self.history_["mix"] = {"dev_top1": scores, "chosen": list(best[1])}
         return best[1]
 
     # ------------------------------------------------------------ stage 1

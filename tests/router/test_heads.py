@@ -57,6 +57,29 @@ def test_delta_specialists_train_in_bf16(coded):
     assert abs(right["bf16"] - right["fp32"]) <= 0.02
 
 
+@pytest.mark.parametrize("hidden", [0, 64])
+def test_zero_deltas_equal_the_base_head(coded, hidden):
+    """A specialist whose deltas are all zero is the base head restricted to its classes."""
+    from router import quantise_int8
+
+    X, yi, Q, _, groups = coded
+    base = fit_head(X, yi, int(yi.max()) + 1, hidden=hidden, epochs=2, seed=0, min_steps=20, precision="fp32")
+    rank, width = 4, hidden or X.shape[1]
+    state = {"rank": np.array(rank)}
+    for s, rows in enumerate(groups):
+        state[f"{s}/rows"], state[f"{s}/db"] = rows, np.zeros(len(rows), np.float32)
+        shapes = {"a2": (len(rows), rank), "b2": (rank, width)}
+        if hidden:
+            shapes.update(a1=(hidden, rank), b1=(rank, X.shape[1]))
+        for name, shape in shapes.items():
+            state[f"{s}/{name}/q"], state[f"{s}/{name}/scale"] = quantise_int8(np.zeros(shape, np.float32))
+    spec = DeltaSpecialists.from_state(base, state)
+    full = head_proba(base, Q)
+    for s, rows in enumerate(groups):
+        expected = full[:, rows] / full[:, rows].sum(1, keepdims=True)  # the base, renormalised over the group
+        np.testing.assert_allclose(spec.proba_in(s, Q), expected, rtol=0, atol=1e-5)
+
+
 def test_unknown_precision_is_refused(coded, monkeypatch):
     X, yi, *_ = coded
     with pytest.raises(InputError, match="precision must be 'auto', 'bf16' or 'fp32', got 'fp16'"):

@@ -121,9 +121,16 @@ def test_bad_input(fitted, data):
 
 def test_dev_split_chooses_epochs_and_mix(data):
     train, val = data
-    clf = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), dev_per_class=2, **OPTS).fit(train)
+    start = (0.1, 0.1)  # outside the grid: a fit that chose nothing would keep it
+    clf = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), dev_per_class=2, **{**OPTS, "mix": start}).fit(train)
     assert clf.n_entries == 12  # 4 of 6 images per class stay in the memories, 2 are held out
-    assert clf.mix in {(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 0.75}
+    grid = {(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 0.75}
+    scores = clf.history_["mix"]["dev_top1"]
+    assert {tuple(float(v) for v in k.split(",")) for k in scores} == grid  # every candidate was scored
+    best = max(scores.values())
+    first_best = next(k for k, v in scores.items() if v == best)  # ties go to the first in the grid
+    assert clf.mix != start and clf.mix == tuple(float(v) for v in first_best.split(","))
+    assert list(clf.mix) == clf.history_["mix"]["chosen"]
     hist = clf.history_
     assert len(hist["generalist"]["dev_top1"]) == 3  # scored after each epoch
     assert all(len(d) == 2 for d in hist["specialists"]["dev_top1"])  # epoch 0 (the generalist) and 1

@@ -21,18 +21,23 @@ def test_p_cache_formula(make_clustered):
 
 
 def test_fit_cache_helps_a_weak_model(make_clustered):
+    """Tuned on a validation split, scored on a disjoint test split."""
     X, y = make_clustered(600, 16, 4, seed=1, spread=0.8)
     V, vy = make_clustered(300, 16, 4, seed=1, spread=0.8, sample_seed=2)
+    T, ty = make_clustered(300, 16, 4, seed=1, spread=0.8, sample_seed=3)
     mem = VisualMemory(progress=False)
     mem.add(X, y)
     classes = sorted(set(y))
     rng = np.random.default_rng(0)
-    p_model = rng.dirichlet(np.ones(4), size=len(V))  # an uninformative classifier
-    model, table = fit_cache(mem, V, p_model, vy, classes)
+    p_val = rng.dirichlet(np.ones(4), size=len(V))  # an uninformative classifier
+    p_test = rng.dirichlet(np.ones(4), size=len(T))
+    model, table = fit_cache(mem, V, p_val, vy, classes)
     assert model.lam > 0.5
     assert len(table["nll"]) == 7 * 11
-    acc = np.mean(model.predict(V, p_model) == vy)
-    assert acc > np.mean(np.array(classes)[p_model.argmax(1)] == vy) + 0.3
+    best = int(np.argmin(table["nll"]))  # the chosen pair is the grid's lowest validation NLL
+    assert (model.theta, model.lam) == (table["theta"][best], table["lam"][best])
+    acc = np.mean(model.predict(T, p_test) == ty)
+    assert acc > np.mean(np.array(classes)[p_test.argmax(1)] == ty) + 0.3
 
 
 def test_cache_bad_input(make_clustered):

@@ -41,61 +41,59 @@ def mem(data):
     return m
 
 
-# (part, step, calls that succeed before it fails): the steps of add, in order.
-ADD_STEPS = [("table", "appended", 0), ("index", "add_batch", 0), ("index", "add_batch", 1)]
+#: The parts an edit goes through: every method of these classes is a step.
+TRACED = ("EntryTable", "Vocab", "VectorIndex")
+
+EDITS = {
+    "add": lambda m, X, y: m.add(X[600:], y[600:], source="new", batch_size=300),  # two batches
+    "remove by label": lambda m, X, y: m.remove(label="class03"),
+    "remove by ids": lambda m, X, y: m.remove(m.ids_[::7]),
+}
 
 
-@pytest.mark.parametrize("part, step, after", ADD_STEPS, ids=[f"{p}.{s}-after-{a}" for p, s, a in ADD_STEPS])
-def test_add_fails_cleanly_at_every_step(mem, data, monkeypatch, part, step, after):
+def trace(monkeypatch, fail_at=None):
+    """Record every call of a method of the traced classes, in order; the call ``fail_at`` raises."""
+    import inspect
+
+    import memory.store as store
+
+    log = []
+    for cls in (getattr(store, name) for name in TRACED):
+        for name, fn in list(vars(cls).items()):
+            if name.startswith("__") or not inspect.isfunction(fn):
+                continue
+
+            def wrapped(*args, _fn=fn, _step=f"{cls.__name__}.{name}", **kwargs):
+                log.append(_step)
+                if len(log) - 1 == fail_at:
+                    raise Injected(_step)
+                return _fn(*args, **kwargs)
+
+            monkeypatch.setattr(cls, name, wrapped)
+    return log
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_a_failure_at_every_step_of_an_edit_changes_nothing(mem, data, monkeypatch, edit):
+    """The steps are found by tracing a successful edit, then each one fails in turn."""
     X, y, _, _ = data
-    before = full_state(mem)
-    fail_on(monkeypatch, mem.table_ if part == "table" else mem.index_, step, after)
-    with pytest.raises(Injected):
-        mem.add(X[600:], y[600:], source="new", batch_size=300)  # two batches: fail inside or between
-    monkeypatch.undo()
-    assert full_state(mem) == before
-    mem.add(X[600:], y[600:], source="new")  # and the memory still works
-    assert len(mem) == len(X)
-
-
-def test_add_fails_cleanly_while_encoding_a_column(mem, data, monkeypatch):
-    """A failure while the new table encodes its text columns leaves the vocabularies untouched."""
-    from memory.store import Vocab
-
-    X, y, _, _ = data
-    before = full_state(mem)
-    real = Vocab.encode
-    calls = {"n": 0}
-
-    def encode(self, values):
-        calls["n"] += 1
-        if calls["n"] == 2:  # the label column is encoded, the source column fails
-            raise Injected("columns")
-        return real(self, values)
-
-    monkeypatch.setattr(Vocab, "encode", encode)
-    with pytest.raises(Injected):
-        mem.add(X[600:], y[600:], source="new")
-    monkeypatch.undo()
-    assert full_state(mem) == before
-
-
-REMOVE_STEPS = [("table", "kept"), ("index", "remove")]
-
-
-@pytest.mark.parametrize("part, step", REMOVE_STEPS, ids=[f"{p}.{s}" for p, s in REMOVE_STEPS])
-@pytest.mark.parametrize("how", ["label", "ids"])
-def test_remove_fails_cleanly_at_every_step(mem, monkeypatch, part, step, how):
-    before = full_state(mem)
-    fail_on(monkeypatch, mem.table_ if part == "table" else mem.index_, step)
-    with pytest.raises(Injected):
-        if how == "label":
-            mem.remove(label="class03")
-        else:
-            mem.remove(mem.ids_[::7])
-    monkeypatch.undo()
-    assert full_state(mem) == before
-    assert mem.remove(label="class03").size  # and the memory still works
+    action = EDITS[edit]
+    probe = mem.copy()
+    full_state(probe)  # as below: a search first, so lazily built parts exist in both runs
+    with monkeypatch.context() as mp:
+        steps = trace(mp)
+        action(probe, X, y)
+    assert len(steps) >= 3, steps
+    for i, step in enumerate(steps):
+        m = mem.copy()
+        before = full_state(m)
+        with monkeypatch.context() as mp:
+            trace(mp, fail_at=i)
+            with pytest.raises(Injected, match=step):
+                action(m, X, y)
+        assert full_state(m) == before, f"a failure at step {i} ({step}) changed the memory"
+        action(m, X, y)  # and the memory still works
+        assert len(m) != len(mem)
 
 
 def test_remove_with_an_approximate_index_keeps_its_tombstones(data, monkeypatch):

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--data", help="Tiny-ImageNet folder/zip/tarball or a wnid image folder "
                      "(default: $SUPERSUB_DATA, else download)")
     emb.add_argument("--split", default="train", help="train or val (Tiny-ImageNet)")
-    emb.add_argument("--mapping", help="folder,wnid file for image folders not named by wnid")
+    emb.add_argument("--mapping", help="CSV 'folder,label' file for class folders not named by their class")
     emb.add_argument("--backbone", default="lite0", help="lite0, lite1, lite2, timm:NAME, torchvision:NAME")
     emb.add_argument("--size", type=_pixels, default=128, help="input resolution (16 to 1024)")
     emb.add_argument("--crop", type=_fraction, default=None, help="centre-crop fraction (default 0.875)")
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     def data_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", help="Tiny-ImageNet folder/zip/tarball or a wnid image folder "
                        "(default: $SUPERSUB_DATA, else download)")
-        p.add_argument("--mapping", help="folder,wnid file for image folders not named by wnid")
+        p.add_argument("--mapping", help="CSV 'folder,label' file for class folders not named by their class")
         p.add_argument("--per-class", type=_POSITIVE, default=None, help="use N images per class (N >= 1)")
         p.add_argument("--full", action="store_true", help="use every image (overrides --per-class)")
         p.add_argument("--no-progress", action="store_true")
@@ -259,14 +259,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.Handler):
+    """Log lines as the command line's own (``supersub: warning: ...``), to whatever ``sys.stderr`` is now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            line = f"supersub: {record.levelname.lower()}: {record.getMessage()}"
+        else:  # -v: progress details, with the module that logged them
+            line = f"supersub: ({record.name}) {record.getMessage()}"
+        print(line, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``supersub``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):  # once per process
+        root.addHandler(_StderrHandler())
+    root.setLevel(logging.INFO if args.verbose else logging.WARNING)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

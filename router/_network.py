@@ -273,7 +273,9 @@ class NetworkTwoStage(ShardMemories):
                                         "best_epoch": specs.fitted.best_epoch}
         if self.memory:
             refs = list(X.refs) if isinstance(X, (ImageDataset, TrunkActivations)) else None
-            self.fit_memories(acts[tr], yi[tr], refs=[refs[i] for i in np.flatnonzero(tr)] if refs else None)
+            source = X.source if isinstance(X, ImageDataset) else "train"
+            self.fit_memories(acts[tr], yi[tr], refs=[refs[i] for i in np.flatnonzero(tr)] if refs else None,
+                              source=source)
         if dev is not None:
             self.mix = self._choose_mix(*dev)
         return self

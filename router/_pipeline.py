@@ -119,6 +119,8 @@ def match_classes(tree: ClassTree, dataset: ImageDataset) -> ImageDataset:
         Two folders name the same class.
     """
     cut = tree.superclasses
+    if dataset.info.get("matched_tree") is tree:
+        return dataset  # checked already (the command line checks before embedding, then builds)
     if cut is None:
         raise HierarchyError("the tree has no superclass cut, so nothing can be routed; rebuild it with a cut: "
                              "'supersub tree build ... --cut balanced:N' or tree.with_superclasses(cut_balanced(tree, N))")
@@ -129,7 +131,7 @@ def match_classes(tree: ClassTree, dataset: ImageDataset) -> ImageDataset:
     if len(supers) < 2:
         log.warning("every class of the data lies in one superclass (%s), so routing decides nothing; cut the "
                     "tree finer ('--cut balanced:N' with a larger N)", next(iter(supers)))
-    return dataclasses.replace(dataset, classes=classes)
+    return dataclasses.replace(dataset, classes=classes, info={**dataset.info, "matched_tree": tree})
 
 
 def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[str, Any] | None = None, *,
@@ -155,15 +157,15 @@ def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[s
     Returns
     -------
     TwoStageClassifier
-        Fitted, its entries sourced as ``"<dataset>/<split>"`` with the image
-        paths as references; not yet saved.
+        Fitted, its entries sourced as :attr:`memory.ImageDataset.source`
+        (``"<dataset>/<split>"``) with the image paths as references; not yet saved.
     """
     dataset = match_classes(tree, dataset)
     embedding = dict(DEFAULT_EMBEDDING if embedding is None else embedding)
     es = embed_dataset(dataset, embedder_for(embedding, progress=progress))
     data = {"root": str(Path(dataset.root).resolve()), "name": dataset.name, "split": dataset.split}
     clf = TwoStageClassifier(tree, fingerprint=es.fingerprint, embedding=embedding, data=data, **options)
-    return clf.fit(es.X, es.labels, source=f"{es.dataset}/{es.split}", refs=es.refs)
+    return clf.fit(es.X, es.labels, source=dataset.source, refs=es.refs)
 
 
 def flat_from(clf: Any) -> Any:

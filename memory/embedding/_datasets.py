@@ -88,6 +88,11 @@ class ImageDataset:
         return [self.root / r for r in self.refs]
 
     @property
+    def source(self) -> str:
+        """The source name its entries get in a memory: ``"<name>/<split>"``, or ``name`` when they are equal."""
+        return self.name if self.name == self.split else f"{self.name}/{self.split}"
+
+    @property
     def labels(self) -> np.ndarray:
         """Class wnid per sample, shape (n,), str."""
         return np.asarray(self.classes)[self.targets]

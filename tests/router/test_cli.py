@@ -327,3 +327,42 @@ def test_build_checks_tree_and_data_before_embedding(tmp_path, capsys, draw):
     err = capsys.readouterr().err
     assert "2 of 2 classes are not classes of the tree: 'cat', 'dog'" in err and "--mapping FILE" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_the_readme_states_the_network_builds_defaults():
+    """The bracketed defaults of `supersub build --router generalist` in the README are the real ones."""
+    import re
+
+    from pathlib import Path
+
+    from router import DEFAULT_SPLITS, NetworkTwoStage
+    from router._cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    stated = re.search(r"supersub build --router generalist --specialist tail-delta \[([^\]]+)\]", readme).group(1)
+    pairs = dict(re.findall(r"--([a-z-]+) (\S+)", stated))
+    args = build_parser().parse_args(["build", "--router", "generalist", "-o", "x"])
+    defaults = NetworkTwoStage.__init__.__kwdefaults__
+    assert pairs.pop("size") == str(defaults["size"])  # the network's own default (the parser's is None)
+    assert args.split_at is None and pairs.pop("split-at") == DEFAULT_SPLITS[args.backbone]  # None: the default
+    for flag, value in pairs.items():
+        assert str(getattr(args, flag.replace("-", "_"))) == value, flag
+
+
+def test_a_one_superclass_warning_is_said_once_in_the_command_lines_words(tmp_path, capsys, draw):
+    for i, c in enumerate(("cat", "dog")):
+        (tmp_path / "train" / c).mkdir(parents=True)
+        for j in range(3):
+            draw(i, 10 * i + j).save(tmp_path / "train" / c / f"{j}.jpg")
+    (tmp_path / "map.csv").write_text("cat,pets\ndog,pets\nemu,wild\n")
+    assert main(["tree", "build", "--mapping", str(tmp_path / "map.csv"), "--cut", "depth:1", "-q",
+                 "-o", str(tmp_path / "t.json")]) == 0
+    capsys.readouterr()
+    assert main(["build", "--data", str(tmp_path / "train"), "--tree", str(tmp_path / "t.json"), "--size", "64",
+                 "--k", "2", "--no-progress", "-o", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("supersub: warning: every class of the data lies in one superclass (pets)") == 1, err
+    assert "WARNING" not in err
+    assert main(["memory", "info", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "sources: train" in out and "train/train" not in out  # a folder named for its split: one name

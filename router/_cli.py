@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--mapping", help="CSV 'folder,label' file for class folders not named by their class")
         p.add_argument("--per-class", type=_POSITIVE, default=None, help="use N images per class (N >= 1)")
         p.add_argument("--full", action="store_true", help="use every image (overrides --per-class)")
+        p.add_argument("--skip-unreadable", action="store_true",
+                       help="leave out images that do not decode, reporting each and the count (one extra "
+                            "decoding pass); without it one such image stops the run")
         p.add_argument("--no-progress", action="store_true")
 
     b = _command(sub, "build", help="build a routed memory from a dataset's train split")

@@ -13,11 +13,12 @@ import logging
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from ._errors import CLIError
 
-__all__ = ["build", "class_of", "embed", "load_dataset", "load_model", "memory_add", "memory_info", "memory_remove", "milvus_serve",
-           "tree_build", "tree_show"]
+__all__ = ["build", "class_of", "embed", "load_dataset", "load_model", "memory_add", "memory_info", "memory_remove",
+           "milvus_serve", "readable", "tree_build", "tree_show"]
 
 log = logging.getLogger("supersub")
 
@@ -84,6 +85,21 @@ def _read_wnids(path: str | Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- embed
+def readable(ds: Any, skip: bool) -> Any:
+    """With ``--skip-unreadable``, ``ds`` less the images that do not decode, each reported and counted."""
+    if not skip:
+        return ds
+    kept, skipped = ds.without_unreadable()
+    for ref, why in skipped[:5]:
+        print(f"supersub: skipped {ref}: {why}", file=sys.stderr)
+    if skipped:
+        more = f" ({len(skipped) - 5} more not listed)" if len(skipped) > 5 else ""
+        print(f"supersub: skipped {len(skipped)} of {len(ds)} images that do not decode{more}", file=sys.stderr)
+    if not len(kept):
+        raise CLIError(f"none of the {len(ds)} images decodes; check the data folder")
+    return kept
+
+
 def load_dataset(data: str | None, split: str, mapping: str | None = None) -> object:
     import memory as m
 
@@ -142,7 +158,10 @@ def build(args: argparse.Namespace) -> int:
     try:
         # Held from start to commit: a concurrent edit of an existing model waits for the new one.
         with m.writer_lock(out, wait=args.wait):
-            return _build_locked(args)
+            try:
+                return _build_locked(args)
+            except m.ImageError as exc:
+                raise CLIError(f"{exc}; pass --skip-unreadable to leave such images out") from None
     except BaseException:
         if fresh and out.is_dir() and not (out / "CURRENT").exists():
             import shutil
@@ -160,6 +179,7 @@ def _build_locked(args: argparse.Namespace) -> int:
     ds = match_classes(tree, load_dataset(args.data, "train", args.mapping))  # type: ignore[arg-type]  # before any embedding
     if args.per_class and not args.full:
         ds = ds.subset(args.per_class)  # type: ignore[attr-defined]
+    ds = readable(ds, args.skip_unreadable)
     if args.router == "generalist" or args.specialist.startswith("tail-"):
         return _build_network(args, tree, ds)
     from ._pipeline import build_memory_model

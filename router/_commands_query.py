@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._commands import class_of, load_dataset, load_model
+from ._commands import class_of, load_dataset, load_model, readable
 from ._errors import CLIError
 
 __all__ = ["compare", "evaluate", "explore", "predict", "report"]
@@ -76,6 +76,8 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from memory import ImageError
+
     from ._pipeline import QueryEncoder, evaluate_with_flat, flat_from, write_evaluation
 
     clf = load_model(args.model)
@@ -99,8 +101,11 @@ def evaluate(args: argparse.Namespace) -> int:
         names = ", ".join(ds.classes[i] for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
         print(f"supersub: note: {len(missing)} of {len(ds.classes)} classes of the data ({dropped} of {len(ds)} "
               f"images) are not in the model and are left out: {names}", file=sys.stderr)
-    ds = ds.subset(None if args.full else args.per_class, classes=known)  # type: ignore[attr-defined]
-    es = enc.dataset(ds)  # type: ignore[arg-type]
+    ds = readable(ds.subset(None if args.full else args.per_class, classes=known), args.skip_unreadable)
+    try:
+        es = enc.dataset(ds)  # type: ignore[arg-type]
+    except ImageError as exc:
+        raise CLIError(f"{exc}; pass --skip-unreadable to leave such images out") from None
     flat = flat_from(clf)  # built once: kNN over every shard's entries, or the generalist
     result = evaluate_with_flat(clf, es.X, es.labels, flat, routing=args.routing, m=args.m,
                                 fingerprint=es.fingerprint)
@@ -120,6 +125,8 @@ def evaluate(args: argparse.Namespace) -> int:
                             f"{clf.tree.label(es.labels[i])})" for i in range(args.explain)],  # type: ignore[attr-defined]
                             top=3, neighbours=3, routing=args.routing, m=args.m)
     if args.output:
+        if args.skip_unreadable:
+            result = {**result, "skipped_unreadable": int(ds.info.get("skipped_unreadable", 0))}  # type: ignore[attr-defined]
         metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result, flat,
                                                 routing=args.routing, m=args.m, data_root=ds.root)  # type: ignore[attr-defined]
         print(f"wrote {metrics} and {predictions}")

@@ -1,6 +1,7 @@
 """Image datasets in their official layouts: Tiny-ImageNet-200 and wnid-named folders.
 
-Loaders return an :class:`ImageDataset`: image paths, integer targets, the
+Where the files come from (a folder, an archive extracted once, a download)
+is :mod:`._archives`.  Loaders return an :class:`ImageDataset`: image paths, integer targets, the
 class wnids, and a reference string per sample (its path relative to the
 dataset root) that memories store as the entry's image reference.
 """
@@ -11,25 +12,18 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import stat
-import sys
-import tarfile
-import tempfile
-import urllib.request
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hierarchy import atomic_file, file_kind, normalize_name, parse_json, read_text, sha256_file
+from hierarchy import file_kind, normalize_name, parse_json, read_text
 
-from ._embed import cache_root
-from .._errors import DataError
+from ._archives import ENV_VAR, TINY_IMAGENET_URL, download, resolve_tiny_imagenet
+from .._errors import DataError, ImageError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -43,10 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The official Tiny-ImageNet-200 distribution (Stanford CS231n).
-TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
-#: Environment variable naming a local copy: folder, zip or tar(.gz/.xz).
-ENV_VAR = "SUPERSUB_DATA"
 #: File suffixes read as images when a folder is scanned.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
@@ -102,6 +92,28 @@ class ImageDataset:
 
         return open_image(self.root / self.refs[i]), int(self.targets[i])
 
+    def without_unreadable(self) -> tuple[ImageDataset, list[tuple[str, str]]]:
+        """This dataset less the images that do not decode, and ``(ref, reason)`` for each one left out.
+
+        Every image is decoded once under the rules of :func:`memory.open_image`
+        (regular files only, the pixel limit), so this costs one decoding pass.
+        """
+        from ._images import open_image
+
+        keep: list[int] = []
+        skipped: list[tuple[str, str]] = []
+        for i, ref in enumerate(self.refs):
+            try:
+                open_image(self.root / ref)
+                keep.append(i)
+            except (ImageError, OSError) as exc:
+                skipped.append((ref, str(exc)))
+        if not skipped:
+            return self, []
+        kept = ImageDataset(self.name, self.split, self.root, [self.refs[i] for i in keep], self.targets[keep],
+                            list(self.classes), dict(self.info, skipped_unreadable=len(skipped)))
+        return kept, skipped
+
     def key(self) -> str:
         """A hash of the sample list and labels, identifying this exact set of images."""
         h = hashlib.sha256(f"{self.name}/{self.split}\n".encode())
@@ -140,128 +152,6 @@ class ImageDataset:
             np.array([new_index[self.classes[self.targets[i]]] for i in chosen], dtype=np.int64),
             keep_classes, dict(self.info, subset={"per_class": per_class, "seed": seed}),
         )
-
-
-# ------------------------------------------------------------------ sources
-def download(url: str, dest: Path, *, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` atomically (any urllib scheme, file:// included)."""
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, atomic_file(dest) as out:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr,
-                            disable=None)
-            for block in iter(lambda: resp.read(1 << 20), b""):
-                out.write(block)
-                if bar is not None:
-                    bar.update(len(block))
-            if bar is not None:
-                bar.close()
-    except OSError as exc:
-        raise DataError(
-            f"cannot download {url}: {exc}; download it by hand and set {ENV_VAR} to the file"
-        ) from exc
-    return dest
-
-
-def _find_root(base: Path, marker: str = "wnids.txt") -> Path | None:
-    if (base / marker).is_file():
-        return base
-    for child in sorted(base.iterdir()) if base.is_dir() else []:
-        if child.is_dir() and (child / marker).is_file():
-            return child
-    return None
-
-
-@lru_cache(maxsize=64)
-def _content_tag(path: str, size: int, mtime_ns: int) -> str:
-    """The first 16 hex digits of a file's sha256 (memoised on path, size and mtime)."""
-    return sha256_file(path)[:16]
-
-
-def _extract(archive: Path, cache: Path) -> Path:
-    """Extract an archive once into the cache; returns the extraction directory.
-
-    The extraction is keyed by the archive's content, so a copy of the same
-    archive elsewhere, or under another name, is not extracted again.
-    """
-    st = archive.stat()
-    tag = _content_tag(str(archive.resolve()), st.st_size, st.st_mtime_ns)
-    target = cache / f"archive-{tag}"
-    if (target / ".complete").is_file():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache))
-    try:
-        name = archive.name.lower()
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(archive) as zf:
-                for member in zf.namelist():
-                    if member.startswith("/") or ".." in Path(member).parts:
-                        raise DataError(f"{archive} has an unsafe member path {member!r}")
-                zf.extractall(tmp)
-        elif re.search(r"\.(tar|tar\.gz|tgz|tar\.xz|txz|tar\.bz2)$", name):
-            with tarfile.open(archive) as tf:
-                tf.extractall(tmp, filter="data")
-        else:
-            raise DataError(f"{archive}: unknown archive type; give a folder, a .zip or a .tar(.gz/.xz)")
-        (tmp / ".complete").write_text("ok\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"cannot extract {archive}: {exc}; the file may be truncated or corrupt") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def resolve_tiny_imagenet(
-    source: str | os.PathLike[str] | None = None,
-    *,
-    download_if_missing: bool = True,
-    cache: str | os.PathLike[str] | None = None,
-    url: str = TINY_IMAGENET_URL,
-) -> Path:
-    """The extracted Tiny-ImageNet-200 directory (the one holding ``wnids.txt``).
-
-    Parameters
-    ----------
-    source : path, optional
-        A folder in the official layout (or its parent), the official zip,
-        or a tar(.gz/.xz) of the same layout.  Defaults to ``$SUPERSUB_DATA``.
-    download_if_missing : bool, default True
-        Without a source, download the official zip into the cache.
-    cache : path, optional
-        Defaults to ``cache_root()/datasets``.
-    url : str
-        Where to download from.
-    """
-    cache_dir = Path(cache) if cache else cache_root() / "datasets"
-    src = source if source is not None else os.environ.get(ENV_VAR) or None
-    if src is None:
-        archive = cache_dir / "tiny-imagenet-200.zip"
-        if not archive.is_file():
-            if not download_if_missing:
-                raise DataError(f"no Tiny-ImageNet: set {ENV_VAR} to a folder, zip or tarball")
-            log.info("downloading Tiny-ImageNet-200 from %s", url)
-            download(url, archive)
-        src = archive
-    path = Path(src).expanduser()
-    if not path.exists():
-        raise DataError(f"{path} does not exist; set {ENV_VAR} to Tiny-ImageNet's folder, zip or tarball")
-    base = path if path.is_dir() else _extract(path, cache_dir)
-    root = _find_root(base)
-    if root is None:
-        raise DataError(
-            f"{path} is not in Tiny-ImageNet's official layout: no wnids.txt in it or one level down"
-        )
-    return root.resolve()  # one spelling of the root, however the cache or the source is reached
 
 
 def tiny_imagenet(

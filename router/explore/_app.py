@@ -140,8 +140,8 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
 
     # ------------------------------------------------------------- pages
     async def index(request: Request) -> Response:
-        return page("index.html", data_classes=sorted(classes_of_data),
-                    superclasses=explorer.summary()["superclasses"])
+        named = sorted(((c, explorer.label(c)) for c in classes_of_data), key=lambda cl: (cl[1].lower(), cl[0]))
+        return page("index.html", data_classes=named, superclasses=explorer.summary()["superclasses"])
 
     async def mistakes_page(request: Request) -> Response:
         if mistakes is None:

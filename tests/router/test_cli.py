@@ -366,3 +366,30 @@ def test_a_one_superclass_warning_is_said_once_in_the_command_lines_words(tmp_pa
     assert main(["memory", "info", str(tmp_path / "m")]) == 0
     out = capsys.readouterr().out
     assert "sources: train" in out and "train/train" not in out  # a folder named for its split: one name
+
+
+def test_skip_unreadable_reports_and_counts_what_it_leaves_out(tmp_path, capsys, draw):
+    names = ["red_round", "green_box"]
+    for split in ("train", "test"):
+        for k, c in enumerate(names):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(3):
+                draw(k, 100 * k + i + (50 if split == "test" else 0)).save(tmp_path / split / c / f"{i}.jpg")
+        (tmp_path / split / "green_box" / "broken.jpg").write_bytes(b"\xff\xd8 not an image")
+    (tmp_path / "map.csv").write_text("red_round,warm\ngreen_box,cool\n")
+    assert main(["tree", "build", "--mapping", str(tmp_path / "map.csv"), "--cut", "depth:1", "-q",
+                 "-o", str(tmp_path / "t.json")]) == 0
+    build = ["build", "--data", str(tmp_path / "train"), "--tree", str(tmp_path / "t.json"), "--size", "64",
+             "--k", "2", "--no-progress", "-o", str(tmp_path / "m")]
+    capsys.readouterr()
+    assert main(build) == 2  # one unreadable image stops a plain run, and says how to go on
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "pass --skip-unreadable" in err and not (tmp_path / "m").exists()
+    assert main([*build, "--skip-unreadable"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped green_box/broken.jpg: cannot read image" in err
+    assert "skipped 1 of 7 images that do not decode" in err
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "test"), "--split", "test",
+                 "--skip-unreadable", "--no-progress", "-o", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["skipped_unreadable"] == 1 and metrics["queries"] == 6

@@ -340,3 +340,12 @@ def test_a_wildcard_bind_needs_allowed_host(explore_model, capsys):
 def test_explore_refuses_a_remote_address_without_the_flag(explore_model, capsys):
     assert main(["explore", "--model", str(explore_model["model"]), "--host", "0.0.0.0"]) == 2
     assert "--allow-remote" in capsys.readouterr().err
+
+
+def test_the_class_picker_shows_names(served):
+    server, _, _ = served
+    status, body, _ = _raw(server, "GET", "/")
+    assert status == 200
+    picker = body[body.index(b'id="pick-class"'):body.index(b"</select>")].decode()
+    assert '<option value="n01443537">goldfish (n01443537)</option>' in picker
+    assert picker.index("goldfish") < picker.index("tabby")  # sorted by name

@@ -26,6 +26,7 @@ from ._errors import (
     MissingBackendError,
     UnknownEntryError,
 )
+from ._progress import Progress, progress_line
 from ._validation import as_embeddings, as_ids, as_strings, check_k, env_precision
 from .embedding import (
     BACKBONES,
@@ -106,6 +107,7 @@ __all__ = [
     "MissingBackendError",
     "Neighbour",
     "Preprocess",
+    "Progress",
     "PruneReport",
     "Steer",
     "as_embeddings",
@@ -135,6 +137,7 @@ __all__ = [
     "open_memory",
     "parse_backend",
     "prune_harmful",
+    "progress_line",
     "prune_redundant",
     "register_backbone",
     "register_voting",

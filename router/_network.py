@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError
-from memory import ImageDataset, InputError, VisualMemory, get_backbone
+from memory import ImageDataset, InputError, VisualMemory, get_backbone, progress_line
 from memory import as_strings
 
 from ._errors import NotFittedError
@@ -262,12 +262,13 @@ class NetworkTwoStage(ShardMemories):
         dev = (acts[dv], yi[dv]) if dv.any() else None
         generalist = split.tail(len(classes))
         self.history_ = {"generalist": train_tail(generalist, acts[tr], yi[tr], epochs=self.epochs,
-                                                  precision=self.precision, seed=self.seed, dev=dev)}
+                                                  precision=self.precision, seed=self.seed, dev=dev,
+                                                  progress=self.progress)}
         self.assemble(split, generalist, classes, cut, None)
         kind = "delta" if self.specialist == "tail-delta" else "full"
         specs = TailSpecialists(generalist, kind=kind, rank=self.rank)
         specs.fit(acts[tr], yi[tr], self.groups_, epochs=self.specialist_epochs, precision=self.precision,
-                  seed=self.seed, dev=dev)
+                  seed=self.seed, dev=dev, progress=self.progress)
         self.specialists_ = specs
         self.history_["specialists"] = {"seconds": specs.fitted.seconds, "dev_top1": specs.fitted.dev_top1,
                                         "best_epoch": specs.fitted.best_epoch}
@@ -278,6 +279,8 @@ class NetworkTwoStage(ShardMemories):
                               source=source)
         if dev is not None:
             self.mix = self._choose_mix(*dev)
+            if self.progress:
+                progress_line(f"mix chosen on the held-out images: generalist {self.mix[0]:g}, memory {self.mix[1]:g}")
         return self
 
     def _choose_mix(self, dacts: np.ndarray, dy: np.ndarray) -> tuple[float, float]:

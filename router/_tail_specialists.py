@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from memory import InputError
+from memory import InputError, progress_line
 
 from ._specialists import quantise_int8
 from ._tails import as_acts, check_precision, run_batches, train_epoch, warmup_cosine
@@ -264,7 +264,7 @@ class TailSpecialists:
     # ------------------------------------------------------------ training
     def fit(self, acts: Any, y: Any, groups: Sequence[Any], *, epochs: int = 2, lr: float | None = None,
             batch_size: int = 128, flip: bool = True, precision: str = "bf16", seed: int = 0,
-            dev: tuple[Any, Any] | None = None) -> TailSpecialists:
+            dev: tuple[Any, Any] | None = None, progress: bool = False) -> TailSpecialists:
         """Train one specialist per group on the samples of that group's classes.
 
         Parameters
@@ -279,6 +279,8 @@ class TailSpecialists:
             with the best dev accuracy within the group is kept.
         lr : float, optional
             Defaults to 2e-3 for deltas, 1e-4 for full copies.
+        progress : bool, default False
+            Print one line per specialist on stderr (images, dev top-1, time).
         """
         check_precision(precision)
         acts = as_acts(acts)
@@ -304,6 +306,12 @@ class TailSpecialists:
                 dset = (as_acts(dev[0])[dmask], np.searchsorted(rows, dy[dmask]))
             self._fit_one(s, rows, acts[mask], local, epochs, lr, batch_size, flip, precision, seed + s,
                           dset if dmask is not None and dmask.any() else None)
+            if progress:
+                scores = self.fitted.dev_top1[-1]
+                dev_text = (f", dev top-1 {scores[0]:.3f} -> {max(scores):.3f} (epoch {self.fitted.best_epoch[-1]})"
+                            if scores else "")
+                progress_line(f"specialist {s + 1}/{len(self.groups)}: {len(local):,} images{dev_text} "
+                              f"({time.perf_counter() - t0:.0f} s)")
         self.fitted.seconds = round(time.perf_counter() - t0, 1)
         return self
 

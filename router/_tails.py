@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from memory import InputError
+from memory import InputError, progress_line
 
 from ._trunk import Tail
 
@@ -159,6 +159,8 @@ def train_tail(
         optimiser stay fp32).
     dev : (acts, y), optional
         Scored after every epoch (the history's ``dev_top1``).
+    progress : bool, default False
+        Print one line per epoch on stderr (loss, dev top-1, time).
 
     Returns
     -------
@@ -187,7 +189,7 @@ def train_tail(
     g = torch.Generator().manual_seed(seed)
     yt = torch.from_numpy(y)
     history: dict[str, Any] = {"epochs": epochs, "dev_top1": [], "loss": []}
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         tail.train()
         loss = train_epoch(tail, acts, yt, batch_size, opt, sched, g, flip=flip, precision=precision,
                            label_smoothing=label_smoothing)
@@ -196,6 +198,10 @@ def train_tail(
             dacts, dy = dev
             pred = tail_logits(tail, dacts, precision=precision).argmax(1)
             history["dev_top1"].append(round(float(np.mean(pred == np.asarray(dy))), 4))
+        if progress:
+            dev_text = f", dev top-1 {history['dev_top1'][-1]:.3f}" if dev is not None else ""
+            progress_line(f"generalist epoch {epoch}/{epochs}: loss {loss:.3f}{dev_text} "
+                          f"({time.perf_counter() - t0:.0f} s)")
     tail.eval()
     elapsed = time.perf_counter() - t0
     history["seconds"] = round(elapsed, 1)

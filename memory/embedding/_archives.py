@@ -11,9 +11,9 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
 import zipfile
 from functools import lru_cache
@@ -22,6 +22,7 @@ from pathlib import Path
 from hierarchy import atomic_file, sha256_file
 
 from ._embed import cache_root
+from .._progress import Progress, progress_line
 from .._errors import DataError
 
 __all__ = ["ENV_VAR", "TINY_IMAGENET_URL", "download", "resolve_tiny_imagenet"]
@@ -39,18 +40,10 @@ def download(url: str, dest: Path, *, progress: bool = True) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, atomic_file(dest) as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr,
-                            disable=None)
-            for block in iter(lambda: resp.read(1 << 20), b""):
-                out.write(block)
-                if bar is not None:
+            with Progress(total, f"download {dest.name}", "byte", enabled=progress, unit_scale=True) as bar:
+                for block in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(block)
                     bar.update(len(block))
-            if bar is not None:
-                bar.close()
     except OSError as exc:
         raise DataError(
             f"cannot download {url}: {exc}; download it by hand and set {ENV_VAR} to the file"
@@ -85,6 +78,8 @@ def _extract(archive: Path, cache: Path) -> Path:
     if (target / ".complete").is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
+    progress_line(f"extracting {archive} into {target} (once for this archive's content)")
+    started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache))
     try:
         name = archive.name.lower()
@@ -103,6 +98,7 @@ def _extract(archive: Path, cache: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
+        progress_line(f"extracted {archive} in {time.perf_counter() - started:.1f} s")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"cannot extract {archive}: {exc}; the file may be truncated or corrupt") from exc

@@ -37,6 +37,7 @@ import numpy as np
 from hierarchy import atomic_file
 
 from ._backbones import Backbone
+from .._progress import Progress
 from .._errors import InputError
 from .._validation import env_precision
 
@@ -79,22 +80,15 @@ def fill_batches(out: np.ndarray, batches: Iterable[Any], load: Callable[[Any], 
     """Write ``compute(load(batch))`` for each batch into consecutive rows of ``out``; returns the rows written.
 
     Loading (decoding) the next batch overlaps ``compute`` on the current one;
-    ``progress`` shows a bar over ``len(out)`` images on stderr.
+    ``progress`` shows a bar over ``len(out)`` images on stderr (lines in a log: :class:`Progress`).
     """
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(out), desc=desc, unit="img", file=sys.stderr, disable=None)
     pos = 0
-    for x in prefetched(batches, load):
-        y = compute(x)
-        out[pos:pos + len(y)] = y
-        pos += len(y)
-        if bar is not None:
+    with Progress(len(out), desc, "image", enabled=progress) as bar:
+        for x in prefetched(batches, load):
+            y = compute(x)
+            out[pos:pos + len(y)] = y
+            pos += len(y)
             bar.update(len(y))
-    if bar is not None:
-        bar.close()
     return pos
 
 

@@ -17,13 +17,13 @@ first such search and kept in step with additions.
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
 from .._errors import InputError
+from .._progress import Progress
 from ._faiss import blas_for_small_batches
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._scoring import has_amx, scoring_mode
@@ -126,14 +126,12 @@ class VectorIndex:
         ``progress`` shows a bar on stderr when there are several batches.
         """
         before = self.flat.ntotal
-        steps: Any = range(0, len(X), batch_size)
-        if progress and len(steps) > 1:
-            from tqdm.auto import tqdm
-
-            steps = tqdm(steps, desc="add", unit="batch", file=sys.stderr, disable=None)
+        steps = range(0, len(X), batch_size)
         try:
-            for start in steps:
-                self.add_batch(X[start : start + batch_size])
+            with Progress(len(steps), "add to the index", "batch", enabled=progress and len(steps) > 1) as bar:
+                for start in steps:
+                    self.add_batch(X[start : start + batch_size])
+                    bar.update(1)
         except BaseException:
             if self.flat.ntotal > before:
                 self.flat.remove_ids(faiss.IDSelectorRange(before, self.flat.ntotal))

@@ -154,3 +154,17 @@ def test_two_writers_never_lose_an_edit(fitted, data, tmp_path):
         c.add(val.paths[1:2], ["n01443537"], source="writer-b")
     sources = {s for m in load_classifier(root).shards_ for s in (m.sources_ if len(m) else [])}
     assert {"writer-a", "writer-b"} <= sources
+
+
+def test_a_build_says_each_stage_and_epoch_in_a_log(data, capfd, monkeypatch, tmp_path):
+    """stderr is not a terminal here: lines, not a redrawn bar, one per stage and epoch."""
+    monkeypatch.setenv("SUPERSUB_CACHE", str(tmp_path))  # no cached trunk: that stage runs and says so
+    train, _ = data
+    NetworkTwoStage(shipped_tree("tiny-imagenet-200"), dev_per_class=2, **{**OPTS, "progress": True}).fit(train)
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("supersub: ")]
+    assert any(ln.startswith("supersub: trunk ") and "done" in ln for ln in lines), err
+    assert [ln.split(":")[1].strip() for ln in lines if "generalist epoch" in ln] == \
+        [f"generalist epoch {e}/{OPTS['epochs']}" for e in range(1, OPTS["epochs"] + 1)]
+    assert sum("specialist " in ln for ln in lines) >= 2 and any("mix chosen" in ln for ln in lines)
+    assert "\r" not in err  # no bar redraws

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._cuts import kmeans
 from ._errors import HierarchyError
-from ._text import read_text
+from ._kmeans import kmeans
 from ._superclasses import SuperclassMap
+from ._text import read_text
 from ._tree import ClassTree
 
 __all__ = ["cut_confusion", "cut_from_confusion_spec", "read_confusion"]

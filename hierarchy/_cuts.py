@@ -4,8 +4,9 @@ Every function returns a :class:`SuperclassMap` in which each class of the
 tree lies in exactly one superclass.
 
 Why one module: the cut strategies share their node-selection, balancing and
-naming helpers, and :func:`make_cut` parses every strategy's text form; the
-confusion-driven cuts, which need embeddings, are in :mod:`._confusion`.
+naming helpers.  The confusion-driven cuts, which need embeddings, are in
+:mod:`._confusion`; k-means in :mod:`._kmeans`; the text form of every cut
+(``--cut balanced:10``) in :mod:`._cut_spec`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ __all__ = [
     "cut_from_mapping",
     "cut_from_synsets",
     "cut_induced",
-    "make_cut",
 ]
 
 
@@ -466,17 +466,6 @@ def cut_from_synsets(
     return SuperclassMap(assignment, out_names, "synsets:" + ",".join(synsets))
 
 
-def kmeans(x: np.ndarray, k: int, seed: int, n_init: int = 10, iters: int = 100) -> np.ndarray:
-    """Cluster labels of the rows of ``x`` (n, dim) into ``k`` groups: faiss k-means, best of ``n_init`` runs."""
-    import faiss  # only the induced and confusion cuts need it
-
-    km = faiss.Kmeans(x.shape[1], int(k), niter=iters, nredo=n_init, seed=seed, verbose=False,
-                      min_points_per_centroid=1, max_points_per_centroid=1 << 30)
-    data = np.ascontiguousarray(x, dtype=np.float32)
-    km.train(data)
-    return km.index.search(data, 1)[1][:, 0].astype(np.int64)
-
-
 def cut_induced(
     tree: ClassTree, class_means: np.ndarray, n: int, *, seed: int = 0
 ) -> SuperclassMap:
@@ -508,6 +497,8 @@ def cut_induced(
         raise HierarchyError(f"n must be between 1 and {len(tree.classes)}, got {n!r}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     x = x / np.where(norms == 0, 1, norms)
+    from ._kmeans import kmeans
+
     labels = kmeans(x, int(n), seed)
     # Number groups by their first class, so the output is stable.
     first = {lab: i for i, lab in reversed(list(enumerate(labels)))}
@@ -522,41 +513,3 @@ def cut_induced(
         same = [h for h in groups if raw[h] == raw[g]]
         names[g] = raw[g] if len(same) == 1 else f"{raw[g]} #{same.index(g) + 1}"
     return SuperclassMap.from_groups(groups, names, f"induced:{n}")
-
-
-def make_cut(tree: ClassTree, spec: str, *, wordnet: Any | None = None) -> SuperclassMap:
-    """A cut from a text spec (the CLI's ``--cut``): ``balanced:N``, ``depth:D``, ``file:PATH``,
-    ``synsets:A,B,...``, ``induced:N:MEANS.npy`` or ``confusion:N:FILE[:OVERLAP]`` (arrays in tree
-    class order; see :func:`cut_induced` and :func:`hierarchy.cut_confusion`)."""
-    kind, _, arg = spec.partition(":")
-    try:
-        if kind == "balanced":
-            cut = cut_balanced(tree, int(arg))
-        elif kind == "depth":
-            cut = cut_at_depth(tree, int(arg))
-        elif kind == "file":
-            cut = cut_from_mapping(tree, arg)
-        elif kind == "synsets":
-            cut = cut_from_synsets(tree, [s for s in arg.split(",") if s], wordnet=wordnet)
-        elif kind == "confusion":
-            from ._confusion import cut_from_confusion_spec  # it imports this module
-            cut = cut_from_confusion_spec(tree, arg)
-        elif kind == "induced":
-            count, _, path = arg.partition(":")
-            if not path or not Path(path).is_file():
-                raise HierarchyError(f"induced cut needs an existing .npy file, got {path!r}")
-            cut = cut_induced(tree, np.load(path, allow_pickle=False), int(count))
-        else:
-            raise HierarchyError(f"unknown cut {spec!r}; use balanced:N, depth:D, file:PATH, synsets:A,B,... "
-                                 "induced:N:MEANS.npy or confusion:N:FILE[:OVERLAP]")
-    except ValueError as exc:
-        if isinstance(exc, HierarchyError):
-            raise
-        raise HierarchyError(f"bad cut spec {spec!r}: {exc}") from exc
-    if len(cut) < 2:
-        only = next(iter(cut.names.values()))
-        raise HierarchyError(
-            f"cut {spec!r} gives one superclass ({only}); routing needs at least two: use a deeper "
-            "depth:D, balanced:N with N >= 2, or more synsets"
-        )
-    return cut

@@ -23,7 +23,7 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import faiss
 
-    from memory.store._scoring import _cpu_flags
+    from memory.store import cpu_flags
 
     model = ""
     try:
@@ -33,7 +33,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": platform.processor() or platform.machine(),
         "cpu_model": model,
-        "matrix_flags": sorted(f for f in _cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512_vnni"))),
+        "matrix_flags": sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512_vnni"))),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import Split, command  # noqa: E402
 from memory import VisualMemory  # noqa: E402
-from router._heads import Head, train_module  # noqa: E402
+from router import Head, train_module  # noqa: E402
 
 
 def task_order(classes: list[str], n_tasks: int, seed: int) -> list[list[str]]:

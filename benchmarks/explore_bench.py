@@ -49,7 +49,7 @@ _WAIT_RENDERED = """async ([before, n]) => {
 
 def build_tiny_model(out: Path) -> Path:
     """The routed memory of all 100k Tiny-ImageNet train images (embeddings from the cache after the first run)."""
-    from router._cli import main
+    from router import main
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tree = out.parent / "tree.json"

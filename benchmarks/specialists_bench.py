@@ -52,8 +52,19 @@ from router import (  # noqa: E402
     train_tail,
     trunk_activations,
 )
-from router._network_memory import normalise as _normalise  # noqa: E402
-from router._network_routing import softmax as _softmax  # noqa: E402
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, float32 (as the network model scales its memory features)."""
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (as the network model turns logits into probabilities)."""
+    z = z.astype(np.float64) - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
 
 MIXES = [(a, b) for a in (0.0, 0.25, 0.5) for b in (0.0, 0.25, 0.5) if a + b <= 0.75]
 

@@ -40,6 +40,7 @@ _SOURCES = {
     "fit_head": "._heads",
     "head_proba": "._heads",
     "training_precision": "._heads",
+    "train_module": "._heads",
     "NetworkTwoStage": "._network",
     "edit_classifier": "._persist",
     "load_classifier": "._persist",
@@ -132,6 +133,7 @@ __all__ = [
     "superclass_confusion",
     "tail_features",
     "tail_logits",
+    "train_module",
     "train_tail",
     "training_precision",
     "trunk_activations",
@@ -162,7 +164,7 @@ if TYPE_CHECKING:  # what static tools see
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation
     from ._flat import FlatClassifier
-    from ._heads import Head, TRAIN_PRECISION_ENV, fit_head, head_proba, training_precision
+    from ._heads import Head, TRAIN_PRECISION_ENV, fit_head, head_proba, train_module, training_precision
     from ._network import NetworkTwoStage
     from ._persist import edit_classifier, load_classifier, save_classifier
     from ._pipeline import DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, evaluate, evaluate_with_flat, flat_from, match_classes, typical_similarity, write_evaluation

@@ -174,3 +174,20 @@ def test_the_command_line_starts_without_heavy_imports():
             "print(sorted(m for m in ('torch', 'sklearn', 'faiss') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_benchmarks_use_only_public_names():
+    """A benchmark measures what users get: it imports the packages' public names, never private modules."""
+    bad = []
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] in PACKAGES and any(p.startswith("_") for p in parts[1:]):
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {module}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+                bad += [f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name}" for a in node.names
+                        if a.name.startswith("_")]
+    assert not bad, "\n".join(bad)

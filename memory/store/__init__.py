@@ -16,8 +16,8 @@ from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._query import QUERY_CHUNK
-from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_error_bound, exact_scores, fp32_error_bound, has_amx,
-                       native_bf16, scoring_mode)
+from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_error_bound, cpu_flags, exact_scores, fp32_error_bound,
+                       has_amx, native_bf16, scoring_mode)
 from ._snapshot import (
     Snapshot,
     check_no_links,
@@ -70,6 +70,7 @@ __all__ = [
     "compress",
     "decisions",
     "check_no_links",
+    "cpu_flags",
     "edit_memory",
     "exact_scores",
     "fit_cache",

@@ -68,8 +68,8 @@ from functools import lru_cache
 import faiss
 import numpy as np
 
-__all__ = ["SCORING_ENV", "SCORING_MODES", "bf16_error_bound", "exact_scores", "fp32_error_bound", "has_amx",
-           "native_bf16", "scoring_mode"]
+__all__ = ["SCORING_ENV", "SCORING_MODES", "bf16_error_bound", "cpu_flags", "exact_scores", "fp32_error_bound",
+           "has_amx", "native_bf16", "scoring_mode"]
 
 SCORING_ENV = "SUPERSUB_SCORING"
 SCORING_MODES = ("fp32", "bf16", "int8")
@@ -96,7 +96,8 @@ def bf16_error_bound(dim: int) -> tuple[float, float]:
 
 
 @lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset[str]:
+def cpu_flags() -> frozenset[str]:
+    """The flags this CPU reports in ``/proc/cpuinfo`` (empty where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             return frozenset(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
@@ -110,13 +111,13 @@ def native_bf16() -> bool:
     Without them torch emulates bf16, slower than fp32, so callers choosing
     a precision by default take fp32 there.
     """
-    flags = _cpu_flags()
+    flags = cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def has_amx() -> bool:
     """Whether this CPU has AMX bf16 tiles."""
-    return "amx_bf16" in _cpu_flags()
+    return "amx_bf16" in cpu_flags()
 
 
 def _mode_for_cpu(flags: frozenset[str]) -> str:
@@ -167,9 +168,9 @@ def scoring_mode() -> str:
     if mode and mode not in SCORING_MODES:
         raise ValueError(f"{SCORING_ENV}={mode!r}: use 'fp32', 'bf16' or 'int8', or leave it unset "
                          "to choose by the CPU")
-    mode = mode or _mode_for_cpu(_cpu_flags())
+    mode = mode or _mode_for_cpu(cpu_flags())
     if mode == "int8" and not _has_int8_gemm():
-        mode = "bf16" if "avx512_bf16" in _cpu_flags() or "amx_bf16" in _cpu_flags() else "fp32"
+        mode = "bf16" if "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags() else "fp32"
     if mode == "bf16" and not _bf16_accumulates_in_fp32():
         warnings.warn("torch's bf16 matmul exceeded the fp32-accumulation error bound on this machine; "
                       "searches use fp32 only", RuntimeWarning, stacklevel=2)

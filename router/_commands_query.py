@@ -112,7 +112,7 @@ def evaluate(args: argparse.Namespace) -> int:
     routed = result["routed"]
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
     flat_name = "flat kNN (same memory)" if not enc.network else "flat tail (the generalist)"
-    systems = ((flat_name, result["flat_knn"]), (f"routed ({clf!r})", routed))
+    systems = ((flat_name, result["flat_baseline"]), (f"routed ({clf!r})", routed))
     width = max(len(name) for name, _ in systems) + 2  # names are never cut off
     print(f"  {'system':<{width}}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
     for name, r in systems:
@@ -141,7 +141,7 @@ def compare(args: argparse.Namespace) -> int:
     for path in args.metrics:
         try:
             data = read_json(path, what="metrics file", error=CLIError)
-            flat, routed = data["flat_knn"], data["routed"]
+            flat, routed = data.get("flat_baseline") or data["flat_knn"], data["routed"]  # flat_knn: older files
             rows.append(("flat", data.get("flat") or "flat kNN (same memory)", flat["top1"], path))
             rows.append(("routed", data.get("model") or "routed", routed["top1"], path))
         except (OSError, ValueError, KeyError, TypeError, CLIError) as exc:

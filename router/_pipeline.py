@@ -219,9 +219,11 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
     Returns
     -------
     dict
-        ``routed`` (:func:`evaluate`), ``flat_knn`` (top-1, predicted superclass
-        accuracy, errors across and within superclasses), ``flat`` (which flat
-        system), ``queries``, ``fingerprint`` and ``model``.
+        ``routed`` (:func:`evaluate`), ``flat_baseline`` (top-1, predicted
+        superclass accuracy, errors across and within superclasses of the flat
+        system), ``flat`` (which flat system that is: kNN over the same memory,
+        or a network model's generalist), ``routing`` (the routing used, and
+        ``m`` for soft routing), ``queries``, ``fingerprint`` and ``model``.
     """
     from ._network import NetworkTwoStage
 
@@ -236,7 +238,9 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
         "queries": int(len(y)), "fingerprint": fingerprint, "model": repr(clf),
         "flat": "fine-tuned flat tail (the generalist)" if isinstance(clf, NetworkTwoStage)
         else "flat kNN (same memory)",
-        "flat_knn": {"top1": float(np.mean(~wrong)),
+        "routing": {"mode": routing or clf.routing,
+                    "m": int(m or clf.m) if (routing or clf.routing) == "soft" else None},
+        "flat_baseline": {"top1": float(np.mean(~wrong)),
                      "predicted_superclass_accuracy": float(np.mean(flat_sup == true_sup)),
                      "errors": int(wrong.sum()),
                      "errors_across_superclasses": int((wrong & (flat_sup != true_sup)).sum()),

@@ -154,6 +154,12 @@ def test_network_model_end_to_end(tiny_layout, tmp_path, capsys):
     assert "flat tail (the generalist)" in shown
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["queries"] == 6 and 0 <= metrics["routed"]["top1"] <= 1
+    assert metrics["flat"] == "fine-tuned flat tail (the generalist)" and "flat_knn" not in metrics
+    assert 0 <= metrics["flat_baseline"]["top1"] <= 1
+    assert metrics["routing"] == {"mode": "soft", "m": 2}  # the network model's own routing
+    assert main(["evaluate", "--model", model, "--data", data, "--routing", "hard", "--no-progress",
+                 "-o", str(tmp_path / "ev-hard")]) == 0
+    assert json.loads((tmp_path / "ev-hard" / "metrics.json").read_text())["routing"] == {"mode": "hard", "m": None}
     assert main(["report", "--predictions", str(tmp_path / "ev" / "predictions.csv"), "--model", model,
                  "--data", data, "--system", "routed", "--baseline", "flat", "-o", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.html").is_file()
@@ -393,3 +399,12 @@ def test_skip_unreadable_reports_and_counts_what_it_leaves_out(tmp_path, capsys,
                  "--skip-unreadable", "--no-progress", "-o", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["skipped_unreadable"] == 1 and metrics["queries"] == 6
+
+
+def test_metrics_record_the_routing_used_and_name_the_baseline(small_model, tiny_layout, tmp_path):
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--model", str(small_model), "--data", str(tiny_layout["tar"]), "--routing", "soft",
+                 "--m", "2", "--no-progress", "-o", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["routing"] == {"mode": "soft", "m": 2}  # not the model's own default, hard
+    assert metrics["flat"] == "flat kNN (same memory)" and 0 <= metrics["flat_baseline"]["top1"] <= 1

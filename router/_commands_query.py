@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ._commands import class_of, load_dataset, load_model, readable
+from ._gallery import training_root
 from ._errors import CLIError
 
 __all__ = ["compare", "evaluate", "explore", "predict", "report"]
@@ -177,7 +178,7 @@ def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
         if not isinstance(recorded, str):
             raise CLIError(f"{args.predictions} does not say where its images are; give --data (and --mapping)")
         queries = Path(recorded)
-    trained = (getattr(clf, "data", None) or {}).get("root")
+    trained = training_root(clf)
     return mistake_gallery(clf, p, queries, n, memory_root=Path(trained) if trained else None)  # type: ignore[arg-type]
 
 

@@ -20,7 +20,7 @@ from ._analysis import Predictions
 from ._pipeline import QueryEncoder
 from ._report import GalleryItem, GalleryNeighbour
 
-__all__ = ["inside_root", "mistake_gallery", "png_bytes"]
+__all__ = ["inside_root", "mistake_gallery", "png_bytes", "training_root"]
 
 log = logging.getLogger("supersub")
 
@@ -78,6 +78,17 @@ def mistake_gallery(clf: Any, p: Predictions, root: Path, n: int, *,
                                          nb.weight, nb.similarity) for nb in outvoters],
         ))
     return items
+
+
+def training_root(clf: Any) -> str | None:
+    """Where a model's training images are (its entries' refs are relative to it), if it recorded that.
+
+    A memory-level model records it in ``data``, a network-level one in ``data_``.
+    """
+    for record in (getattr(clf, "data_", None), getattr(clf, "data", None)):
+        if isinstance(record, dict) and isinstance(record.get("root"), str):
+            return record["root"]
+    return None
 
 
 def inside_root(root: Path, ref: object) -> Path | None:

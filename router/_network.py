@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -272,6 +273,8 @@ class NetworkTwoStage(ShardMemories):
         self.specialists_ = specs
         self.history_["specialists"] = {"seconds": specs.fitted.seconds, "dev_top1": specs.fitted.dev_top1,
                                         "best_epoch": specs.fitted.best_epoch}
+        self.data_ = ({"root": str(Path(X.root).resolve()), "name": X.name, "split": X.split}
+                      if isinstance(X, ImageDataset) else None)
         if self.memory:
             refs = list(X.refs) if isinstance(X, (ImageDataset, TrunkActivations)) else None
             source = X.source if isinstance(X, ImageDataset) else "train"

@@ -53,6 +53,7 @@ def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: fl
         "trunk_fingerprint": clf.split_.fingerprint, "classes": [str(c) for c in clf.classes_],
         "cut": clf.cut_.to_dict(), "memories": len(clf.memories_ or []),
         "entries": clf.n_entries, "history": getattr(clf, "history_", {}),
+        "data": getattr(clf, "data_", None),
     }
     with writer_lock(root, wait=wait), snapshot_writer(clf, root, manifest) as tmp:
         save_tree(clf.tree, tmp / "tree.json")
@@ -154,6 +155,8 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
             raise
         raise _bad(root, str(exc)) from exc
     clf.history_ = manifest.get("history", {})
+    data = manifest.get("data")
+    clf.data_ = data if isinstance(data, dict) and isinstance(data.get("root"), str) else None
     set_origin(clf, root, snap.name)
     return clf
 

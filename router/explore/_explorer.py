@@ -21,7 +21,7 @@ import numpy as np
 
 from memory import InputError, Steer, UnknownEntryError
 
-from .._gallery import png_bytes
+from .._gallery import png_bytes, training_root
 from ._images import decode_upload
 
 __all__ = ["EditRecord", "Explorer", "parse_steer"]
@@ -153,7 +153,7 @@ class Explorer:
         self._stamp = self._current()
         self.clf = self._load_classifier(self.path)
         self.typical = self._typical_similarity(self.clf)
-        root = (getattr(self.clf, "data", None) or {}).get("root")
+        root = training_root(self.clf)
         self.memory_root = Path(root) if root else None
 
     def refresh(self) -> None:

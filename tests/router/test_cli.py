@@ -261,12 +261,17 @@ def test_evaluate_says_what_it_leaves_out(small_model, tiny_layout, capsys, tmp_
     assert "4 queries" in captured.out
 
 
-def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw):
+NETWORK_BUILD = ["--router", "generalist", "--specialist", "tail-delta", "--crop", "1", "--epochs", "1",
+                 "--specialist-epochs", "1", "--rank", "4"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "network"])
+def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw, kind):
     """Class folders named outside WordNet: tree build --mapping -> build -> predict -> evaluate -> report.
 
     Training and test files share names, and one test image is filed under the wrong class, so
     the report has a confident mistake: its gallery must show the training images the
-    neighbours are, never the test images of the same name.
+    neighbours are, never the test images of the same name; for both kinds of model.
     """
     import base64
     import re
@@ -286,7 +291,7 @@ def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw):
     assert run("tree", "build", "--mapping", tmp_path / "hierarchy.csv", "--cut", "balanced:2",
                "-o", tmp_path / "tree.json") == 0
     assert run("build", "--data", tmp_path / "train", "--tree", tmp_path / "tree.json", "--size", "64", "--k", "3",
-               "--no-progress", "-o", tmp_path / "model") == 0
+               "--no-progress", "-o", tmp_path / "model", *(NETWORK_BUILD if kind == "network" else [])) == 0
     capsys.readouterr()
     assert run("predict", "--model", tmp_path / "model", "--top", "1", "--neighbours", "1",
                tmp_path / "test" / "green_box") == 0
@@ -297,7 +302,8 @@ def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw):
                "--no-progress", "-o", tmp_path / "eval") == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["queries"] == 9 and metrics["data_root"] == str((tmp_path / "test").resolve())
-    assert "routed (TwoStageClassifier(router='centroids'" in capsys.readouterr().out  # names not cut off
+    shown = "TwoStageClassifier(router='centroids'" if kind == "memory" else "NetworkTwoStage(router='generalist'"
+    assert f"routed ({shown}" in capsys.readouterr().out  # names not cut off
     assert run("report", "--predictions", tmp_path / "eval" / "predictions.csv", "--model", tmp_path / "model",
                "--system", "routed", "--baseline", "flat", "-o", tmp_path / "report") == 0
     html = (tmp_path / "report" / "report.html").read_text()

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from ._commands import class_of, load_dataset, load_model, readable
-from ._gallery import training_root
 from ._errors import CLIError
 
 __all__ = ["compare", "evaluate", "explore", "predict", "report"]
@@ -167,7 +166,7 @@ def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
     """
     from hierarchy import read_json
 
-    from ._gallery import mistake_gallery
+    from ._gallery import mistake_gallery, training_root
 
     if args.data is not None:
         queries = Path(load_dataset(args.data, "val", args.mapping).root)  # type: ignore[attr-defined]

@@ -323,10 +323,11 @@ class NetworkTwoStage(ShardMemories):
         return self.route_from(self.generalist_proba(X))
 
     # ------------------------------------------------------------ stage 2
-    def within_parts(self, s: int, acts: Any, p_gen: np.ndarray) -> dict[str, np.ndarray]:
+    def within_parts(self, s: int, acts: Any, p_gen: np.ndarray, steer: Any = None) -> dict[str, np.ndarray]:
         """The conditionals over specialist ``s``'s classes: ``generalist``, ``specialist``, ``memory``.
 
-        Each has shape (n, len(groups_[s])); ``memory`` only with memories.
+        Each has shape (n, len(groups_[s])); ``memory`` only with memories,
+        its votes steered by ``steer`` (a :class:`memory.Steer`).
         """
         rows = self.groups_[s]
         g = p_gen[:, rows]
@@ -338,12 +339,13 @@ class NetworkTwoStage(ShardMemories):
         feats, logits = self.specialists_.features_and_logits(s, acts, precision=self.precision)
         out["specialist"] = softmax(logits)
         if self.memories_ is not None:
-            out["memory"] = self._knn(s, normalise(feats))
+            out["memory"] = self._knn(s, normalise(feats), steer)
         return out
 
-    def _within(self, s: int, acts: np.ndarray, p_gen: np.ndarray, mix: tuple[float, float]) -> np.ndarray:
+    def _within(self, s: int, acts: np.ndarray, p_gen: np.ndarray, mix: tuple[float, float],
+                steer: Any = None) -> np.ndarray:
         a, b = mix
-        parts = self.within_parts(s, acts, p_gen)
+        parts = self.within_parts(s, acts, p_gen, steer)
         out = (1 - a - b) * parts["specialist"] + a * parts["generalist"]
         if b and "memory" in parts:
             out = out + b * parts["memory"]
@@ -371,11 +373,14 @@ class NetworkTwoStage(ShardMemories):
         return self.primary_[[index[c] for c in labels]]
 
     def predict_proba(self, X: Any, *, routing: str | None = None, m: int | None = None,
-                      y_true: Any = None, mix: tuple[float, float] | None = None) -> np.ndarray:
+                      y_true: Any = None, mix: tuple[float, float] | None = None, steer: Any = None) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns ``classes_``.
 
         Specialists run only on the queries routed to them, one superclass at
-        a time (only its deltas are applied to the shared tail).
+        a time (only its deltas are applied to the shared tail).  ``steer``
+        (a :class:`memory.Steer`) excludes or reweights memory entries: it
+        changes the memory's votes (weight ``mix[1]``) and nothing the
+        networks compute, so the route and the specialists' own answers stay.
         """
         acts = self._acts(X)
         routing = routing or self.routing
@@ -389,7 +394,7 @@ class NetworkTwoStage(ShardMemories):
         for s, rows in enumerate(self.groups_):
             q = np.flatnonzero(weights[:, s])
             if len(q):
-                out[np.ix_(q, rows)] += weights[q, s][:, None] * self._within(s, acts[q], p_gen[q], mix)
+                out[np.ix_(q, rows)] += weights[q, s][:, None] * self._within(s, acts[q], p_gen[q], mix, steer)
         return out
 
     def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
@@ -424,7 +429,7 @@ class NetworkTwoStage(ShardMemories):
                 mem = self.memories_[int(s)]
                 if len(mem):
                     feats = normalise(self.specialists_.features(int(s), acts[q], precision=self.precision))  # type: ignore[union-attr]
-                    for i, e in zip(q, mem.explain(feats)):
+                    for i, e in zip(q, mem.explain(feats, steer=kwargs.get("steer"))):
                         neighbours[i] = e.neighbours
         names = self.cut_.names
         out = []

@@ -161,13 +161,13 @@ class ShardMemories:
         """Entries in all memory shards."""
         return sum(len(m) for m in self.memories_ or [])
 
-    def _knn(self, s: int, feats: np.ndarray) -> np.ndarray:
+    def _knn(self, s: int, feats: np.ndarray, steer: Any = None) -> np.ndarray:
         assert self.memories_ is not None
         mem = self.memories_[s]
         out = np.zeros((len(feats), len(self.groups_[s])))
         if not len(mem):
             return out
-        p = mem.predict_proba(feats, self.k)
+        p = mem.predict_proba(feats, self.k, steer=steer)
         col = {c: i for i, c in enumerate(self.classes_[self.groups_[s]])}
         for j, c in enumerate(mem.classes_):
             out[:, col[c]] = p[:, j]
@@ -187,6 +187,31 @@ class ShardMemories:
     def embedding(self) -> dict[str, Any]:
         """How queries are encoded: the backbone recipe and the split point."""
         return {"backbone": self.backbone, "size": self.size, "crop_pct": self.crop_pct, "split_at": self.split_at}
+
+    def set_weight(self, weight: float, *, label: Any = None, source: Any = None) -> dict[str, np.ndarray]:
+        """Set the stored vote weight of matching memory entries, in every shard; returns their ids per superclass.
+
+        Only the memories' votes change; the networks are untouched.
+
+        Raises
+        ------
+        UnknownEntryError
+            No entry matches.
+        """
+        self.check_fitted()
+        if label is None and source is None:
+            raise InputError("say whose weight to set: label= and/or source=")
+        out: dict[str, np.ndarray] = {}
+        for s, mem in enumerate(self.memories_ or []):
+            try:
+                got = mem.set_weight(weight, label=label, source=source)
+            except UnknownEntryError:
+                continue  # this shard holds no such label or source
+            if len(got):
+                out[self.superclasses_[s]] = got
+        if not out:
+            raise UnknownEntryError("no memory entry matches; no weight was set")
+        return out
 
     def remove_class(self, cls: str) -> np.ndarray:
         """Remove every memory entry of ``cls``; the networks keep what they learnt of it."""

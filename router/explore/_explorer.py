@@ -109,7 +109,10 @@ class Explorer:
     Parameters
     ----------
     model : path-like
-        A directory written by ``supersub build`` (a routed memory model).
+        A directory written by ``supersub build``: a memory-level model with
+        memory specialists, or a network-level model with specialist memories
+        (its neighbours are found in each specialist's own feature space, and
+        steering changes the memories' votes, not what the networks compute).
     neighbours : int, default 10
         Neighbours shown per query (at most the model's k are found).
     top : int, default 5
@@ -137,7 +140,11 @@ class Explorer:
         self._load_classifier = load_classifier
         self._typical_similarity = typical_similarity
         self._load()
-        if self.clf.specialist != "memory":
+        self.network = self.clf.router == "generalist"
+        if self.network and not self.clf.shards_:
+            raise InputError(f"{self.path} is a network-level model built without memories; the explorer shows the "
+                             "neighbours that vote, so rebuild it with its specialist memories (the default)")
+        if not self.network and self.clf.specialist != "memory":
             raise InputError(f"{self.path} holds a model with {self.clf.specialist!r} specialists; the explorer needs "
                              "memory specialists (supersub build --specialist memory), whose neighbours it shows")
         self.encoder = QueryEncoder(self.clf, progress=False)
@@ -226,7 +233,8 @@ class Explorer:
         names = clf.tree.superclasses.names
         # One explanation carries the neighbours and every class's probability (top = all classes).
         e = clf.explain(X, top=len(clf.class_ids_), steer=steer)[0]
-        route = clf.route_proba(X, steer=steer)[0]  # by superclass id (the explanation keys it by name)
+        # by superclass id (the explanation keys it by name); a network routes with its generalist, never steered
+        route = (clf.route_proba(X) if self.network else clf.route_proba(X, steer=steer))[0]
         ranked = e.probabilities
         pred = next(iter(ranked), None)  # None: nothing voted
         total = sum(nb.weight for nb in e.neighbours) or 1.0
@@ -299,7 +307,7 @@ class Explorer:
             refs = [f"upload:{name}" for name, _ in files]
             if cls in set(clf.class_ids_):
                 ids = clf.add(X, [cls] * len(X), source=source, refs=refs)
-                return {clf.assignment_[cls]: ids}
+                return ids if isinstance(ids, dict) else {clf.assignment_[cls]: ids}  # a network: by superclass
             where = clf.add_class(cls, X, superclass=superclass or None, source=source, refs=refs)
             return {where: np.arange(len(X))}
 

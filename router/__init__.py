@@ -44,6 +44,7 @@ _SOURCES = {
     "NetworkTwoStage": "._network",
     "edit_classifier": "._persist",
     "load_classifier": "._persist",
+    "load_model": "._persist",
     "save_classifier": "._persist",
     "DEFAULT_EMBEDDING": "._pipeline",
     "QueryEncoder": "._pipeline",
@@ -120,6 +121,7 @@ __all__ = [
     "head_proba",
     "level_metrics",
     "load_classifier",
+    "load_model",
     "load_predictions",
     "load_trunk_activations",
     "main",
@@ -166,7 +168,7 @@ if TYPE_CHECKING:  # what static tools see
     from ._flat import FlatClassifier
     from ._heads import Head, TRAIN_PRECISION_ENV, fit_head, head_proba, train_module, training_precision
     from ._network import NetworkTwoStage
-    from ._persist import edit_classifier, load_classifier, save_classifier
+    from ._persist import edit_classifier, load_classifier, load_model, save_classifier
     from ._pipeline import DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, evaluate, evaluate_with_flat, flat_from, match_classes, typical_similarity, write_evaluation
     from ._report import GalleryItem, GalleryNeighbour, SECTIONS, write_report
     from ._routers import CentroidRouter, HeadRouter, MemoryRouter

@@ -9,7 +9,6 @@ Why one module: what is left is one class's parameters, fitting and prediction
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from hierarchy import ClassTree, HierarchyError
-from memory import InputError, Steer, as_embeddings, as_strings, check_k, parse_backend
+from memory import InputError, MemoryFormatError, Steer, as_embeddings, as_strings, check_k, parse_backend
 
 from ._errors import NotFittedError
 from ._explanations import RoutedExplanation, explain_routed
@@ -107,23 +106,6 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         The shards with their superclasses and the backend that holds them.
     """
 
-    def __new__(cls, tree: Any = None, **kwargs: Any) -> Any:
-        # router="generalist" / specialist="tail-delta" select the network-level classifier
-        router, specialist = kwargs.get("router"), kwargs.get("specialist", "")
-        router = router if isinstance(router, str) else None
-        specialist = specialist if isinstance(specialist, str) else ""
-        if router == "generalist" or specialist.startswith("tail-"):
-            from ._network import SPECIALISTS, NetworkTwoStage
-
-            if router not in (None, "generalist") or (specialist and specialist not in SPECIALISTS):
-                raise InputError(
-                    f"router={router!r} with specialist={specialist!r}: the network-level classifier needs "
-                    f"router='generalist' and specialist in {SPECIALISTS}"
-                )
-            kwargs.pop("router", None)
-            return NetworkTwoStage(tree, **kwargs)
-        return super().__new__(cls)
-
     def __init__(
         self,
         tree: ClassTree,
@@ -184,6 +166,9 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         """Refuse invalid constructor arguments (a tree without a cut, an unknown option)."""
         if self.tree.superclasses is None:
             raise HierarchyError("the tree has no superclass cut; build one with a --cut")
+        if self.router == "generalist" or str(self.specialist).startswith("tail-"):
+            raise InputError("a fine-tuned generalist router and tail specialists make the network-level model: "
+                             "use router.NetworkTwoStage(tree, specialist='tail-delta')")
         if self.router not in ("memory", "centroids", "head"):
             raise InputError(f"router must be 'memory', 'centroids' or 'head', got {self.router!r}")
         if self.specialist not in ("memory", "delta", "full"):
@@ -459,18 +444,23 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: Any, *, fingerprint: str | None = None) -> TwoStageClassifier:
-        """Load a classifier saved by :meth:`save`."""
+        """Load a memory-level classifier saved by :meth:`save` (:func:`router.load_model` reads either kind).
+
+        Raises
+        ------
+        MemoryFormatError
+            ``path`` holds a network-level model, or no valid model.
+        """
         from ._persist import load_classifier
 
-        return load_classifier(path, fingerprint=fingerprint)
+        clf = load_classifier(path, fingerprint=fingerprint)
+        if not isinstance(clf, cls):
+            raise MemoryFormatError(f"{path} holds a network-level model; load it with router.load_model(path) "
+                                    "or NetworkTwoStage.load(path)")
+        return clf
 
     def __repr__(self) -> str:
         fitted = f", {self.n_entries} entries" if hasattr(self, "shard_set_") else ""
         return (f"TwoStageClassifier(router={self.router!r}, specialist={self.specialist!r}, "
                 f"routing={self.routing!r}{fitted})")
 
-
-# ``__new__`` dispatches to the network-level classifier; the constructor's parameters are
-# ``__init__``'s (what ``inspect.signature`` and scikit-learn read).
-TwoStageClassifier.__signature__ = inspect.signature(TwoStageClassifier.__init__).replace(  # type: ignore[attr-defined]
-    parameters=list(inspect.signature(TwoStageClassifier.__init__).parameters.values())[1:])

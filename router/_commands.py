@@ -197,13 +197,16 @@ def _build_locked(args: argparse.Namespace) -> int:
 
 
 def _build_network(args: argparse.Namespace, tree: object, ds: object) -> int:
-    from router import TwoStageClassifier
+    from router import NetworkTwoStage
 
     if args.backend:
         raise CLIError("--backend applies to memory models; a network-level model keeps its memories embedded")
     specialist = "tail-delta" if args.specialist == "memory" else args.specialist  # memory: the default
-    clf = TwoStageClassifier(
-        tree, router="generalist" if args.router == "centroids" else args.router, specialist=specialist,
+    if args.router not in ("generalist", "centroids"):  # centroids: the parser's default
+        raise CLIError(f"--router {args.router} routes a memory-level model; a network-level one routes with its "
+                       "fine-tuned generalist (--router generalist)")
+    clf = NetworkTwoStage(
+        tree, specialist=specialist,
         routing=args.routing or "soft", m=args.m, k=args.k, backbone=args.backbone, size=args.size or 160, crop_pct=args.crop,
         split_at=args.split_at, rank=args.rank, epochs=args.epochs, specialist_epochs=args.specialist_epochs,
         dev_per_class=args.dev_per_class, progress=not args.no_progress,
@@ -212,7 +215,7 @@ def _build_network(args: argparse.Namespace, tree: object, ds: object) -> int:
     clf.save(args.output)
     st = clf.storage()
     print(f"built {args.output}: {clf!r} from {len(ds)} images ({clf.fingerprint}); "  # type: ignore[arg-type]
-          f"storage {st['tails']:.3f} tails (bound 0.2N+1 = {st['published_bound_tails']}), mix {clf.mix}")
+          f"storage {st['tails']:.3f} tails (bound 0.2N+1 = {st['published_bound_tails']}), mix {clf.mix_}")
     return 0
 
 
@@ -235,9 +238,10 @@ def milvus_serve(args: argparse.Namespace) -> int:
 
 
 def load_model(path: str) -> object:
-    from router import TwoStageClassifier
+    """The saved model at ``path``, of either kind (:func:`router.load_model`)."""
+    from router import load_model as load
 
-    return TwoStageClassifier.load(path)
+    return load(path)
 
 
 def memory_info(args: argparse.Namespace) -> int:

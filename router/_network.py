@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError
 from memory import ImageDataset, InputError, VisualMemory, get_backbone, progress_line
@@ -49,11 +50,11 @@ log = logging.getLogger(__name__)
 SPECIALISTS = ("tail-delta", "tail-full")
 
 
-class NetworkTwoStage(ShardMemories):
+class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
     """Images in, predictions out: a fine-tuned generalist tail routes, tail specialists decide.
 
-    ``TwoStageClassifier(tree, router="generalist", specialist="tail-delta")``
-    makes one of these.
+    The memory-level model is :class:`TwoStageClassifier`; both save to a
+    directory that :func:`router.load_model` reads, whichever kind it holds.
 
     Parameters
     ----------
@@ -81,9 +82,10 @@ class NetworkTwoStage(ShardMemories):
         Neighbours of the memory vote.
     mix : (float, float), default (0.0, 0.5)
         Weights ``(a, b)`` of the generalist's and the memory's conditionals
-        (see the module docstring); with ``dev_per_class`` they are chosen
-        on the held-out images.  The default is what dev chose on
-        Tiny-ImageNet for the induced and confusion cuts.
+        (see the module docstring).  The default is what dev chose on
+        Tiny-ImageNet for the induced and confusion cuts.  With
+        ``dev_per_class`` the fitted ``mix_`` is chosen on the held-out
+        images instead; ``mix`` itself is never changed.
     dev_per_class : int, default 0
         Images per class held out of training to choose the specialists'
         epochs (early stopping) and ``mix``.
@@ -121,15 +123,16 @@ class NetworkTwoStage(ShardMemories):
         self.routing, self.m = routing, m
         self.backbone, self.size, self.crop_pct, self.split_at = backbone, size, crop_pct, split_at
         self.rank, self.epochs, self.specialist_epochs = rank, epochs, specialist_epochs
-        self.memory, self.k, self.mix = memory, k, tuple(mix)
+        self.memory, self.k, self.mix = memory, k, mix
         self.dev_per_class, self.precision, self.seed, self.progress = dev_per_class, precision, seed, progress
-        self._check_params()
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Refuse invalid constructor arguments (checked by ``fit`` and on load, as scikit-learn does)."""
         if self.tree.superclasses is None:
             raise HierarchyError("the tree has no superclass cut; build one with a --cut")
         if self.specialist not in SPECIALISTS:
-            raise InputError(f"specialist must be one of {SPECIALISTS}, got {self.specialist!r}")
+            raise InputError(f"specialist must be one of {SPECIALISTS} for the network-level model "
+                             f"(router='generalist'), got {self.specialist!r}")
         if self.routing not in ROUTINGS:
             raise InputError(f"routing must be one of {ROUTINGS}, got {self.routing!r}")
         for name in ("m", "k", "rank", "epochs"):
@@ -138,7 +141,10 @@ class NetworkTwoStage(ShardMemories):
                 raise InputError(f"{name} must be an integer >= 1, got {v!r}")
         if not isinstance(self.specialist_epochs, (int, np.integer)) or self.specialist_epochs < 0:
             raise InputError(f"specialist_epochs must be an integer >= 0, got {self.specialist_epochs!r}")
-        a, b = self.mix
+        try:
+            a, b = (float(v) for v in self.mix)
+        except (TypeError, ValueError):
+            raise InputError(f"mix must be two weights (generalist, memory), got {self.mix!r}") from None
         if not (0 <= a and 0 <= b and a + b <= 1):
             raise InputError(f"mix weights must be >= 0 with a sum <= 1, got {self.mix!r}")
         if self.precision not in ("bf16", "fp32"):
@@ -178,6 +184,7 @@ class NetworkTwoStage(ShardMemories):
             raise InputError("the specialists were trained on other groups than this cut's")
         self.specialists_ = specialists
         self.memories_: list[VisualMemory] | None = None
+        self.mix_ = tuple(float(v) for v in self.mix)  # fit may choose another on held-out images
 
     @property
     def n_superclasses(self) -> int:
@@ -231,7 +238,7 @@ class NetworkTwoStage(ShardMemories):
         y : sequence of str, optional
             Class ids, required unless ``X`` carries labels.
         """
-        self._check_params()
+        self.check_params()
         split = split_backbone(get_backbone(self.backbone, size=self.size, crop_pct=self.crop_pct), self.split_at)
         acts = self._acts_for(split, X)
         if y is None:
@@ -281,9 +288,9 @@ class NetworkTwoStage(ShardMemories):
             self.fit_memories(acts[tr], yi[tr], refs=[refs[i] for i in np.flatnonzero(tr)] if refs else None,
                               source=source)
         if dev is not None:
-            self.mix = self._choose_mix(*dev)
+            self.mix_ = self._choose_mix(*dev)
             if self.progress:
-                progress_line(f"mix chosen on the held-out images: generalist {self.mix[0]:g}, memory {self.mix[1]:g}")
+                progress_line(f"mix chosen on the held-out images: generalist {self.mix_[0]:g}, memory {self.mix_[1]:g}")
         return self
 
     def _choose_mix(self, dacts: np.ndarray, dy: np.ndarray) -> tuple[float, float]:
@@ -389,7 +396,7 @@ class NetworkTwoStage(ShardMemories):
         route = self.route_from(p_gen)
         sup = self._superclass_targets(y_true, len(acts)) if routing == "oracle" else None
         weights = self.route_weights(route, routing=routing, m=m, superclass=sup)
-        mix = self.mix if mix is None else mix
+        mix = self.mix_ if mix is None else mix
         out = np.zeros_like(p_gen)
         for s, rows in enumerate(self.groups_):
             q = np.flatnonzero(weights[:, s])

@@ -53,7 +53,7 @@ def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: fl
         "trunk_fingerprint": clf.split_.fingerprint, "classes": [str(c) for c in clf.classes_],
         "cut": clf.cut_.to_dict(), "memories": len(clf.memories_ or []),
         "entries": clf.n_entries, "history": getattr(clf, "history_", {}),
-        "data": getattr(clf, "data_", None),
+        "data": getattr(clf, "data_", None), "mix_": list(clf.mix_),
     }
     with writer_lock(root, wait=wait), snapshot_writer(clf, root, manifest) as tmp:
         save_tree(clf.tree, tmp / "tree.json")
@@ -123,6 +123,7 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
         tree = load_tree(snap.path / "tree.json")
         opts = {**opts, "mix": tuple(opts["mix"])}
         clf = NetworkTwoStage(tree, **opts, progress=False)
+        clf.check_params()
         split = split_backbone(get_backbone(opts["backbone"], size=opts["size"], crop_pct=opts["crop_pct"]),
                                opts["split_at"])
     except (HierarchyError, InputError, TypeError, KeyError) as exc:
@@ -154,6 +155,10 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
         if isinstance(exc, MemoryFormatError):
             raise
         raise _bad(root, str(exc)) from exc
+    mix = manifest.get("mix_", opts["mix"])  # models saved before mix_ kept the chosen mix in mix
+    if not (isinstance(mix, (list, tuple)) and len(mix) == 2 and all(type(v) in (int, float) for v in mix)):
+        raise _bad(root, f"manifest field 'mix_' is {mix!r}; it must be two weights")
+    clf.mix_ = (float(mix[0]), float(mix[1]))
     clf.history_ = manifest.get("history", {})
     data = manifest.get("data")
     clf.data_ = data if isinstance(data, dict) and isinstance(data.get("root"), str) else None

@@ -47,7 +47,7 @@ from memory.store import (
 if TYPE_CHECKING:
     from ._classifier import TwoStageClassifier
 
-__all__ = ["edit_classifier", "load_classifier", "save_classifier"]
+__all__ = ["edit_classifier", "load_classifier", "load_model", "save_classifier"]
 
 FORMAT = "supersub-classifier"
 FORMAT_VERSION = 2
@@ -204,6 +204,25 @@ def _verify(snap: Path, manifest: dict[str, Any]) -> None:
             raise foreign_shard(rel)
     verify_files(snap, {k: v for k, v in files.items() if k not in shard_files}, what="classifier",
                  nested=lambda rel: rel.startswith("shards/"))
+
+
+def load_model(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> Any:
+    """Load a saved model of either kind, chosen by its manifest's format.
+
+    Returns
+    -------
+    TwoStageClassifier or NetworkTwoStage
+        A memory-level model, or a network-level one.
+
+    Raises
+    ------
+    MemoryFormatError
+        Not a saved model, another format version, or a file that is
+        missing, corrupt, unlisted or from another model.
+    BackboneMismatchError
+        ``fingerprint`` differs from the one the model was built with.
+    """
+    return load_classifier(path, fingerprint=fingerprint)
 
 
 def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> TwoStageClassifier:

@@ -18,9 +18,7 @@ def data(tiny_layout):
 @pytest.fixture(scope="module")
 def fitted(data):
     train, _ = data
-    clf = TwoStageClassifier(shipped_tree("tiny-imagenet-200"), router="generalist", specialist="tail-delta", **OPTS)
-    assert isinstance(clf, NetworkTwoStage)
-    return clf.fit(train)
+    return NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="tail-delta", **OPTS).fit(train)
 
 
 def test_images_in_predictions_out(fitted, data):
@@ -53,7 +51,7 @@ def test_save_load_round_trip_is_identical(fitted, data, tmp_path):
     back = load_classifier(tmp_path / "m")
     assert isinstance(back, NetworkTwoStage)
     assert np.array_equal(back.predict_proba(val), fitted.predict_proba(val))
-    assert back.fingerprint == fitted.fingerprint and back.mix == fitted.mix
+    assert back.fingerprint == fitted.fingerprint and back.mix_ == fitted.mix_ and back.mix == fitted.mix
     with pytest.raises(BackboneMismatchError, match="trunk"):
         load_classifier(tmp_path / "m", fingerprint="lite0@224/crop0.875:aaaa:bbbb|trunk<blocks.6")
 
@@ -114,9 +112,9 @@ def test_bad_input(fitted, data):
     with pytest.raises(InputError, match="not fitted"):
         clf.predict(train.paths[:1])
     with pytest.raises(InputError, match="specialist must be"):
-        NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="delta")
+        NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="delta").check_params()
     with pytest.raises(InputError, match="mix"):
-        NetworkTwoStage(shipped_tree("tiny-imagenet-200"), mix=(0.8, 0.5))
+        NetworkTwoStage(shipped_tree("tiny-imagenet-200"), mix=(0.8, 0.5)).fit(train)
 
 
 def test_dev_split_chooses_epochs_and_mix(data):
@@ -129,8 +127,9 @@ def test_dev_split_chooses_epochs_and_mix(data):
     assert {tuple(float(v) for v in k.split(",")) for k in scores} == grid  # every candidate was scored
     best = max(scores.values())
     first_best = next(k for k, v in scores.items() if v == best)  # ties go to the first in the grid
-    assert clf.mix != start and clf.mix == tuple(float(v) for v in first_best.split(","))
-    assert list(clf.mix) == clf.history_["mix"]["chosen"]
+    assert clf.mix == start  # the parameter stays as given (scikit-learn's rule); the fitted mix_ is chosen
+    assert clf.mix_ != start and clf.mix_ == tuple(float(v) for v in first_best.split(","))
+    assert list(clf.mix_) == clf.history_["mix"]["chosen"]
     hist = clf.history_
     assert len(hist["generalist"]["dev_top1"]) == 3  # scored after each epoch
     assert all(len(d) == 2 for d in hist["specialists"]["dev_top1"])  # epoch 0 (the generalist) and 1
@@ -168,3 +167,21 @@ def test_a_build_says_each_stage_and_epoch_in_a_log(data, capfd, monkeypatch, tm
         [f"generalist epoch {e}/{OPTS['epochs']}" for e in range(1, OPTS["epochs"] + 1)]
     assert sum("specialist " in ln for ln in lines) >= 2 and any("mix chosen" in ln for ln in lines)
     assert "\r" not in err  # no bar redraws
+
+
+def test_one_model_contract(fitted, tmp_path):
+    """Each kind is its own class; load_model reads either; TwoStageClassifier is never a network model."""
+    from router import load_model
+    from sklearn.base import clone
+
+    tree = shipped_tree("tiny-imagenet-200")
+    with pytest.raises(InputError, match="use router.NetworkTwoStage"):
+        TwoStageClassifier(tree, router="generalist").check_params()
+    assert type(TwoStageClassifier(tree, router="generalist")) is TwoStageClassifier  # no class switch
+    params = NetworkTwoStage(tree, mix=[0.1, 0.2], k=7).get_params()
+    assert params["mix"] == [0.1, 0.2] and params["k"] == 7  # stored as given, checked in fit
+    assert clone(NetworkTwoStage(tree, k=7)).k == 7
+    root = fitted.save(tmp_path / "net")
+    assert isinstance(load_model(root), NetworkTwoStage)
+    with pytest.raises(Exception, match="holds a network-level model; load it with router.load_model"):
+        TwoStageClassifier.load(root)

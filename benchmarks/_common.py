@@ -42,6 +42,13 @@ def machine() -> dict[str, Any]:
     }
 
 
+def repo_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as results record it: relative to the repository when inside it, else its last two parts."""
+    p = Path(path).resolve()
+    root = RESULTS.parents[1]
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else "/".join(p.parts[-2:])
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically."""
     path = RESULTS / f"{name}.json"

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import write_result  # noqa: E402
+from benchmarks._common import repo_path, write_result  # noqa: E402
 
 TARGET_P50_MS = 300.0
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "runs" / "explore-bench" / "model"
@@ -109,7 +109,7 @@ def run(model: Path, images: list[Path], *, warmup: int = 3, chromium: str | Non
         browser.close()
     page_stats, api_stats = _stats(page_ms), _stats(api_ms)
     return {
-        "model": str(model), "entries": int(explorer.clf.n_entries), "classes": len(explorer.clf.class_ids_),
+        "model": repo_path(model), "entries": int(explorer.clf.n_entries), "classes": len(explorer.clf.class_ids_),
         "neighbours_shown": int(shown), "model_load_s": round(load_s, 2), "warmup_queries": warmup,
         "page_upload": page_stats, "page_steer": _stats(steer_ms), "api": api_stats,
         "page_over_api_p50": round(page_stats["p50_ms"] / api_stats["p50_ms"], 2),

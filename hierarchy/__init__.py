@@ -11,10 +11,10 @@ other packages share: :func:`atomic_write`, :func:`atomic_file`,
 """
 
 from ._confusion import cut_confusion, read_confusion
+from ._balanced import cut_balanced
 from ._cut_spec import make_cut
 from ._cuts import (
     cut_at_depth,
-    cut_balanced,
     cut_from_mapping,
     cut_from_synsets,
     cut_induced,

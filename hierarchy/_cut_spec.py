@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from ._confusion import cut_from_confusion_spec
-from ._cuts import cut_at_depth, cut_balanced, cut_from_mapping, cut_from_synsets, cut_induced
+from ._balanced import cut_balanced
+from ._cuts import cut_at_depth, cut_from_mapping, cut_from_synsets, cut_induced
 from ._errors import HierarchyError
 from ._superclasses import SuperclassMap
 from ._tree import ClassTree

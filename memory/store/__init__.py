@@ -20,16 +20,14 @@ from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_error_bound, cpu_flags, 
                        has_amx, native_bf16, scoring_mode)
 from ._snapshot import (
     Snapshot,
-    check_no_links,
     locked_edit,
     open_snapshot,
     origin_of,
     set_origin,
-    snapshot_entries,
     snapshot_writer,
-    verify_files,
     writer_lock,
 )
+from ._verify import check_no_links, snapshot_entries, verify_files
 from ._table import COLUMNS, EntryTable, Vocab
 from ._visual_memory import VisualMemory
 from ._voting import VOTING_RULES, class_scores, decisions, get_voting, probabilities, register_voting, vote_weights

@@ -33,7 +33,8 @@ from hierarchy import check_format, parse_json
 
 from .._errors import BackboneMismatchError, InputError, MemoryFormatError
 from ._index import VectorIndex
-from ._snapshot import locked_edit, open_snapshot, set_origin, snapshot_writer, verify_files, writer_lock
+from ._snapshot import locked_edit, open_snapshot, set_origin, snapshot_writer, writer_lock
+from ._verify import verify_files
 from ._table import EntryTable
 
 if TYPE_CHECKING:

@@ -24,8 +24,7 @@ edit.  To edit without that race, hold the lock from load to save
 **No links.**  Every path a load reads or an edit writes lies inside the
 directory itself: ``CURRENT``, ``.lock``, ``snapshots/`` and everything in a
 snapshot must be plain files and directories, never symbolic links, and a
-snapshot holds exactly the files its manifest lists (:func:`check_no_links`,
-:func:`verify_files`).  So a directory whose ``snapshots/`` links to another
+snapshot holds exactly the files its manifest lists (:mod:`._verify`).  So a directory whose ``snapshots/`` links to another
 model's is refused before anything is read, written or deleted.
 
 **Stale files.**  A writer killed mid-save leaves a ``.tmp-*`` directory.
@@ -34,9 +33,9 @@ removes them, so at rest a directory holds at most the live snapshot, the one
 before it (for readers that read ``CURRENT`` just before a swap) and no
 temporary ones.
 
-Why one module: the lock, the commit and the verification are one protocol;
-each step relies on what the others guarantee, and reading them together is
-how the crash-safety argument above is checked.
+The lock and the commit are one protocol, kept together so the crash-safety
+argument above reads in one place; what a load checks about the files (no
+links, exactly the listed files) is in :mod:`._verify`.
 """
 
 from __future__ import annotations
@@ -48,31 +47,28 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import threading
 import weakref
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hierarchy import atomic_write, file_kind, fsync_dir, read_bytes, sha256_file
+from hierarchy import atomic_write, fsync_dir, read_bytes, sha256_file
 
 from .._errors import ConcurrentWriteError, MemoryFormatError
+from ._verify import check_no_links
 
 __all__ = [
     "Snapshot",
     "begin_snapshot",
-    "check_no_links",
     "locked_edit",
     "commit_snapshot",
     "open_snapshot",
     "origin_of",
     "remove_stale",
-    "snapshot_entries",
     "snapshot_writer",
-    "verify_files",
     "write_bytes",
     "writer_lock",
 ]
@@ -88,57 +84,6 @@ T = TypeVar("T")
 # block re-enters the lock its own thread already holds.
 _held: dict[tuple[str, int], int] = {}
 _held_guard = threading.Lock()
-
-
-def check_no_links(root: Path) -> None:
-    """Refuse a saved directory whose ``CURRENT``, ``.lock`` or ``snapshots/`` is a symbolic link.
-
-    Raises
-    ------
-    MemoryFormatError
-        Naming the link: loading or editing through it would read, write or
-        delete another directory's files.
-    """
-    for name in ("CURRENT", ".lock", "snapshots"):
-        if (root / name).is_symlink():
-            raise MemoryFormatError(
-                f"{root / name} is a symbolic link; a saved model's files must lie inside its own folder, "
-                "so it is not read or edited through links: replace the link with a copy "
-                "(cp -r --dereference) or rebuild"
-            )
-    snaps = root / "snapshots"
-    if snaps.is_dir():
-        with os.scandir(snaps) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    raise MemoryFormatError(
-                        f"{snaps / entry.name} is a symbolic link; a saved model's files must lie inside its "
-                        "own folder: remove the link or restore the model from a backup"
-                    )
-
-
-def snapshot_entries(snap: Path) -> list[str]:
-    """Every regular file below ``snap``, as sorted relative POSIX paths.
-
-    Raises
-    ------
-    MemoryFormatError
-        An entry is a symbolic link, FIFO, device or socket.
-    """
-    out = []
-    for dirpath, dirnames, filenames in os.walk(snap, followlinks=False):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath) / name
-            mode = os.lstat(path).st_mode
-            if stat.S_ISDIR(mode):
-                continue
-            if not stat.S_ISREG(mode):
-                raise MemoryFormatError(
-                    f"{path} is {file_kind(mode)}; a snapshot holds only the regular files its manifest "
-                    "lists: restore the model from a backup or rebuild"
-                )
-            out.append(path.relative_to(snap).as_posix())
-    return sorted(out)
 
 
 def write_bytes(path: Path, data: bytes) -> str:
@@ -360,56 +305,6 @@ def open_snapshot(root: str | os.PathLike[str], what: str) -> Snapshot:
             f"in {root / 'CURRENT'}); restore it from a backup or rebuild"
         )
     return Snapshot(root, snap, name, manifest)
-
-
-def _safe_relative(name: str) -> bool:
-    p = Path(name)
-    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
-
-
-def verify_files(snap: Path, files: Mapping[str, str], *, what: str = "file",
-                 nested: Callable[[str], bool] | None = None) -> None:
-    """Check that ``snap`` holds exactly the listed files, each with the listed sha256.
-
-    Parameters
-    ----------
-    snap : Path
-        The snapshot directory.
-    files : mapping of str to str
-        Relative path to hex sha256, from the manifest.
-    what : str
-        What the snapshot saves, for messages.
-    nested : callable, optional
-        ``nested(relative_path)``: files that a nested snapshot's own manifest
-        covers (a classifier's shards); they are neither required nor checked here.
-
-    Raises
-    ------
-    MemoryFormatError
-        Naming the first file that is missing, outside the snapshot, a link
-        or other non-regular file, not listed in the manifest (a file added
-        after the save), or whose checksum differs.
-    """
-    if not isinstance(files, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-    ):
-        raise MemoryFormatError(f"{snap / 'manifest.json'} has a malformed file list")
-    present = set(snapshot_entries(snap))
-    for rel in sorted(present - set(files)):
-        if rel == "manifest.json" or rel.rsplit("/", 1)[-1] == ".lock" or (nested is not None and nested(rel)):
-            continue
-        raise MemoryFormatError(
-            f"{snap / rel} is not listed in {snap / 'manifest.json'} (a file added after the save); remove it "
-            f"or restore the {what} from a backup"
-        )
-    for name, digest in files.items():
-        f = snap / name
-        if not _safe_relative(name) or (name not in present and f.is_symlink()):
-            raise MemoryFormatError(f"{snap / 'manifest.json'} lists {name!r}, which is not a file of the snapshot")
-        if name not in present or sha256_file(f) != digest:
-            raise MemoryFormatError(
-                f"{f} is missing or corrupt (checksum mismatch); restore it from a backup or rebuild the {what}"
-            )
 
 
 def commit_snapshot(root: Path, tmp: Path, name: str, *, expect: str | None = None) -> None:

@@ -24,7 +24,6 @@ from memory import (
 from benchmarks.hostile_inputs import cli
 from router import TwoStageClassifier
 
-ROOT = Path(__file__).resolve().parents[1]
 X = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
 Y = np.array([f"c{i % 3}" for i in range(60)])
 

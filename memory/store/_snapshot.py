@@ -33,9 +33,10 @@ removes them, so at rest a directory holds at most the live snapshot, the one
 before it (for readers that read ``CURRENT`` just before a swap) and no
 temporary ones.
 
-The lock and the commit are one protocol, kept together so the crash-safety
-argument above reads in one place; what a load checks about the files (no
-links, exactly the listed files) is in :mod:`._verify`.
+Why one module: the lock and the commit are one protocol; each step relies on
+what the others guarantee, and reading them together is how the crash-safety
+argument above is checked.  What a load checks about the files (no links,
+exactly the listed files) is in :mod:`._verify`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SUPERSUB_DATA ?= $(firstword $(wildcard ../shared/data/tiny-imagenet-200.tar.xz))
 export SUPERSUB_DATA
 
-.PHONY: setup wordnet browser demo test test-fast clean
+.PHONY: setup wordnet browser demo test test-fast docs clean
 
 setup: $(STAMP) wordnet
 
@@ -67,5 +67,15 @@ FAST_TIERS := not (subprocess or milvus_server or browser or data or slow)
 test-fast: setup
 	$(PY) -m pytest -q --timeout=300 --durations=10 -m "$(FAST_TIERS)"
 
+# The documentation: MkDocs (Material) with the API reference from the docstrings, built strictly
+# (a warning, a broken link or an unreadable docstring fails it), into site/.
+DOCS_STAMP := $(VENV)/.supersub-docs-installed
+$(DOCS_STAMP): requirements-docs.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-docs.txt
+	touch $@
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

@@ -1,11 +1,12 @@
-"""Regenerate the README's results tables from benchmarks/results/*.json.
+"""Regenerate the results tables of README.md and docs/*.md from benchmarks/results/*.json.
 
-    python benchmarks/tables.py           # rewrite README.md in place
-    python benchmarks/tables.py --check   # exit 1 if README.md is out of date
+    python benchmarks/tables.py           # rewrite the pages in place
+    python benchmarks/tables.py --check   # exit 1 if a page is out of date
 
-Each table sits between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``.
-One function per README table, each reading one results file, keeps every table's
-layout beside its data: hence one long module of short functions.
+Each table (or generated sentence) sits between ``<!-- results:NAME -->`` and
+``<!-- /results:NAME -->``, in whichever page shows it.  One function per table,
+each reading one results file, keeps every table's layout beside its data: hence
+one long module of short functions.
 """
 
 from __future__ import annotations
@@ -482,6 +483,55 @@ def explore_table(r: dict) -> str:
     return "\n".join(rows)
 
 
+def cache_table(r: dict) -> str:
+    """The embedding caches against embedding every image."""
+    rows = [f"{_measured_on(r)}{r['data']}; hashing the files took {r['hashing_s']} s.", "",
+            "| case | images | embedded | seconds | images/s |", "|---|---|---|---|---|"]
+    rows += [f"| {name} | {c['images']:,} | {c['embedded']:,} | {c['seconds']} | {c['images_per_s']:,} |"
+             for name, c in r["cases"].items()]
+    rows += ["", f"The cold run filling both caches took {r['cold_overhead_vs_no_cache']:.2f}x the uncached time; "
+                 f"a subset served by the per-image cache came {r['subset_speedup_vs_no_cache']}x faster per image; "
+                 f"cached embeddings equal computed ones: {r['cached_equals_computed']}."]
+    return "\n".join(rows)
+
+
+def demo_table(r: dict) -> str:
+    """The demo's time and its two comparisons, as a sentence for the README."""
+    mem, net = r["memory_level"], r["network_level"]
+
+    def level(x: dict) -> str:
+        how = x["routing"]["mode"] + (f" m={x['routing']['m']}" if x["routing"].get("m") else "")
+        return f"routed ({how}) {_pct(x['routed_top1'])} against {_pct(x['flat_top1'])} for {x['flat']}"
+
+    return (f"{_measured_on(r)}`{r['command']}` took **{r['seconds'] / 60:.1f} minutes** "
+            f"({r['subset']['train_per_class']} train and {r['subset']['val_per_class']} val images per class, "
+            f"{mem['queries']:,} queries). Memory level: {level(mem)}. Network level: {level(net)}.")
+
+
+def routing_summary() -> str:
+    """Where routing stands at the network level, in sentences drawn from specialists.json."""
+    r = _load("specialists")
+    if r is None:
+        return "(no results yet: run python benchmarks/specialists_bench.py)"
+    rows = {(x["cut"], x["system"]): x for x in r["rows"]}
+    probe = rows[("flat", "frozen linear probe")]["top1"]
+    tail = next(x for (c, n), x in rows.items() if c == "flat" and n.startswith("flat fine-tuned tail ("))
+    su = r["summary"]
+    best, flat = su["best_routed"], su["best_flat"]
+    routers = {c: x["router_accuracy"] for (c, n), x in rows.items() if x.get("router_accuracy") and "dev-best" in n
+               and n.endswith("hard")}
+    lines = [f"Fine-tuning the tail adds {100 * (tail['top1'] - probe):.1f} points over a frozen linear probe "
+             f"({_pct(tail['top1'])} against {_pct(probe)}, {r['setup']['backbone'].split('/')[0]}). "
+             f"The best routed system, {_pct(best['top1'])} ({best['system']}, {best['cut']}), is "
+             f"{100 * su['routed_minus_same_budget_flat']:+.2f} points against the flat tail trained for the same "
+             f"number of epochs and {100 * su['routed_minus_best_flat']:+.2f} against the best flat system "
+             f"({flat['system']}, {_pct(flat['top1'])}).", "",
+             "| cut | router accuracy | oracle route against flat |", "|---|---|---|"]
+    lines += [f"| {c} | {_pct(a)} | {100 * su['oracle_minus_flat'][c]:+.1f} points |" for c, a in routers.items()
+              if c in su["oracle_minus_flat"]]
+    return "\n".join(lines)
+
+
 def claims_table(_: dict | None = None) -> str:
     """Each published claim beside what the benchmarks measured here, with a computed verdict."""
     acc, cont, unl, pru, add = (_load(n) for n in ("accuracy", "continual", "unlearning", "pruning", "adding"))
@@ -604,10 +654,10 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
-    "precision": precision_table, "explore": explore_table,
+    "precision": precision_table, "explore": explore_table, "demo": demo_table, "cache": cache_table,
 }
 # Tables drawn from several results files at once.
-COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table}
+COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table, "routing-summary": routing_summary}
 
 
 def render(text: str) -> str:
@@ -629,19 +679,28 @@ def _replace(text: str, name: str, body: str) -> str:
     )
 
 
+def pages() -> list[Path]:
+    """The pages that hold results blocks: the README and the documentation."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args(argv)
-    readme = ROOT / "README.md"
-    old = readme.read_text()
-    new = render(old)
-    if args.check:
-        if new != old:
-            print("README.md tables are out of date: run python benchmarks/tables.py", file=sys.stderr)
-            return 1
-        return 0
-    readme.write_text(new)
+    stale = []
+    for page in pages():
+        old = page.read_text()
+        new = render(old)
+        if new == old:
+            continue
+        if args.check:
+            stale.append(page.relative_to(ROOT).as_posix())
+        else:
+            page.write_text(new)
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run python benchmarks/tables.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -31,8 +31,8 @@ from ._files import atomic_file, atomic_write, check_format, fsync_dir, sha256_f
 from ._io import load_tree, save_tree, shipped_path, shipped_tree
 from ._mapping import read_mapping
 from ._superclasses import SuperclassMap
-from ._text import (MAX_JSON_DEPTH, WNID, file_kind, normalize_name, open_regular, parse_json, read_bytes, read_json,
-                    read_text)
+from ._text import (MAX_JSON_DEPTH, WNID, file_kind, json_depth, normalize_name, open_regular, parse_json, read_bytes,
+                    read_json, read_text)
 from ._tree import PARENT_RULES, ClassTree
 from ._wordnet import load_wordnet, synset_from_wnid, wnid_of
 
@@ -59,6 +59,7 @@ __all__ = [
     "cut_induced",
     "file_kind",
     "fsync_dir",
+    "json_depth",
     "load_tree",
     "load_wordnet",
     "make_cut",

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "WNID",
     "file_kind",
+    "json_depth",
     "normalize_name",
     "open_regular",
     "parse_json",

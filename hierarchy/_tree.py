@@ -122,6 +122,8 @@ class ClassTree(WordNetBuilders, TreeEdits, AncestorQueries):
             By default ``"root"``, or ``"root-1"``, ``"root-2"``... when a
             class or superclass already has that name.
 
+        Notes
+        -----
         Names are put in Unicode NFC (:func:`hierarchy.normalize_name`); two
         keys that differ only in their Unicode form are refused.
 

@@ -8,8 +8,12 @@ At the network level (:class:`NetworkTwoStage`) the backbone is split into a
 frozen trunk and a fine-tuned tail: the tail fine-tuned on all classes routes,
 and per-superclass int8 deltas of that tail specialise.
 
-Names are imported on first use (PEP 562), so ``import router`` and the command line start
-without loading torch or scikit-learn until a name that needs them is used.
+The code is split by concern into sub-packages, each importing only those
+below it: ``cli`` → ``explore`` → ``report`` → ``pipeline`` → ``twostage`` and
+``network`` (siblings) → the shared modules here.  Every public name is
+re-exported here and imported on first use (PEP 562), so ``import router``
+and the command line start without loading torch or scikit-learn until a
+name that needs them is used.
 """
 
 from __future__ import annotations
@@ -19,66 +23,66 @@ from typing import TYPE_CHECKING, Any
 
 #: Where each public name lives.
 _SOURCES = {
-    "Predictions": "._analysis",
-    "compare": "._analysis",
-    "confused_pairs": "._analysis",
-    "level_metrics": "._analysis",
-    "load_predictions": "._analysis",
-    "per_class_accuracy": "._analysis",
-    "per_superclass_accuracy": "._analysis",
-    "superclass_confusion": "._analysis",
+    "Predictions": ".report",
+    "compare": ".report",
+    "confused_pairs": ".report",
+    "level_metrics": ".report",
+    "load_predictions": ".report",
+    "per_class_accuracy": ".report",
+    "per_superclass_accuracy": ".report",
+    "superclass_confusion": ".report",
     "CHECK_LABELS": "._checks",
     "expected_failed_checks": "._checks",
-    "TwoStageClassifier": "._classifier",
-    "main": "._cli",
+    "TwoStageClassifier": ".twostage",
+    "main": ".cli",
     "CLIError": "._errors",
     "NotFittedError": "._errors",
     "RoutedExplanation": "._explanations",
-    "FlatClassifier": "._flat",
-    "Head": "._heads",
-    "TRAIN_PRECISION_ENV": "._heads",
-    "fit_head": "._heads",
-    "head_proba": "._heads",
-    "training_precision": "._heads",
-    "train_module": "._heads",
-    "NetworkTwoStage": "._network",
-    "edit_classifier": "._persist",
-    "load_classifier": "._persist",
-    "load_model": "._persist",
-    "save_classifier": "._persist",
-    "DEFAULT_EMBEDDING": "._pipeline",
-    "QueryEncoder": "._pipeline",
-    "build_memory_model": "._pipeline",
-    "evaluate": "._pipeline",
-    "evaluate_with_flat": "._pipeline",
-    "flat_from": "._pipeline",
-    "match_classes": "._pipeline",
-    "typical_similarity": "._pipeline",
-    "write_evaluation": "._pipeline",
-    "GalleryItem": "._report",
-    "GalleryNeighbour": "._report",
-    "SECTIONS": "._report",
-    "write_report": "._report",
-    "CentroidRouter": "._routers",
-    "HeadRouter": "._routers",
-    "MemoryRouter": "._routers",
-    "ShardSet": "._shards",
-    "DeltaSpecialists": "._specialists",
-    "FullSpecialists": "._specialists",
-    "quantise_int8": "._specialists",
-    "TailDeltas": "._tail_specialists",
-    "TailSpecialists": "._tail_specialists",
-    "tail_features": "._tails",
-    "tail_logits": "._tails",
-    "train_tail": "._tails",
-    "BackboneSplit": "._trunk",
-    "DEFAULT_SPLITS": "._trunk",
-    "Tail": "._trunk",
-    "TrunkActivations": "._trunk",
-    "load_trunk_activations": "._trunk",
-    "run_trunk_on_images": "._trunk",
-    "split_backbone": "._trunk",
-    "trunk_activations": "._trunk",
+    "FlatClassifier": ".twostage",
+    "Head": ".twostage",
+    "TRAIN_PRECISION_ENV": ".twostage",
+    "fit_head": ".twostage",
+    "head_proba": ".twostage",
+    "training_precision": ".twostage",
+    "train_module": ".twostage",
+    "NetworkTwoStage": ".network",
+    "edit_classifier": ".pipeline",
+    "load_classifier": ".pipeline",
+    "load_model": ".pipeline",
+    "save_classifier": ".pipeline",
+    "DEFAULT_EMBEDDING": ".pipeline",
+    "QueryEncoder": ".pipeline",
+    "build_memory_model": ".pipeline",
+    "evaluate": ".pipeline",
+    "evaluate_with_flat": ".pipeline",
+    "flat_from": ".pipeline",
+    "match_classes": ".pipeline",
+    "typical_similarity": ".pipeline",
+    "write_evaluation": ".pipeline",
+    "GalleryItem": ".report",
+    "GalleryNeighbour": ".report",
+    "SECTIONS": ".report",
+    "write_report": ".report",
+    "CentroidRouter": ".twostage",
+    "HeadRouter": ".twostage",
+    "MemoryRouter": ".twostage",
+    "ShardSet": ".twostage",
+    "DeltaSpecialists": ".twostage",
+    "FullSpecialists": ".twostage",
+    "quantise_int8": "._quantise",
+    "TailDeltas": ".network",
+    "TailSpecialists": ".network",
+    "tail_features": ".network",
+    "tail_logits": ".network",
+    "train_tail": ".network",
+    "BackboneSplit": ".network",
+    "DEFAULT_SPLITS": ".network",
+    "Tail": ".network",
+    "TrunkActivations": ".network",
+    "load_trunk_activations": ".network",
+    "run_trunk_on_images": ".network",
+    "split_backbone": ".network",
+    "trunk_activations": ".network",
 }
 
 __all__ = [
@@ -159,21 +163,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what static tools see
-    from ._analysis import Predictions, compare, confused_pairs, level_metrics, load_predictions, per_class_accuracy, per_superclass_accuracy, superclass_confusion
     from ._checks import CHECK_LABELS, expected_failed_checks
-    from ._cli import main
-    from ._classifier import TwoStageClassifier
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation
-    from ._flat import FlatClassifier
-    from ._heads import Head, TRAIN_PRECISION_ENV, fit_head, head_proba, train_module, training_precision
-    from ._network import NetworkTwoStage
-    from ._persist import edit_classifier, load_classifier, load_model, save_classifier
-    from ._pipeline import DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, evaluate, evaluate_with_flat, flat_from, match_classes, typical_similarity, write_evaluation
-    from ._report import GalleryItem, GalleryNeighbour, SECTIONS, write_report
-    from ._routers import CentroidRouter, HeadRouter, MemoryRouter
-    from ._shards import ShardSet
-    from ._specialists import DeltaSpecialists, FullSpecialists, quantise_int8
-    from ._tail_specialists import TailDeltas, TailSpecialists
-    from ._tails import tail_features, tail_logits, train_tail
-    from ._trunk import BackboneSplit, DEFAULT_SPLITS, Tail, TrunkActivations, load_trunk_activations, run_trunk_on_images, split_backbone, trunk_activations
+    from ._quantise import quantise_int8
+    from .cli import main
+    from .network import (DEFAULT_SPLITS, BackboneSplit, NetworkTwoStage, Tail, TailDeltas, TailSpecialists,
+                          TrunkActivations, load_trunk_activations, run_trunk_on_images, split_backbone, tail_features,
+                          tail_logits, train_tail, trunk_activations)
+    from .pipeline import (DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, edit_classifier, evaluate,
+                           evaluate_with_flat, flat_from, load_classifier, load_model, match_classes, save_classifier,
+                           typical_similarity, write_evaluation)
+    from .report import (SECTIONS, GalleryItem, GalleryNeighbour, Predictions, compare, confused_pairs, level_metrics,
+                         load_predictions, per_class_accuracy, per_superclass_accuracy, superclass_confusion,
+                         write_report)
+    from .twostage import (TRAIN_PRECISION_ENV, CentroidRouter, DeltaSpecialists, FlatClassifier, FullSpecialists,
+                           Head, HeadRouter, MemoryRouter, ShardSet, TwoStageClassifier, fit_head, head_proba,
+                           train_module, training_precision)

@@ -1,19 +1,17 @@
-"""Explanations of routed predictions: the route, the superclasses searched, and the
-stage-2 neighbours with their votes."""
+"""Explanations of routed predictions, for both model kinds: the route, the superclasses
+searched, and the stage-2 neighbours with their votes."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from memory import Neighbour, as_embeddings
+from memory import Neighbour
 
-if TYPE_CHECKING:
-    from ._classifier import TwoStageClassifier
-
-__all__ = ["RoutedExplanation", "explain_routed"]
+__all__ = ["RoutedExplanation", "routed_explanations"]
 
 
 @dataclass(frozen=True)
@@ -35,35 +33,38 @@ class RoutedExplanation:
         return asdict(self)
 
 
-def explain_routed(clf: TwoStageClassifier, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
-    """The route and the stage-2 neighbours behind each of ``clf``'s predictions (see
-    :meth:`TwoStageClassifier.explain`)."""
-    X = as_embeddings(X, getattr(clf, "dim_", None), owner=type(clf).__name__)
-    steer = kwargs.get("steer")
-    route = clf.route_proba(X, steer=steer)
-    proba = clf.predict_proba(X, **kwargs)
-    names = clf.tree.superclasses.names  # type: ignore[union-attr]
-    routing = kwargs.get("routing") or clf.routing
-    width = len(clf.superclasses_) if routing == "oracle" else (
-        1 if routing != "soft" else (clf.m if kwargs.get("m") is None else kwargs["m"]))
-    orders = np.argsort(-route, axis=1, kind="stable")
-    neighbours: list[list[Neighbour]] = [[] for _ in range(len(X))]
-    if clf.specialist == "memory":  # one batched search per routed shard
-        for s in np.unique(orders[:, 0]):
-            rows = np.flatnonzero(orders[:, 0] == s)
-            if not len(clf.shards_[int(s)]):
-                continue
-            for q, e in zip(rows, clf.shards_[int(s)].explain(X[rows], steer=steer)):
-                neighbours[q] = e.neighbours
+def routed_explanations(route: np.ndarray, proba: np.ndarray, orders: np.ndarray, width: int, *,
+                        names: dict[str, str], superclasses: Sequence[str], classes: Sequence[Any],
+                        neighbours: Sequence[list[Neighbour]], top: int) -> list[RoutedExplanation]:
+    """One :class:`RoutedExplanation` per query, from either model kind's stage outputs.
+
+    Parameters
+    ----------
+    route : ndarray of shape (n_queries, n_superclasses)
+        Stage-1 probabilities.
+    proba : ndarray of shape (n_queries, n_classes)
+        Final class probabilities.
+    orders : ndarray of shape (n_queries, >= width)
+        Superclass indices in the order stage 2 searched them.
+    width : int
+        How many of ``orders`` stage 2 searched.
+    names : dict
+        Superclass id to display name.
+    superclasses, classes : sequences
+        Superclass ids and class labels, in the columns' order.
+    neighbours : sequence of lists of Neighbour
+        The first searched superclass's memory neighbours, per query.
+    top : int
+        Classes kept in ``probabilities``.
+    """
     out = []
-    for q in range(len(X)):
-        order = orders[q]
+    for q in range(len(proba)):
         best = np.argsort(-proba[q], kind="stable")[:top]
         out.append(RoutedExplanation(
-            prediction=str(clf.class_ids_[int(best[0])]),
-            route={names[clf.superclasses_[i]]: float(route[q, i]) for i in order},
-            searched=[clf.superclasses_[i] for i in order[:width]],
-            probabilities={str(clf.class_ids_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
+            prediction=str(classes[int(best[0])]),
+            route={names[superclasses[i]]: float(route[q, i]) for i in np.argsort(-route[q], kind="stable")},
+            searched=list(dict.fromkeys(superclasses[i] for i in orders[q, :width])),
+            probabilities={str(classes[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
             neighbours=neighbours[q],
         ))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -213,7 +214,7 @@ def explore_model(tiny_layout, tmp_path_factory, wordnet):
     from hierarchy import ClassTree, cut_balanced, save_tree
     from memory import open_image, tiny_imagenet
     from router import QueryEncoder, TwoStageClassifier
-    from router._cli import main
+    from router.cli import main
 
     work = tmp_path_factory.mktemp("explore-model")
     tree = ClassTree.from_wnids(tiny_layout["wnids"], wordnet=wordnet)
@@ -235,3 +236,21 @@ def explore_model(tiny_layout, tmp_path_factory, wordnet):
     assert main(["evaluate", "--model", str(work / "model"), "--data", str(tiny_layout["tar"]), "--no-progress",
                  "-o", str(work / "eval")]) == 0
     return {"model": work / "model", "eval": work / "eval", "a": a, "b": b, "val": val, "a_refs": refs}
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright (Debian's chromium; ``make browser`` installs it)."""
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                     "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()

@@ -201,7 +201,7 @@ def test_old_format_is_refused_with_the_fix(model):
 # ----------------------------------------------------------- concurrent writers
 def _add(model: Path, image: Path, source: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "router._cli", "memory", "add", str(model), str(image),
+    return subprocess.Popen([sys.executable, "-m", "router.cli", "memory", "add", str(model), str(image),
                              "--label", "n01443537", "--source", source, "--wait", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

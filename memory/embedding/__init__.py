@@ -9,11 +9,13 @@ helpers from here.
 from ._array_dir import read_array_dir, write_array_dir
 from ._backbones import (BACKBONES, MAX_INPUT_SIZE, MIN_INPUT_SIZE, Backbone, BackboneSpec, Preprocess, get_backbone,
                          load_tensors, register_backbone)
+from ._archives import resolve_tiny_imagenet
 from ._datasets import IMAGE_SUFFIXES, TINY_IMAGENET_URL, ImageDataset, image_folder, tiny_imagenet
 from ._embed import EMBED_PRECISION_ENV, Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
 from ._image_cache import ImageCache, image_digests
 from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
+from ._openvino import OpenVinoFeatures, openvino_available, openvino_has_bf16
 
 __all__ = [
     "BACKBONES",
@@ -38,6 +40,10 @@ __all__ = [
     "fill_batches",
     "get_backbone",
     "load_tensors",
+    "OpenVinoFeatures",
+    "openvino_available",
+    "openvino_has_bf16",
+    "resolve_tiny_imagenet",
     "image_digests",
     "image_folder",
     "load_embeddings",

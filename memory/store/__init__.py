@@ -16,8 +16,8 @@ from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
 from ._query import QUERY_CHUNK
-from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_error_bound, cpu_flags, exact_scores, fp32_error_bound,
-                       has_amx, native_bf16, scoring_mode)
+from ._scoring import (SCORING_ENV, SCORING_MODES, bf16_accumulates_in_fp32, bf16_error_bound, cpu_flags, exact_scores,
+                       fp32_error_bound, has_amx, native_bf16, scoring_mode, scoring_mode_for)
 from ._snapshot import (
     Snapshot,
     locked_edit,
@@ -61,6 +61,7 @@ __all__ = [
     "VectorIndex",
     "VisualMemory",
     "Vocab",
+    "bf16_accumulates_in_fp32",
     "bf16_error_bound",
     "blas_for_small_batches",
     "build_explanations",
@@ -87,6 +88,7 @@ __all__ = [
     "register_voting",
     "save_memory",
     "scoring_mode",
+    "scoring_mode_for",
     "set_origin",
     "snapshot_entries",
     "snapshot_writer",

@@ -90,7 +90,7 @@ def create_app(explorer: Explorer, *, data: Any = None, mistakes: Mistakes | Non
              "eval": lambda: mistakes.root if mistakes is not None else None}
     classes_of_data: dict[str, list[str]] = {}
     if data is not None:
-        from .._commands import class_of
+        from ..pipeline import class_of
 
         names = [class_of(explorer.clf.tree, c) for c in data.classes]
         for ref, t in zip(data.refs, data.targets):

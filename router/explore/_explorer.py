@@ -21,7 +21,7 @@ import numpy as np
 
 from memory import InputError, Steer, UnknownEntryError
 
-from .._gallery import png_bytes, training_root
+from ..report import png_bytes, training_root
 from ._images import decode_upload
 
 __all__ = ["EditRecord", "Explorer", "parse_steer"]
@@ -128,8 +128,7 @@ class Explorer:
     """
 
     def __init__(self, model: str | os.PathLike[str], *, neighbours: int = 10, top: int = 5) -> None:
-        from .._persist import load_classifier
-        from .._pipeline import QueryEncoder, typical_similarity
+        from ..pipeline import QueryEncoder, load_model, typical_similarity
 
         self.path = Path(model)
         self.neighbours = int(neighbours)
@@ -137,7 +136,7 @@ class Explorer:
         self._lock = threading.RLock()
         self._queries: OrderedDict[str, _Query] = OrderedDict()
         self.edits: list[EditRecord] = []
-        self._load_classifier = load_classifier
+        self._load_classifier = load_model
         self._typical_similarity = typical_similarity
         self._load()
         self.network = self.clf.router == "generalist"
@@ -258,7 +257,7 @@ class Explorer:
 
     # ---------------------------------------------------------------- edits
     def _edit(self, action: str, target: str, change: Any) -> EditRecord:
-        from .._persist import edit_classifier
+        from ..pipeline import edit_classifier
 
         with self._lock:
             with edit_classifier(self.path, wait=60.0) as clf:
@@ -297,7 +296,7 @@ class Explorer:
             raise InputError("name the class the images belong to")
         if not files:
             raise InputError("choose at least one image to add")
-        from .._commands import class_of
+        from ..pipeline import class_of
 
         images = [decode_upload(data, name) for name, data in files]  # all decoded before anything is written
         cls = class_of(self.clf.tree, cls.strip())  # a label of the tree names its class

@@ -13,7 +13,7 @@ from typing import Any
 
 from memory import ImageError, InputError, open_image
 
-from .._gallery import inside_root, png_bytes
+from ..report import inside_root, png_bytes
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "decode_upload", "inside", "thumbnail_of"]
 

@@ -11,7 +11,7 @@ import numpy as np
 from hierarchy import ClassTree, read_json
 from memory import InputError
 
-from .._analysis import Predictions, compare, level_metrics, load_predictions, superclass_confusion
+from ..report import Predictions, compare, level_metrics, load_predictions, superclass_confusion
 
 __all__ = ["Mistakes"]
 

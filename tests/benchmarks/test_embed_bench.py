@@ -2,7 +2,7 @@ import argparse
 
 from benchmarks.embed_bench import resolution_rows
 from benchmarks.tables import embed_table
-from memory.embedding._openvino import openvino_has_bf16
+from memory.embedding import openvino_has_bf16
 
 
 def test_resolution_rows_time_and_compare_every_path(tiny_layout):

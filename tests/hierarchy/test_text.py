@@ -16,7 +16,7 @@ from hierarchy import (
     read_json,
     read_text,
 )
-from hierarchy._text import json_depth
+from hierarchy import json_depth
 
 
 @pytest.mark.parametrize("text, depth", [

@@ -49,6 +49,25 @@ def test_every_check_passes_but_the_listed_one(check_tree, options):
     assert expected_failed_checks(FlatClassifier()) == {}
 
 
+def test_the_network_model_fails_only_the_checks_that_fit_on_features(check_tree):
+    """Every check of the estimator contract passes; each one that fits a 2-D array fails, as declared."""
+    from router import NetworkTwoStage
+
+    est = NetworkTwoStage(check_tree, progress=False)
+    results = run_checks(est)
+    failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
+    xfailed = {r["check_name"] for r in results if r["status"] == "xfail"}
+    passed = {r["check_name"] for r in results if r["status"] == "passed"}
+    assert not failed, failed
+    assert xfailed == set(expected_failed_checks(est))  # a check that starts passing must leave the list
+    assert {"check_estimators_unfitted", "check_get_params_invariance", "check_set_params",
+            "check_estimator_cloneable", "check_estimator_repr", "check_no_attributes_set_in_init",
+            "check_parameters_default_constructible", "check_do_not_raise_errors_in_init_or_set_params"} <= passed
+    X, y = make_blobs(20, n_features=8, centers=3, random_state=0)
+    with pytest.raises(InputError, match="pass image paths, PIL images, an ImageDataset or trunk activations"):
+        clone(est).fit(X, y.astype(str))  # why they fail: features are refused, by name
+
+
 def test_a_tree_without_the_checks_labels_fails_by_refusing_them():
     results = run_checks(TwoStageClassifier(two_level_tree(["0", "1", "2"]), k=3))
     failed = [r for r in results if r["status"] == "failed"]

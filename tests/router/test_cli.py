@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from router._cli import main
+from router.cli import main
 
 
 def test_tree_build_and_show(tmp_path, capsys):
@@ -50,7 +50,7 @@ def test_tree_build_from_mapping_file(tmp_path):
 @pytest.mark.subprocess
 def test_errors_exit_nonzero_without_traceback(argv, message, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "router._cli", *argv], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "router.cli", *argv], cwd=tmp_path, capture_output=True, text=True,
         env=dict(os.environ),
     )
     assert proc.returncode == 2
@@ -60,12 +60,12 @@ def test_errors_exit_nonzero_without_traceback(argv, message, tmp_path):
 
 
 def test_a_bug_is_reported_as_one_not_as_a_user_error(monkeypatch, capsys):
-    import router._cli as cli
+    import hierarchy
 
-    def broken(args):
+    def broken(path):
         raise TypeError("unsupported operand")
 
-    monkeypatch.setattr(cli, "tree_show", broken)
+    monkeypatch.setattr(hierarchy, "load_tree", broken)
     assert main(["tree", "show", "t.json"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("supersub: internal error: TypeError: unsupported operand") and "-v" in err
@@ -261,63 +261,6 @@ def test_evaluate_says_what_it_leaves_out(small_model, tiny_layout, capsys, tmp_
     assert "4 queries" in captured.out
 
 
-NETWORK_BUILD = ["--router", "generalist", "--specialist", "tail-delta", "--crop", "1", "--epochs", "1",
-                 "--specialist-epochs", "1", "--rank", "4"]
-
-
-@pytest.mark.parametrize("kind", ["memory", "network"])
-def test_own_images_outside_wordnet_end_to_end(tmp_path, capsys, draw, kind):
-    """Class folders named outside WordNet: tree build --mapping -> build -> predict -> evaluate -> report.
-
-    Training and test files share names, and one test image is filed under the wrong class, so
-    the report has a confident mistake: its gallery must show the training images the
-    neighbours are, never the test images of the same name; for both kinds of model.
-    """
-    import base64
-    import re
-
-    from memory import open_image
-    from router._gallery import png_bytes
-
-    names = ["red_round", "green_box", "blue_wedge"]
-    for split, n, seed in (("train", 8, 0), ("test", 3, 500)):
-        for k, c in enumerate(names):
-            (tmp_path / split / c).mkdir(parents=True)
-            for i in range(n):
-                draw(k, seed + 100 * k + i).save(tmp_path / split / c / f"img_{i}.jpg")
-    draw(1, 999).save(tmp_path / "test" / "red_round" / "img_2.jpg")  # a box filed as red_round
-    (tmp_path / "hierarchy.csv").write_text("class,superclass\nred_round,warm\ngreen_box,cool\nblue_wedge,cool\n")
-    run = lambda *argv: main([str(a) for a in argv])  # noqa: E731
-    assert run("tree", "build", "--mapping", tmp_path / "hierarchy.csv", "--cut", "balanced:2",
-               "-o", tmp_path / "tree.json") == 0
-    assert run("build", "--data", tmp_path / "train", "--tree", tmp_path / "tree.json", "--size", "64", "--k", "3",
-               "--no-progress", "-o", tmp_path / "model", *(NETWORK_BUILD if kind == "network" else [])) == 0
-    capsys.readouterr()
-    assert run("predict", "--model", tmp_path / "model", "--top", "1", "--neighbours", "1",
-               tmp_path / "test" / "green_box") == 0
-    out = capsys.readouterr().out
-    assert out.count("green_box") >= 3 and "img_" in out
-    assert "green_box  green_box" not in out  # a class outside WordNet is its own label: shown once
-    assert run("evaluate", "--model", tmp_path / "model", "--data", tmp_path / "test", "--split", "test",
-               "--no-progress", "-o", tmp_path / "eval") == 0
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["queries"] == 9 and metrics["data_root"] == str((tmp_path / "test").resolve())
-    shown = "TwoStageClassifier(router='centroids'" if kind == "memory" else "NetworkTwoStage(router='generalist'"
-    assert f"routed ({shown}" in capsys.readouterr().out  # names not cut off
-    assert run("report", "--predictions", tmp_path / "eval" / "predictions.csv", "--model", tmp_path / "model",
-               "--system", "routed", "--baseline", "flat", "-o", tmp_path / "report") == 0
-    html = (tmp_path / "report" / "report.html").read_text()
-    gallery = html[html.index('id="gallery"'):html.index('id="comparison"')]
-    figures = re.findall(r'<figure( class="query")?><img alt="[^"]*" src="data:image/png;base64,([^"]+)"', gallery)
-    neighbours = [base64.b64decode(b) for query, b in figures if not query]
-    assert figures and figures[0][0] and neighbours  # the mistake, then the neighbours that outvoted it
-    png = lambda path: png_bytes(open_image(path))  # noqa: E731  what the report makes of a file
-    trained = {png(p) for p in (tmp_path / "train").rglob("*.jpg")}
-    tested = {png(p) for p in (tmp_path / "test").rglob("*.jpg")}
-    assert set(neighbours) <= trained and not set(neighbours) & tested
-    assert base64.b64decode(figures[0][1]) == png(tmp_path / "test" / "red_round" / "img_2.jpg")
-
-
 def test_build_checks_tree_and_data_before_embedding(tmp_path, capsys, draw):
     (tmp_path / "data" / "cat").mkdir(parents=True)
     (tmp_path / "data" / "dog").mkdir(parents=True)
@@ -341,17 +284,17 @@ def test_build_checks_tree_and_data_before_embedding(tmp_path, capsys, draw):
     assert not (tmp_path / "m").exists()
 
 
-def test_the_readme_states_the_network_builds_defaults():
-    """The bracketed defaults of `supersub build --router generalist` in the README are the real ones."""
+def test_the_docs_state_the_network_builds_defaults():
+    """The bracketed defaults of `supersub build --router generalist` in docs/routing.md are the real ones."""
     import re
 
     from pathlib import Path
 
     from router import DEFAULT_SPLITS, NetworkTwoStage
-    from router._cli import build_parser
+    from router.cli import build_parser
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    stated = re.search(r"supersub build --router generalist --specialist tail-delta \[([^\]]+)\]", readme).group(1)
+    page = (Path(__file__).resolve().parents[2] / "docs" / "routing.md").read_text()
+    stated = re.search(r"supersub build --router generalist --specialist tail-delta \[([^\]]+)\]", page).group(1)
     pairs = dict(re.findall(r"--([a-z-]+) (\S+)", stated))
     args = build_parser().parse_args(["build", "--router", "generalist", "-o", "x"])
     defaults = NetworkTwoStage.__init__.__kwdefaults__

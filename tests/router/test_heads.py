@@ -7,7 +7,7 @@ import torch
 from memory import InputError
 from memory.store import native_bf16
 from router import TRAIN_PRECISION_ENV, DeltaSpecialists, fit_head, head_proba, training_precision
-from router._heads import train_module
+from router.twostage import train_module
 
 
 @pytest.fixture(scope="module")

@@ -183,5 +183,5 @@ def test_one_model_contract(fitted, tmp_path):
     assert clone(NetworkTwoStage(tree, k=7)).k == 7
     root = fitted.save(tmp_path / "net")
     assert isinstance(load_model(root), NetworkTwoStage)
-    with pytest.raises(Exception, match="holds a network-level model; load it with router.load_model"):
+    with pytest.raises(Exception, match="holds a network-level model, not a memory-level one; load it with router.load_model"):
         TwoStageClassifier.load(root)

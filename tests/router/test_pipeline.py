@@ -14,7 +14,7 @@ from router import (
     evaluate,
     match_classes,
 )
-from router._cli import main
+from router.cli import main
 
 NAMES = ["red_round", "green_box", "blue_wedge"]
 

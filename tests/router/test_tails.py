@@ -6,7 +6,7 @@ import torch
 
 from memory import InputError, tiny_imagenet
 from router import TailDeltas, TailSpecialists, split_backbone, tail_features, tail_logits, train_tail, trunk_activations
-from router._tail_specialists import DeltaParams, merged_params
+from router.network import DeltaParams, merged_params
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 
 from memory import BackboneMismatchError, InputError, get_backbone, image_folder, tiny_imagenet
 from router import split_backbone, trunk_activations
-from router._trunk import load_trunk_activations, trunk_cache_dir
+from router.network import load_trunk_activations, trunk_cache_dir
 
 
 @pytest.fixture(scope="module")

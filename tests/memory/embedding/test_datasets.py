@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from memory import DataError, image_folder, tiny_imagenet
-from memory.embedding._datasets import resolve_tiny_imagenet
+from memory.embedding import resolve_tiny_imagenet
 
 
 @pytest.mark.parametrize("kind", ["folder", "tar", "zip"])

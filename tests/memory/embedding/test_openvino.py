@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from memory import EMBED_PRECISION_ENV, Embedder, InputError, embed_dataset, get_backbone, tiny_imagenet
-from memory.embedding._openvino import OpenVinoFeatures, openvino_available, openvino_has_bf16
+from memory.embedding import OpenVinoFeatures, openvino_available, openvino_has_bf16
 
 pytestmark = pytest.mark.skipif(not openvino_available(), reason="OpenVINO is not installed")
 native_bf16 = pytest.mark.skipif(not openvino_has_bf16(), reason="this CPU runs no bf16 natively")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from memory.store import SCORING_ENV, bf16_error_bound, exact_scores, scoring_mode
-from memory.store._scoring import _bf16_accumulates_in_fp32, _mode_for_cpu
+from memory.store import bf16_accumulates_in_fp32, scoring_mode_for
 
 
 def unit(A):
@@ -21,7 +21,7 @@ def rng():
 def test_the_bf16_product_stays_inside_the_documented_error_bound(rng):
     import torch
 
-    assert _bf16_accumulates_in_fp32()
+    assert bf16_accumulates_in_fp32()
     X = unit(np.abs(rng.standard_normal((500, 1280))) + 0.5)  # all-positive: the worst case for rounding
     Q = unit(np.concatenate([X[:50], rng.standard_normal((50, 1280))]))
     approx = (torch.from_numpy(Q).to(torch.bfloat16) @ torch.from_numpy(X).to(torch.bfloat16).T).float().numpy()
@@ -41,11 +41,11 @@ def test_the_environment_variable_chooses_the_path(monkeypatch):
 
 
 def test_the_cpu_flags_choose_the_default():
-    assert _mode_for_cpu(frozenset({"amx_bf16", "amx_int8", "avx512_vnni", "avx512_bf16"})) == "bf16"
-    assert _mode_for_cpu(frozenset({"avx512_vnni", "avx512_bf16"})) == "int8"  # no AMX: VNNI's int8 rate
-    assert _mode_for_cpu(frozenset({"avx_vnni", "avx2"})) == "int8"
-    assert _mode_for_cpu(frozenset({"avx512_bf16"})) == "bf16"
-    assert _mode_for_cpu(frozenset({"avx2", "fma"})) == "fp32"
+    assert scoring_mode_for(frozenset({"amx_bf16", "amx_int8", "avx512_vnni", "avx512_bf16"})) == "bf16"
+    assert scoring_mode_for(frozenset({"avx512_vnni", "avx512_bf16"})) == "int8"  # no AMX: VNNI's int8 rate
+    assert scoring_mode_for(frozenset({"avx_vnni", "avx2"})) == "int8"
+    assert scoring_mode_for(frozenset({"avx512_bf16"})) == "bf16"
+    assert scoring_mode_for(frozenset({"avx2", "fma"})) == "fp32"
 
 
 def test_the_rerank_kernel_is_faiss_small_batch_arithmetic(rng):

@@ -11,7 +11,7 @@ import pytest
 
 from memory import Steer, open_image
 from router import QueryEncoder, TwoStageClassifier
-from router._cli import main
+from router.cli import main
 from router.explore import MAX_UPLOAD_BYTES, ExploreServer, Explorer, Mistakes, allowed_hosts_for, create_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -26,22 +26,10 @@ from torch import nn
 
 from memory import InputError
 
+from .._quantise import dequantise_int8, quantise_int8
 from ._heads import Head, train_module
 
-__all__ = ["DeltaSpecialists", "FullSpecialists", "quantise_int8"]
-
-
-def quantise_int8(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-row int8 quantisation: returns (int8 matrix, float32 row scales)."""
-    m = np.asarray(m, dtype=np.float32)
-    scale = np.abs(m).max(axis=1) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.clip(np.rint(m / scale[:, None]), -127, 127).astype(np.int8)
-    return q, scale.astype(np.float32)
-
-
-def _dequantise(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return q.astype(np.float32) * scale[:, None]
+__all__ = ["DeltaSpecialists", "FullSpecialists"]
 
 
 class _DeltaModule(nn.Module):
@@ -147,7 +135,7 @@ class FullSpecialists(_Specialists):
         groups : sequence of int arrays
             Sorted class indices of each superclass.
         precision : {"auto", "fp32", "bf16"}
-            Training arithmetic (:func:`router._heads.training_precision`); the
+            Training arithmetic (:func:`router.training_precision`); the
             specialists are stored in fp32 (then int8 for deltas) either way.
         """
         self.base, self.groups = base, [np.asarray(g) for g in groups]
@@ -215,9 +203,9 @@ class DeltaSpecialists(_Specialists):
             d, base = self.deltas[s], self.base
             w1 = None
             if base.fc1 is not None and d.a1 is not None and d.b1 is not None:
-                w1 = base.fc1.weight.detach() + torch.from_numpy(_dequantise(*d.a1) @ _dequantise(*d.b1))
+                w1 = base.fc1.weight.detach() + torch.from_numpy(dequantise_int8(*d.a1) @ dequantise_int8(*d.b1))
             rows = torch.as_tensor(d.rows, dtype=torch.long)
-            w2 = base.out.weight.detach()[rows] + torch.from_numpy(_dequantise(*d.a2) @ _dequantise(*d.b2))
+            w2 = base.out.weight.detach()[rows] + torch.from_numpy(dequantise_int8(*d.a2) @ dequantise_int8(*d.b2))
             b2 = base.out.bias.detach()[rows] + torch.from_numpy(d.db)
             cache[s] = (w1, w2, b2)
         return cache[s]  # type: ignore[no-any-return]

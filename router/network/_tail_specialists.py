@@ -33,11 +33,11 @@ from torch.func import functional_call
 
 from memory import InputError, progress_line
 
-from ._specialists import quantise_int8
+from .._quantise import quantise_int8
 from ._tails import as_acts, check_precision, run_batches, train_epoch, warmup_cosine
 from ._trunk import Tail
 
-__all__ = ["TailDeltas", "TailSpecialists"]
+__all__ = ["DeltaParams", "TailDeltas", "TailSpecialists", "merged_params"]
 
 
 def _delta_targets(tail: Tail) -> tuple[list[str], list[str]]:

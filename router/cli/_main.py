@@ -14,10 +14,11 @@ from typing import Any
 
 from hierarchy import SupersubError
 
-from ._commands import build, embed, memory_add, memory_info, memory_remove, milvus_serve, tree_build, tree_show
+from ._commands import (build, embed, memory_add, memory_info, memory_remove, memory_set_weight, milvus_serve,
+                        tree_build, tree_show)
 from ._commands_query import compare, evaluate, explore, predict, report
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("supersub")
 
@@ -82,6 +83,14 @@ _VERBOSE.add_argument("-v", "--verbose", action="store_true", default=argparse.S
 def _command(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     """A subcommand's parser: ``-v`` works after the subcommand too, and no option may be abbreviated."""
     return subparsers.add_parser(name, parents=[_VERBOSE], allow_abbrev=False, **kwargs)  # type: ignore[no-any-return]
+
+
+def _selection_and_wait(p: argparse.ArgumentParser) -> None:
+    """The entries an edit applies to, and how long it waits for another writer."""
+    p.add_argument("--label")
+    p.add_argument("--source")
+    p.add_argument("--wait", type=_SECONDS, default=300.0,
+                   help="seconds to wait while another writer edits the model (default 300)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,11 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=memory_add)
     rm = _command(msub, "remove", help="unlearn a class or a source")
     rm.add_argument("model")
-    rm.add_argument("--label")
-    rm.add_argument("--source")
-    rm.add_argument("--wait", type=_SECONDS, default=300.0,
-                    help="seconds to wait while another writer edits the model (default 300)")
+    _selection_and_wait(rm)
     rm.set_defaults(func=memory_remove)
+    sw = _command(msub, "set-weight", help="set the stored vote weight of a class's or a source's entries")
+    sw.add_argument("model")
+    sw.add_argument("weight", type=_at_least(0.0, float), help="the new weight: 0 silences, 1 is the default")
+    _selection_and_wait(sw)
+    sw.set_defaults(func=memory_set_weight)
 
     mv = _command(sub, "milvus", help="run a local Milvus server (loopback only) for the Milvus backend")
     mvsub = mv.add_subparsers(dest="milvus_command", required=True)
@@ -299,6 +310,3 @@ def main(argv: Sequence[str] | None = None) -> int:
               "and please report it)", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -17,7 +17,7 @@ import numpy as np
 from memory import InputError, open_image
 
 from ._analysis import Predictions
-from ._pipeline import QueryEncoder
+from ..pipeline import QueryEncoder
 from ._report import GalleryItem, GalleryNeighbour
 
 __all__ = ["inside_root", "mistake_gallery", "png_bytes", "training_root"]

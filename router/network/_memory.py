@@ -55,10 +55,10 @@ class ShardMemories:
     precision: str
     k: int
 
-    def check_fitted(self) -> None:  # pragma: no cover - provided by the classifier
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        def check_fitted(self) -> None: ...
 
-    def _acts(self, X: Any) -> np.ndarray:  # pragma: no cover - provided by the classifier
+    def activations(self, X: Any) -> np.ndarray:  # pragma: no cover - provided by the classifier
         raise NotImplementedError
 
     def fit_memories(self, acts: Any, y: Any, *, refs: Sequence[str] | None = None,
@@ -72,7 +72,7 @@ class ShardMemories:
         self.check_fitted()
         if self.specialists_ is None:
             raise InputError("specialist memories need specialists; fit TailSpecialists first")
-        acts = self._acts(acts)
+        acts = self.activations(acts)
         y = np.asarray(y, dtype=np.int64)
         labels = self.classes_[y]
         self.memories_ = []
@@ -102,7 +102,7 @@ class ShardMemories:
         self.check_fitted()
         if self.memories_ is None:
             raise InputError("this classifier keeps no specialist memories (memory=False)")
-        acts = self._acts(X)
+        acts = self.activations(X)
         labels = np.asarray(as_strings(y, len(acts), "y"), dtype=object)
         index = {c: i for i, c in enumerate(self.classes_)}
         unknown = [c for c in labels if c not in index]

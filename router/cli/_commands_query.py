@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._commands import class_of, load_dataset, load_model, readable
-from ._errors import CLIError
+from ._commands import load_dataset, load_model, readable
+from .._errors import CLIError
 
 __all__ = ["compare", "evaluate", "explore", "predict", "report"]
 
@@ -20,7 +20,7 @@ __all__ = ["compare", "evaluate", "explore", "predict", "report"]
 def predict(args: argparse.Namespace) -> int:
     from memory import IMAGE_SUFFIXES, ImageError, open_image
 
-    from ._pipeline import QueryEncoder, typical_similarity
+    from ..pipeline import QueryEncoder, typical_similarity
 
     clf = load_model(args.model)
     paths: list[str] = []
@@ -78,7 +78,7 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
 def evaluate(args: argparse.Namespace) -> int:
     from memory import ImageError
 
-    from ._pipeline import QueryEncoder, evaluate_with_flat, flat_from, write_evaluation
+    from ..pipeline import QueryEncoder, class_of, evaluate_with_flat, flat_from, write_evaluation
 
     clf = load_model(args.model)
     enc = QueryEncoder(clf, progress=not args.no_progress)
@@ -166,7 +166,7 @@ def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
     """
     from hierarchy import read_json
 
-    from ._gallery import mistake_gallery, training_root
+    from ..report import mistake_gallery, training_root
 
     if args.data is not None:
         queries = Path(load_dataset(args.data, "val", args.mapping).root)  # type: ignore[attr-defined]
@@ -184,8 +184,8 @@ def _gallery(args: argparse.Namespace, clf: object, p: object, n: int) -> list:
 def report(args: argparse.Namespace) -> int:
     import hierarchy as h
 
-    from ._analysis import load_predictions
-    from ._report import write_report
+    from ..report import load_predictions
+    from ..report import write_report
 
     systems = load_predictions(args.predictions)
     clf = load_model(args.model) if args.model else None
@@ -215,7 +215,7 @@ def explore(args: argparse.Namespace) -> int:
     if missing:
         raise CLIError(f"supersub explore needs the 'explore' extra ({', '.join(missing)} missing): "
                        "pip install 'supersub[explore]'")
-    from .explore import ExploreServer, Explorer, Mistakes, allowed_hosts_for, check_host, create_app
+    from ..explore import ExploreServer, Explorer, Mistakes, allowed_hosts_for, check_host, create_app
 
     loopback = check_host(args.host, args.allow_remote)
     hosts = allowed_hosts_for(args.host, loopback, args.allowed_host)

@@ -1,9 +1,9 @@
 """Fine-tuning a backbone's tail on cached trunk activations: the generalist network.
 
-The **generalist** is the tail (see :mod:`router._trunk`) fine-tuned on all
+The **generalist** is the tail (see :mod:`router.network._trunk`) fine-tuned on all
 classes over cached trunk activations.  It is the flat baseline and, through
 its class probabilities summed per superclass, the stage-1 router.  Its
-per-superclass specialists live in :mod:`router._tail_specialists`.
+per-superclass specialists live in :mod:`router.network._tail_specialists`.
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ class RoutedEditsMixin:
 
     label_kind: str
 
-    def check_fitted(self) -> None:  # provided by TwoStageClassifier
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        def check_fitted(self) -> None: ...
 
     def _shard_of(self, superclass: str) -> Any:
         return self.shard_set_.of(superclass)

@@ -1,6 +1,6 @@
 """Self-contained HTML misclassification reports (plots and images embedded) and a Markdown summary.
 
-The pages are Jinja2 templates (``router/templates/report.html`` and
+The pages are Jinja2 templates (``router/report/templates/report.html`` and
 ``summary.md``).  The HTML environment autoescapes every value, so a class
 name or file name can never inject markup; the Markdown one escapes names
 with the ``md`` filter.
@@ -132,7 +132,7 @@ def _templates() -> tuple[Any, Any]:
     if _HTML_ENV is None:
         import jinja2
 
-        loader = jinja2.PackageLoader("router", "templates")
+        loader = jinja2.PackageLoader("router.report", "templates")
         _HTML_ENV = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
         _MD_ENV = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
                                      keep_trailing_newline=True)

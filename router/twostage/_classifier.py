@@ -10,17 +10,18 @@ Why one module: what is left is one class's parameters, fitting and prediction
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from hierarchy import ClassTree, HierarchyError
-from memory import InputError, MemoryFormatError, Steer, as_embeddings, as_strings, check_k, parse_backend
+from memory import InputError, Steer, as_embeddings, as_strings, check_k, parse_backend
 
-from ._errors import NotFittedError
-from ._explanations import RoutedExplanation, explain_routed
+from .._base import RoutedModel
+from .._explanations import RoutedExplanation
+from ._explain import explain_routed
 from ._heads import Head, fit_head
 from ._labels import check_labels, decode_labels, fit_labels
 from ._routed_edits import RoutedEditsMixin
@@ -35,21 +36,19 @@ log = logging.getLogger(__name__)
 ROUTINGS = ("hard", "soft", "oracle")
 
 
-class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
+class TwoStageClassifier(RoutedEditsMixin, RoutedModel):
     """Route each query to a superclass, then let that superclass's specialist decide.
 
     Parameters
     ----------
     tree : ClassTree
         Must carry a superclass cut (``tree.superclasses``).
-    router : {"memory", "centroids", "head", "generalist"}, default "centroids"
+    router : {"memory", "centroids", "head"}, default "centroids"
         Stage 1: coarse kNN over the whole memory with votes summed per
-        superclass; kNN over class centroids; or a generalist head.
-        ``"generalist"`` (with ``specialist="tail-delta"`` or ``"tail-full"``)
-        makes a :class:`NetworkTwoStage` instead, which takes images: a
-        backbone tail fine-tuned on all classes routes, and per-superclass
-        deltas of that tail specialise.
-    specialist : {"memory", "delta", "full", "tail-delta", "tail-full"}, default "memory"
+        superclass; kNN over class centroids; or a generalist head.  The
+        network-level model (a fine-tuned backbone tail routes, its deltas
+        specialise) is :class:`router.NetworkTwoStage`.
+    specialist : {"memory", "delta", "full"}, default "memory"
         Stage 2: kNN in the superclass's memory shard; a shared base head
         with int8 low-rank deltas per superclass; or full fine-tuned copies.
     routing : {"hard", "soft", "oracle"}, default "hard"
@@ -105,6 +104,9 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
     shard_set_ : ShardSet
         The shards with their superclasses and the backend that holds them.
     """
+
+    _fitted_attr = "shard_set_"
+    _shape_params = ("router", "specialist", "routing")
 
     def __init__(
         self,
@@ -271,11 +273,6 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
                                      epochs=max(2, self.head_epochs // 2), seed=self.seed)
 
     # ------------------------------------------------------------- predict
-    def check_fitted(self) -> None:
-        """Raise :class:`NotFittedError` unless :meth:`fit` (or a load) has run."""
-        if not hasattr(self, "shard_set_"):
-            raise NotFittedError("this classifier is not fitted; call fit(X, y) first")
-
     def route_proba(self, X: Any, *, steer: Steer | None = None) -> np.ndarray:
         """Stage-1 superclass probabilities, shape (n, n_superclasses), columns ``superclasses_``.
 
@@ -312,7 +309,8 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
             out[:, [index[c] for c in shard.classes_]] += lam * shard.predict_proba(X, steer=steer)
         return out
 
-    def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
+    def superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
+        """Index into ``superclasses_`` of each true class's superclass (for oracle routing), shape (n,)."""
         if y_true is None:
             raise InputError("oracle routing needs y_true, the true classes of the queries")
         y = check_labels(y_true, n, set(self.class_ids_))
@@ -344,7 +342,7 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
             raise InputError(f"routing must be one of {ROUTINGS}, got {routing!r}")
         n_sup = len(self.superclasses_)
         if routing == "oracle":
-            chosen = self._superclass_targets(y_true, len(X))[:, None]
+            chosen = self.superclass_targets(y_true, len(X))[:, None]
             weights = np.ones((len(X), 1))
         else:
             route = self._route(X, steer)
@@ -436,31 +434,13 @@ class TwoStageClassifier(RoutedEditsMixin, ClassifierMixin, BaseEstimator):
         return self.specialists_.storage()
 
     # ---------------------------------------------------------- persistence
-    def save(self, path: Any, *, wait: float = 0.0) -> Any:
-        """Save tree, shards, router and heads atomically; see :func:`router.save_classifier`."""
-        from ._persist import save_classifier
+    def _save_to(self, path: Path, wait: float) -> Path:
+        from ._persist import save_twostage
 
-        return save_classifier(self, path, wait=wait)
+        return save_twostage(self, path, wait=wait)
 
     @classmethod
-    def load(cls, path: Any, *, fingerprint: str | None = None) -> TwoStageClassifier:
-        """Load a memory-level classifier saved by :meth:`save` (:func:`router.load_model` reads either kind).
+    def _load_from(cls, path: Path, fingerprint: str | None) -> TwoStageClassifier:
+        from ._persist import load_twostage
 
-        Raises
-        ------
-        MemoryFormatError
-            ``path`` holds a network-level model, or no valid model.
-        """
-        from ._persist import load_classifier
-
-        clf = load_classifier(path, fingerprint=fingerprint)
-        if not isinstance(clf, cls):
-            raise MemoryFormatError(f"{path} holds a network-level model; load it with router.load_model(path) "
-                                    "or NetworkTwoStage.load(path)")
-        return clf
-
-    def __repr__(self) -> str:
-        fitted = f", {self.n_entries} entries" if hasattr(self, "shard_set_") else ""
-        return (f"TwoStageClassifier(router={self.router!r}, specialist={self.specialist!r}, "
-                f"routing={self.routing!r}{fitted})")
-
+        return load_twostage(path, fingerprint=fingerprint)

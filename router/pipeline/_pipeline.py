@@ -24,10 +24,9 @@ from memory import (
     get_backbone,
 )
 
-from ._classifier import TwoStageClassifier
-from ._flat import FlatClassifier
+from ..twostage import FlatClassifier, TwoStageClassifier
 
-__all__ = ["DEFAULT_EMBEDDING", "Queries", "QueryEncoder", "build_memory_model", "embedder_for", "evaluate",
+__all__ = ["DEFAULT_EMBEDDING", "Queries", "QueryEncoder", "build_memory_model", "embedder_for", "evaluate", "memory_summary",
            "evaluate_with_flat", "flat_from", "match_classes", "typical_similarity", "write_evaluation",
            "write_predictions"]
 
@@ -75,7 +74,7 @@ class QueryEncoder:
     """
 
     def __init__(self, clf: Any, *, progress: bool = True) -> None:
-        from ._network import NetworkTwoStage
+        from ..network import NetworkTwoStage
 
         self.network = isinstance(clf, NetworkTwoStage)
         self.progress = progress
@@ -87,7 +86,7 @@ class QueryEncoder:
     def images(self, images: Sequence[Any]) -> np.ndarray:
         """Image paths or PIL images -> (n, dim) embeddings or (n, C, H, W) trunk activations."""
         if self.network:
-            from ._trunk import run_trunk_on_images
+            from ..network import run_trunk_on_images
 
             return run_trunk_on_images(self.split, list(images), progress=self.progress)
         return self.embedder.embed_images(images)
@@ -95,7 +94,7 @@ class QueryEncoder:
     def dataset(self, ds: ImageDataset) -> Queries:
         """A whole dataset, through the on-disk cache."""
         if self.network:
-            from ._trunk import trunk_activations
+            from ..network import trunk_activations
 
             ta = trunk_activations(ds, self.split, progress=self.progress)
             return Queries(ta.acts, np.asarray(ta.labels), ta.refs, ta.fingerprint, ds.name, ds.split)
@@ -170,7 +169,7 @@ def build_memory_model(tree: ClassTree, dataset: ImageDataset, embedding: dict[s
 
 def flat_from(clf: Any) -> Any:
     """The flat baseline of a routed classifier: kNN over exactly its shards' entries, or its generalist."""
-    from ._network import NetworkTwoStage
+    from ..network import NetworkTwoStage
 
     if isinstance(clf, NetworkTwoStage):
         return clf.flat()
@@ -225,7 +224,7 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
         or a network model's generalist), ``routing`` (the routing used, and
         ``m`` for soft routing), ``queries``, ``fingerprint`` and ``model``.
     """
-    from ._network import NetworkTwoStage
+    from ..network import NetworkTwoStage
 
     y = np.asarray(y, dtype=object)
     routed = evaluate(clf, X, y, routing=routing, m=m)

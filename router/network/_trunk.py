@@ -29,7 +29,7 @@ from memory import Backbone, BackboneMismatchError, Embedder, ImageDataset, Inpu
 from memory.embedding import fill_batches, read_array_dir, write_array_dir
 
 __all__ = ["DEFAULT_SPLITS", "BackboneSplit", "Tail", "TrunkActivations", "load_trunk_activations",
-           "run_trunk_on_images", "split_backbone", "trunk_activations"]
+           "run_trunk_on_images", "split_backbone", "trunk_activations", "trunk_cache_dir"]
 
 log = logging.getLogger(__name__)
 

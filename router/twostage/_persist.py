@@ -22,10 +22,8 @@ too.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +33,6 @@ import torch
 from hierarchy import HierarchyError, check_format, load_tree, parse_json, save_tree, sha256_file
 from memory import BackboneMismatchError, MemoryFormatError
 from memory.store import (
-    locked_edit,
     open_snapshot,
     set_origin,
     snapshot_entries,
@@ -47,7 +44,7 @@ from memory.store import (
 if TYPE_CHECKING:
     from ._classifier import TwoStageClassifier
 
-__all__ = ["edit_classifier", "load_classifier", "load_model", "save_classifier"]
+__all__ = ["FORMAT", "load_twostage", "save_twostage"]
 
 FORMAT = "supersub-classifier"
 FORMAT_VERSION = 2
@@ -83,28 +80,8 @@ def _listed_files(snap: Path) -> list[str]:
             if rel != "manifest.json" and Path(rel).name != ".lock" and not _covered_by_shard(Path(rel))]
 
 
-def save_classifier(clf: TwoStageClassifier, path: str | os.PathLike[str], *, wait: float = 0.0) -> Path:
-    """Write ``clf`` to the directory ``path``; a crash leaves the previous save loadable.
-
-    Parameters
-    ----------
-    clf : TwoStageClassifier
-    path : path-like
-    wait : float, default 0
-        Seconds to wait for another writer's lock.
-
-    Raises
-    ------
-    ConcurrentWriteError
-        Another writer holds the lock, or committed to ``path`` after ``clf``
-        was loaded from it (saving would drop that edit).
-    """
-    from ._network import NetworkTwoStage
-
-    if isinstance(clf, NetworkTwoStage):
-        from ._network_io import save_network
-
-        return save_network(clf, path, wait=wait)
+def save_twostage(clf: TwoStageClassifier, path: str | os.PathLike[str], *, wait: float = 0.0) -> Path:
+    """Write a memory-level ``clf`` to the directory ``path`` (see :meth:`TwoStageClassifier.save`)."""
     clf.check_fitted()
     root = Path(path)
     with writer_lock(root, wait=wait):
@@ -137,33 +114,16 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
             torch.save(clf.specialists_.state(), tmp / "specialists.pt")
 
 
-@contextlib.contextmanager
-def edit_classifier(
-    path: str | os.PathLike[str], *, wait: float = 60.0, fingerprint: str | None = None,
-) -> Iterator[TwoStageClassifier]:
-    """Load, edit and save a saved classifier while holding its writer lock throughout.
-
-    Another writer (the command line's ``memory add``/``remove``, another
-    edit block) waits up to ``wait`` seconds instead of overwriting this edit.
-    The classifier is saved when the block ends normally; if the block
-    raises, nothing is saved.
-
-    Examples
-    --------
-    >>> with edit_classifier("model/") as clf:        # doctest: +SKIP
-    ...     clf.remove(source="web")
-    """
-    with locked_edit(Path(path), lambda root: load_classifier(root, fingerprint=fingerprint),
-                     save_classifier, wait) as clf:
-        yield clf
-
-
 def _bad(snap: Path, what: str) -> MemoryFormatError:
     return MemoryFormatError(f"{snap.parent.parent} is not a valid saved classifier: {what}; rebuild it")
 
 
 def _parse(raw: bytes, snap: Path) -> dict[str, Any]:
     manifest = parse_json(raw, origin=str(snap / "manifest.json"), error=MemoryFormatError)
+    other = manifest.get("format") if isinstance(manifest, dict) else None
+    if other == "supersub-network":
+        raise MemoryFormatError(f"{snap.parent.parent} holds a network-level model, not a memory-level one; "
+                                "load it with router.load_model(path) or NetworkTwoStage.load(path)")
     check_format(manifest, FORMAT, FORMAT_VERSION, what=str(snap.parent.parent), noun="supersub classifier",
                  error=MemoryFormatError)
     shapes = {"options": dict, "router_state": dict, "classes": list, "superclasses": list,
@@ -206,27 +166,8 @@ def _verify(snap: Path, manifest: dict[str, Any]) -> None:
                  nested=lambda rel: rel.startswith("shards/"))
 
 
-def load_model(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> Any:
-    """Load a saved model of either kind, chosen by its manifest's format.
-
-    Returns
-    -------
-    TwoStageClassifier or NetworkTwoStage
-        A memory-level model, or a network-level one.
-
-    Raises
-    ------
-    MemoryFormatError
-        Not a saved model, another format version, or a file that is
-        missing, corrupt, unlisted or from another model.
-    BackboneMismatchError
-        ``fingerprint`` differs from the one the model was built with.
-    """
-    return load_classifier(path, fingerprint=fingerprint)
-
-
-def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> TwoStageClassifier:
-    """Read a classifier written by :func:`save_classifier`.
+def load_twostage(path: str | os.PathLike[str], *, fingerprint: str | None = None) -> TwoStageClassifier:
+    """Read a memory-level classifier written by :func:`save_twostage`.
 
     Raises
     ------
@@ -239,10 +180,6 @@ def load_classifier(path: str | os.PathLike[str], *, fingerprint: str | None = N
     """
     root = Path(path)
     snap = open_snapshot(root, "classifier")
-    from ._network_io import is_network, load_network
-
-    if is_network(snap.manifest):
-        return load_network(root, fingerprint=fingerprint)  # type: ignore[return-value]
     manifest = _parse(snap.manifest, snap.path)
     opts = manifest["options"]
     if fingerprint is not None and opts.get("fingerprint") != fingerprint:

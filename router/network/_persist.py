@@ -10,9 +10,7 @@ never run on another trunk, and a changed weight file is caught at load.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +25,9 @@ from ._tail_specialists import TailSpecialists
 from ._trunk import split_backbone
 
 if TYPE_CHECKING:
-    from ._network import NetworkTwoStage
+    from ._classifier import NetworkTwoStage
 
-__all__ = ["FORMAT", "edit_network", "load_network", "save_network"]
+__all__ = ["FORMAT", "is_network", "load_network", "save_network"]
 
 FORMAT = "supersub-network"
 FORMAT_VERSION = 1
@@ -90,7 +88,7 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
         The backbone installed here has other weights or preprocessing than
         the one the model was trained on, or ``fingerprint`` differs.
     """
-    from ._network import NetworkTwoStage, restrict_cut
+    from ._classifier import NetworkTwoStage, restrict_cut
 
     root = Path(path)
     snap = open_snapshot(root, "classifier")
@@ -98,6 +96,9 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
         manifest = parse_json(snap.manifest, origin="manifest.json", error=MemoryFormatError)
     except MemoryFormatError as exc:
         raise _bad(root, str(exc)) from None
+    if isinstance(manifest, dict) and manifest.get("format") == "supersub-classifier":
+        raise MemoryFormatError(f"{root} holds a memory-level model, not a network-level one; "
+                                "load it with router.load_model(path) or TwoStageClassifier.load(path)")
     check_format(manifest, FORMAT, FORMAT_VERSION, what=str(root), noun="supersub network classifier",
                  error=MemoryFormatError)
     for key, kind in (("options", dict), ("files", dict), ("classes", list), ("cut", dict),
@@ -164,12 +165,3 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
     clf.data_ = data if isinstance(data, dict) and isinstance(data.get("root"), str) else None
     set_origin(clf, root, snap.name)
     return clf
-
-
-@contextlib.contextmanager
-def edit_network(path: str | os.PathLike[str], *, wait: float = 60.0) -> Iterator[Any]:
-    """Load, edit and save a network classifier while holding its writer lock."""
-    with writer_lock(Path(path), wait=wait):
-        clf = load_network(path)
-        yield clf
-        save_network(clf, path)

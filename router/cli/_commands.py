@@ -15,10 +15,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from ._errors import CLIError
+from .._errors import CLIError
 
-__all__ = ["build", "class_of", "embed", "load_dataset", "load_model", "memory_add", "memory_info", "memory_remove",
-           "milvus_serve", "readable", "tree_build", "tree_show"]
+__all__ = ["build", "embed", "load_dataset", "load_model", "memory_add", "memory_info", "memory_remove",
+           "memory_set_weight", "milvus_serve", "readable", "tree_build", "tree_show"]
 
 log = logging.getLogger("supersub")
 
@@ -124,16 +124,6 @@ def embed(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- build
-def class_of(tree: object, name: str) -> str:
-    """The class of ``tree`` that ``name`` denotes (see ``ClassTree.resolve_classes``), else ``name``."""
-    import hierarchy as h
-
-    try:
-        return tree.resolve_classes([name])[0]  # type: ignore[attr-defined, no-any-return]
-    except h.UnknownClassError:
-        return name
-
-
 def _is_tiny_imagenet(data: str | None) -> bool:
     return data is None or not Path(data).is_dir() or (Path(data) / "wnids.txt").is_file() or any(
         (p / "wnids.txt").is_file() for p in Path(data).iterdir() if p.is_dir())
@@ -174,7 +164,7 @@ def _build_locked(args: argparse.Namespace) -> int:
     import memory as m
 
     tree = _tree_for(args)
-    from ._pipeline import match_classes
+    from ..pipeline import match_classes
 
     ds = match_classes(tree, load_dataset(args.data, "train", args.mapping))  # type: ignore[arg-type]  # before any embedding
     if args.per_class and not args.full:
@@ -182,7 +172,7 @@ def _build_locked(args: argparse.Namespace) -> int:
     ds = readable(ds, args.skip_unreadable)
     if args.router == "generalist" or args.specialist.startswith("tail-"):
         return _build_network(args, tree, ds)
-    from ._pipeline import build_memory_model
+    from ..pipeline import build_memory_model
 
     if args.backend and args.overwrite and m.parse_backend(args.backend)[0] == "milvus":
         m.drop_memory(args.backend)
@@ -197,7 +187,7 @@ def _build_locked(args: argparse.Namespace) -> int:
 
 
 def _build_network(args: argparse.Namespace, tree: object, ds: object) -> int:
-    from router import NetworkTwoStage
+    from ..network import NetworkTwoStage
 
     if args.backend:
         raise CLIError("--backend applies to memory models; a network-level model keeps its memories embedded")
@@ -239,13 +229,13 @@ def milvus_serve(args: argparse.Namespace) -> int:
 
 def load_model(path: str) -> object:
     """The saved model at ``path``, of either kind (:func:`router.load_model`)."""
-    from router import load_model as load
+    from ..pipeline import load_model as load
 
     return load(path)
 
 
 def memory_info(args: argparse.Namespace) -> int:
-    from ._pipeline import memory_summary
+    from ..pipeline import memory_summary
 
     clf = load_model(args.model)
     print(f"{args.model}: {clf!r}, {len(clf.classes_)} classes, fingerprint {clf.fingerprint}")  # type: ignore[attr-defined]
@@ -257,8 +247,8 @@ def memory_info(args: argparse.Namespace) -> int:
 def memory_add(args: argparse.Namespace) -> int:
     import memory as m
 
-    from ._persist import edit_classifier
-    from ._pipeline import QueryEncoder
+    from ..pipeline import edit_classifier
+    from ..pipeline import QueryEncoder
 
     images: list[str] = []
     for item in args.images:
@@ -281,7 +271,7 @@ def memory_add(args: argparse.Namespace) -> int:
 
 
 def memory_remove(args: argparse.Namespace) -> int:
-    from ._persist import edit_classifier
+    from ..pipeline import edit_classifier
 
     if not (args.label or args.source):
         raise CLIError("give --label and/or --source to remove")
@@ -291,6 +281,17 @@ def memory_remove(args: argparse.Namespace) -> int:
         else:
             removed = clf.remove(source=args.source, label=args.label)
     print(f"removed {sum(len(v) for v in removed.values())} entries")
+    return 0
+
+
+def memory_set_weight(args: argparse.Namespace) -> int:
+    from ..pipeline import edit_classifier
+
+    if not (args.label or args.source):
+        raise CLIError("give --label and/or --source to choose the entries to reweight")
+    with edit_classifier(args.model, wait=args.wait) as clf:
+        changed = clf.set_weight(args.weight, label=args.label, source=args.source)
+    print(f"set the weight of {sum(len(v) for v in changed.values())} entries to {args.weight:g}")
     return 0
 
 

@@ -13,7 +13,7 @@ probabilities renormalised over the m superclasses searched, and
 ``P_s(c) = (1 - a - b) * P_spec(c) + a * P_gen(c | s) + b * P_knn(c | s)``.
 
 Edits of the specialist memories, and what they leave in the networks, are in
-:mod:`router._network_memory`.
+:mod:`router.network._memory`.
 
 Why one module: it holds one class, :class:`NetworkTwoStage`, whose fitting
 (generalist, specialists, memories) and prediction share the trunk split and the
@@ -29,16 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError
 from memory import ImageDataset, InputError, VisualMemory, get_backbone, progress_line
 from memory import as_strings
 
-from ._errors import NotFittedError
-from ._explanations import RoutedExplanation
-from ._network_memory import ShardMemories, normalise, restrict_cut
-from ._network_routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
+from .._base import RoutedModel
+from .._explanations import RoutedExplanation
+from ._explain import explain_network
+from ._mix import choose_mix
+from ._memory import ShardMemories, normalise, restrict_cut
+from ._routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
 from ._tail_specialists import TailSpecialists
 from ._tails import tail_logits, train_tail
 from ._trunk import BackboneSplit, Tail, TrunkActivations, run_trunk_on_images, split_backbone, trunk_activations
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 SPECIALISTS = ("tail-delta", "tail-full")
 
 
-class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
+class NetworkTwoStage(ShardMemories, RoutedModel):
     """Images in, predictions out: a fine-tuned generalist tail routes, tail specialists decide.
 
     The memory-level model is :class:`TwoStageClassifier`; both save to a
@@ -95,6 +96,11 @@ class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
     """
 
     router = "generalist"
+
+    _fitted_attr = "generalist_"
+    #: Inputs are images (or trunk activations), not feature vectors.
+    takes_images = True
+    _shape_params = ("router", "specialist", "routing")
 
     def __init__(
         self,
@@ -196,14 +202,14 @@ class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
         self.check_fitted()
         return self.split_.fingerprint
 
-    def check_fitted(self) -> None:
-        """Raise :class:`InputError` unless :meth:`fit` (or a load) has run."""
-        if not hasattr(self, "generalist_"):
-            raise NotFittedError("this classifier is not fitted yet; call fit() first")
-
     # ---------------------------------------------------------------- input
-    def _acts(self, X: Any) -> np.ndarray:
-        """Trunk activations of images, a dataset, or activations already computed."""
+    def activations(self, X: Any) -> np.ndarray:
+        """Trunk activations of images, a dataset, or activations already computed.
+
+        Returns
+        -------
+        ndarray of shape (n_queries, channels, height, width)
+        """
         self.check_fitted()
         return self._acts_for(self.split_, X)
 
@@ -288,36 +294,15 @@ class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
             self.fit_memories(acts[tr], yi[tr], refs=[refs[i] for i in np.flatnonzero(tr)] if refs else None,
                               source=source)
         if dev is not None:
-            self.mix_ = self._choose_mix(*dev)
+            self.mix_ = choose_mix(self, *dev)
             if self.progress:
                 progress_line(f"mix chosen on the held-out images: generalist {self.mix_[0]:g}, memory {self.mix_[1]:g}")
         return self
 
-    def _choose_mix(self, dacts: np.ndarray, dy: np.ndarray) -> tuple[float, float]:
-        p_gen = self.generalist_proba(dacts)
-        route = self.route_from(p_gen)
-        parts = [self.within_parts(s, dacts, p_gen) for s in range(self.n_superclasses)]
-        best: tuple[float, tuple[float, float]] | None = None
-        scores: dict[str, float] = {}
-        for a in (0.0, 0.25, 0.5):
-            for b in ((0.0, 0.25, 0.5) if self.memories_ is not None else (0.0,)):
-                if a + b > 0.75:
-                    continue
-                within = [(1 - a - b) * p["specialist"] + a * p["generalist"] + (b * p["memory"] if b else 0)
-                          for p in parts]
-                acc = float(np.mean(self.combine(route, within, routing=self.routing, m=self.m,
-                                                 superclass=self.primary_[dy]).argmax(1) == dy))
-                scores[f"{a:g},{b:g}"] = acc
-                if best is None or acc > best[0]:
-                    best = (acc, (a, b))
-        assert best is not None
-        self.history_["mix"] = {"dev_top1": scores, "chosen": list(best[1])}
-        return best[1]
-
     # ------------------------------------------------------------ stage 1
     def generalist_proba(self, X: Any) -> np.ndarray:
         """The generalist's class probabilities, shape (n, n_classes), columns ``classes_``."""
-        return softmax(tail_logits(self.generalist_, self._acts(X), precision=self.precision))
+        return softmax(tail_logits(self.generalist_, self.activations(X), precision=self.precision))
 
     def route_from(self, p_gen: np.ndarray) -> np.ndarray:
         """Superclass probabilities from class probabilities, shape (n, n_superclasses)."""
@@ -371,7 +356,8 @@ class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
         weights = self.route_weights(route, routing=routing, m=m, superclass=superclass)
         return combine(weights, within, self.groups_, len(self.classes_), self.superclasses_)
 
-    def _superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
+    def superclass_targets(self, y_true: Any, n: int) -> np.ndarray:
+        """Index into ``superclasses_`` of each true class's superclass (for oracle routing), shape (n,)."""
         index = {c: i for i, c in enumerate(self.classes_)}
         labels = as_strings(y_true, n, "y_true")
         bad = [c for c in labels if c not in index]
@@ -389,12 +375,12 @@ class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
         changes the memory's votes (weight ``mix[1]``) and nothing the
         networks compute, so the route and the specialists' own answers stay.
         """
-        acts = self._acts(X)
+        acts = self.activations(X)
         routing = routing or self.routing
         m = self.m if m is None else m
         p_gen = softmax(tail_logits(self.generalist_, acts, precision=self.precision))
         route = self.route_from(p_gen)
-        sup = self._superclass_targets(y_true, len(acts)) if routing == "oracle" else None
+        sup = self.superclass_targets(y_true, len(acts)) if routing == "oracle" else None
         weights = self.route_weights(route, routing=routing, m=m, superclass=sup)
         mix = self.mix_ if mix is None else mix
         out = np.zeros_like(p_gen)
@@ -420,36 +406,7 @@ class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
 
     def explain(self, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:
         """The route, the specialists searched and the first one's memory neighbours, per query."""
-        acts = self._acts(X)
-        route = self.route_proba(acts)
-        proba = self.predict_proba(acts, **kwargs)
-        routing = kwargs.get("routing") or self.routing
-        width = 1 if routing != "soft" else (self.m if kwargs.get("m") is None else kwargs["m"])
-        orders = np.argsort(-route, axis=1, kind="stable")
-        if routing == "oracle":
-            first = self._superclass_targets(kwargs.get("y_true"), len(acts))
-            orders = np.column_stack([first, orders])
-        neighbours: list[list[Any]] = [[] for _ in range(len(acts))]
-        if self.memories_ is not None:
-            for s in np.unique(orders[:, 0]):
-                q = np.flatnonzero(orders[:, 0] == s)
-                mem = self.memories_[int(s)]
-                if len(mem):
-                    feats = normalise(self.specialists_.features(int(s), acts[q], precision=self.precision))  # type: ignore[union-attr]
-                    for i, e in zip(q, mem.explain(feats, steer=kwargs.get("steer"))):
-                        neighbours[i] = e.neighbours
-        names = self.cut_.names
-        out = []
-        for q in range(len(acts)):
-            best = np.argsort(-proba[q], kind="stable")[:top]
-            out.append(RoutedExplanation(
-                prediction=str(self.classes_[int(best[0])]),
-                route={names[self.superclasses_[i]]: float(route[q, i]) for i in np.argsort(-route[q])},
-                searched=list(dict.fromkeys(self.superclasses_[i] for i in orders[q, :width])),
-                probabilities={str(self.classes_[i]): float(proba[q, i]) for i in best if proba[q, i] > 0},
-                neighbours=neighbours[q],
-            ))
-        return out
+        return explain_network(self, X, top=top, **kwargs)
 
     def storage(self) -> dict[str, Any]:
         """The generalist and the specialists in bytes, tails and whole networks; memory entries."""
@@ -465,20 +422,13 @@ class NetworkTwoStage(ShardMemories, ClassifierMixin, BaseEstimator):
         return GeneralistFlat(self)
 
     # ------------------------------------------------------------- saving
-    def save(self, path: Any, *, wait: float = 0.0) -> Any:
-        """Save atomically; see :func:`router.save_classifier`."""
-        from ._network_io import save_network
+    def _save_to(self, path: Path, wait: float) -> Path:
+        from ._persist import save_network
 
         return save_network(self, path, wait=wait)
 
     @classmethod
-    def load(cls, path: Any, *, fingerprint: str | None = None) -> NetworkTwoStage:
-        """Load a classifier saved by :meth:`save`."""
-        from ._network_io import load_network
+    def _load_from(cls, path: Path, fingerprint: str | None) -> NetworkTwoStage:
+        from ._persist import load_network
 
         return load_network(path, fingerprint=fingerprint)
-
-    def __repr__(self) -> str:
-        fitted = f", {len(self.classes_)} classes, {self.n_entries} entries" if hasattr(self, "classes_") else ""
-        return (f"NetworkTwoStage(router='generalist', specialist={self.specialist!r}, "
-                f"routing={self.routing!r}{fitted})")

@@ -1,0 +1,69 @@
+"""Time ``make demo`` and record what it printed, so the README's demo figures come from a file.
+
+    python benchmarks/demo_bench.py            # empty caches (a fresh SUPERSUB_CACHE), after make setup
+    python benchmarks/demo_bench.py --warm     # the caches the demo filled last time
+
+It runs the Makefile's own ``demo`` target in this checkout (``runs/demo``), with
+its subset (100 train and 20 val images per class), and reads the two
+evaluations it wrote: the memory-level model against flat kNN on the same
+memory, and the network-level model against its own flat tail.  The result,
+with the CPU named, goes to ``benchmarks/results/demo.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import write_result  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "runs" / "demo"
+
+
+def _level(metrics: dict) -> dict:
+    return {"routed_top1": metrics["routed"]["top1"], "flat_top1": metrics["flat_baseline"]["top1"],
+            "flat": metrics["flat"], "routing": metrics["routing"], "queries": metrics["queries"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--warm", action="store_true", help="keep the caches instead of starting from empty ones")
+    args = ap.parse_args(argv)
+    env = dict(os.environ)
+    scratch = None if args.warm else tempfile.mkdtemp(prefix="supersub-demo-cache-")
+    if scratch:
+        env["SUPERSUB_CACHE"] = scratch
+    shutil.rmtree(DEMO, ignore_errors=True)
+    start = time.perf_counter()
+    try:
+        subprocess.run(["make", "demo"], cwd=ROOT, env=env, check=True)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    memory = json.loads((DEMO / "eval" / "metrics.json").read_text())
+    network = json.loads((DEMO / "network-eval" / "metrics.json").read_text())
+    path = write_result("demo", {
+        "command": "make demo" + ("" if args.warm else " (empty caches, after make setup)"),
+        "caches": "warm" if args.warm else "empty",
+        "subset": {"train_per_class": 100, "val_per_class": 20},
+        "seconds": round(seconds, 1),
+        "memory_level": _level(memory),
+        "network_level": _level(network),
+    })
+    print(f"make demo: {seconds / 60:.1f} min; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

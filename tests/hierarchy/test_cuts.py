@@ -28,7 +28,7 @@ def test_balanced_10_on_tiny_imagenet(tiny_tree):
     assert len(cut) == 10
     assert_partition(cut, tiny_tree.classes)
     sizes = list(cut.sizes().values())
-    assert (min(sizes), max(sizes)) == (13, 27)  # the README's figures: ratio 2.08
+    assert (min(sizes), max(sizes)) == (13, 27)  # docs/hierarchy.md's figures: ratio 2.08
     assert cut.method == "balanced:10"
 
 

@@ -20,7 +20,8 @@ from router import FlatClassifier
 
 
 @pytest.mark.parametrize("est", [FlatClassifier("knn"), FlatClassifier("knn", voting="plurality", k=3),
-                                 FlatClassifier("head", lr=1e-2)], ids=["knn-softmax", "knn-plurality", "head"])
+                                 pytest.param(FlatClassifier("head", lr=1e-2), marks=pytest.mark.slow)],
+                         ids=["knn-softmax", "knn-plurality", "head"])  # a head trains in each of ~50 checks: slow
 def test_every_scikit_learn_estimator_check_passes(est):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the checks' own SkipTestWarning for array-API input

@@ -17,7 +17,7 @@ Edits of the specialist memories, and what they leave in the networks, are in
 
 Why one module: it holds one class, :class:`NetworkTwoStage`, whose fitting
 (generalist, specialists, memories) and prediction share the trunk split and the
-superclass groups; saving is in :mod:`._network_io`, training in :mod:`._tails`.
+superclass groups; saving is in :mod:`._persist`, training in :mod:`._tails`.
 """
 
 from __future__ import annotations

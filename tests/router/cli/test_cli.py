@@ -293,7 +293,7 @@ def test_the_docs_state_the_network_builds_defaults():
     from router import DEFAULT_SPLITS, NetworkTwoStage
     from router.cli import build_parser
 
-    page = (Path(__file__).resolve().parents[2] / "docs" / "routing.md").read_text()
+    page = (Path(__file__).resolve().parents[3] / "docs" / "routing.md").read_text()
     stated = re.search(r"supersub build --router generalist --specialist tail-delta \[([^\]]+)\]", page).group(1)
     pairs = dict(re.findall(r"--([a-z-]+) (\S+)", stated))
     args = build_parser().parse_args(["build", "--router", "generalist", "-o", "x"])

@@ -36,8 +36,11 @@ wordnet: $(STAMP)
 # system against the best flat one.
 # By default a subset (100 train and 20 val images per class); FULL=1 uses everything.
 DEMO      := runs/demo
-DEMO_DATA := $(if $(FULL),--full,--per-class 100)
+DEMO_DATA := $(if $(FULL),--per-class 450,--per-class 100)
 DEMO_VAL  := $(if $(FULL),--full,--per-class 20)
+# Calibration: train images the models are not built from (FULL=1 builds on 450 per class, calibrates on 50).
+DEMO_HELD := $(if $(FULL),450,100)
+DEMO_CAL  := $(if $(FULL),50,10)
 # BACKEND=milvus://127.0.0.1:19530/demo keeps the memory in Milvus (see `supersub milvus serve`).
 DEMO_BACKEND := $(if $(BACKEND),--backend $(BACKEND) --overwrite,)
 # Headless Chromium renders the HTML report in the tests (Debian's package).
@@ -58,6 +61,10 @@ demo: setup
 	  --specialist tail-delta --dev-per-class 10 -o $(DEMO)/network
 	$(VENV)/bin/supersub evaluate --model $(DEMO)/network --split val $(DEMO_VAL) -o $(DEMO)/network-eval
 	$(VENV)/bin/supersub compare $(DEMO)/eval/metrics.json $(DEMO)/network-eval/metrics.json
+	$(VENV)/bin/supersub calibrate --model $(DEMO)/network --split train --skip-per-class $(DEMO_HELD) \
+	  --per-class $(DEMO_CAL) --no-progress
+	$(VENV)/bin/supersub evaluate --model $(DEMO)/network --split val $(DEMO_VAL) --accuracy 0.9 \
+	  --decision crm --no-progress -o $(DEMO)/network-hedged
 
 # The complete suite, as CI runs it: every test, a time limit per test, the 25 slowest listed.
 test: setup browser

@@ -28,6 +28,7 @@ from ._errors import (
     WordNetNotFoundError,
 )
 from ._files import atomic_file, atomic_write, check_format, fsync_dir, sha256_file
+from ._hedging import TreeNodes, crm_decisions
 from ._io import load_tree, save_tree, shipped_path, shipped_tree
 from ._mapping import read_mapping
 from ._superclasses import SuperclassMap
@@ -44,6 +45,7 @@ __all__ = [
     "PARENT_RULES",
     "SuperclassMap",
     "SupersubError",
+    "TreeNodes",
     "TreeFormatError",
     "UnknownClassError",
     "WNID",
@@ -56,6 +58,7 @@ __all__ = [
     "cut_confusion",
     "cut_from_mapping",
     "cut_from_synsets",
+    "crm_decisions",
     "cut_induced",
     "file_kind",
     "fsync_dir",

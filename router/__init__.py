@@ -70,6 +70,16 @@ _SOURCES = {
     "DeltaSpecialists": ".twostage",
     "FullSpecialists": ".twostage",
     "quantise_int8": "._quantise",
+    "DECISIONS": "._base",
+    "Calibration": "._hedging",
+    "HedgedAnswers": "._hedging",
+    "RULES": "._hedging",
+    "calibrate": "._hedging",
+    "calibrate_proba": "._hedging",
+    "ece": "._hedging",
+    "hedge": "._hedging",
+    "hedged_metrics": "._hedging",
+    "temperature_scale": "._hedging",
     "TailDeltas": ".network",
     "TailSpecialists": ".network",
     "tail_features": ".network",
@@ -89,7 +99,9 @@ __all__ = [
     "BackboneSplit",
     "CHECK_LABELS",
     "CLIError",
+    "Calibration",
     "CentroidRouter",
+    "DECISIONS",
     "DEFAULT_EMBEDDING",
     "DEFAULT_SPLITS",
     "DeltaSpecialists",
@@ -99,11 +111,13 @@ __all__ = [
     "GalleryNeighbour",
     "Head",
     "HeadRouter",
+    "HedgedAnswers",
     "MemoryRouter",
     "NetworkTwoStage",
     "NotFittedError",
     "Predictions",
     "QueryEncoder",
+    "RULES",
     "RoutedExplanation",
     "SECTIONS",
     "ShardSet",
@@ -114,8 +128,11 @@ __all__ = [
     "TrunkActivations",
     "TwoStageClassifier",
     "build_memory_model",
+    "calibrate",
+    "calibrate_proba",
     "compare",
     "confused_pairs",
+    "ece",
     "edit_classifier",
     "evaluate",
     "evaluate_with_flat",
@@ -123,6 +140,8 @@ __all__ = [
     "fit_head",
     "flat_from",
     "head_proba",
+    "hedge",
+    "hedged_metrics",
     "level_metrics",
     "load_classifier",
     "load_model",
@@ -139,6 +158,7 @@ __all__ = [
     "superclass_confusion",
     "tail_features",
     "tail_logits",
+    "temperature_scale",
     "train_module",
     "train_tail",
     "training_precision",
@@ -163,9 +183,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what static tools see
+    from ._base import DECISIONS
     from ._checks import CHECK_LABELS, expected_failed_checks
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation
+    from ._hedging import (RULES, Calibration, HedgedAnswers, calibrate, calibrate_proba, ece, hedge,
+                           hedged_metrics, temperature_scale)
     from ._quantise import quantise_int8
     from .cli import main
     from .network import (DEFAULT_SPLITS, BackboneSplit, NetworkTwoStage, Tail, TailDeltas, TailSpecialists,

@@ -11,20 +11,51 @@ saved and read; this base turns that into one behaviour for both:
 * ``load(path)`` reads this kind; a saved model of the other kind is
   refused with a pointer to :func:`router.load_model`, which reads either;
 * ``repr`` shows the parameters that choose the model's shape, then, once
-  fitted, its size.
+  fitted, its size;
+* decisions along the tree: ``predict(X, decision="crm")`` picks the class
+  of least expected LCA height, and ``predict_hedged(X, accuracy=α)`` answers
+  with nodes of the tree under the calibration in ``calibration_`` (see
+  :func:`router.calibrate`); an edit of the memory marks that calibration stale.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._errors import NotFittedError
+from hierarchy import crm_decisions
+from memory import InputError
 
-__all__ = ["RoutedModel"]
+from ._errors import NotFittedError
+from ._hedging import Calibration, HedgedAnswers, hedge
+
+log = logging.getLogger("supersub")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The ways ``predict`` turns probabilities into a class.
+DECISIONS = ("argmax", "crm")
+
+__all__ = ["DECISIONS", "RoutedModel", "edits_memory"]
+
+
+def edits_memory(method: F) -> F:
+    """Mark a model method as a memory edit: once it succeeds, the model's calibration is stale."""
+
+    @functools.wraps(method)
+    def edit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = method(self, *args, **kwargs)
+        self._calibration_stale()
+        return out
+
+    return edit  # type: ignore[return-value]
 
 
 class RoutedModel(ClassifierMixin, BaseEstimator):
@@ -90,6 +121,80 @@ class RoutedModel(ClassifierMixin, BaseEstimator):
     @classmethod
     def _load_from(cls, path: Path, fingerprint: str | None) -> RoutedModel:
         raise NotImplementedError
+
+    # ------------------------------------------------------ tree decisions
+    def class_names(self) -> list[str]:
+        """The model's classes as class ids of its tree, in ``predict_proba``'s column order."""
+        return [str(c) for c in self.class_ids_]  # type: ignore[attr-defined]
+
+    def decide(self, proba: np.ndarray, decision: str = "argmax") -> np.ndarray:
+        """Column of the chosen class for each row of ``proba`` (n, n_classes): its argmax, or CRM's choice."""
+        if decision not in DECISIONS:
+            raise InputError(f"unknown decision {decision!r}; choose one of {', '.join(DECISIONS)}")
+        if decision == "argmax":
+            return np.asarray(proba).argmax(1)
+        heights = self.tree.lca_height_matrix(self.class_names())  # type: ignore[attr-defined]
+        return crm_decisions(proba, heights)
+
+    def _calibration_stale(self) -> None:
+        """Called by every memory edit: the calibration no longer describes the model."""
+        cal = getattr(self, "calibration_", None)
+        if cal is not None:
+            cal.stale = True
+
+    def check_calibration(self, *, strict: bool = False) -> Calibration:
+        """The model's calibration; a stale one warns, or is refused under ``strict``.
+
+        Raises
+        ------
+        InputError
+            The model was never calibrated, or (``strict``) its memory was
+            edited after the calibration.
+        """
+        self.check_fitted()
+        cal: Calibration | None = getattr(self, "calibration_", None)
+        if cal is None:
+            raise InputError(f"this {type(self).__name__} is not calibrated: run router.calibrate(model, X, y) "
+                             "or 'supersub calibrate --model M --data DIR' on labelled images it was not trained on")
+        entries = getattr(self, "n_entries", None)
+        if not cal.stale and cal.entries is not None and entries is not None and entries != cal.entries:
+            cal.stale = True
+        if cal.stale:
+            message = ("the calibration is stale: the memory was edited after it, so its accuracy promise no "
+                       "longer holds; recalibrate ('supersub calibrate' or router.calibrate)")
+            if strict:
+                raise InputError(message)
+            log.warning(message)
+        return cal
+
+    def predict_hedged(self, X: Any, accuracy: float = 0.9, *, rule: str = "darts", delta: float = 0.1,
+                       strict: bool = False, **kwargs: Any) -> HedgedAnswers:
+        """Answer each query with the most informative node of the tree that keeps ``accuracy``.
+
+        Parameters
+        ----------
+        X
+            Queries, as for :meth:`predict_proba`.
+        accuracy : float, default 0.9
+            The promised share of answers whose node holds the true class.
+        rule : {"darts", "threshold"}, default "darts"
+        delta : float, default 0.1
+            The promise holds with probability ``1 − delta`` over the calibration draw.
+        strict : bool, default False
+            Refuse, rather than warn, when the calibration is stale.
+        **kwargs
+            Passed to :meth:`predict_proba` (routing, m, steer, ...).
+
+        Returns
+        -------
+        HedgedAnswers
+            Node ids, labels, depth, mass, information gain and path per query.
+        """
+        cal = self.check_calibration(strict=strict)
+        if list(cal.classes) != self.class_names():
+            raise InputError("the model's classes changed after its calibration; recalibrate it")
+        return hedge(self.predict_proba(X, **kwargs), self.tree, cal, accuracy,  # type: ignore[attr-defined]
+                     rule=rule, delta=delta)
 
     # ---------------------------------------------------------------- repr
     def _fitted_summary(self) -> str:

@@ -127,12 +127,17 @@ class ImageDataset:
         *,
         classes: Sequence[str] | None = None,
         seed: int | None = None,
+        skip: int = 0,
     ) -> ImageDataset:
         """A smaller dataset: some classes, and at most ``per_class`` samples of each.
 
         Without ``seed`` the first samples of each class are kept (in file
-        order); with it, a seeded random choice.
+        order); with it, a seeded random choice.  ``skip`` first leaves out the
+        first ``skip`` samples of each class (in file order), so that
+        ``subset(n, skip=k)`` and ``subset(k)`` never share a sample.
         """
+        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+            raise DataError(f"skip must be a non-negative integer, got {skip!r}")
         keep_classes = list(self.classes) if classes is None else list(classes)
         unknown = [c for c in keep_classes if c not in self.classes]
         if unknown:
@@ -141,7 +146,7 @@ class ImageDataset:
         rng = np.random.default_rng(seed) if seed is not None else None
         chosen: list[int] = []
         for c in keep_classes:
-            rows = np.flatnonzero(self.targets == index[c])
+            rows = np.flatnonzero(self.targets == index[c])[skip:]
             if per_class is not None and len(rows) > per_class:
                 rows = np.sort(rng.choice(rows, per_class, replace=False)) if rng else rows[:per_class]
             chosen.extend(rows.tolist())
@@ -150,7 +155,7 @@ class ImageDataset:
         return ImageDataset(
             self.name, self.split, self.root, [self.refs[i] for i in chosen],
             np.array([new_index[self.classes[self.targets[i]]] for i in chosen], dtype=np.int64),
-            keep_classes, dict(self.info, subset={"per_class": per_class, "seed": seed}),
+            keep_classes, dict(self.info, subset={"per_class": per_class, "seed": seed, "skip": skip}),
         )
 
 

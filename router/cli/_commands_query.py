@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ._commands import load_dataset, load_model, readable
 from .._errors import CLIError
 
-__all__ = ["compare", "evaluate", "explore", "predict", "report"]
+__all__ = ["calibrate", "compare", "evaluate", "explore", "predict", "report"]
 
 
 # --------------------------------------------------------------- predict
@@ -42,9 +43,15 @@ def predict(args: argparse.Namespace) -> int:
             print(f"supersub: skipped {path}: {exc}", file=sys.stderr)
     if not images:
         raise CLIError(f"no readable image among the {len(paths)} given; nothing to classify")
+    hedged = None
+    if args.accuracy is not None:
+        clf.check_calibration(strict=args.strict)  # type: ignore[attr-defined]
     X = QueryEncoder(clf, progress=False).images(images)
+    if args.accuracy is not None:
+        hedged = clf.predict_hedged(X, accuracy=args.accuracy, rule=args.rule, delta=args.delta,  # type: ignore[attr-defined]
+                                    routing=args.routing, m=args.m)
     _print_explanations(clf, X, titles, top=args.top, neighbours=args.neighbours, routing=args.routing,
-                        m=args.m, typical=typical_similarity(clf))
+                        m=args.m, typical=typical_similarity(clf), hedged=hedged)
     if len(images) < len(paths):
         print(f"supersub: classified {len(images)} of {len(paths)} images; {len(paths) - len(images)} "
               "could not be read (see above)", file=sys.stderr)
@@ -52,7 +59,8 @@ def predict(args: argparse.Namespace) -> int:
 
 
 def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, neighbours: int,
-                        routing: str | None, m: int | None, typical: float | None = None) -> None:
+                        routing: str | None, m: int | None, typical: float | None = None,
+                        hedged: object = None) -> None:
     tree = clf.tree  # type: ignore[attr-defined]
 
     def shown(cls: str) -> str:  # a wnid with its label; a mapping-file class is its own label
@@ -60,8 +68,15 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
         return cls if label == cls else f"{cls}  {label}"
 
     explanations = clf.explain(X, top=top, routing=routing, m=m)  # type: ignore[attr-defined]
-    for path, e in zip(titles, explanations):
+    for q, (path, e) in enumerate(zip(titles, explanations)):
         print(f"{path}")
+        if hedged is not None:
+            h = hedged  # type: Any
+            node = h.nodes[q]
+            what = "it does not know" if node == tree.root else f"it is {'' if h.is_class[q] else 'some '}" \
+                f"{tree.label(node)} [{node}]"
+            print(f"  at {h.accuracy:.0%} accuracy: {what} (probability {h.mass[q]:.2f}); path "
+                  + " > ".join(f"{tree.label(n)} {m:.2f}" for n, m in h.paths[q]))
         if typical is not None and e.neighbours and e.neighbours[0].similarity < typical:
             print(f"  warning: unlike the memory: its nearest entry has similarity {e.neighbours[0].similarity:.2f}, "
                   f"below {typical:.2f}, which 95% of the memory's entries reach with their nearest neighbour; "
@@ -75,43 +90,95 @@ def _print_explanations(clf: object, X: object, titles: list[str], *, top: int, 
                   f"{shown(nb.label)}  [{nb.source}] {nb.ref or ''}")
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def _labelled(args: argparse.Namespace, clf: object, *, refuse_unknown: bool) -> tuple[object, object]:
+    """The labelled images ``args`` name, embedded for ``clf``: (embedding set, dataset).
+
+    Folder names become the model's classes where they name one.  Images of
+    classes the model lacks are left out with a note, or refused
+    (``refuse_unknown``, for a calibration).
+    """
+    import dataclasses
+
     from memory import ImageError
 
-    from ..pipeline import QueryEncoder, class_of, evaluate_with_flat, flat_from, write_evaluation
+    from ..pipeline import QueryEncoder, class_of
 
-    clf = load_model(args.model)
     enc = QueryEncoder(clf, progress=not args.no_progress)
     ds = load_dataset(args.data, args.split, args.mapping)
     tree = clf.tree  # type: ignore[attr-defined]
-    import dataclasses
-
-    ds = dataclasses.replace(ds, classes=[  # folder names as the model's classes, where they name one
-        class_of(tree, c) for c in ds.classes])
+    ds = dataclasses.replace(ds, classes=[class_of(tree, c) for c in ds.classes])  # type: ignore[type-var]
     held = {str(c) for c in clf.classes_}  # type: ignore[attr-defined]
-    known = [c for c in ds.classes if c in held]
-    missing = [i for i, c in enumerate(ds.classes) if c not in held]
+    known = [c for c in ds.classes if c in held]  # type: ignore[attr-defined]
+    missing = [i for i, c in enumerate(ds.classes) if c not in held]  # type: ignore[attr-defined]
     if not known:
-        raise CLIError(f"none of the {len(ds.classes)} classes of the data is in the model; evaluate on data "
+        raise CLIError(f"none of the {len(ds.classes)} classes of the data is in the model; use data "  # type: ignore[attr-defined]
                        "of the model's classes (see 'supersub memory info')")
     if missing:
         import numpy as np
 
-        dropped = int(np.isin(ds.targets, missing).sum())
-        names = ", ".join(ds.classes[i] for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        print(f"supersub: note: {len(missing)} of {len(ds.classes)} classes of the data ({dropped} of {len(ds)} "
+        dropped = int(np.isin(ds.targets, missing).sum())  # type: ignore[attr-defined]
+        names = ", ".join(ds.classes[i] for i in missing[:5]) + (" ..." if len(missing) > 5 else "")  # type: ignore[attr-defined]
+        if refuse_unknown:
+            raise CLIError(f"the calibration set has {len(missing)} classes the model lacks ({names}); calibrate "
+                           "on images of the model's own classes, or pass --mapping to name the folders")
+        print(f"supersub: note: {len(missing)} of {len(ds.classes)} classes of the data ({dropped} of {len(ds)} "  # type: ignore[attr-defined, arg-type]
               f"images) are not in the model and are left out: {names}", file=sys.stderr)
-    ds = readable(ds.subset(None if args.full else args.per_class, classes=known), args.skip_unreadable)
+    skip = getattr(args, "skip_per_class", 0)
+    ds = readable(ds.subset(None if args.full else args.per_class, classes=known, skip=skip),  # type: ignore[attr-defined]
+                  args.skip_unreadable)
     try:
-        es = enc.dataset(ds)  # type: ignore[arg-type]
+        return enc.dataset(ds), ds  # type: ignore[arg-type]
     except ImageError as exc:
         raise CLIError(f"{exc}; pass --skip-unreadable to leave such images out") from None
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """Calibrate on labelled images, then store the calibration in the model under its writer lock."""
+    from .._hedging import calibrate as fit
+    from ..pipeline import edit_classifier
+
+    clf = load_model(args.model)
+    es, _ = _labelled(args, clf, refuse_unknown=True)
+    cal = fit(clf, es.X, es.labels)  # type: ignore[attr-defined]
+    with edit_classifier(args.model, wait=args.wait) as current:
+        if current.n_entries != cal.entries or [str(c) for c in current.class_ids_] != list(cal.classes):
+            raise CLIError(f"{args.model} was edited while it was being calibrated; run 'supersub calibrate' again")
+        current.calibration_ = cal
+    print(f"calibrated {args.model} on {cal.n} images: top-1 {cal.top1:.3f}, temperature {cal.temperature:.3f}, "
+          f"expected calibration error {cal.ece_before:.3f} -> {cal.ece_after:.3f}")
+    for alpha in (0.8, 0.9, 0.95, 0.99):
+        try:
+            cal.parameter(alpha)
+            print(f"  accuracy {alpha:.0%}: can be promised (with confidence 90%)")
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: other levels still work
+            print(f"  accuracy {alpha:.0%}: {exc}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from ..pipeline import evaluate_with_flat, flat_from, write_evaluation
+
+    clf = load_model(args.model)
+    if args.accuracy is not None:
+        clf.check_calibration(strict=args.strict)  # type: ignore[attr-defined]  # before minutes of embedding
+    es, ds = _labelled(args, clf, refuse_unknown=False)
     flat = flat_from(clf)  # built once: kNN over every shard's entries, or the generalist
-    result = evaluate_with_flat(clf, es.X, es.labels, flat, routing=args.routing, m=args.m,
-                                fingerprint=es.fingerprint)
+    result = evaluate_with_flat(clf, es.X, es.labels, flat, routing=args.routing, m=args.m,  # type: ignore[attr-defined]
+                                fingerprint=es.fingerprint, decision=args.decision)  # type: ignore[attr-defined]
+    if args.decision != "argmax":  # the same model's argmax decision, for the comparison
+        from ..pipeline import evaluate as evaluate_routed
+
+        plain = evaluate_routed(clf, es.X, es.labels, routing=args.routing, m=args.m)  # type: ignore[arg-type, attr-defined]
+        result["argmax"] = {k: plain[k] for k in ("top1", "mistake_severity", "errors")}
+    if args.accuracy is not None:
+        from .._hedging import hedged_metrics
+
+        answers = clf.predict_hedged(es.X, accuracy=args.accuracy, rule=args.rule, delta=args.delta,  # type: ignore[attr-defined]
+                                     routing=args.routing, m=args.m)
+        result["hedged"] = hedged_metrics(answers, clf.tree, es.labels)  # type: ignore[attr-defined]
     routed = result["routed"]
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
-    flat_name = "flat kNN (same memory)" if not enc.network else "flat tail (the generalist)"
+    flat_name = "flat tail (the generalist)" if getattr(clf, "takes_images", False) else "flat kNN (same memory)"
     systems = ((flat_name, result["flat_baseline"]), (f"routed ({clf!r})", routed))
     width = max(len(name) for name, _ in systems) + 2  # names are never cut off
     print(f"  {'system':<{width}}{'top-1':>8}{'superclass':>12}{'errors across/within':>24}")
@@ -120,6 +187,18 @@ def evaluate(args: argparse.Namespace) -> int:
               f"{r['errors_across_superclasses']:>12d}/{r['errors_within_superclass']:<11d}")
     print(f"  router superclass accuracy {routed['superclass_accuracy']:.3f}; specialist accuracy "
           f"given the right route {routed['specialist_accuracy']:.3f}; oracle route {routed['oracle_top1']:.3f}")
+    print(f"  decision {routed['decision']}: mistakes' mean LCA height {routed['mistake_severity']:.2f}")
+    if "hedged" in result:
+        h = result["hedged"]
+        print(f"  answers along the tree, promised {h['accuracy']:.0%} ({h['rule']}): achieved {h['achieved']:.1%}; "
+              f"{h['class_level']:.1%} at class level, {h['root']:.1%} at the root; mean information gain "
+              f"{h['mean_gain']:.2f}, mean depth {h['mean_depth']:.1f}")
+    if "hedged" in result and "argmax" in result:  # one line: what the tree buys
+        h, a = result["hedged"], result["argmax"]
+        print(f"what the tree buys: at {h['accuracy']:.0%} accuracy, {h['class_level']:.0%} answered at class level "
+              f"and the rest higher in the tree; {routed['decision']}: mistakes "
+              f"{a['mistake_severity'] - routed['mistake_severity']:+.2f} levels less severe than argmax, at "
+              f"{100 * (routed['top1'] - a['top1']):+.1f} points of top-1")
     if args.explain:
         _print_explanations(clf, es.X[: args.explain], [f"{es.refs[i]} (true {es.labels[i]} "
                             f"{clf.tree.label(es.labels[i])})" for i in range(args.explain)],  # type: ignore[attr-defined]
@@ -222,7 +301,7 @@ def explore(args: argparse.Namespace) -> int:
     if not loopback:
         print(f"supersub: warning: serving on {args.host}, which is not loopback: anyone who can reach it and "
               "holds the page's token can edit the model", file=sys.stderr)
-    explorer = Explorer(args.model, neighbours=args.neighbours)
+    explorer = Explorer(args.model, neighbours=args.neighbours, accuracy=args.accuracy)
     data = load_dataset(args.data, "val", args.mapping) if args.data else None
     mistakes = Mistakes(args.eval, explorer.clf.tree) if args.eval else None
     server = ExploreServer(create_app(explorer, data=data, mistakes=mistakes, allowed_hosts=hosts),

@@ -16,7 +16,7 @@ from hierarchy import SupersubError
 
 from ._commands import (build, embed, memory_add, memory_info, memory_remove, memory_set_weight, milvus_serve,
                         tree_build, tree_show)
-from ._commands_query import compare, evaluate, explore, predict, report
+from ._commands_query import calibrate, compare, evaluate, explore, predict, report
 
 __all__ = ["build_parser", "main"]
 
@@ -60,6 +60,29 @@ def _fraction(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
+
+
+def _open_fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (a promised accuracy, a confidence level)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (for example 0.9 for 90%), got {text}")
+    return value
+
+
+def _hedging_args(p: argparse.ArgumentParser, *, help_accuracy: str) -> None:
+    """The options of answers along the tree with a promised accuracy."""
+    p.add_argument("--accuracy", type=_open_fraction, default=None, help=help_accuracy)
+    p.add_argument("--rule", choices=["darts", "threshold"], default="darts",
+                   help="darts: the most informative node for the promise (default); threshold: the deepest node "
+                        "whose calibrated probability reaches a calibrated level")
+    p.add_argument("--delta", type=_open_fraction, default=0.1,
+                   help="the promise holds with probability 1 - delta over the calibration images (default 0.1)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse, rather than warn, when the model was edited after its calibration")
 
 
 def _port(text: str) -> int:
@@ -195,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", type=_NON_NEGATIVE, default=5, help="neighbours to show (>= 0)")
     p.add_argument("--routing", choices=["hard", "soft"], default=None)
     p.add_argument("--m", type=_POSITIVE, default=None)
+    _hedging_args(p, help_accuracy="also answer along the tree: the most specific node (class, superclass, ...) "
+                                    "right for this share of images, e.g. 0.9 (needs 'supersub calibrate')")
     p.set_defaults(func=predict)
 
     ev = _command(sub, "evaluate", help="accuracy by level, routed against flat kNN on the same memory")
@@ -205,7 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--m", type=_POSITIVE, default=None)
     ev.add_argument("--explain", type=_NON_NEGATIVE, default=0, help="print route and neighbours of N queries")
     ev.add_argument("-o", "--output", help="directory for metrics.json and predictions.csv")
+    ev.add_argument("--decision", choices=["argmax", "crm"], default="argmax",
+                    help="argmax: the most probable class (default); crm: the class of least expected mistake "
+                         "severity (LCA height)")
+    _hedging_args(ev, help_accuracy="also score answers along the tree that promise this accuracy, e.g. 0.9: "
+                                     "achieved accuracy, share answered at class level, information gain "
+                                     "(needs 'supersub calibrate')")
     ev.set_defaults(func=evaluate)
+
+    cal = _command(sub, "calibrate", help="calibrate a model on labelled images it was not built from, for "
+                                          "answers with a promised accuracy (predict/evaluate --accuracy)")
+    data_args(cal)
+    cal.add_argument("--model", required=True)
+    cal.add_argument("--split", default="val", help="the split to read (default val; for Tiny-ImageNet, "
+                                                   "'train --skip-per-class N' holds out train images)")
+    cal.add_argument("--skip-per-class", type=_NON_NEGATIVE, default=0,
+                     help="leave out the first N images of each class (those a 'build --per-class N' used)")
+    cal.add_argument("--wait", type=_SECONDS, default=300.0,
+                     help="seconds to wait while another writer edits the model (default 300)")
+    cal.set_defaults(func=calibrate)
 
     cmp_ = _command(sub, "compare", help="best routed against best flat system over evaluate outputs")
     cmp_.add_argument("metrics", nargs="+", help="metrics.json files written by supersub evaluate -o")
@@ -262,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--mapping", help="with --data: CSV 'folder,label' mapping its class folders to labels")
     ex.add_argument("--eval", help="directory written by 'supersub evaluate -o', for the mistakes page")
     ex.add_argument("--neighbours", type=_POSITIVE, default=10, help="neighbours shown per query (default 10)")
+    ex.add_argument("--accuracy", type=_open_fraction, default=0.9,
+                    help="for a calibrated model, the promised accuracy of its answers along the tree (default 0.9)")
     ex.add_argument("--port", type=_port, default=8765)
     ex.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     ex.add_argument("--allow-remote", action="store_true",

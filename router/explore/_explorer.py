@@ -127,9 +127,13 @@ class Explorer:
     reloaded before the next query.
     """
 
-    def __init__(self, model: str | os.PathLike[str], *, neighbours: int = 10, top: int = 5) -> None:
+    def __init__(self, model: str | os.PathLike[str], *, neighbours: int = 10, top: int = 5,
+                 accuracy: float = 0.9) -> None:
         from ..pipeline import QueryEncoder, load_model, typical_similarity
 
+        if not isinstance(accuracy, float) or not 0 < accuracy < 1:
+            raise InputError(f"accuracy must be a number strictly between 0 and 1, got {accuracy!r}")
+        self.accuracy = accuracy
         self.path = Path(model)
         self.neighbours = int(neighbours)
         self.top = int(top)
@@ -253,7 +257,25 @@ class Explorer:
             "top": [{"class": c, "label": self.label(c), "p": p} for c, p in list(ranked.items())[: self.top]],
             "neighbours": nbs,
             "unlike": {"nearest": nearest, "typical": self.typical} if unlike else None,
+            "hedged": self._hedged(ranked),
         }, ranked
+
+    def _hedged(self, ranked: dict[str, float]) -> dict[str, Any] | None:
+        """The answer along the tree at the explorer's accuracy, if the model is calibrated (else None)."""
+        from .._hedging import hedge
+
+        cal = getattr(self.clf, "calibration_", None)
+        if cal is None or not ranked:
+            return None
+        proba = np.array([[ranked.get(c, 0.0) for c in cal.classes]])
+        try:
+            ans = hedge(proba, self.clf.tree, cal, self.accuracy)
+        except InputError as exc:  # too few calibration images for this accuracy
+            return {"error": str(exc)}
+        node = str(ans.nodes[0])
+        return {"accuracy": self.accuracy, "node": node, "label": self.label(node), "mass": float(ans.mass[0]),
+                "is_class": bool(ans.is_class[0]), "root": node == self.clf.tree.root, "stale": cal.stale,
+                "path": [{"node": n, "label": self.label(n), "mass": m} for n, m in ans.paths[0]]}
 
     # ---------------------------------------------------------------- edits
     def _edit(self, action: str, target: str, change: Any) -> EditRecord:

@@ -390,10 +390,9 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
                 out[np.ix_(q, rows)] += weights[q, s][:, None] * self._within(s, acts[q], p_gen[q], mix, steer)
         return out
 
-    def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
-        """Predicted class ids, shape (n,), object array of str."""
-        proba = self.predict_proba(X, **kwargs)
-        return self.classes_[proba.argmax(1)]
+    def predict(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
+        """Predicted class ids, shape (n,), object array of str; ``decision="crm"``: see :meth:`decide`."""
+        return self.classes_[self.decide(self.predict_proba(X, **kwargs), decision)]
 
     def predict_superclass(self, X: Any) -> np.ndarray:
         """Stage-1 top superclass per query, shape (n,), object array of str."""

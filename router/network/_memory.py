@@ -20,6 +20,8 @@ from hierarchy import SuperclassMap, UnknownClassError
 from memory import InputError, UnknownEntryError, VisualMemory
 from memory import as_strings
 
+from .._base import edits_memory
+
 if TYPE_CHECKING:
     from ._tail_specialists import TailSpecialists
     from ._trunk import BackboneSplit
@@ -88,6 +90,7 @@ class ShardMemories:
             self.memories_.append(mem)
         return self
 
+    @edits_memory
     def add(self, X: Any, y: Any, *, source: Any = "added", refs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Add images of known classes to the memory shards that cover their class.
 
@@ -126,6 +129,7 @@ class ShardMemories:
                 refs=[refs[i] for i in np.flatnonzero(mask)] if refs is not None else None)
         return out
 
+    @edits_memory
     def remove(self, *, source: Any = None, label: Any = None, ids: Any = None) -> dict[str, np.ndarray]:
         """Remove entries from every memory shard, exactly; the networks keep what they learnt.
 
@@ -188,6 +192,7 @@ class ShardMemories:
         """How queries are encoded: the backbone recipe and the split point."""
         return {"backbone": self.backbone, "size": self.size, "crop_pct": self.crop_pct, "split_at": self.split_at}
 
+    @edits_memory
     def set_weight(self, weight: float, *, label: Any = None, source: Any = None) -> dict[str, np.ndarray]:
         """Set the stored vote weight of matching memory entries, in every shard; returns their ids per superclass.
 
@@ -213,6 +218,7 @@ class ShardMemories:
             raise UnknownEntryError("no memory entry matches; no weight was set")
         return out
 
+    @edits_memory
     def remove_class(self, cls: str) -> np.ndarray:
         """Remove every memory entry of ``cls``; the networks keep what they learnt of it."""
         return np.concatenate(list(self.remove(label=cls).values()))

@@ -21,6 +21,7 @@ from hierarchy import HierarchyError, check_format, load_tree, parse_json, save_
 from memory import BackboneMismatchError, InputError, MemoryFormatError, VisualMemory, get_backbone
 from memory.store import open_snapshot, set_origin, snapshot_entries, snapshot_writer, verify_files, writer_lock
 
+from .._hedging import calibration_from, calibration_state
 from ._tail_specialists import TailSpecialists
 from ._trunk import split_backbone
 
@@ -52,6 +53,7 @@ def save_network(clf: NetworkTwoStage, path: str | os.PathLike[str], *, wait: fl
         "cut": clf.cut_.to_dict(), "memories": len(clf.memories_ or []),
         "entries": clf.n_entries, "history": getattr(clf, "history_", {}),
         "data": getattr(clf, "data_", None), "mix_": list(clf.mix_),
+        "calibration": calibration_state(clf),
     }
     with writer_lock(root, wait=wait), snapshot_writer(clf, root, manifest) as tmp:
         save_tree(clf.tree, tmp / "tree.json")
@@ -161,6 +163,10 @@ def load_network(path: str | os.PathLike[str], *, fingerprint: str | None = None
         raise _bad(root, f"manifest field 'mix_' is {mix!r}; it must be two weights")
     clf.mix_ = (float(mix[0]), float(mix[1]))
     clf.history_ = manifest.get("history", {})
+    try:
+        clf.calibration_ = calibration_from(manifest)
+    except InputError as exc:
+        raise _bad(root, str(exc)) from None
     data = manifest.get("data")
     clf.data_ = data if isinstance(data, dict) and isinstance(data.get("root"), str) else None
     set_origin(clf, root, snap.name)

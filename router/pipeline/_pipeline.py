@@ -179,20 +179,21 @@ def flat_from(clf: Any) -> Any:
 
 
 def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routing: str | None = None,
-             m: int | None = None) -> dict[str, Any]:
+             m: int | None = None, decision: str = "argmax") -> dict[str, Any]:
     """Accuracy by level for a routed classifier.
 
     Returns
     -------
     dict
         ``top1``, ``superclass_accuracy`` (stage 1), ``specialist_accuracy``
-        (top-1 given a correct route), ``oracle_top1``, and the split of
-        errors into routing errors and within-superclass errors.
+        (top-1 given a correct route), ``oracle_top1``, the split of errors
+        into routing errors and within-superclass errors, ``mistake_severity``
+        (mean LCA height of the mistakes) and the ``decision`` used.
     """
     y = np.asarray(y, dtype=object)
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
-    pred = clf.predict(X, routing=routing, m=m)
+    pred = clf.predict(X, routing=routing, m=m, decision=decision)
     route = clf.predict_superclass(X)
     oracle = clf.predict(X, routing="oracle", y_true=y)
     wrong = pred != y
@@ -208,11 +209,19 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
         "errors": int(wrong.sum()),
         "errors_across_superclasses": int((wrong & (pred_sup != true_sup)).sum()),
         "errors_within_superclass": int((wrong & (pred_sup == true_sup)).sum()),
+        "mistake_severity": _severity(clf.tree, y[wrong], pred[wrong]),
+        "decision": decision,
     }
 
 
+def _severity(tree: ClassTree, true: np.ndarray, pred: np.ndarray) -> float:
+    """Mean LCA height of the mistakes that name a class (0 when there are none)."""
+    heights = [tree.lca_height(str(t), str(p)) for t, p in zip(true, pred) if p is not None]
+    return float(np.mean(heights)) if heights else 0.0
+
+
 def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, routing: str | None = None,
-                       m: int | None = None, fingerprint: str = "") -> dict[str, Any]:
+                       m: int | None = None, fingerprint: str = "", decision: str = "argmax") -> dict[str, Any]:
     """The routed classifier and its flat baseline (``flat``, from :func:`flat_from`) on the same queries.
 
     Returns
@@ -227,7 +236,7 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
     from ..network import NetworkTwoStage
 
     y = np.asarray(y, dtype=object)
-    routed = evaluate(clf, X, y, routing=routing, m=m)
+    routed = evaluate(clf, X, y, routing=routing, m=m, decision=decision)
     flat_pred = flat.predict(X)
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)

@@ -10,8 +10,8 @@ Why one module: what is left is one class's parameters, fitting and prediction
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -361,19 +361,21 @@ class TwoStageClassifier(RoutedEditsMixin, RoutedModel):
         total = out.sum(1, keepdims=True)
         return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
-    def predict(self, X: Any, **kwargs: Any) -> np.ndarray:
+    def predict(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
         """Predicted classes, shape (n,), of the labels' type (see ``classes_``).
 
-        A query on which nothing voted (every neighbour silenced or steered
-        away) gets ``None`` (the array is then of dtype object), as in
+        ``decision="crm"`` picks the class of least expected LCA height
+        instead of the most probable one (see :meth:`decide`).  A query on
+        which nothing voted (every neighbour silenced or steered away) gets
+        ``None`` (the array is then of dtype object), as in
         :meth:`memory.VisualMemory.predict`.
         """
-        return self._decode(self._predict_ids(X, **kwargs))
+        return self._decode(self._predict_ids(X, decision=decision, **kwargs))
 
-    def _predict_ids(self, X: Any, **kwargs: Any) -> np.ndarray:
+    def _predict_ids(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
         """Predicted class ids, object array with ``None`` where nothing voted."""
         proba = self.predict_proba(X, **kwargs)
-        out = self.class_ids_[proba.argmax(1)].astype(object)
+        out = self.class_ids_[self.decide(proba, decision)].astype(object)
         out[proba.sum(1) == 0] = None
         return out
 

@@ -41,6 +41,8 @@ from memory.store import (
     writer_lock,
 )
 
+from .._hedging import calibration_from, calibration_state
+
 if TYPE_CHECKING:
     from ._classifier import TwoStageClassifier
 
@@ -100,6 +102,7 @@ def _save_locked(clf: TwoStageClassifier, root: Path) -> None:
         "classes": [str(c) for c in clf.class_ids_], "label_kind": clf.label_kind,
         "superclasses": list(clf.superclasses_),
         "assignment": clf.assignment_, "dim": clf.dim_, "entries": clf.n_entries,
+        "calibration": calibration_state(clf),
     }
     with snapshot_writer(clf, root, manifest, listed=lambda rel: not _covered_by_shard(Path(rel))) as tmp:
         save_tree(clf.tree, tmp / "tree.json")
@@ -190,6 +193,7 @@ def load_twostage(path: str | os.PathLike[str], *, fingerprint: str | None = Non
     _verify(snap.path, manifest)
     try:
         clf = _build(snap.path, manifest)
+        clf.calibration_ = calibration_from(manifest)
     except (HierarchyError, TypeError, KeyError, RuntimeError) as exc:
         raise _bad(snap.path, str(exc)) from exc
     except ValueError as exc:

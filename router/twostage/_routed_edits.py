@@ -18,6 +18,7 @@ import numpy as np
 from hierarchy import UnknownClassError
 from memory import InputError, UnknownEntryError, as_embeddings, as_strings
 
+from .._base import edits_memory
 from ._labels import check_labels, label_ids
 from ._routers import CentroidRouter
 
@@ -76,6 +77,7 @@ class RoutedEditsMixin:
                 "specialist='memory' (network parts would need retraining)"
             )
 
+    @edits_memory
     def add(self, X: Any, y: Any, *, source: Any = "added", refs: Sequence[str] | None = None) -> np.ndarray:
         """Add samples of existing classes; each goes to its class's superclass shard only.
 
@@ -116,6 +118,7 @@ class RoutedEditsMixin:
             raise
         return ids
 
+    @edits_memory
     def add_class(
         self, cls: str, X: Any, *, superclass: str | None = None, source: Any = "added",
         refs: Sequence[str] | None = None, wordnet: Any = None,
@@ -155,6 +158,7 @@ class RoutedEditsMixin:
         self.add(X, [cls] * len(X), source=source, refs=refs)
         return placed
 
+    @edits_memory
     def remove_class(self, cls: str) -> np.ndarray:
         """Unlearn a class: its entries leave its shard; returns the removed ids."""
         self.check_fitted()
@@ -170,6 +174,7 @@ class RoutedEditsMixin:
             self.router_.refresh(shard, s, [cls])
         return removed
 
+    @edits_memory
     def remove(self, *, source: Any = None, label: Any = None) -> dict[str, np.ndarray]:
         """Unlearn entries by source and/or label across shards; returns removed ids per superclass."""
         self.check_fitted()
@@ -195,6 +200,7 @@ class RoutedEditsMixin:
             [c for c in self.class_ids_ if any(c in sh.classes_ for sh in self.shards_)], dtype=object)
         return out
 
+    @edits_memory
     def set_weight(self, weight: float, *, label: Any = None, source: Any = None) -> dict[str, np.ndarray]:
         """Persistently set the vote weight of entries by label and/or source, in every shard.
 

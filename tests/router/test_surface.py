@@ -39,7 +39,7 @@ def pixels(image) -> str:
 @pytest.fixture(scope="module")
 def own_images(tmp_path_factory, draw):
     root = tmp_path_factory.mktemp("own-images")
-    for split, n, seed in (("train", 8, 0), ("test", 3, 500)):
+    for split, n, seed in (("train", 8, 0), ("test", 3, 500), ("calib", 12, 700)):
         for k, c in enumerate(NAMES):
             (root / split / c).mkdir(parents=True)
             for i in range(n):
@@ -49,7 +49,8 @@ def own_images(tmp_path_factory, draw):
     assert main(["tree", "build", "--mapping", str(root / "hierarchy.csv"), "--cut", "balanced:2",
                  "-o", str(root / "tree.json")]) == 0
     return {"root": root, "trained": {pixels(p) for p in (root / "train").rglob("*.jpg")},
-            "tested": {pixels(p) for p in (root / "test").rglob("*.jpg")}}
+            "tested": {pixels(p) for p in (root / "test").rglob("*.jpg")} | {
+                pixels(p) for p in (root / "calib").rglob("*.jpg")}}
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -158,5 +159,70 @@ def test_the_explorer_page_shows_the_training_images_that_voted(built, browser):
         assert {pixels(bytes(b)) for b in shown} <= built["trained"]
         summary = page.locator("#model-summary").inner_text()
         assert ("generalist router" in summary) == (built["kind"] == "network")
+    page.close()
+    assert errors == []
+
+
+def test_answers_along_the_tree_with_a_promised_accuracy(built, tmp_path, capsys):
+    """calibrate -> predict/evaluate --accuracy; --decision crm; a bad accuracy; stale after an edit."""
+    import shutil
+
+    model = str(shutil.copytree(built["model"], tmp_path / "model"))
+    calib, test = str(built["root"] / "calib"), str(built["root"] / "test")
+    assert main(["predict", "--model", model, "--accuracy", "0.8", test]) == 2
+    assert "is not calibrated" in capsys.readouterr().err
+    assert main(["calibrate", "--model", model, "--data", calib, "--split", "calib", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "calibrated" in out and "on 36 images" in out and "accuracy 80%: can be promised" in out
+    assert "accuracy 99%: 36 calibration images cannot promise 99%" in out  # needs 230
+    assert load_model(model).calibration_.n == 36
+    assert main(["predict", "--model", model, "--accuracy", "0.8", "--neighbours", "0",
+                 str(built["root"] / "test" / "green_box" / "img_0.jpg")]) == 0
+    out = capsys.readouterr().out
+    assert "at 80% accuracy: " in out and "path " in out
+    assert main(["evaluate", "--model", model, "--data", test, "--split", "test", "--accuracy", "0.8",
+                 "--decision", "crm", "--no-progress", "-o", str(tmp_path / "ev")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    h = metrics["hedged"]
+    assert h["accuracy"] == 0.8 and h["n"] == 9 and 0 <= h["class_level"] <= 1 and 0 <= h["mean_gain"] <= 1
+    assert metrics["routed"]["decision"] == "crm" and "mistake_severity" in metrics["routed"]
+    for bad, why in (("1", "must be strictly between 0 and 1"), ("0", "must be strictly between 0 and 1"),
+                     ("1.5", "must be strictly between 0 and 1"), ("ninety", "expected a number")):
+        with pytest.raises(SystemExit):
+            main(["predict", "--model", model, "--accuracy", bad, test])
+        assert f"argument --accuracy: {why}" in capsys.readouterr().err
+    assert main(["memory", "add", model, str(built["root"] / "test" / "blue_wedge" / "img_0.jpg"),
+                 "--label", "blue_wedge"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", model, "--accuracy", "0.8", "--strict", test]) == 2
+    assert "calibration is stale" in capsys.readouterr().err
+    assert main(["predict", "--model", model, "--accuracy", "0.8", "--neighbours", "0", test]) == 0
+    assert "calibration is stale" in capsys.readouterr().err  # warned, still answered
+
+
+def test_the_explorer_page_shows_the_hedged_answer_and_its_path(built, tmp_path, browser):
+    import shutil
+
+    model = shutil.copytree(built["model"], tmp_path / "model")
+    assert main(["calibrate", "--model", str(model), "--data", str(built["root"] / "calib"), "--split", "calib",
+                 "--no-progress"]) == 0
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    explorer = Explorer(model, neighbours=3, accuracy=0.8)
+    with ExploreServer(create_app(explorer)) as server:
+        page.goto(server.url + "/")
+        page.set_input_files("#upload", str(built["root"] / "test" / "green_box" / "img_1.jpg"))
+        page.wait_for_selector("#hedged:not([hidden])")
+        text = page.locator("#hedged").inner_text()
+        image = open_image(built["root"] / "test" / "green_box" / "img_1.jpg")
+        from router import QueryEncoder
+
+        clf = load_model(model)
+        want = clf.predict_hedged(QueryEncoder(clf, progress=False).images([image]), accuracy=0.8)
+        node = str(want.nodes[0])
+        assert text.startswith("At 80% accuracy")
+        assert (clf.tree.label(node) in text) or (node == clf.tree.root and "does not know" in text)
+        assert "Path: " + clf.tree.label(clf.tree.root) in text  # the path starts at the root, with masses
     page.close()
     assert errors == []

@@ -78,6 +78,18 @@ function render(r) {
   img.alt = r.title;
   const pred = r.prediction.class === null ? "nothing voted" : r.prediction.label + " (" + r.prediction.class + ")";
   document.getElementById("prediction").textContent = pred;
+  const hedged = document.getElementById("hedged");
+  const h = r.hedged;
+  hedged.hidden = !h;
+  if (h) {
+    const pct = Math.round(100 * h.accuracy) + "%";
+    const what = h.error ? h.error
+      : h.root ? "At " + pct + " accuracy it does not know."
+      : "At " + pct + " accuracy: pretty sure it is " + (h.is_class ? "" : "a ") + h.label +
+        " (probability " + h.mass.toFixed(2) + ").";
+    const path = h.path ? " Path: " + h.path.map(x => x.label + " " + x.mass.toFixed(2)).join(" › ") : "";
+    hedged.textContent = what + path + (h.stale ? " (The memory was edited after calibration: recalibrate.)" : "");
+  }
   const unlike = document.getElementById("unlike");
   unlike.hidden = !r.unlike;
   unlike.textContent = r.unlike ? "Unlike the memory: the nearest entry has similarity " + r.unlike.nearest.toFixed(2) +

@@ -495,6 +495,65 @@ def cache_table(r: dict) -> str:
     return "\n".join(rows)
 
 
+def hedging_table(r: dict) -> str:
+    """Answers along the tree: the promise kept, how informative, CRM, and classes the model lacks."""
+    systems = r["systems"]
+    rows = [f"{_measured_on(r)}{r['data']}; δ = {r['delta']}.", "",
+            "| system | top-1 | temperature | ECE before → after | CRM: mistakes' LCA height | CRM: top-1 change [95%] |",
+            "|---|---|---|---|---|---|"]
+    for name, x in systems.items():
+        c = x["crm_uncalibrated"]
+        lo, hi = c["top1_change_95"]
+        rows.append(f"| {name} | {_pct(x['top1'])} | {x['temperature']} | {x['ece_before']} → {x['ece_after']} | "
+                    f"{c['argmax_severity']} → {c['crm_severity']} | {100 * (c['crm_top1'] - c['argmax_top1']):+.2f} "
+                    f"[{100 * lo:+.2f}, {100 * hi:+.2f}] |")
+    rows += ["", "| system | rule | promised | achieved [95%] | at class level | at the root | mean gain | mean depth |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, x in systems.items():
+        for key, h in x["hedged"].items():
+            if "error" in h:
+                rows.append(f"| {name} | {key.split()[0]} | {key.split()[1]} | too few calibration images | | | | |")
+                continue
+            lo, hi = h["achieved_95"]
+            held = "" if h["guarantee_held"] else " **(missed)**"
+            rows.append(f"| {name} | {h['rule']} | {h['accuracy']:.0%} | {_pct(h['achieved'])} "
+                        f"[{_pct(lo)}, {_pct(hi)}]{held} | {_pct(h['class_level'])} | {_pct(h['root'])} | "
+                        f"{h['mean_gain']:.3f} | {h['mean_depth']:.2f} |")
+    nv = r["novel"]
+    rows += ["", f"Classes held out of the model ({len(nv['held_out_classes'])}), their val images answered at "
+                 f"{nv['alpha']:.0%} ({nv['rule']}):", "",
+             "| system | queries | a correct ancestor | the root | a wrong node |", "|---|---|---|---|---|"]
+    rows += [f"| {name} | {v['queries']:,} | {_pct(v['correct_ancestor'])} | {_pct(v['root'])} | {_pct(v['wrong'])} |"
+             for name, v in nv["systems"].items()]
+    su = r["summary"]
+    rows += ["", f"Best system: {su['best_system']}. Targets: the promise held for every system and level: "
+                 f"{'yes' if su['guarantee_held_everywhere'] else '**no**'}; DARTS at 90% mean gain "
+                 f"{su['darts_0.9_mean_gain']} (target 0.55: {'met' if (su['darts_0.9_mean_gain'] or 0) >= 0.55 else 'not met'}), "
+                 f"never below the threshold rule: {'yes' if su['darts_never_below_threshold_at_0.9'] else '**no**'}; "
+                 f"CRM changes the mean LCA height of mistakes by {su['crm_severity_change']:+.3f} at "
+                 f"{100 * su['crm_top1_change']:+.2f} points of top-1 (target −0.2 at ≥ −0.3 points: "
+                 f"{'met' if su['crm_severity_change'] <= -0.2 and su['crm_top1_change'] >= -0.003 else 'not met'}); "
+                 f"fewer than half of the novel queries get a wrong node: "
+                 f"{'yes' if su['novel_wrong_below_half'] else '**no**'}."]
+    return "\n".join(rows)
+
+
+def hedging_summary() -> str:
+    """The README's view of hedging.json: at a promised 90%, what each system answers, and CRM."""
+    r = _load("hedging")
+    if r is None:
+        return "(no results yet: run python benchmarks/hedging_bench.py)"
+    rows = [f"{r['data']}. At a promised 90% accuracy (DARTS rule, δ = {r['delta']}):", "",
+            "| system | top-1 | achieved | answered at class level | mean information gain | CRM: mistakes' LCA height |",
+            "|---|---|---|---|---|---|"]
+    for name, x in r["systems"].items():
+        h, c = x["hedged"].get("darts 0.9", {}), x["crm_uncalibrated"]
+        got = (f"{_pct(h['achieved'])} | {_pct(h['class_level'])} | {h['mean_gain']:.3f}" if "achieved" in h
+               else "too few calibration images | | ")
+        rows.append(f"| {name} | {_pct(x['top1'])} | {got} | {c['argmax_severity']} → {c['crm_severity']} |")
+    return "\n".join(rows)
+
+
 def demo_table(r: dict) -> str:
     """The demo's time and its two comparisons, as a sentence for the README."""
     mem, net = r["memory_level"], r["network_level"]
@@ -655,9 +714,11 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
     "precision": precision_table, "explore": explore_table, "demo": demo_table, "cache": cache_table,
+    "hedging": hedging_table,
 }
 # Tables drawn from several results files at once.
-COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table, "routing-summary": routing_summary}
+COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table, "routing-summary": routing_summary,
+                                          "hedging-summary": hedging_summary}
 
 
 def render(text: str) -> str:

@@ -71,15 +71,15 @@ _SOURCES = {
     "FullSpecialists": ".twostage",
     "quantise_int8": "._quantise",
     "DECISIONS": "._base",
-    "Calibration": "._hedging",
+    "Calibration": "._calibration",
     "HedgedAnswers": "._hedging",
-    "RULES": "._hedging",
-    "calibrate": "._hedging",
-    "calibrate_proba": "._hedging",
-    "ece": "._hedging",
+    "RULES": "._calibration",
+    "calibrate": "._calibration",
+    "calibrate_proba": "._calibration",
+    "ece": "._calibration",
     "hedge": "._hedging",
     "hedged_metrics": "._hedging",
-    "temperature_scale": "._hedging",
+    "temperature_scale": "._calibration",
     "TailDeltas": ".network",
     "TailSpecialists": ".network",
     "tail_features": ".network",
@@ -187,8 +187,8 @@ if TYPE_CHECKING:  # what static tools see
     from ._checks import CHECK_LABELS, expected_failed_checks
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation
-    from ._hedging import (RULES, Calibration, HedgedAnswers, calibrate, calibrate_proba, ece, hedge,
-                           hedged_metrics, temperature_scale)
+    from ._calibration import RULES, Calibration, calibrate, calibrate_proba, ece, temperature_scale
+    from ._hedging import HedgedAnswers, hedge, hedged_metrics
     from ._quantise import quantise_int8
     from .cli import main
     from .network import (DEFAULT_SPLITS, BackboneSplit, NetworkTwoStage, Tail, TailDeltas, TailSpecialists,

@@ -34,7 +34,8 @@ from hierarchy import crm_decisions
 from memory import InputError
 
 from ._errors import NotFittedError
-from ._hedging import Calibration, HedgedAnswers, hedge
+from ._calibration import Calibration
+from ._hedging import HedgedAnswers, hedge
 
 log = logging.getLogger("supersub")
 

@@ -134,7 +134,7 @@ def _labelled(args: argparse.Namespace, clf: object, *, refuse_unknown: bool) ->
 
 def calibrate(args: argparse.Namespace) -> int:
     """Calibrate on labelled images, then store the calibration in the model under its writer lock."""
-    from .._hedging import calibrate as fit
+    from .._calibration import calibrate as fit
     from ..pipeline import edit_classifier
 
     clf = load_model(args.model)
@@ -176,6 +176,10 @@ def evaluate(args: argparse.Namespace) -> int:
         answers = clf.predict_hedged(es.X, accuracy=args.accuracy, rule=args.rule, delta=args.delta,  # type: ignore[attr-defined]
                                      routing=args.routing, m=args.m)
         result["hedged"] = hedged_metrics(answers, clf.tree, es.labels)  # type: ignore[attr-defined]
+        from .._hedging import hedged_curve
+
+        result["hedged_curve"] = hedged_curve(clf, es.X, es.labels, rule=args.rule, delta=args.delta,  # type: ignore[attr-defined]
+                                              routing=args.routing, m=args.m)
     routed = result["routed"]
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
     flat_name = "flat tail (the generalist)" if getattr(clf, "takes_images", False) else "flat kNN (same memory)"
@@ -278,8 +282,17 @@ def report(args: argparse.Namespace) -> int:
     if main_name not in systems:
         raise CLIError(f"no system {main_name!r} in {args.predictions}; present: {', '.join(systems)}")
     gallery = _gallery(args, clf, systems[main_name], args.gallery) if clf is not None and args.gallery else []
+    hedging = None
+    beside = Path(args.predictions).parent / "metrics.json"  # a calibrated evaluation's curve, if any
+    if beside.is_file():
+        from hierarchy import read_json
+
+        try:
+            hedging = read_json(beside, what="metrics file", error=CLIError).get("hedged_curve")
+        except (CLIError, AttributeError):
+            hedging = None
     paths = write_report(systems, tree, args.output, main=main_name, baseline=args.baseline,
-                         oracle="oracle" if "oracle" in systems else None, gallery=gallery)
+                         oracle="oracle" if "oracle" in systems else None, gallery=gallery, hedging=hedging)
     print(Path(paths["markdown"]).read_text())
     print(f"wrote {paths['html']} and {paths['markdown']}")
     return 0

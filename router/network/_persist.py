@@ -21,7 +21,7 @@ from hierarchy import HierarchyError, check_format, load_tree, parse_json, save_
 from memory import BackboneMismatchError, InputError, MemoryFormatError, VisualMemory, get_backbone
 from memory.store import open_snapshot, set_origin, snapshot_entries, snapshot_writer, verify_files, writer_lock
 
-from .._hedging import calibration_from, calibration_state
+from .._calibration import calibration_from, calibration_state
 from ._tail_specialists import TailSpecialists
 from ._trunk import split_backbone
 

@@ -83,6 +83,27 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _hedging_plot(curve: dict[str, Any]) -> bytes:
+    """The accuracy–specificity curve: for each promised accuracy, the share at class level and the gain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = curve["points"]
+    promised = [x["accuracy"] for x in pts]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(promised, [x["achieved"] for x in pts], "o-", label="achieved accuracy")
+    ax.plot(promised, [x["class_level"] for x in pts], "s-", label="answered at class level")
+    ax.plot(promised, [x["mean_gain"] for x in pts], "^-", label="mean information gain")
+    ax.plot([min(promised), max(promised)], [min(promised), max(promised)], ":", color="grey", label="promised")
+    ax.set_xlabel("promised accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Accuracy against specificity ({curve['rule']})")
+    return _png(fig)
+
+
 def _plots(systems: dict[str, Predictions], metrics: dict[str, dict[str, Any]], tree: ClassTree,
            main: str) -> dict[str, bytes]:
     import matplotlib
@@ -162,6 +183,7 @@ def write_report(
     oracle: str | None = None,
     gallery: Sequence[GalleryItem] = (),
     title: str = "Misclassification report",
+    hedging: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (self-contained) and ``summary.md`` into ``out_dir``.
 
@@ -179,6 +201,10 @@ def write_report(
         A system routed by the true superclass, giving the oracle-route bound.
     gallery : sequence of GalleryItem
         Confident mistakes of ``main`` with their neighbours.
+    hedging : dict, optional
+        The ``hedged_curve`` of a calibrated evaluation (``supersub evaluate
+        --accuracy``): adds a section ``hedging`` with the accuracy–specificity
+        curve and the answers by level.
 
     Returns
     -------
@@ -191,6 +217,8 @@ def write_report(
     metrics = {n: level_metrics(systems[n], tree) for n in names}
     oracle_acc = level_metrics(systems[oracle], tree)["class_accuracy"] if oracle else None
     plots = _plots({n: systems[n] for n in names}, metrics, tree, main)
+    if hedging:
+        plots["hedging"] = _hedging_plot(hedging)
     label = tree.label
     p = systems[main]
 
@@ -232,6 +260,11 @@ def write_report(
                                      "source": nb.source, "weight": nb.weight, "similarity": nb.similarity}
                                     for nb in item.neighbours]} for item in gallery],
         "comparison": comparison,
+        "hedging": None if not hedging else {
+            "rule": hedging["rule"], "delta": hedging["delta"],
+            "rows": [[_pct(x["accuracy"]), _pct(x["achieved"]), _pct(x["class_level"]), _pct(x["inner"]),
+                      _pct(x["root"]), round(x["mean_gain"], 3), round(x["mean_depth"], 2)]
+                     for x in hedging["points"]]},
         "summary": [{"name": n, "class_accuracy": _pct(m["class_accuracy"]),
                      "superclass_accuracy": _pct(m["superclass_accuracy"]), "within": _pct(m["within_rate"]),
                      "across": _pct(m["across_rate"]), "mean_lca": m["mean_lca_height"]} for n, m in metrics.items()],

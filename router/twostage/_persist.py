@@ -41,7 +41,7 @@ from memory.store import (
     writer_lock,
 )
 
-from .._hedging import calibration_from, calibration_state
+from .._calibration import calibration_from, calibration_state
 
 if TYPE_CHECKING:
     from ._classifier import TwoStageClassifier

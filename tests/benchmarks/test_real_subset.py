@@ -43,3 +43,21 @@ def test_unlearning_is_exact_on_real_images(real_split):
         assert out[request]["forgotten_ids_returned_in_top50"] == 0
         assert out[request]["identical_to_rebuild"] is True
     assert out["routed_source"]["identical_to_rebuild"] is True
+
+
+def test_the_accuracy_promise_holds_on_real_images(real_split):
+    """Calibrated on the dev split (held out of the memory), the promise holds on val, for both rules."""
+    from hierarchy import TreeNodes
+    from router import TwoStageClassifier, calibrate
+
+    s = real_split
+    clf = TwoStageClassifier(s.tree, router="memory", k=10).fit(s.X, s.y)
+    cal = calibrate(clf, s.dev_X, s.dev_y, routing="soft", m=2)
+    assert cal.n == 1000 and cal.top1 < 0.8  # real, imperfect probabilities
+    nodes = TreeNodes(clf.tree, clf.class_names())
+    for rule in ("darts", "threshold"):
+        for alpha in (0.8, 0.9):
+            ans = clf.predict_hedged(s.Q, accuracy=alpha, rule=rule, routing="soft", m=2)
+            achieved = nodes.correct(np.array([nodes.nodes.index(n) for n in ans.nodes]), s.qy).mean()
+            assert achieved >= alpha - 0.02, (rule, alpha, achieved)
+            assert ans.gain.mean() > 0.05  # not everything at the root

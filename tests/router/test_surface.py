@@ -186,6 +186,15 @@ def test_answers_along_the_tree_with_a_promised_accuracy(built, tmp_path, capsys
     h = metrics["hedged"]
     assert h["accuracy"] == 0.8 and h["n"] == 9 and 0 <= h["class_level"] <= 1 and 0 <= h["mean_gain"] <= 1
     assert metrics["routed"]["decision"] == "crm" and "mistake_severity" in metrics["routed"]
+    assert "what the tree buys: at 80% accuracy" in capsys.readouterr().out
+    curve = metrics["hedged_curve"]["points"]
+    assert [x["accuracy"] for x in curve] == [0.5, 0.6, 0.7, 0.8, 0.9]  # 0.95 and 0.99 need more than 36 images
+    assert all(x["class_level"] + x["inner"] + x["root"] == pytest.approx(1) for x in curve)
+    assert main(["report", "--predictions", str(tmp_path / "ev" / "predictions.csv"), "--model", model,
+                 "--gallery", "0", "-o", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert 'id="hedging"' in html and "accuracy against specificity" in html
+    assert "## Answers along the tree (darts)" in (tmp_path / "rep" / "summary.md").read_text()
     for bad, why in (("1", "must be strictly between 0 and 1"), ("0", "must be strictly between 0 and 1"),
                      ("1.5", "must be strictly between 0 and 1"), ("ninety", "expected a number")):
         with pytest.raises(SystemExit):

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import write_result  # noqa: E402
 from hierarchy import TreeNodes, crm_decisions, shipped_tree  # noqa: E402
 from router import (FlatClassifier, NetworkTwoStage, TwoStageClassifier, calibrate_proba, ece, hedge,  # noqa: E402
-                    hedged_metrics, temperature_scale)
+                    hedged_metrics)
 
 ALPHAS = (0.7, 0.8, 0.9, 0.95, 0.99)
 RULES = ("threshold", "darts")
@@ -71,8 +71,8 @@ def score(name: str, tree: Any, classes: list[str], p_cal: np.ndarray, y_cal: np
     cal = calibrate_proba(p_cal, y_cal, tree, classes)
     col = {c: i for i, c in enumerate(classes)}
     yi = np.array([col[c] for c in y_val])
-    scaled = temperature_scale(p_val, cal.temperature)
-    out: dict[str, Any] = {"temperature": round(cal.temperature, 3), "calibration_images": cal.n,
+    scaled = cal.scale(p_val)
+    out: dict[str, Any] = {"temperature": round(cal.temperature, 3), "floor": cal.floor, "calibration_images": cal.n,
                            "top1": round(float(np.mean(p_val.argmax(1) == yi)), 4),
                            "ece_before": round(ece(p_val, yi), 4), "ece_after": round(ece(scaled, yi), 4),
                            "hedged": {}}

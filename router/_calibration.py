@@ -1,7 +1,8 @@
 """Calibrated probabilities for answers with a promised accuracy, for any model kind.
 
 :func:`calibrate` fits a temperature to the model's class probabilities on a
-calibration split (``p_T ∝ p^(1/T)``, the maximum-likelihood ``T``) and records,
+calibration split (a uniform floor ``q = (1 − ε) p + ε/K``, then ``q^(1/T)``, with
+``T`` and ``ε`` of maximum likelihood) and records,
 for a grid of each decision rule's parameter, how many calibration queries the
 rule would answer wrongly.  :meth:`Calibration.parameter` then chooses the
 parameter for a promised accuracy (see :mod:`router._hedging` for the guarantee).
@@ -42,31 +43,49 @@ _LAMBDAS = tuple(float(x) for x in [*np.geomspace(1e4, 1e-3, 141), 0.0])
 _TAUS = tuple(float(x) for x in np.linspace(1.0, 0.0, 201))
 
 
-def temperature_scale(proba: np.ndarray, temperature: float) -> np.ndarray:
-    """``proba`` sharpened (``T < 1``) or softened (``T > 1``): ``p^(1/T)``, renormalised, shape kept."""
+def temperature_scale(proba: np.ndarray, temperature: float, floor: float = 0.0) -> np.ndarray:
+    """``proba`` with a uniform floor mixed in, then sharpened (``T < 1``) or softened (``T > 1``).
+
+    ``q = (1 − floor) · p + floor / K``, then ``q^(1/T)`` renormalised; shape kept.
+    The floor lets a class that a memory's neighbours never voted for keep some
+    probability, which a temperature alone cannot give it.
+    """
     p = np.asarray(proba, dtype=np.float64)
-    logp = np.log(p + _EPS) / float(temperature)
+    q = (1.0 - floor) * p + floor / p.shape[1]
+    logp = np.log(q + _EPS) / float(temperature)
     logp -= logp.max(1, keepdims=True)
-    q = np.exp(logp)
-    return q / q.sum(1, keepdims=True)
+    out = np.exp(logp)
+    return out / out.sum(1, keepdims=True)
 
 
 def _nll(proba: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(proba[np.arange(len(y)), y] + 1e-300)))
 
 
-def _fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
-    grid = np.geomspace(0.05, 20.0, 61)
-    losses = [_nll(temperature_scale(proba, t), y) for t in grid]
-    i = int(np.argmin(losses))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    for _ in range(30):  # golden-section refinement inside the bracketing grid cells
-        a, b = hi - (hi - lo) / 1.618, lo + (hi - lo) / 1.618
-        if _nll(temperature_scale(proba, a), y) < _nll(temperature_scale(proba, b), y):
-            hi = b
-        else:
-            lo = a
-    return float((lo + hi) / 2)
+#: The uniform floors tried with each temperature.
+_FLOORS = (0.0, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3)
+
+
+def _fit_temperature(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The (temperature, floor) of least negative log-likelihood on ``y``."""
+    best: tuple[float, float, float] | None = None
+    for floor in _FLOORS:
+        grid = np.geomspace(0.05, 20.0, 41)
+        losses = [_nll(temperature_scale(proba, t, floor), y) for t in grid]
+        i = int(np.argmin(losses))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+        for _ in range(25):  # golden-section refinement inside the bracketing grid cells
+            a, b = hi - (hi - lo) / 1.618, lo + (hi - lo) / 1.618
+            if _nll(temperature_scale(proba, a, floor), y) < _nll(temperature_scale(proba, b, floor), y):
+                hi = b
+            else:
+                lo = a
+        t = float((lo + hi) / 2)
+        loss = _nll(temperature_scale(proba, t, floor), y)
+        if best is None or loss < best[0]:
+            best = (loss, t, floor)
+    assert best is not None
+    return best[1], best[2]
 
 
 def ece(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
@@ -107,6 +126,8 @@ class Calibration:
     Attributes
     ----------
     temperature : float
+    floor : float
+        The uniform floor mixed into the probabilities before the temperature.
     n : int
         Calibration queries.
     classes : tuple of str
@@ -137,6 +158,11 @@ class Calibration:
     ece_after: float = float("nan")
     top1: float = float("nan")
     stale: bool = False
+    floor: float = 0.0
+
+    def scale(self, proba: np.ndarray) -> np.ndarray:
+        """``proba`` (n, n_classes) calibrated: the floor, then the temperature."""
+        return temperature_scale(proba, self.temperature, self.floor)
 
     def parameter(self, accuracy: float, *, rule: str = "darts", delta: float = 0.1) -> float:
         """The rule's most informative parameter that keeps the guarantee (see the module docstring).
@@ -179,10 +205,10 @@ class Calibration:
                       errors={r: [int(e) for e in d["errors"][r]] for r in RULES},
                       grids={r: [float(v) for v in d["grids"][r]] for r in RULES},
                       ece_before=float(d["ece_before"]), ece_after=float(d["ece_after"]), top1=float(d["top1"]),
-                      stale=bool(d.get("stale", False)))
+                      stale=bool(d.get("stale", False)), floor=float(d.get("floor", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a valid calibration: {exc}") from None
-        if not (cal.temperature > 0 and cal.n > 0) or any(
+        if not (cal.temperature > 0 and cal.n > 0 and 0 <= cal.floor < 1) or any(
                 len(cal.errors[r]) != len(cal.grids[r]) for r in RULES):
             raise InputError("not a valid calibration: a non-positive temperature or size, or a grid and its "
                              "errors of different lengths")
@@ -223,14 +249,14 @@ def calibrate_proba(proba: np.ndarray, y: Any, tree: ClassTree, classes: Any, *,
     if len(y) < 2:
         raise InputError("calibration needs at least 2 labelled images")
     yi = np.array([col[v] for v in y])
-    temperature = _fit_temperature(proba, yi)
-    scaled = temperature_scale(proba, temperature)
+    temperature, floor = _fit_temperature(proba, yi)
+    scaled = temperature_scale(proba, temperature, floor)
     nodes = TreeNodes(tree, classes)
     mass = nodes.masses(scaled)
     hold = nodes.members[:, yi].T  # (n, n_nodes): which answers are right for each query
     errors = {rule: [int((~hold[np.arange(len(yi)), rule_rows(nodes, mass, rule, v)]).sum()) for v in grid]
               for rule, grid in (("darts", _LAMBDAS), ("threshold", _TAUS))}
-    return Calibration(temperature=temperature, n=len(yi), classes=tuple(classes), entries=entries, errors=errors,
+    return Calibration(temperature=temperature, floor=floor, n=len(yi), classes=tuple(classes), entries=entries, errors=errors,
                        ece_before=ece(proba, yi), ece_after=ece(scaled, yi),
                        top1=float(np.mean(proba.argmax(1) == yi)))
 

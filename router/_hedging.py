@@ -24,7 +24,7 @@ import numpy as np
 from hierarchy import ClassTree, TreeNodes
 from memory import InputError
 
-from ._calibration import Calibration, rule_rows, temperature_scale
+from ._calibration import Calibration, rule_rows
 
 __all__ = ["CURVE", "HedgedAnswers", "hedge", "hedged_curve", "hedged_metrics"]
 
@@ -90,7 +90,7 @@ def hedge(proba: np.ndarray, tree: ClassTree, calibration: Calibration, accuracy
     """
     value = calibration.parameter(accuracy, rule=rule, delta=delta)
     nodes = TreeNodes(tree, calibration.classes)
-    mass = nodes.masses(temperature_scale(proba, calibration.temperature))
+    mass = nodes.masses(calibration.scale(proba))
     rows = rule_rows(nodes, mass, rule, value)
     ids = np.array(nodes.nodes, dtype=object)[rows]
     index = {n: i for i, n in enumerate(nodes.nodes)}

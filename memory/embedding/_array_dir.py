@@ -23,6 +23,10 @@ from .._errors import BackboneMismatchError, MemoryFormatError
 
 __all__ = ["read_array_dir", "write_array_dir"]
 
+#: Largest ``meta.json`` read back: it lists every sample's reference and label (about 60 bytes
+#: each), so this allows caches of about a million samples.
+MAX_INDEX_BYTES = 64 << 20
+
 
 def write_array_dir(final: Path, name: str, array: np.ndarray, meta: dict[str, Any]) -> Path:
     """Write ``final/name`` (an ``.npy`` array) and ``final/meta.json`` as one atomic swap.
@@ -69,7 +73,7 @@ def read_array_dir(directory: Path, name: str, *, fmt: str, version: int, noun: 
     """
     d = Path(directory)
     try:
-        meta = read_json(d / "meta.json", limit=1 << 20, what="cache index", error=MemoryFormatError)
+        meta = read_json(d / "meta.json", limit=MAX_INDEX_BYTES, what="cache index", error=MemoryFormatError)
     except (OSError, MemoryFormatError) as exc:
         raise MemoryFormatError(f"{d} holds no readable {noun} ({exc})") from exc
     check_format(meta, fmt, version, what=str(d), noun=f"supersub {noun}", error=MemoryFormatError, rebuild=rebuild)

@@ -14,7 +14,9 @@ export SUPERSUB_DATA
 setup: $(STAMP) wordnet
 
 # --no-compile: Python compiles what is imported on first use; byte-compiling every installed
-# file up front (torch's thousands) took a third of the setup time.
+# file up front (torch's thousands) took a third of the setup time.  The test targets let Python
+# write what it compiled (even where PYTHONDONTWRITEBYTECODE is set), so each of the suite's many
+# processes does not compile torch again.
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --no-compile -r requirements.txt
@@ -68,13 +70,13 @@ demo: setup
 
 # The complete suite, as CI runs it: every test, a time limit per test, the 25 slowest listed.
 test: setup browser
-	$(PY) -m pytest -q --timeout=900 --durations=25
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q --timeout=900 --durations=25
 
 # The edit loop: everything but the tests that start processes, a Milvus server or a browser,
 # need the real data, or are slow (about 3 minutes on 2 cores).
 FAST_TIERS := not (subprocess or milvus_server or browser or data or slow)
 test-fast: setup
-	$(PY) -m pytest -q --timeout=300 --durations=10 -m "$(FAST_TIERS)"
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q --timeout=300 --durations=10 -m "$(FAST_TIERS)"
 
 # The documentation: MkDocs (Material) with the API reference from the docstrings, built strictly
 # (a warning, a broken link or an unreadable docstring fails it), into site/.

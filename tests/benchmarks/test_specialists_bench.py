@@ -19,7 +19,7 @@ SIZES = {"wordnet balanced:10": 10, "induced:10": 10, "confusion:10": 10, "confu
 def result():
     from benchmarks.specialists_bench import run
 
-    return run(quick=True, per_class=6, val_per_class=2, n_timing=16, size=64)  # 64 px: the invariants, fast
+    return run(quick=True, per_class=4, val_per_class=2, n_timing=16, size=64)  # 64 px: the invariants, fast
 
 
 def test_every_row_is_there(result):

@@ -163,16 +163,31 @@ def test_the_explorer_page_shows_the_training_images_that_voted(built, browser):
     assert errors == []
 
 
-def test_answers_along_the_tree_with_a_promised_accuracy(built, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def calibrated(built, tmp_path_factory):
+    """A copy of each kind's model, calibrated from the command line on the 36 'calib' images."""
+    import contextlib
+    import io
+    import shutil
+
+    model = shutil.copytree(built["model"], tmp_path_factory.mktemp(f"calibrated-{built['kind']}") / "model")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["calibrate", "--model", str(model), "--data", str(built["root"] / "calib"), "--split", "calib",
+                     "--no-progress"])
+    assert code == 0
+    return {"model": model, "out": out.getvalue()}
+
+
+def test_answers_along_the_tree_with_a_promised_accuracy(built, calibrated, tmp_path, capsys):
     """calibrate -> predict/evaluate --accuracy; --decision crm; a bad accuracy; stale after an edit."""
     import shutil
 
-    model = str(shutil.copytree(built["model"], tmp_path / "model"))
-    calib, test = str(built["root"] / "calib"), str(built["root"] / "test")
-    assert main(["predict", "--model", model, "--accuracy", "0.8", test]) == 2
+    test = str(built["root"] / "test")
+    assert main(["predict", "--model", str(built["model"]), "--accuracy", "0.8", test]) == 2
     assert "is not calibrated" in capsys.readouterr().err
-    assert main(["calibrate", "--model", model, "--data", calib, "--split", "calib", "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    model = str(shutil.copytree(calibrated["model"], tmp_path / "model"))
+    out = calibrated["out"]
     assert "calibrated" in out and "on 36 images" in out and "accuracy 80%: can be promised" in out
     assert "accuracy 99%: 36 calibration images cannot promise 99%" in out  # needs 230
     assert load_model(model).calibration_.n == 36
@@ -209,12 +224,8 @@ def test_answers_along_the_tree_with_a_promised_accuracy(built, tmp_path, capsys
     assert "calibration is stale" in capsys.readouterr().err  # warned, still answered
 
 
-def test_the_explorer_page_shows_the_hedged_answer_and_its_path(built, tmp_path, browser):
-    import shutil
-
-    model = shutil.copytree(built["model"], tmp_path / "model")
-    assert main(["calibrate", "--model", str(model), "--data", str(built["root"] / "calib"), "--split", "calib",
-                 "--no-progress"]) == 0
+def test_the_explorer_page_shows_the_hedged_answer_and_its_path(built, calibrated, browser):
+    model = calibrated["model"]
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))

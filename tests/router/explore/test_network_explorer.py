@@ -1,4 +1,5 @@
-"""The explorer on a network-level model: its neighbours come from the specialist memories."""
+"""The explorer on a network-level model: its neighbours come from the specialist memories (the page itself,
+in Chromium, is tested for both model kinds in tests/router/test_surface.py)."""
 
 import shutil
 
@@ -6,10 +7,7 @@ import pytest
 
 from memory import Steer, open_image, tiny_imagenet
 from router import NetworkTwoStage, QueryEncoder, main
-from router.explore import ExploreServer, Explorer, create_app
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
+from router.explore import Explorer
 
 @pytest.fixture(scope="module")
 def network_model(tiny_layout, tmp_path_factory):
@@ -66,23 +64,3 @@ def test_edits_go_to_the_memories_and_a_new_class_is_refused(net_copy, tiny_layo
     with pytest.raises(Exception, match="cannot add the new class"):
         explorer.add_images([("a.jpg", png)], "n02099601")
     assert NetworkTwoStage.load(net_copy).n_entries == before - rec.entries  # unchanged by the refusal
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
-def test_the_page_shows_a_network_models_neighbours(network_model, tiny_layout, browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    app = create_app(Explorer(network_model, neighbours=3))
-    with ExploreServer(app) as server:
-        page.goto(server.url + "/")
-        page.set_input_files("#upload", str(tiny_imagenet("val", tiny_layout["tar"]).paths[0]))
-        page.wait_for_selector("#neighbours figure")
-        assert page.locator("#neighbours figure").count() == 3
-        decoded = page.evaluate("Promise.all(Array.from(document.querySelectorAll('#neighbours img')).map("
-                                "img => img.decode().then(() => img.naturalWidth > 0, () => false)))")
-        assert decoded and all(decoded)
-        assert "generalist router" in page.locator("#model-summary").inner_text()
-    page.close()
-    assert errors == []

@@ -49,6 +49,7 @@ def test_every_check_passes_but_the_listed_one(check_tree, options):
     assert expected_failed_checks(FlatClassifier()) == {}
 
 
+@pytest.mark.slow  # every scikit-learn check
 def test_the_network_model_fails_only_the_checks_that_fit_on_features(check_tree):
     """Every check of the estimator contract passes; each one that fits a 2-D array fails, as declared."""
     from router import NetworkTwoStage

@@ -19,6 +19,7 @@ def uri(request, tmp_path):
     yield f"milvus://127.0.0.1:{server.port}/{name}"
 
 
+@pytest.mark.slow  # a whole routed model on each Milvus backend, twice: seconds each
 @pytest.mark.parametrize("router", ["memory", "centroids"])
 def test_routed_classifier_on_milvus_equals_faiss(synthetic, uri, router, tmp_path):
     s = synthetic
@@ -134,6 +135,7 @@ def test_weights_and_steering_count_in_both_stages_on_every_backend(synthetic, u
     milvus_clf.shard_set_.drop()
 
 
+@pytest.mark.slow  # a Milvus-backed model edited in two locked blocks: seconds
 def test_edits_of_a_milvus_backed_model_are_serialised(synthetic, tmp_path):
     """Two edit blocks on one Milvus-backed model: the second waits; both edits are kept."""
     import threading

@@ -535,6 +535,10 @@ def hedging_table(r: dict) -> str:
                  f"{'met' if su['crm_severity_change'] <= -0.2 and su['crm_top1_change'] >= -0.003 else 'not met'}); "
                  f"fewer than half of the novel queries get a wrong node: "
                  f"{'yes' if su['novel_wrong_below_half'] else '**no**'}."]
+    if "soft_labels_and_crm" in su:
+        sl = su["soft_labels_and_crm"]
+        rows += ["", f"{sl['system']} with CRM, against the routed network model with argmax: mean LCA height of "
+                     f"mistakes {sl['severity_change']:+.3f}, top-1 {100 * sl['top1_change']:+.2f} points."]
     return "\n".join(rows)
 
 

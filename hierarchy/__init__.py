@@ -28,7 +28,7 @@ from ._errors import (
     WordNetNotFoundError,
 )
 from ._files import atomic_file, atomic_write, check_format, fsync_dir, sha256_file
-from ._hedging import TreeNodes, crm_decisions
+from ._hedging import TreeNodes, crm_decisions, soft_labels
 from ._io import load_tree, save_tree, shipped_path, shipped_tree
 from ._mapping import read_mapping
 from ._superclasses import SuperclassMap
@@ -78,6 +78,7 @@ __all__ = [
     "sha256_file",
     "shipped_path",
     "shipped_tree",
+    "soft_labels",
     "synset_from_wnid",
     "wnid_of",
 ]

@@ -26,7 +26,7 @@ from ._errors import HierarchyError, UnknownClassError
 if TYPE_CHECKING:
     from ._tree import ClassTree
 
-__all__ = ["TreeNodes", "crm_decisions"]
+__all__ = ["TreeNodes", "crm_decisions", "soft_labels"]
 
 
 class TreeNodes:
@@ -177,3 +177,34 @@ def crm_decisions(proba: np.ndarray, heights: np.ndarray) -> np.ndarray:
     best = risk.min(1, keepdims=True)
     tied = risk <= best + 1e-12 * np.maximum(1.0, np.abs(best))
     return np.where(tied, proba, -np.inf).argmax(1)
+
+
+def soft_labels(heights: np.ndarray, beta: float) -> np.ndarray:
+    """Hierarchy-aware training targets: for each true class, a distribution favouring near classes.
+
+    Row ``i`` is ``softmax(−β · H[i] / max(H))`` (Bertinetto et al., CVPR 2020,
+    "Making better mistakes"): the true class gets the most mass, classes with a
+    low common ancestor more than distant ones.  A larger ``β`` is closer to
+    one-hot labels.
+
+    Parameters
+    ----------
+    heights : ndarray of shape (n_classes, n_classes)
+        LCA heights (:meth:`ClassTree.lca_height_matrix`), zero on the diagonal.
+    beta : float
+        Positive.
+
+    Returns
+    -------
+    ndarray of shape (n_classes, n_classes), float32
+        Rows summing to 1.
+    """
+    H = np.asarray(heights, dtype=np.float64)
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise HierarchyError(f"heights must be a square matrix, got shape {H.shape}")
+    if not (np.isfinite(beta) and beta > 0):
+        raise HierarchyError(f"beta must be a positive number, got {beta!r}")
+    z = -float(beta) * H / max(float(H.max()), 1.0)
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)

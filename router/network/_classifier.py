@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError
+from hierarchy import ClassTree, HierarchyError, SuperclassMap, UnknownClassError, soft_labels
 from memory import ImageDataset, InputError, VisualMemory, get_backbone, progress_line
 from memory import as_strings
 
@@ -93,6 +93,11 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
     precision : {"bf16", "fp32"}, default "bf16"
     seed : int, default 0
     progress : bool, default True
+    hierarchy_beta : float, default 0
+        Train the generalist on hierarchy-aware soft labels
+        (:func:`hierarchy.soft_labels`, β = this value; larger is closer to
+        one-hot) instead of label smoothing, for less severe mistakes; 0 keeps
+        plain labels.
     """
 
     router = "generalist"
@@ -123,6 +128,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         precision: str = "bf16",
         seed: int = 0,
         progress: bool = True,
+        hierarchy_beta: float = 0.0,
     ) -> None:
         self.tree = tree
         self.specialist = specialist
@@ -131,6 +137,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         self.rank, self.epochs, self.specialist_epochs = rank, epochs, specialist_epochs
         self.memory, self.k, self.mix = memory, k, mix
         self.dev_per_class, self.precision, self.seed, self.progress = dev_per_class, precision, seed, progress
+        self.hierarchy_beta = hierarchy_beta
 
     def check_params(self) -> None:
         """Refuse invalid constructor arguments (checked by ``fit`` and on load, as scikit-learn does)."""
@@ -155,6 +162,9 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
             raise InputError(f"mix weights must be >= 0 with a sum <= 1, got {self.mix!r}")
         if self.precision not in ("bf16", "fp32"):
             raise InputError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        beta = self.hierarchy_beta
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0 <= beta < float("inf")):
+            raise InputError(f"hierarchy_beta must be a number >= 0 (0: plain labels), got {beta!r}")
 
     # ------------------------------------------------------------ assembly
     @classmethod
@@ -275,9 +285,11 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         tr, dv = ~dev_mask, dev_mask
         dev = (acts[dv], yi[dv]) if dv.any() else None
         generalist = split.tail(len(classes))
+        soft = soft_labels(self.tree.lca_height_matrix([str(c) for c in classes]), self.hierarchy_beta) \
+            if self.hierarchy_beta else None
         self.history_ = {"generalist": train_tail(generalist, acts[tr], yi[tr], epochs=self.epochs,
                                                   precision=self.precision, seed=self.seed, dev=dev,
-                                                  progress=self.progress)}
+                                                  progress=self.progress, soft_targets=soft)}
         self.assemble(split, generalist, classes, cut, None)
         kind = "delta" if self.specialist == "tail-delta" else "full"
         specs = TailSpecialists(generalist, kind=kind, rank=self.rank)

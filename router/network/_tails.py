@@ -103,8 +103,12 @@ def _probe_init(tail: Tail, acts: np.ndarray, y: np.ndarray, epochs: int, lr: fl
 
 
 def train_epoch(forward: Any, acts: np.ndarray, y: torch.Tensor, batch_size: int, opt: torch.optim.Optimizer,
-           sched: Any, g: torch.Generator, *, flip: bool, precision: str, label_smoothing: float = 0.0) -> float:
-    """One pass over shuffled batches; half of each batch flipped horizontally.  Returns the mean loss."""
+           sched: Any, g: torch.Generator, *, flip: bool, precision: str, label_smoothing: float = 0.0,
+           targets: torch.Tensor | None = None) -> float:
+    """One pass over shuffled batches; half of each batch flipped horizontally.  Returns the mean loss.
+
+    ``targets`` (n_classes, n_classes), if given, replaces each label by its row: soft labels.
+    """
     order = torch.randperm(len(y), generator=g).numpy()
     total = 0.0
     for i in batch_starts(len(y), batch_size):
@@ -114,7 +118,8 @@ def train_epoch(forward: Any, acts: np.ndarray, y: torch.Tensor, batch_size: int
             half = torch.rand(len(idx), generator=g) < 0.5
             x[half] = torch.flip(x[half], dims=[3])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = nn.functional.cross_entropy(forward(x).float(), y[idx], label_smoothing=label_smoothing)
+            goal = y[idx] if targets is None else targets[y[idx]]
+            loss = nn.functional.cross_entropy(forward(x).float(), goal, label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -139,6 +144,7 @@ def train_tail(
     seed: int = 0,
     dev: tuple[Any, Any] | None = None,
     progress: bool = False,
+    soft_targets: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``tail`` (all its parameters) on trunk activations, in place.
 
@@ -161,6 +167,9 @@ def train_tail(
         Scored after every epoch (the history's ``dev_top1``).
     progress : bool, default False
         Print one line per epoch on stderr (loss, dev top-1, time).
+    soft_targets : ndarray of shape (n_classes, n_classes), optional
+        Each true class's target distribution (hierarchy-aware soft labels,
+        :func:`hierarchy.soft_labels`), used instead of label smoothing.
 
     Returns
     -------
@@ -188,11 +197,17 @@ def train_tail(
     sched = warmup_cosine(opt, steps, 0.15)
     g = torch.Generator().manual_seed(seed)
     yt = torch.from_numpy(y)
+    soft = None
+    if soft_targets is not None:
+        soft = torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
+        if soft.shape != (n_out, n_out) or not torch.allclose(soft.sum(1), torch.ones(n_out), atol=1e-4):
+            raise InputError(f"soft_targets must be ({n_out}, {n_out}) rows that sum to 1, got {tuple(soft.shape)}")
+        label_smoothing = 0.0
     history: dict[str, Any] = {"epochs": epochs, "dev_top1": [], "loss": []}
     for epoch in range(1, epochs + 1):
         tail.train()
         loss = train_epoch(tail, acts, yt, batch_size, opt, sched, g, flip=flip, precision=precision,
-                           label_smoothing=label_smoothing)
+                           label_smoothing=label_smoothing, targets=soft)
         history["loss"].append(round(loss, 4))
         if dev is not None:
             dacts, dy = dev

@@ -79,3 +79,15 @@ def test_bad_input_is_refused(tree):
         nodes.masses(np.array([[np.nan, 1.0]]))
     with pytest.raises(HierarchyError, match="heights must have shape"):
         crm_decisions(np.ones((2, 2)) / 2, np.ones((3, 3)))
+
+
+def test_soft_labels_favour_near_classes():
+    from hierarchy import soft_labels
+
+    H = np.array([[0, 1, 4], [1, 0, 4], [4, 4, 0]])
+    S = soft_labels(H, 4.0)
+    assert np.allclose(S.sum(1), 1) and (S.argmax(1) == np.arange(3)).all()
+    assert S[0, 1] > S[0, 2] and S[2, 0] == pytest.approx(S[2, 1])  # the near class gets more mass
+    assert soft_labels(H, 40.0)[0, 0] > S[0, 0]  # a larger beta is closer to one-hot
+    with pytest.raises(HierarchyError, match="beta must be a positive number"):
+        soft_labels(H, 0.0)

@@ -115,6 +115,18 @@ def test_bad_input(fitted, data):
         NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="delta").check_params()
     with pytest.raises(InputError, match="mix"):
         NetworkTwoStage(shipped_tree("tiny-imagenet-200"), mix=(0.8, 0.5)).fit(train)
+    for beta in (-1.0, True, "4", float("inf")):
+        with pytest.raises(InputError, match="hierarchy_beta must be a number >= 0"):
+            NetworkTwoStage(shipped_tree("tiny-imagenet-200"), hierarchy_beta=beta).check_params()
+
+
+def test_hierarchy_aware_labels_are_trained_and_saved(data, tmp_path):
+    from router import load_model
+
+    train, _ = data
+    clf = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), hierarchy_beta=8.0, **OPTS).fit(train)
+    assert clf.history_["generalist"]["loss"][-1] < clf.history_["generalist"]["loss"][0]
+    assert load_model(clf.save(tmp_path / "m")).hierarchy_beta == 8.0
 
 
 def test_dev_split_chooses_epochs_and_mix(data):

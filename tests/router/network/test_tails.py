@@ -152,3 +152,17 @@ def test_bad_input(generalist, data):
         TailSpecialists(tail, kind="lora")
     with pytest.raises(InputError, match="class indices"):
         TailSpecialists(tail).fit(acts, y, [np.array([0, 7])], epochs=1)
+
+
+def test_soft_labels_train_the_tail_and_bad_ones_are_refused(data):
+    """Hierarchy-aware soft labels (a target distribution per true class) train as well as hard ones here."""
+    from hierarchy import soft_labels
+
+    split, acts, y = data
+    heights = np.array([[0, 2, 6], [2, 0, 6], [6, 6, 0]])  # classes 0 and 1 are near, 2 is far
+    tail = split.tail(3)
+    hist = train_tail(tail, acts, y, epochs=6, batch_size=8, seed=0, soft_targets=soft_labels(heights, 10.0))
+    assert hist["loss"][-1] < hist["loss"][0]
+    assert np.mean(tail_logits(tail, acts).argmax(1) == y) == 1.0
+    with pytest.raises(InputError, match=r"soft_targets must be \(3, 3\) rows that sum to 1"):
+        train_tail(split.tail(3), acts, y, epochs=1, soft_targets=np.ones((3, 3)))

@@ -255,6 +255,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
             Class ids, required unless ``X`` carries labels.
         """
         self.check_params()
+        self.__dict__.pop("calibration_", None)  # a refit model is not the one calibrated
         split = split_backbone(get_backbone(self.backbone, size=self.size, crop_pct=self.crop_pct), self.split_at)
         acts = self._acts_for(split, X)
         if y is None:

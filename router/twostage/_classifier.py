@@ -210,6 +210,7 @@ class TwoStageClassifier(RoutedEditsMixin, RoutedModel):
         self
         """
         self.check_params()
+        self.__dict__.pop("calibration_", None)  # a refit model is not the one calibrated
         if y is None:
             fit_labels(y, 0, set())  # the scikit-learn message for a missing target
         X = as_embeddings(X, None)

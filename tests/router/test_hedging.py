@@ -102,6 +102,7 @@ def test_the_calibration_is_saved_with_the_model_and_an_edit_makes_it_stale(sett
         back.predict_hedged(Xt, accuracy=0.9, strict=True)
     back.save(tmp_path / "m")
     assert load_model(tmp_path / "m").calibration_.stale  # the flag is saved
+    assert not hasattr(back.fit(synthetic["X"], synthetic["y"]), "calibration_")  # a refit drops it
     other = load_model(tmp_path / "m")
     other.calibration_.stale = False  # a calibration of another memory size is stale too
     with pytest.raises(InputError, match="calibration is stale"):

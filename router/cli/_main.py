@@ -51,26 +51,26 @@ def _pixels(text: str) -> int:
     return value
 
 
-def _fraction(text: str) -> float:
-    """An argparse type: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
+def _number_in(check: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    """An argparse type: a number for which ``check`` holds (else exit 2 saying ``what`` it must be)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    parse.__name__ = "a number"
+    return parse
 
 
-def _open_fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1 (a promised accuracy, a confidence level)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (for example 0.9 for 90%), got {text}")
-    return value
+#: A crop fraction, in (0, 1].
+_fraction = _number_in(lambda v: 0.0 < v <= 1.0, "in (0, 1]")
+#: A promised accuracy or a confidence level, strictly between 0 and 1.
+_open_fraction = _number_in(lambda v: 0.0 < v < 1.0, "strictly between 0 and 1 (for example 0.9 for 90%)")
 
 
 def _hedging_args(p: argparse.ArgumentParser, *, help_accuracy: str) -> None:

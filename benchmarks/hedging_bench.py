@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import write_result  # noqa: E402
 from hierarchy import TreeNodes, crm_decisions, shipped_tree  # noqa: E402
-from router import (FlatClassifier, NetworkTwoStage, TwoStageClassifier, calibrate_proba, ece, hedge,  # noqa: E402
-                    hedged_metrics)
+from memory import get_backbone  # noqa: E402
+from router import (FlatClassifier, NetworkTwoStage, TrunkActivations, TwoStageClassifier, calibrate_proba,  # noqa: E402
+                    ece, hedge, hedged_metrics, paired_difference, split_backbone, trunk_activations)
 
 ALPHAS = (0.7, 0.8, 0.9, 0.95, 0.99)
 RULES = ("threshold", "darts")
@@ -50,12 +51,11 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (round(centre - half, 4), round(centre + half, 4))
 
 
-def paired_interval(a: np.ndarray, b: np.ndarray, *, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """A paired bootstrap 95% interval of mean(a) − mean(b) over the same queries."""
-    rng = np.random.default_rng(seed)
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    means = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(reps)]
-    return (round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4))
+def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """B's top-1 change over A's on the same queries: the paired 95% interval and McNemar's p."""
+    d = paired_difference(a, b)
+    return {"top1_change_95": (round(d.low, 4), round(d.high, 4)), "top1_change_p": float(f"{d.p_value:.4g}"),
+            "top1_change_verdict": d.verdict}
 
 
 def severity(tree: Any, classes: list[str], pred: np.ndarray, y: np.ndarray) -> float:
@@ -66,8 +66,8 @@ def severity(tree: Any, classes: list[str], pred: np.ndarray, y: np.ndarray) -> 
 
 
 def score(name: str, tree: Any, classes: list[str], p_cal: np.ndarray, y_cal: np.ndarray, p_val: np.ndarray,
-          y_val: np.ndarray) -> dict[str, Any]:
-    """Every figure of one system."""
+          y_val: np.ndarray, right: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every figure of one system; ``right`` collects its per-query right/wrong for paired comparisons."""
     cal = calibrate_proba(p_cal, y_cal, tree, classes)
     col = {c: i for i, c in enumerate(classes)}
     yi = np.array([col[c] for c in y_val])
@@ -76,10 +76,12 @@ def score(name: str, tree: Any, classes: list[str], p_cal: np.ndarray, y_cal: np
                            "top1": round(float(np.mean(p_val.argmax(1) == yi)), 4),
                            "ece_before": round(ece(p_val, yi), 4), "ece_after": round(ece(scaled, yi), 4),
                            "hedged": {}}
+    gains: dict[str, np.ndarray] = {}
     for rule in RULES:
         for alpha in ALPHAS:
             try:
-                m = hedged_metrics(hedge(p_val, tree, cal, alpha, rule=rule), tree, y_val)
+                answers = hedge(p_val, tree, cal, alpha, rule=rule)
+                m = hedged_metrics(answers, tree, y_val)
             except ValueError as exc:  # too few calibration images for this level
                 out["hedged"][f"{rule} {alpha}"] = {"error": str(exc)}
                 continue
@@ -90,39 +92,72 @@ def score(name: str, tree: Any, classes: list[str], p_cal: np.ndarray, y_cal: np
                 "root": round(m["root"], 4), "mean_gain": round(m["mean_gain"], 4),
                 "mean_depth": round(m["mean_depth"], 2), "parameter": m["parameter"],
                 "guarantee_held": m["achieved"] >= alpha - 0.005}
+            if alpha == 0.9:
+                gains[rule] = answers.gain
+    if len(gains) == 2:  # the two rules on the same queries and probabilities
+        d = paired_difference(gains["threshold"], gains["darts"])
+        out["darts_minus_threshold_gain_0.9"] = {"difference": round(d.difference, 4),
+                                                 "interval_95": (round(d.low, 4), round(d.high, 4)),
+                                                 "verdict": d.verdict}
     H = tree.lca_height_matrix(classes)
     for label, p in (("uncalibrated", p_val), ("calibrated", scaled)):
         arg, crm = p.argmax(1), crm_decisions(p, H)
         out[f"crm_{label}"] = {
             "argmax_top1": round(float(np.mean(arg == yi)), 4), "crm_top1": round(float(np.mean(crm == yi)), 4),
-            "top1_change_95": paired_interval(crm == yi, arg == yi),
+            **_paired(arg == yi, crm == yi),
             "argmax_severity": round(severity(tree, classes, arg, y_val), 3),
             "crm_severity": round(severity(tree, classes, crm, y_val), 3)}
+        if right is not None:
+            right[f"argmax_{label}"], right[f"crm_{label}"] = arg == yi, crm == yi
     print(f"{name}: top-1 {out['top1']}, T {out['temperature']}, ECE {out['ece_before']} -> {out['ece_after']}; "
           f"darts 0.9 {out['hedged'].get('darts 0.9')}", flush=True)
     return out
 
 
-def novel(tree: Any, make: Any, fit: Any, cal: Any, val: Any, held: list[str]) -> dict[str, Any]:
-    """Queries of classes held out of the model, answered at α = 0.9 (DARTS)."""
+def novel_answers(tree: Any, classes: list[str], p_cal: np.ndarray, y_cal: np.ndarray, p_q: np.ndarray,
+                  y_q: np.ndarray) -> dict[str, Any]:
+    """How queries of classes the model lacks are answered at α = 0.9 (DARTS)."""
+    calib = calibrate_proba(p_cal, y_cal, tree, classes)
+    ans = hedge(p_q, tree, calib, 0.9)
+    nodes = TreeNodes(tree, classes)
+    rows = np.array([nodes.nodes.index(n) for n in ans.nodes])
+    right = nodes.correct(rows, y_q)
+    root = ans.nodes == tree.root
+    return {"queries": len(y_q), "correct_ancestor": round(float(np.mean(right & ~root)), 4),
+            "root": round(float(np.mean(root)), 4), "wrong": round(float(np.mean(~right)), 4)}
+
+
+def novel(tree: Any, make: Any, kw: dict[str, Any], fit: Any, cal: Any, val: Any, held: list[str]) -> dict[str, Any]:
+    """A memory-level system built without the ``held`` classes, asked about their val images."""
     keep = [c for c in sorted(set(fit[1])) if c not in held]
     model = make().fit(fit[0][np.isin(fit[1], keep)], fit[1][np.isin(fit[1], keep)])
     classes = [str(c) for c in getattr(model, "class_ids_", model.classes_)]
-    mc = np.isin(cal[1], keep)
-    calib = calibrate_proba(model.predict_proba(cal[0][mc]), cal[1][mc], tree, classes)
-    q = np.isin(val[1], held)
-    ans = hedge(model.predict_proba(val[0][q]), tree, calib, 0.9)
-    nodes = TreeNodes(tree, classes)
-    rows = np.array([nodes.nodes.index(n) for n in ans.nodes])
-    right = nodes.correct(rows, val[1][q])
-    root = ans.nodes == tree.root
-    return {"queries": int(q.sum()), "correct_ancestor": round(float(np.mean(right & ~root)), 4),
-            "root": round(float(np.mean(root)), 4), "wrong": round(float(np.mean(~right)), 4)}
+    mc, q = np.isin(cal[1], keep), np.isin(val[1], held)
+    return novel_answers(tree, classes, model.predict_proba(cal[0][mc], **kw), cal[1][mc],
+                         model.predict_proba(val[0][q], **kw), val[1][q])
+
+
+def novel_network(tree: Any, make: Any, fit_ds: Any, cal_ds: Any, val_ds: Any, held: list[str]) -> dict[str, Any]:
+    """The routed network model trained without the ``held`` classes (on the cached trunk activations)."""
+    model = make()
+    split = split_backbone(get_backbone(model.backbone, size=model.size, crop_pct=model.crop_pct), model.split_at)
+
+    def part(ds: Any, keep: bool) -> TrunkActivations:
+        ta = trunk_activations(ds, split, precision=model.precision, progress=False)
+        rows = np.flatnonzero(np.isin(ta.labels, held) != keep)
+        return TrunkActivations(ta.acts[rows], ta.labels[rows], [ta.refs[i] for i in rows], ta.fingerprint,
+                                f"{ta.dataset_key}:without-held" if keep else f"{ta.dataset_key}:held")
+
+    model.fit(part(fit_ds, True))
+    cal_in, val_out = part(cal_ds, True), part(val_ds, False)
+    return novel_answers(tree, [str(c) for c in model.classes_], model.predict_proba(cal_in),
+                         np.asarray(cal_in.labels, dtype=object), model.predict_proba(val_out),
+                         np.asarray(val_out.labels, dtype=object))
 
 
 def run(*, per_class: int | None, cal_per_class: int, val_per_class: int | None, network: bool,
         epochs: int = 4, spec_epochs: int = 2, seed: int = 0, beta: float = 0.0) -> dict[str, Any]:
-    from memory import Embedder, embed_dataset, get_backbone, tiny_imagenet
+    from memory import Embedder, embed_dataset, tiny_imagenet
 
     tree = shipped_tree("tiny-imagenet-200")
     train, val = tiny_imagenet("train"), tiny_imagenet("val")
@@ -153,29 +188,37 @@ def run(*, per_class: int | None, cal_per_class: int, val_per_class: int | None,
     rng = np.random.default_rng(seed)
     held = sorted(rng.choice(sorted(set(fit[1])), 20, replace=False).tolist())
     out["novel"] = {"held_out_classes": held, "alpha": 0.9, "rule": "darts", "systems": {
-        name: novel(tree, make, fit, cal, vq, held) for name, (make, kw) in makers.items() if not kw}}
+        name: novel(tree, make, kw, fit, cal, vq, held) for name, (make, kw) in makers.items()}}
     if network:
-        net = NetworkTwoStage(tree, specialist="tail-delta", routing="soft", m=3, epochs=epochs,
-                              specialist_epochs=spec_epochs, dev_per_class=20, seed=seed).fit(fit_ds)
+        def make_net(beta: float = 0.0) -> NetworkTwoStage:
+            return NetworkTwoStage(tree, specialist="tail-delta", routing="soft", m=3, epochs=epochs,
+                                   specialist_epochs=spec_epochs, dev_per_class=20, seed=seed, hierarchy_beta=beta)
+
+        net = make_net().fit(fit_ds)
         classes = [str(c) for c in net.classes_]
         flat = net.flat()
         y_cal, y_val = np.asarray(cal_ds.labels, dtype=object), np.asarray(val_ds.labels, dtype=object)
         out["systems"]["fine-tuned flat tail"] = score("fine-tuned flat tail", tree, classes,
                                                        flat.predict_proba(cal_ds), y_cal, flat.predict_proba(val_ds),
                                                        y_val)
+        plain_right: dict[str, Any] = {}
         out["systems"]["routed network model (WordNet balanced:10, soft m=3)"] = score(
-            "routed network model", tree, classes, net.predict_proba(cal_ds), y_cal, net.predict_proba(val_ds), y_val)
+            "routed network model", tree, classes, net.predict_proba(cal_ds), y_cal, net.predict_proba(val_ds), y_val,
+            plain_right)
         if beta:  # the same model, its generalist trained on hierarchy-aware soft labels
-            soft = NetworkTwoStage(tree, specialist="tail-delta", routing="soft", m=3, epochs=epochs,
-                                   specialist_epochs=spec_epochs, dev_per_class=20, seed=seed,
-                                   hierarchy_beta=beta).fit(fit_ds)
+            soft = make_net(beta).fit(fit_ds)
+            soft_right: dict[str, Any] = {}
             out["systems"][f"routed network model, hierarchy-aware labels (β={beta:g})"] = score(
                 "routed network model, soft labels", tree, classes, soft.predict_proba(cal_ds), y_cal,
-                soft.predict_proba(val_ds), y_val)
+                soft.predict_proba(val_ds), y_val, soft_right)
+            out["soft_labels_crm_against_plain_argmax"] = _paired(plain_right["argmax_calibrated"],
+                                                                  soft_right["crm_calibrated"])
+        out["novel"]["systems"]["routed network model (WordNet balanced:10, soft m=3)"] = novel_network(
+            tree, make_net, fit_ds, cal_ds, val_ds, held)
     out["seconds"] = round(time.perf_counter() - t, 1)
     best = max(out["systems"], key=lambda n: out["systems"][n]["top1"])
     d9 = out["systems"][best]["hedged"].get("darts 0.9", {})
-    crm = out["systems"][best]["crm_uncalibrated"]
+    crm = out["systems"][best]["crm_calibrated"]  # what predict(decision="crm") does once calibrated
     out["summary"] = {
         "best_system": best, "darts_0.9_mean_gain": d9.get("mean_gain"), "darts_0.9_class_level": d9.get("class_level"),
         "guarantee_held_everywhere": all(r.get("guarantee_held", False) for s in out["systems"].values()
@@ -188,12 +231,17 @@ def run(*, per_class: int | None, cal_per_class: int, val_per_class: int | None,
         "novel_wrong_below_half": all(v["wrong"] < 0.5 for v in out["novel"]["systems"].values()),
     }
     soft_rows = [n for n in out["systems"] if "hierarchy-aware" in n]
+    out["summary"]["crm_uncalibrated_severity_change"] = round(
+        out["systems"][best]["crm_uncalibrated"]["crm_severity"] - crm["argmax_severity"], 3)
+    out["summary"]["crm_uncalibrated_top1_change"] = round(
+        out["systems"][best]["crm_uncalibrated"]["crm_top1"] - crm["argmax_top1"], 4)
     if soft_rows:  # soft labels with CRM, against the plain routed network model with argmax
-        plain = out["systems"]["routed network model (WordNet balanced:10, soft m=3)"]["crm_uncalibrated"]
-        soft = out["systems"][soft_rows[0]]["crm_uncalibrated"]
+        plain = out["systems"]["routed network model (WordNet balanced:10, soft m=3)"]["crm_calibrated"]
+        soft = out["systems"][soft_rows[0]]["crm_calibrated"]
         out["summary"]["soft_labels_and_crm"] = {
             "system": soft_rows[0], "severity_change": round(soft["crm_severity"] - plain["argmax_severity"], 3),
-            "top1_change": round(soft["crm_top1"] - plain["argmax_top1"], 4)}
+            "top1_change": round(soft["crm_top1"] - plain["argmax_top1"], 4),
+            **out.pop("soft_labels_crm_against_plain_argmax")}
     return out
 
 

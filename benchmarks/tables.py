@@ -499,14 +499,18 @@ def hedging_table(r: dict) -> str:
     """Answers along the tree: the promise kept, how informative, CRM, and classes the model lacks."""
     systems = r["systems"]
     rows = [f"{_measured_on(r)}{r['data']}; δ = {r['delta']}.", "",
-            "| system | top-1 | temperature | ECE before → after | CRM: mistakes' LCA height | CRM: top-1 change [95%] |",
-            "|---|---|---|---|---|---|"]
+            "CRM decides on the calibrated probabilities, as `predict(decision=\"crm\")` does once the model "
+            "is calibrated; on the raw ones beside it.", "",
+            "| system | top-1 | temperature, floor | ECE before → after | mistakes' LCA height: argmax → CRM raw → "
+            "CRM calibrated | CRM calibrated: top-1 change [95%] | at 90%: DARTS − threshold mean gain [95%] |",
+            "|---|---|---|---|---|---|---|"]
     for name, x in systems.items():
-        c = x["crm_uncalibrated"]
+        raw, c = x["crm_uncalibrated"], x["crm_calibrated"]
         lo, hi = c["top1_change_95"]
-        rows.append(f"| {name} | {_pct(x['top1'])} | {x['temperature']} | {x['ece_before']} → {x['ece_after']} | "
-                    f"{c['argmax_severity']} → {c['crm_severity']} | {100 * (c['crm_top1'] - c['argmax_top1']):+.2f} "
-                    f"[{100 * lo:+.2f}, {100 * hi:+.2f}] |")
+        rows.append(f"| {name} | {_pct(x['top1'])} | {x['temperature']}, {x['floor']} | {x['ece_before']} → "
+                    f"{x['ece_after']} | {c['argmax_severity']} → {raw['crm_severity']} → {c['crm_severity']} | "
+                    f"{100 * (c['crm_top1'] - c['argmax_top1']):+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] | "
+                    f"{_gain_gap(x.get('darts_minus_threshold_gain_0.9'))} |")
     rows += ["", "| system | rule | promised | achieved [95%] | at class level | at the root | mean gain | mean depth |",
              "|---|---|---|---|---|---|---|---|"]
     for name, x in systems.items():
@@ -530,16 +534,25 @@ def hedging_table(r: dict) -> str:
                  f"{'yes' if su['guarantee_held_everywhere'] else '**no**'}; DARTS at 90% mean gain "
                  f"{su['darts_0.9_mean_gain']} (target 0.55: {'met' if (su['darts_0.9_mean_gain'] or 0) >= 0.55 else 'not met'}), "
                  f"never below the threshold rule: {'yes' if su['darts_never_below_threshold_at_0.9'] else '**no**'}; "
-                 f"CRM changes the mean LCA height of mistakes by {su['crm_severity_change']:+.3f} at "
+                 f"CRM (calibrated) changes the mean LCA height of mistakes by {su['crm_severity_change']:+.3f} at "
                  f"{100 * su['crm_top1_change']:+.2f} points of top-1 (target −0.2 at ≥ −0.3 points: "
                  f"{'met' if su['crm_severity_change'] <= -0.2 and su['crm_top1_change'] >= -0.003 else 'not met'}); "
                  f"fewer than half of the novel queries get a wrong node: "
                  f"{'yes' if su['novel_wrong_below_half'] else '**no**'}."]
     if "soft_labels_and_crm" in su:
         sl = su["soft_labels_and_crm"]
+        lo, hi = sl.get("top1_change_95", (float("nan"), float("nan")))
         rows += ["", f"{sl['system']} with CRM, against the routed network model with argmax: mean LCA height of "
-                     f"mistakes {sl['severity_change']:+.3f}, top-1 {100 * sl['top1_change']:+.2f} points."]
+                     f"mistakes {sl['severity_change']:+.3f}, top-1 {100 * sl['top1_change']:+.2f} points "
+                     f"[{100 * lo:+.2f}, {100 * hi:+.2f}]{' (a tie)' if lo <= 0 <= hi else ''}."]
     return "\n".join(rows)
+
+
+def _gain_gap(d: dict | None) -> str:
+    if not d:
+        return "n/a"
+    lo, hi = d["interval_95"]
+    return f"{d['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]{' (a tie)' if lo <= 0 <= hi else ''}"
 
 
 def hedging_summary() -> str:
@@ -548,10 +561,11 @@ def hedging_summary() -> str:
     if r is None:
         return "(no results yet: run python benchmarks/hedging_bench.py)"
     rows = [f"{r['data']}. At a promised 90% accuracy (DARTS rule, δ = {r['delta']}):", "",
-            "| system | top-1 | achieved | answered at class level | mean information gain | CRM: mistakes' LCA height |",
+            "| system | top-1 | achieved | answered at class level | mean information gain | "
+            "mistakes' LCA height: argmax → CRM |",
             "|---|---|---|---|---|---|"]
     for name, x in r["systems"].items():
-        h, c = x["hedged"].get("darts 0.9", {}), x["crm_uncalibrated"]
+        h, c = x["hedged"].get("darts 0.9", {}), x["crm_calibrated"]
         got = (f"{_pct(h['achieved'])} | {_pct(h['class_level'])} | {h['mean_gain']:.3f}" if "achieved" in h
                else "too few calibration images | | ")
         rows.append(f"| {name} | {_pct(x['top1'])} | {got} | {c['argmax_severity']} → {c['crm_severity']} |")

@@ -80,6 +80,9 @@ _SOURCES = {
     "hedge": "._hedging",
     "hedged_metrics": "._hedging",
     "temperature_scale": "._calibration",
+    "PairedDifference": "._stats",
+    "mcnemar_p": "._stats",
+    "paired_difference": "._stats",
     "TailDeltas": ".network",
     "TailSpecialists": ".network",
     "tail_features": ".network",
@@ -115,6 +118,7 @@ __all__ = [
     "MemoryRouter",
     "NetworkTwoStage",
     "NotFittedError",
+    "PairedDifference",
     "Predictions",
     "QueryEncoder",
     "RULES",
@@ -149,6 +153,8 @@ __all__ = [
     "load_trunk_activations",
     "main",
     "match_classes",
+    "mcnemar_p",
+    "paired_difference",
     "per_class_accuracy",
     "per_superclass_accuracy",
     "quantise_int8",
@@ -190,6 +196,7 @@ if TYPE_CHECKING:  # what static tools see
     from ._calibration import RULES, Calibration, calibrate, calibrate_proba, ece, temperature_scale
     from ._hedging import HedgedAnswers, hedge, hedged_metrics
     from ._quantise import quantise_int8
+    from ._stats import PairedDifference, mcnemar_p, paired_difference
     from .cli import main
     from .network import (DEFAULT_SPLITS, BackboneSplit, NetworkTwoStage, Tail, TailDeltas, TailSpecialists,
                           TrunkActivations, load_trunk_activations, run_trunk_on_images, split_backbone, tail_features,

@@ -129,13 +129,31 @@ class RoutedModel(ClassifierMixin, BaseEstimator):
         return [str(c) for c in self.class_ids_]  # type: ignore[attr-defined]
 
     def decide(self, proba: np.ndarray, decision: str = "argmax") -> np.ndarray:
-        """Column of the chosen class for each row of ``proba`` (n, n_classes): its argmax, or CRM's choice."""
+        """Column of the chosen class for each row of ``proba`` (n, n_classes): its argmax, or CRM's choice.
+
+        CRM minimises the expected LCA height under the probabilities, so it
+        uses the calibrated ones when the model has a calibration that is not
+        stale (argmax is the same either way: the calibration keeps the order).
+        """
         if decision not in DECISIONS:
             raise InputError(f"unknown decision {decision!r}; choose one of {', '.join(DECISIONS)}")
         if decision == "argmax":
             return np.asarray(proba).argmax(1)
+        cal = self._fresh_calibration()
+        if cal is not None:
+            proba = cal.scale(proba)
         heights = self.tree.lca_height_matrix(self.class_names())  # type: ignore[attr-defined]
         return crm_decisions(proba, heights)
+
+    def _fresh_calibration(self) -> Calibration | None:
+        """The calibration, if there is one that still describes the model."""
+        cal: Calibration | None = getattr(self, "calibration_", None)
+        if cal is None or cal.stale or list(cal.classes) != self.class_names():
+            return None
+        entries = getattr(self, "n_entries", None)
+        if cal.entries is not None and entries is not None and entries != cal.entries:
+            return None
+        return cal
 
     def _calibration_stale(self) -> None:
         """Called by every memory edit: the calibration no longer describes the model."""

@@ -62,8 +62,12 @@ def _nll(proba: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(proba[np.arange(len(y)), y] + 1e-300)))
 
 
-#: The uniform floors tried with each temperature.
-_FLOORS = (0.0, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3)
+#: The uniform floors tried with each temperature. A memory's probabilities need large
+#: ones: a flat kNN (k = 50) gives its true class 0 for about 9% of queries, and the routed
+#: memory model for about 23% (the class's superclass was not routed to); their
+#: likelihood is then best at ε ≈ 0.7–0.8 with T ≈ 0.5, which keeps the ranking of
+#: the voted classes and sharpens it.
+_FLOORS = (0.0, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9)
 
 
 def _fit_temperature(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:

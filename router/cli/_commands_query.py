@@ -189,6 +189,12 @@ def evaluate(args: argparse.Namespace) -> int:
     for name, r in systems:
         print(f"  {name:<{width}}{r['top1']:8.3f}{r['predicted_superclass_accuracy']:12.3f}"
               f"{r['errors_across_superclasses']:>12d}/{r['errors_within_superclass']:<11d}")
+    if "routed_minus_flat" in result:
+        d = result["routed_minus_flat"]
+        lo, hi = d["interval_95"]
+        print(f"  routed − flat top-1: {100 * d['difference']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+              f"(paired 95%, McNemar p = {d['p_value']:.3g}): "
+              f"{'a tie' if d['verdict'] == 'tie' else 'routed better' if d['difference'] > 0 else 'flat better'}")
     print(f"  router superclass accuracy {routed['superclass_accuracy']:.3f}; specialist accuracy "
           f"given the right route {routed['specialist_accuracy']:.3f}; oracle route {routed['oracle_top1']:.3f}")
     print(f"  decision {routed['decision']}: mistakes' mean LCA height {routed['mistake_severity']:.2f}")
@@ -236,7 +242,34 @@ def compare(args: argparse.Namespace) -> int:
     gap = round(100 * (best["routed"][2] - best["flat"][2]), 1) + 0.0  # no "-0.0"
     print(f"best routed {100 * best['routed'][2]:.1f}% ({best['routed'][1]}) against best flat "
           f"{100 * best['flat'][2]:.1f}% ({best['flat'][1]}): {gap:+.1f} points")
+    flat_right = _right_by_ref(best["flat"][3], "flat")
+    routed_right = _right_by_ref(best["routed"][3], "routed")
+    if flat_right and routed_right and flat_right.keys() == routed_right.keys():
+        from .._stats import paired_difference
+
+        refs = sorted(flat_right)
+        d = paired_difference([flat_right[r] for r in refs], [routed_right[r] for r in refs])
+        print(f"  paired over the same {d.n:,} queries: {100 * d.difference:+.1f} points "
+              f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}] (95%), McNemar p = {d.p_value:.3g}: "
+              f"{'a tie' if d.tie else 'routed better' if d.difference > 0 else 'flat better'}")
+    else:
+        print("  no paired interval: the two were not evaluated on the same queries (predictions.csv beside "
+              "each metrics.json)")
     return 0
+
+
+def _right_by_ref(metrics: str, system: str) -> dict[str, bool] | None:
+    """Per query (by image reference), whether ``system`` was right, from the predictions.csv beside ``metrics``."""
+    import csv
+
+    path = Path(metrics).with_name("predictions.csv")
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("system") == system]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    out = {r["ref"]: r["true"] == r["pred"] for r in rows if r.get("ref") is not None}
+    return out if out and len(out) == len(rows) else None
 
 
 # ---------------------------------------------------------------- report

@@ -24,6 +24,7 @@ from memory import (
     get_backbone,
 )
 
+from .._stats import paired_difference
 from ..twostage import FlatClassifier, TwoStageClassifier
 
 __all__ = ["DEFAULT_EMBEDDING", "Queries", "QueryEncoder", "build_memory_model", "embedder_for", "evaluate", "memory_summary",
@@ -190,6 +191,12 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
         into routing errors and within-superclass errors, ``mistake_severity``
         (mean LCA height of the mistakes) and the ``decision`` used.
     """
+    return _evaluate(clf, X, y, routing=routing, m=m, decision=decision)[0]
+
+
+def _evaluate(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: str | None, m: int | None,
+              decision: str) -> tuple[dict[str, Any], np.ndarray]:
+    """:func:`evaluate`'s figures and the predictions, shape (n,)."""
     y = np.asarray(y, dtype=object)
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
@@ -211,7 +218,7 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
         "errors_within_superclass": int((wrong & (pred_sup == true_sup)).sum()),
         "mistake_severity": _severity(clf.tree, y[wrong], pred[wrong]),
         "decision": decision,
-    }
+    }, pred
 
 
 def _severity(tree: ClassTree, true: np.ndarray, pred: np.ndarray) -> float:
@@ -230,13 +237,15 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
         ``routed`` (:func:`evaluate`), ``flat_baseline`` (top-1, predicted
         superclass accuracy, errors across and within superclasses of the flat
         system), ``flat`` (which flat system that is: kNN over the same memory,
-        or a network model's generalist), ``routing`` (the routing used, and
+        or a network model's generalist), ``routed_minus_flat`` (the top-1
+        difference with its paired 95% interval, McNemar's p and a verdict:
+        a tie when the interval holds 0; :func:`router.paired_difference`), ``routing`` (the routing used, and
         ``m`` for soft routing), ``queries``, ``fingerprint`` and ``model``.
     """
     from ..network import NetworkTwoStage
 
     y = np.asarray(y, dtype=object)
-    routed = evaluate(clf, X, y, routing=routing, m=m, decision=decision)
+    routed, pred = _evaluate(clf, X, y, routing=routing, m=m, decision=decision)
     flat_pred = flat.predict(X)
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
@@ -254,6 +263,7 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
                      "errors_across_superclasses": int((wrong & (flat_sup != true_sup)).sum()),
                      "errors_within_superclass": int((wrong & (flat_sup == true_sup)).sum())},
         "routed": routed,
+        "routed_minus_flat": paired_difference(~wrong, pred == y).to_dict(),
     }
 
 

@@ -88,6 +88,23 @@ def test_crm_with_lca_heights_makes_less_severe_mistakes(setting):
         clf.predict(Xt, decision="mode")
 
 
+def test_crm_decides_on_the_calibrated_probabilities_while_the_calibration_is_fresh(setting, synthetic):
+    from hierarchy import crm_decisions
+
+    clf, Xc, yc, Xt, _ = setting
+    fresh = TwoStageClassifier(synthetic["tree"], router="centroids", k=10).fit(synthetic["X"], synthetic["y"])
+    H = fresh.tree.lca_height_matrix(fresh.class_names())
+    p = fresh.predict_proba(Xt)
+    assert np.array_equal(fresh.decide(p, "crm"), crm_decisions(p, H))  # not calibrated: the raw probabilities
+    cal = calibrate(fresh, Xc, yc)
+    scaled = crm_decisions(cal.scale(p), H)
+    assert not np.array_equal(scaled, crm_decisions(p, H))  # the calibration changes some choices here
+    assert np.array_equal(fresh.decide(p, "crm"), scaled)
+    assert np.array_equal(fresh.decide(p), p.argmax(1)) and np.array_equal(cal.scale(p).argmax(1), p.argmax(1))
+    cal.stale = True
+    assert np.array_equal(fresh.decide(p, "crm"), crm_decisions(p, H))
+
+
 def test_the_calibration_is_saved_with_the_model_and_an_edit_makes_it_stale(setting, tmp_path, synthetic, caplog):
     clf, Xc, yc, Xt, _ = setting
     calibrate(clf, Xc, yc)

@@ -116,6 +116,10 @@ def test_evaluate_report_gallery_and_compare(built, capsys):
     assert main(["compare", str(built["eval"] / "metrics.json")]) == 0
     shown = capsys.readouterr().out
     assert "best routed" in shown and metrics["flat"] in shown
+    gap = metrics["routed_minus_flat"]  # the paired interval, in metrics.json and in compare's line
+    assert gap["difference"] == pytest.approx(metrics["routed"]["top1"] - metrics["flat_baseline"]["top1"], abs=1e-4)
+    assert gap["n"] == 9 and gap["interval_95"][0] <= gap["difference"] <= gap["interval_95"][1]
+    assert f"paired over the same 9 queries: {100 * gap['difference']:+.1f} points" in shown
 
 
 def test_edits_where_the_kind_takes_them_and_a_clear_refusal_where_not(built, tmp_path, capsys):

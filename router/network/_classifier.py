@@ -36,8 +36,9 @@ from memory import as_strings
 
 from .._base import RoutedModel
 from .._explanations import RoutedExplanation
+from .._random import seeded
 from ._explain import explain_network
-from ._mix import choose_mix
+from ._mix import choose_mix, held_out_rows
 from ._memory import ShardMemories, normalise, restrict_cut
 from ._routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
 from ._tail_specialists import TailSpecialists
@@ -253,7 +254,14 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         X : ImageDataset, sequence of image paths or PIL images, or TrunkActivations
         y : sequence of str, optional
             Class ids, required unless ``X`` carries labels.
+
+        The same ``seed``, data, machine and thread count give a bit-identical
+        model; torch's global generator is left as the caller had it.
         """
+        with seeded(self.seed):
+            return self._fit(X, y)
+
+    def _fit(self, X: Any, y: Any) -> NetworkTwoStage:
         self.check_params()
         self.__dict__.pop("calibration_", None)  # a refit model is not the one calibrated
         split = split_backbone(get_backbone(self.backbone, size=self.size, crop_pct=self.crop_pct), self.split_at)
@@ -276,14 +284,8 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
             raise InputError("the data covers one superclass only; routing needs at least two")
         index = {c: i for i, c in enumerate(classes)}
         yi = np.array([index[c] for c in labels], dtype=np.int64)
-        dev_mask = np.zeros(len(yi), dtype=bool)
-        if self.dev_per_class:
-            rng = np.random.default_rng(self.seed)
-            for c in range(len(classes)):
-                rows = np.flatnonzero(yi == c)
-                take = min(self.dev_per_class, len(rows) // 2)
-                dev_mask[rng.choice(rows, size=take, replace=False)] = True
-        tr, dv = ~dev_mask, dev_mask
+        dv = held_out_rows(yi, self.dev_per_class, self.seed)
+        tr = ~dv
         dev = (acts[dv], yi[dv]) if dv.any() else None
         generalist = split.tail(len(classes))
         soft = soft_labels(self.tree.lca_height_matrix([str(c) for c in classes]), self.hierarchy_beta) \

@@ -12,6 +12,20 @@ if TYPE_CHECKING:
 __all__ = ["choose_mix"]
 
 
+def held_out_rows(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Which of the training rows (class indices ``y``, shape (n,)) to hold out, bool (n,).
+
+    ``per_class`` seeded draws of each class, at most half of the class.
+    """
+    mask = np.zeros(len(y), dtype=bool)
+    if per_class:
+        rng = np.random.default_rng(seed)
+        for c in np.unique(y):
+            rows = np.flatnonzero(y == c)
+            mask[rng.choice(rows, size=min(per_class, len(rows) // 2), replace=False)] = True
+    return mask
+
+
 def choose_mix(clf: NetworkTwoStage, dacts: np.ndarray, dy: np.ndarray) -> tuple[float, float]:
     """The mix (generalist share, memory share) with the best dev top-1, from a fixed grid.
 

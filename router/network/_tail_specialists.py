@@ -34,6 +34,7 @@ from torch.func import functional_call
 from memory import InputError, progress_line
 
 from .._quantise import quantise_int8
+from .._random import seeded
 from ._tails import as_acts, check_precision, run_batches, train_epoch, warmup_cosine
 from ._trunk import Tail
 
@@ -318,7 +319,12 @@ class TailSpecialists:
     def _fit_one(self, s: int, rows: np.ndarray, acts: np.ndarray, local: np.ndarray, epochs: int, lr: float,
                  batch_size: int, flip: bool, precision: str, seed: int,
                  dev: tuple[np.ndarray, np.ndarray] | None) -> None:
-        torch.manual_seed(seed)
+        with seeded(seed):
+            self._fit_seeded(s, rows, acts, local, epochs, lr, batch_size, flip, precision, seed, dev)
+
+    def _fit_seeded(self, s: int, rows: np.ndarray, acts: np.ndarray, local: np.ndarray, epochs: int, lr: float,
+                    batch_size: int, flip: bool, precision: str, seed: int,
+                    dev: tuple[np.ndarray, np.ndarray] | None) -> None:
         g = torch.Generator().manual_seed(seed)
         base = self.generalist
         rows_t = torch.as_tensor(rows, dtype=torch.long)

@@ -18,6 +18,7 @@ from torch import nn
 
 from memory import InputError, progress_line
 
+from .._random import seeded
 from ._trunk import Tail
 
 __all__ = ["tail_features", "tail_logits", "train_tail"]
@@ -188,7 +189,21 @@ def train_tail(
         raise InputError(f"targets must lie in [0, {n_out}), got [{y.min()}, {y.max()}]")
     if epochs < 1:
         raise InputError(f"epochs must be >= 1, got {epochs}")
-    torch.manual_seed(seed)
+    soft = None
+    if soft_targets is not None:
+        soft = torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
+        if soft.shape != (n_out, n_out) or not torch.allclose(soft.sum(1), torch.ones(n_out), atol=1e-4):
+            raise InputError(f"soft_targets must be ({n_out}, {n_out}) rows that sum to 1, got {tuple(soft.shape)}")
+        label_smoothing = 0.0
+    with seeded(seed):
+        return _train_tail(tail, acts, y, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+                           label_smoothing=label_smoothing, flip=flip, precision=precision,
+                           probe_epochs=probe_epochs, seed=seed, dev=dev, progress=progress, soft=soft)
+
+
+def _train_tail(tail: Tail, acts: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, weight_decay: float,
+                batch_size: int, label_smoothing: float, flip: bool, precision: str, probe_epochs: int, seed: int,
+                dev: tuple[Any, Any] | None, progress: bool, soft: torch.Tensor | None) -> dict[str, Any]:
     t0 = time.perf_counter()
     if probe_epochs:
         _probe_init(tail, acts, y, probe_epochs, 3e-3, seed, precision)
@@ -197,12 +212,6 @@ def train_tail(
     sched = warmup_cosine(opt, steps, 0.15)
     g = torch.Generator().manual_seed(seed)
     yt = torch.from_numpy(y)
-    soft = None
-    if soft_targets is not None:
-        soft = torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
-        if soft.shape != (n_out, n_out) or not torch.allclose(soft.sum(1), torch.ones(n_out), atol=1e-4):
-            raise InputError(f"soft_targets must be ({n_out}, {n_out}) rows that sum to 1, got {tuple(soft.shape)}")
-        label_smoothing = 0.0
     history: dict[str, Any] = {"epochs": epochs, "dev_top1": [], "loss": []}
     for epoch in range(1, epochs + 1):
         tail.train()

@@ -11,6 +11,8 @@ from torch import nn
 
 from memory import InputError, env_precision
 
+from .._random import seeded
+
 __all__ = ["TRAIN_PRECISION_ENV", "Head", "fit_head", "head_proba", "train_module", "training_precision"]
 
 log = logging.getLogger(__name__)
@@ -102,7 +104,13 @@ def train_module(
     y = np.asarray(y, dtype=np.int64)
     if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
         raise InputError(f"training needs X (n, dim) and y (n,), got {X.shape} and {y.shape}")
-    torch.manual_seed(seed)
+    with seeded(seed):
+        return _train(module, X, y, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+                      seed=seed, min_steps=min_steps, precision=precision)
+
+
+def _train(module: nn.Module, X: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, weight_decay: float,
+           batch_size: int, seed: int, min_steps: int, precision: str) -> nn.Module:
     rng = np.random.default_rng(seed)
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -150,8 +158,8 @@ def fit_head(
     if len(y) and (y.min() < 0 or y.max() >= n_out):
         raise InputError(f"targets must lie in [0, {n_out}), got [{y.min()}, {y.max()}]")
     X = np.ascontiguousarray(X, dtype=np.float32)
-    torch.manual_seed(seed)
-    head = Head(X.shape[1], n_out, hidden)
+    with seeded(seed):
+        head = Head(X.shape[1], n_out, hidden)
     head.mu.copy_(torch.from_numpy(X.mean(0)))
     head.sigma.copy_(torch.from_numpy(X.std(0) + 1e-6))
     return train_module(head, X, y, seed=seed, **train)  # type: ignore[return-value]

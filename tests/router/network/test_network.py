@@ -197,3 +197,37 @@ def test_one_model_contract(fitted, tmp_path):
     assert isinstance(load_model(root), NetworkTwoStage)
     with pytest.raises(Exception, match="holds a network-level model, not a memory-level one; load it with router.load_model"):
         TwoStageClassifier.load(root)
+
+
+def test_one_seed_gives_a_bit_identical_model(data, fitted, tmp_path):
+    import hashlib
+    import re
+
+    import torch
+
+    train, val = data
+    torch.manual_seed(1234)  # whatever state the caller's generators are in
+    torch.rand(7)
+    np.random.seed(99)
+    again = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="tail-delta", **OPTS).fit(train)
+    assert np.array_equal(again.predict_proba(val), fitted.predict_proba(val))
+    fitted.save(tmp_path / "a")
+    again.save(tmp_path / "b")
+
+    def contents(root):  # every saved array and index, by its path with the snapshot names left out
+        out = {}
+        for p in sorted(root.rglob("*")):
+            key = re.sub(r"snapshots/[^/]+/", "", p.relative_to(root).as_posix())
+            if p.suffix == ".npz":
+                with np.load(p) as z:  # the zip's own member dates differ; the arrays must not
+                    out.update({f"{key}:{name}": hashlib.sha256(z[name].tobytes()).hexdigest() for name in z.files})
+            elif p.suffix in (".npy", ".faiss"):
+                out[key] = hashlib.sha256(p.read_bytes()).hexdigest()
+        return out
+
+    a, b = contents(tmp_path / "a"), contents(tmp_path / "b")
+    assert len(a) > 10 and a == b
+    state = torch.random.get_rng_state()
+    other = NetworkTwoStage(shipped_tree("tiny-imagenet-200"), specialist="tail-delta", seed=1, **OPTS).fit(train)
+    assert torch.equal(torch.random.get_rng_state(), state)  # fitting leaves the caller's generator alone
+    assert not np.array_equal(other.predict_proba(val), fitted.predict_proba(val))  # the seed matters

@@ -42,6 +42,19 @@ def test_bf16_training_is_not_fp32_training(coded):
     assert torch.equal(b.out.weight, c.out.weight)  # and is deterministic
 
 
+def test_training_is_seeded_and_leaves_the_callers_generator_alone(coded):
+    X, yi, *_ = coded
+    torch.manual_seed(5)
+    state = torch.random.get_rng_state()
+    a = fit_head(X, yi, int(yi.max()) + 1, hidden=64, epochs=2, seed=3, min_steps=20)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.rand(11)  # another state before the second fit
+    b = fit_head(X, yi, int(yi.max()) + 1, hidden=64, epochs=2, seed=3, min_steps=20)
+    c = fit_head(X, yi, int(yi.max()) + 1, hidden=64, epochs=2, seed=4, min_steps=20)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.out.weight, c.out.weight)
+
+
 def test_delta_specialists_train_in_bf16(coded):
     X, yi, Q, qi, groups = coded
     base = fit_head(X, yi, int(yi.max()) + 1, hidden=64, epochs=5, seed=0, min_steps=100)

@@ -287,7 +287,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         dv = held_out_rows(yi, self.dev_per_class, self.seed)
         tr = ~dv
         dev = (acts[dv], yi[dv]) if dv.any() else None
-        generalist = split.tail(len(classes))
+        generalist = split.tail(len(classes), seed=self.seed)
         soft = soft_labels(self.tree.lca_height_matrix([str(c) for c in classes]), self.hierarchy_beta) \
             if self.hierarchy_beta else None
         self.history_ = {"generalist": train_tail(generalist, acts[tr], yi[tr], epochs=self.epochs,

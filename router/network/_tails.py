@@ -146,6 +146,7 @@ def train_tail(
     dev: tuple[Any, Any] | None = None,
     progress: bool = False,
     soft_targets: np.ndarray | None = None,
+    keep_best: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune ``tail`` (all its parameters) on trunk activations, in place.
 
@@ -171,11 +172,15 @@ def train_tail(
     soft_targets : ndarray of shape (n_classes, n_classes), optional
         Each true class's target distribution (hierarchy-aware soft labels,
         :func:`hierarchy.soft_labels`), used instead of label smoothing.
+    keep_best : bool, default False
+        With ``dev``: end with the weights of the epoch of best dev top-1
+        (the earliest on a tie), early stopping as the specialists do.
 
     Returns
     -------
     dict
-        ``{"epochs", "seconds", "images_per_s", "dev_top1": [...], "loss": [...]}``
+        ``{"epochs", "seconds", "images_per_s", "dev_top1": [...], "loss": [...]}``,
+        and ``best_epoch`` with ``keep_best``.
     """
     check_precision(precision)
     acts = as_acts(acts)
@@ -195,15 +200,19 @@ def train_tail(
         if soft.shape != (n_out, n_out) or not torch.allclose(soft.sum(1), torch.ones(n_out), atol=1e-4):
             raise InputError(f"soft_targets must be ({n_out}, {n_out}) rows that sum to 1, got {tuple(soft.shape)}")
         label_smoothing = 0.0
+    if keep_best and dev is None:
+        raise InputError("keep_best needs dev images to choose the epoch on")
     with seeded(seed):
         return _train_tail(tail, acts, y, epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
                            label_smoothing=label_smoothing, flip=flip, precision=precision,
-                           probe_epochs=probe_epochs, seed=seed, dev=dev, progress=progress, soft=soft)
+                           probe_epochs=probe_epochs, seed=seed, dev=dev, progress=progress, soft=soft,
+                           keep_best=keep_best)
 
 
 def _train_tail(tail: Tail, acts: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, weight_decay: float,
                 batch_size: int, label_smoothing: float, flip: bool, precision: str, probe_epochs: int, seed: int,
-                dev: tuple[Any, Any] | None, progress: bool, soft: torch.Tensor | None) -> dict[str, Any]:
+                dev: tuple[Any, Any] | None, progress: bool, soft: torch.Tensor | None,
+                keep_best: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     if probe_epochs:
         _probe_init(tail, acts, y, probe_epochs, 3e-3, seed, precision)
@@ -222,10 +231,15 @@ def _train_tail(tail: Tail, acts: np.ndarray, y: np.ndarray, *, epochs: int, lr:
             dacts, dy = dev
             pred = tail_logits(tail, dacts, precision=precision).argmax(1)
             history["dev_top1"].append(round(float(np.mean(pred == np.asarray(dy))), 4))
+            if keep_best and history["dev_top1"][-1] > max(history["dev_top1"][:-1], default=-1.0):
+                best = (epoch, {k: v.detach().clone() for k, v in tail.state_dict().items()})
         if progress:
             dev_text = f", dev top-1 {history['dev_top1'][-1]:.3f}" if dev is not None else ""
             progress_line(f"generalist epoch {epoch}/{epochs}: loss {loss:.3f}{dev_text} "
                           f"({time.perf_counter() - t0:.0f} s)")
+    if keep_best:
+        history["best_epoch"] = best[0]
+        tail.load_state_dict(best[1])
     tail.eval()
     elapsed = time.perf_counter() - t0
     history["seconds"] = round(elapsed, 1)

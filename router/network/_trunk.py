@@ -28,6 +28,8 @@ import torch
 from memory import Backbone, BackboneMismatchError, Embedder, ImageDataset, InputError, MemoryFormatError, cache_root
 from memory.embedding import fill_batches, read_array_dir, write_array_dir
 
+from .._random import seeded
+
 __all__ = ["DEFAULT_SPLITS", "BackboneSplit", "Tail", "TrunkActivations", "load_trunk_activations",
            "run_trunk_on_images", "split_backbone", "trunk_activations", "trunk_cache_dir"]
 
@@ -130,13 +132,18 @@ class BackboneSplit:
         """The backbone's fingerprint and the split point: identifies trunk activations."""
         return f"{self.backbone.fingerprint}|trunk<{self.at}"
 
-    def tail(self, n_classes: int | None = None) -> Tail:
-        """A fresh trainable copy of the tail with the backbone's weights (and a new classifier)."""
+    def tail(self, n_classes: int | None = None, *, seed: int = 0) -> Tail:
+        """A fresh trainable copy of the tail with the backbone's weights (and a new classifier).
+
+        The new classifier's initial weights are drawn with ``seed``, so two
+        tails made with one seed are the same.
+        """
         m = self.backbone.model
         rest = list(m.blocks[self._stage][self._inner:]) + list(m.blocks[self._stage + 1:])
         stages = copy.deepcopy(torch.nn.Sequential(*rest))
         head = copy.deepcopy(torch.nn.Sequential(m.conv_head, m.bn2))
-        return Tail(stages, head, self.backbone.dim, n_classes)
+        with seeded(seed):
+            return Tail(stages, head, self.backbone.dim, n_classes)
 
     def run_trunk(self, x: Any, *, precision: str = "bf16") -> Any:
         """Trunk activations of preprocessed images (n, 3, size, size) -> (n, C, H, W) float32 tensor.

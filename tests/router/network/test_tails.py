@@ -166,3 +166,29 @@ def test_soft_labels_train_the_tail_and_bad_ones_are_refused(data):
     assert np.mean(tail_logits(tail, acts).argmax(1) == y) == 1.0
     with pytest.raises(InputError, match=r"soft_targets must be \(3, 3\) rows that sum to 1"):
         train_tail(split.tail(3), acts, y, epochs=1, soft_targets=np.ones((3, 3)))
+
+
+def test_keep_best_ends_on_the_epoch_of_best_dev_accuracy(data):
+    split, acts, y = data
+    dev = (acts[::2], y[::2])
+    plain = split.tail(3)
+    hist = train_tail(plain, acts, y, epochs=4, batch_size=8, seed=0, dev=dev)
+    best = split.tail(3)
+    kept = train_tail(best, acts, y, epochs=4, batch_size=8, seed=0, dev=dev, keep_best=True)
+    assert kept["dev_top1"] == hist["dev_top1"]  # the same run, seeded
+    want = int(np.argmax(kept["dev_top1"])) + 1  # the earliest of the best
+    assert kept["best_epoch"] == want
+    if want < 4:  # the weights of that epoch: they score what they scored then
+        assert np.mean(tail_logits(best, dev[0]).argmax(1) == dev[1]) == pytest.approx(kept["dev_top1"][want - 1])
+    else:
+        assert all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), plain.state_dict().values()))
+    with pytest.raises(InputError, match="keep_best needs dev images"):
+        train_tail(split.tail(3), acts, y, epochs=1, keep_best=True)
+
+
+def test_a_new_tail_is_drawn_with_its_seed(data):
+    split, _, _ = data
+    torch.rand(3)  # the caller's generator state does not matter
+    a, b, c = split.tail(3), split.tail(3), split.tail(3, seed=1)
+    assert torch.equal(a.classifier.weight, b.classifier.weight)
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)

@@ -6,8 +6,9 @@
 
 Memory: train minus a held-out dev split (50 images per class), which tunes
 the cache model; val scores every row.  Each row reports top-1, superclass
-accuracy and the mean LCA height (WordNet) of the mistakes.  Routed rows use
-the shipped WordNet balanced:10 cut.
+accuracy and the mean LCA height (WordNet) of the mistakes, and its difference
+from flat kNN (softmax, k = 10) with a paired 95% interval and McNemar's p.
+Routed rows use the shipped WordNet balanced:10 cut.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import Split, command  # noqa: E402
 from memory import VisualMemory, fit_cache  # noqa: E402
-from router import FlatClassifier, TwoStageClassifier  # noqa: E402
+from router import FlatClassifier, TwoStageClassifier, paired_difference  # noqa: E402
 
 RULES = ("plurality", "distance", "softmax", "rank")
 KS = (1, 10, 50)
@@ -31,9 +32,11 @@ KS = (1, 10, 50)
 
 def run(s: Split, *, epochs: int = 8, ks: tuple[int, ...] = KS, ms: tuple[int, ...] = (1, 4, 16)) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
+    right: dict[str, np.ndarray] = {}
 
     def add(name: str, group: str, pred: Any, secs: float, **extra: Any) -> None:
         rows[name] = {"group": group, **s.score(pred), "queries_per_s": round(len(s.Q) / secs, 1), **extra}
+        right[name] = np.asarray(pred, dtype=object) == s.qy
         print(f"{name:<52} {rows[name]}", flush=True)
 
     def timed(fn: Any) -> tuple[Any, float]:
@@ -75,6 +78,12 @@ def run(s: Split, *, epochs: int = 8, ks: tuple[int, ...] = KS, ms: tuple[int, .
     add("linear probe + cache model", "heads", np.asarray(classes, dtype=object)[p_mix.argmax(1)],
         secs + secs_cache, theta=cache.theta, lam=round(float(cache.lam), 2), k=cache.k)
     flat = rows["flat kNN, softmax, k=10"]["top1"] if 10 in ks else None
+    base = "flat kNN, softmax, k=10" if 10 in ks else next(iter(rows))
+    for name, row in rows.items():  # paired on the same queries: each row against flat kNN, the cache against the probe
+        if name != base:
+            row["against_flat_knn"] = paired_difference(right[base], right[name]).to_dict()
+    rows["linear probe + cache model"]["against_linear_probe"] = paired_difference(
+        right["linear probe"], right["linear probe + cache model"]).to_dict()
     return {"data": s.description, "flat_knn_softmax_k10": flat, "rows": rows,
             "cache_fit": "theta and lambda chosen on the dev split by NLL"}
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._data import Split, command  # noqa: E402
 from memory import VisualMemory  # noqa: E402
-from router import TwoStageClassifier  # noqa: E402
+from router import TwoStageClassifier, paired_difference  # noqa: E402
 
 
 def _acc(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -46,8 +46,8 @@ def late_superclasses(s: Split, n_late: int = 2, seed: int = 0, k: int = 10) -> 
     clf = TwoStageClassifier(s.tree, k=k).fit(s.X[old], s.y[old])
     flat = VisualMemory(s.X.shape[1], k=k, progress=False)
     flat.add(s.X[old], s.y[old])
-    before = {"routed": _acc(clf.predict(s.Q[old_q]), s.qy[old_q]),
-              "flat": _acc(flat.predict(s.Q[old_q]), s.qy[old_q])}
+    right_before = {"routed": clf.predict(s.Q[old_q]) == s.qy[old_q], "flat": flat.predict(s.Q[old_q]) == s.qy[old_q]}
+    before = {n: round(float(np.mean(r)), 4) for n, r in right_before.items()}
     t = time.perf_counter()
     placed = {}
     for c in late_classes:
@@ -55,8 +55,8 @@ def late_superclasses(s: Split, n_late: int = 2, seed: int = 0, k: int = 10) -> 
         placed[c] = clf.add_class(c, s.X[rows])
         flat.add(s.X[rows], s.y[rows])
     add_s = time.perf_counter() - t
-    after = {"routed": _acc(clf.predict(s.Q[old_q]), s.qy[old_q]),
-             "flat": _acc(flat.predict(s.Q[old_q]), s.qy[old_q])}
+    right_after = {"routed": clf.predict(s.Q[old_q]) == s.qy[old_q], "flat": flat.predict(s.Q[old_q]) == s.qy[old_q]}
+    after = {n: round(float(np.mean(r)), 4) for n, r in right_after.items()}
     new = {"routed": _acc(clf.predict(s.Q[new_q]), s.qy[new_q]),
            "flat": _acc(flat.predict(s.Q[new_q]), s.qy[new_q])}
     from_start = TwoStageClassifier(s.tree, k=k).fit(s.X, s.y)
@@ -67,11 +67,14 @@ def late_superclasses(s: Split, n_late: int = 2, seed: int = 0, k: int = 10) -> 
         "late_classes": len(late_classes), "placed_correctly": all(placed[c] in late for c in late_classes),
         "old_class_accuracy_before": before, "old_class_accuracy_after": after,
         "old_class_change_points": {n: round(100 * (after[n] - before[n]), 2) for n in before},
+        "old_class_change_paired": {n: paired_difference(right_before[n], right_after[n]).to_dict() for n in before},
         "new_class_accuracy": new, "add_s": round(add_s, 2),
         "routed_equals_build_from_start": bool(
             np.array_equal(p_late.argmax(1), p_start.argmax(1)) and np.allclose(p_late, p_start, atol=1e-6)),
         "routed_full_accuracy": {"added_late": _acc(clf.predict(s.Q), s.qy),
                                  "built_from_start": _acc(from_start.predict(s.Q), s.qy)},
+        "added_late_against_from_start": paired_difference(from_start.predict(s.Q) == s.qy,
+                                                           clf.predict(s.Q) == s.qy).to_dict(),
     }
     print("late superclasses", row, flush=True)
     return row

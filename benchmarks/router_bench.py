@@ -8,7 +8,9 @@ each cut (WordNet balanced:10, and 10 superclasses induced from class-mean
 embeddings) it measures, in one run: top-1, superclass accuracy, queries/s and
 the share of errors that cross superclasses, for flat kNN, a linear probe, an
 MLP head, routed kNN with each router and routing mode, and generalist-routed
-delta and full specialists.  Writes benchmarks/results/router.json.
+delta and full specialists; each routed row against its flat counterpart
+(flat kNN, or the flat MLP head for the MLP generalist's rows) with a paired
+95% interval and McNemar's p.  Writes benchmarks/results/router.json.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import write_result  # noqa: E402
 from hierarchy import cut_balanced, cut_induced, shipped_tree  # noqa: E402
 from memory import Embedder, embed_dataset, get_backbone, tiny_imagenet  # noqa: E402
-from router import FlatClassifier, TwoStageClassifier  # noqa: E402
+from router import FlatClassifier, TwoStageClassifier, paired_difference  # noqa: E402
 
 
-def measure(clf: Any, Q: np.ndarray, qy: np.ndarray, cut: dict[str, str], **kw: Any) -> dict[str, Any]:
+def measure(clf: Any, Q: np.ndarray, qy: np.ndarray, cut: dict[str, str], right: dict[str, np.ndarray] | None = None,
+            name: str = "", **kw: Any) -> dict[str, Any]:
     if kw.get("routing") == "oracle":
         kw["y_true"] = qy
     t = time.perf_counter()
@@ -38,6 +41,8 @@ def measure(clf: Any, Q: np.ndarray, qy: np.ndarray, cut: dict[str, str], **kw: 
     true_sup = np.array([cut[c] for c in qy], dtype=object)
     pred_sup = np.array([cut[c] for c in pred], dtype=object)
     wrong = pred != qy
+    if right is not None:
+        right[name] = ~wrong
     row = {
         "top1": round(float(np.mean(~wrong)), 4),
         "superclass_accuracy": round(float(np.mean(pred_sup == true_sup)), 4),
@@ -79,9 +84,10 @@ def main(argv: list[str] | None = None) -> dict:
         cut = dict(tree.superclasses.assignment)
         sizes = sorted(tree.superclasses.sizes().values())
         rows: dict[str, Any] = {}
+        right: dict[str, np.ndarray] = {}
 
         def run(name: str, clf: Any, **kw: Any) -> None:
-            rows[name] = measure(clf, Q, qy, cut, **kw)
+            rows[name] = measure(clf, Q, qy, cut, right, name, **kw)
             print(f"[{cut_name}] {name:<44} {rows[name]}", flush=True)
 
         if not flat_rows:
@@ -111,6 +117,10 @@ def main(argv: list[str] | None = None) -> dict:
             st = clf.storage()
             rows[f"MLP generalist + {spec} specialists, hard"]["storage_heads"] = round(st["heads"], 3)
             rows[f"MLP generalist + {spec} specialists, hard"]["fit_s"] = round(fit_s, 1)
+        for name, row in rows.items():  # paired on the same queries, against the flat system of the same kind
+            base = "flat MLP head" if name.startswith("MLP generalist") else "flat kNN"
+            if name.startswith(("routed", "MLP generalist")) and "oracle" not in name:
+                row["against"] = {"system": base, **paired_difference(right[base], right[name]).to_dict()}
         out["cuts"][cut_name] = {"sizes": sizes, "systems": rows}
     if not args.quick:
         print("wrote", write_result("router", out))

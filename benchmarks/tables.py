@@ -158,12 +158,14 @@ def router_table(r: dict) -> str:
     for cut, body in r["cuts"].items():
         sizes = body["sizes"]
         out += [f"*Cut `{cut}`* (superclass sizes {sizes[0]} to {sizes[-1]}):", "",
-                "| system | top-1 | superclass acc. | router acc. | errors across superclasses | queries/s |",
-                "|---|---|---|---|---|---|"]
+                "| system | top-1 | against its flat counterpart [95%], McNemar p | superclass acc. | router acc. "
+                "| errors across superclasses | queries/s |",
+                "|---|---|---|---|---|---|---|"]
         for name, row in body["systems"].items():
             extra = f" (storage {row['storage_heads']} heads)" if "storage_heads" in row else ""
+            against = f"{row['against']['system']}: {_paired_cell(row['against'])}" if "against" in row else ""
             out.append(
-                f"| {name}{extra} | {row['top1']:.3f} | {row['superclass_accuracy']:.3f} | "
+                f"| {name}{extra} | {row['top1']:.3f} | {against} | {row['superclass_accuracy']:.3f} | "
                 f"{row.get('router_superclass_accuracy', float('nan')):.3f} | "
                 f"{row['errors_across_share']:.0%} | {row['queries_per_s']:,.0f} |".replace("nan", "–")
             )
@@ -189,16 +191,17 @@ def _mb(n: int) -> str:
 def accuracy_table(r: dict) -> str:
     rows = r["rows"]
     out = [f"{r['data']}.", "",
-           "| system | top-1 | superclass acc. | mean LCA height of mistakes | queries/s |",
-           "|---|---|---|---|---|"]
+           "| system | top-1 | against flat kNN (softmax, k = 10) [95%], McNemar p | superclass acc. "
+           "| mean LCA height of mistakes | queries/s |",
+           "|---|---|---|---|---|---|"]
     for name, row in rows.items():
         extra = ""
         if "entries" in row:
             extra = f" ({row['entries']:,} entries)"
         if "lam" in row:
             extra = f" (θ = {row['theta']:g}, λ = {row['lam']:g}, k = {row['k']})"
-        out.append(f"| {name}{extra} | {_pct(row['top1'])} | {_pct(row['superclass_accuracy'])} | "
-                   f"{row['mean_lca_height']:.2f} | {row['queries_per_s']:,.0f} |")
+        out.append(f"| {name}{extra} | {_pct(row['top1'])} | {_paired_cell(row.get('against_flat_knn'))} | "
+                   f"{_pct(row['superclass_accuracy'])} | {row['mean_lca_height']:.2f} | {row['queries_per_s']:,.0f} |")
     flat = rows["flat kNN, softmax, k=10"]["top1"]
     voting = {n: v["top1"] for n, v in rows.items() if v["group"] == "voting"}
     best = max(voting, key=voting.__getitem__)
@@ -212,7 +215,10 @@ def accuracy_table(r: dict) -> str:
             f"({_pct(routed[best_routed])}, {100 * (routed[best_routed] - flat):+.1f} points against flat "
             f"softmax k = 10). Best sub-centroid row: {best_dnc} ({_pct(dnc[best_dnc])}). "
             f"The cache model moves the linear probe by {100 * (cache - probe):+.1f} points "
-            f"({_pct(probe)} → {_pct(cache)}). Queries/s are single passes."]
+            f"({_pct(probe)} → {_pct(cache)}"
+            + (f"; {_paired_cell(rows['linear probe + cache model']['against_linear_probe'])}"
+               if "against_linear_probe" in rows["linear probe + cache model"] else "")
+            + "). Queries/s are single passes."]
     return "\n".join(out)
 
 
@@ -280,14 +286,19 @@ def adding_table(r: dict) -> str:
     out = [f"{r['data']}.", "",
            f"*Late superclasses*: {', '.join(late['late_superclasses'])} ({late['late_classes']} classes) left out "
            f"of the build, then added with `add_class` in {late['add_s']} s.", "",
-           "| system | old classes before | old classes after | change | new classes |", "|---|---|---|---|---|"]
+           "| system | old classes before | old classes after | change [95%], McNemar p | new classes |",
+           "|---|---|---|---|---|"]
+    paired = late.get("old_class_change_paired", {})
     for name in ("routed", "flat"):
+        change = _paired_cell(paired.get(name)) or f"{late['old_class_change_points'][name]:+.2f} points"
         out.append(f"| {name} | {_pct(late['old_class_accuracy_before'][name])} | "
-                   f"{_pct(late['old_class_accuracy_after'][name])} | "
-                   f"{late['old_class_change_points'][name]:+.2f} points | {_pct(late['new_class_accuracy'][name])} |")
+                   f"{_pct(late['old_class_accuracy_after'][name])} | {change} | "
+                   f"{_pct(late['new_class_accuracy'][name])} |")
     full = late["routed_full_accuracy"]
+    vs = late.get("added_late_against_from_start")
     out += ["", f"Routed, added late: {_pct(full['added_late'])} on all val images; built with every class from the "
-                f"start: {_pct(full['built_from_start'])}; same probabilities: {late['routed_equals_build_from_start']}.",
+                f"start: {_pct(full['built_from_start'])}" + (f" (difference {_paired_cell(vs)})" if vs else "")
+                + f"; same probabilities: {late['routed_equals_build_from_start']}.",
             "", f"*Adding {t['samples']:,} samples* one call at a time against one batched call:", "",
             "| target | one at a time | batched | batched vs single |", "|---|---|---|---|"]
     for name in ("flat memory", "routed classifier"):
@@ -412,9 +423,9 @@ def specialists_table(r: dict) -> str:
            f"specialists up to {st['specialist_epochs']} (kept at the dev-best epoch), rank {st['rank']}, "
            f"{st['precision']}. Whole run {r['total_seconds'] / 60:.0f} min, of which computing the trunk "
            f"cache took {st['trunk_cache_seconds'] / 60:.0f} min.", "",
-           "| cut | system | top-1 | dev | superclass acc. | router acc. | errors across superclasses "
-           "| images/s | training s | storage (tails) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| cut | system | top-1 | dev | against the best flat [95%], McNemar p | superclass acc. | router acc. "
+           "| errors across superclasses | images/s | training s | storage (tails) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(v: object, fmt: str = "{}") -> str:
         return "" if v is None else fmt.format(v)
@@ -423,18 +434,44 @@ def specialists_table(r: dict) -> str:
         if row.get("tuning"):
             continue
         out.append(f"| {row['cut']} | {row['system']} | {_pct(row['top1'])} | {cell(row['dev_top1'], '{:.1%}')} | "
+                   f"{_paired_cell(row.get('against_best_flat'))} | "
                    f"{_pct(row['superclass_accuracy'])} | {cell(row['router_accuracy'], '{:.1%}')} | "
                    f"{_pct(row['cross_superclass_errors'])} | {cell(row['images_per_s'], '{:.0f}')} | "
                    f"{cell(row['train_seconds'], '{:.0f}')} | {cell(row['storage_tails'], '{:.3f}')} |")
     b, f = su["best_routed"], su["best_flat"]
+    paired = su.get("routed_minus_best_flat_paired")
     out += ["", f"Best routed system (chosen on dev): {b['system']} on {b['cut']}, **{_pct(b['top1'])}**; "
             f"best flat: {f['system']}, **{_pct(f['top1'])}**; routed minus the same-budget flat tail: "
             f"**{100 * su['routed_minus_same_budget_flat']:+.2f} points**; routed minus the best flat system: "
-            f"**{100 * su['routed_minus_best_flat']:+.2f} points**. Oracle minus the same-budget flat tail: "
-            + ", ".join(f"{c} {100 * v:+.1f}" for c, v in su["oracle_minus_flat"].items()) + " points.", "",
-            "| target | met |", "|---|---|"]
+            f"**{100 * su['routed_minus_best_flat']:+.2f} points**"
+            + (f" {_paired_cell(paired)}" if paired else "") + ". Oracle minus the same-budget flat tail: "
+            + ", ".join(f"{c} {100 * v:+.1f}" for c, v in su["oracle_minus_flat"].items()) + " points."]
+    if "seeds" in su:
+        sd = su["seeds"]
+        out += ["", f"With {len(sd['seeds'])} training seeds ({', '.join(map(str, sd['seeds']))}): best flat "
+                    f"{_pct(sd['flat_mean_sd'][0])} ± {100 * sd['flat_mean_sd'][1]:.2f}, best routed "
+                    f"{_pct(sd['routed_mean_sd'][0])} ± {100 * sd['routed_mean_sd'][1]:.2f}; routed − flat "
+                    f"{100 * sd['difference_mean_sd'][0]:+.2f} ± {100 * sd['difference_mean_sd'][1]:.2f} points "
+                    "(mean ± sd over seeds)."]
+    shares = {c: i["errors_across_superclasses"] for c, i in r["cuts"].items() if "errors_across_superclasses" in i}
+    if shares:
+        out += ["", "Share of the errors that cross superclasses, per cut:", "",
+                "| cut | best flat system | routed (dev-best of the cut) |", "|---|---|---|"]
+        out += [f"| {c} | {_pct(v['best flat'])} | {_pct(v['routed (dev-best of this cut)'])} |"
+                for c, v in shares.items()]
+    out += ["", "| target | met |", "|---|---|"]
     out += [f"| {t} | {'yes' if ok else '**no**'} |" for t, ok in su["targets"].items()]
     return "\n".join(out)
+
+
+def _paired_cell(d: dict | None) -> str:
+    """A paired difference (from router.paired_difference's to_dict) in points, with its verdict."""
+    if not d:
+        return ""
+    lo, hi = d["interval_95"]
+    p = "" if d.get("p_value") is None else f", p = {d['p_value']:.2g}"
+    verdict = "a tie" if lo <= 0 <= hi else ("better" if d["difference"] > 0 else "worse")
+    return f"{100 * d['difference']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]{p}: {verdict}"
 
 
 def precision_table(r: dict) -> str:

@@ -464,6 +464,14 @@ def specialists_table(r: dict) -> str:
     return "\n".join(out)
 
 
+def _ci(d: dict | None, digits: int = 1) -> str:
+    """`` [lo, hi]`` of a paired difference in points, and ``, a tie`` when it holds 0; empty without one."""
+    if not d:
+        return ""
+    lo, hi = d["interval_95"]
+    return f" [{100 * lo:+.{digits}f}, {100 * hi:+.{digits}f}]{', a tie' if lo <= 0 <= hi else ''}"
+
+
 def _paired_cell(d: dict | None) -> str:
     """A paired difference (from router.paired_difference's to_dict) in points, with its verdict."""
     if not d:
@@ -667,15 +675,18 @@ def claims_table(_: dict | None = None) -> str:
         soft = r["routed kNN, kNN router, soft m=2"]["top1"]
         hard = r["routed kNN, centroid router, hard"]["top1"]
         gain = soft - flat
-        text = (f"memory: kNN-routed soft m=2 {100 * (soft - flat):+.1f}, centroid-routed hard "
-                f"{100 * (hard - flat):+.1f} points against flat kNN (k = 10)")
+        text = (f"memory: kNN-routed soft m=2 {100 * (soft - flat):+.1f}"
+                f"{_ci(r['routed kNN, kNN router, soft m=2'].get('against_flat_knn'))}, centroid-routed hard "
+                f"{100 * (hard - flat):+.1f}{_ci(r['routed kNN, centroid router, hard'].get('against_flat_knn'))} "
+                "points against flat kNN (k = 10)")
         if router:
             wn = router["cuts"]["wordnet-balanced-10"]["systems"]
             nets = {n: v["top1"] for n, v in wn.items() if n.startswith("MLP generalist") and "oracle" not in n}
             best_net = max(nets, key=nets.__getitem__)
             net_gain = nets[best_net] - wn["flat MLP head"]["top1"]
             gain = max(gain, net_gain)
-            text += f"; networks: best routed ({best_net}) {100 * net_gain:+.1f} points against the flat MLP head"
+            text += (f"; networks: best routed ({best_net}) {100 * net_gain:+.1f}{_ci(wn[best_net].get('against'))} "
+                     "points against the flat MLP head")
         spec = _load("specialists")
         if spec:
             su = spec["summary"]
@@ -683,7 +694,8 @@ def claims_table(_: dict | None = None) -> str:
             gain = max(gain, net_gain)
             text += (f"; backbone tail: best routed ({su['best_routed']['system']}, {su['best_routed']['cut']}) "
                      f"{100 * net_gain:+.2f} points against the fine-tuned flat tail of the same budget, "
-                     f"{100 * su['routed_minus_best_flat']:+.2f} against the best flat system")
+                     f"{100 * su['routed_minus_best_flat']:+.2f}{_ci(su.get('routed_minus_best_flat_paired'))} "
+                     "against the best flat system")
         rows.append(("two-stage super-sub classification beats flat", "+3.3 points on ImageNet", text,
                      held(gain >= 0.033)))
         m4, m1 = r["sub-centroids, m=4 per class, nearest"]["top1"], r["sub-centroids, m=1 per class, nearest"]["top1"]
@@ -702,8 +714,12 @@ def claims_table(_: dict | None = None) -> str:
         rows.append(("a few sub-centroids per class keep the accuracy (Deep Nearest Centroids)",
                      "about 4 sub-centroids per class", text, verdict))
         probe, cache = r["linear probe"]["top1"], r["linear probe + cache model"]["top1"]
+        vs = r["linear probe + cache model"].get("against_linear_probe")
         rows.append(("a cache over the training features improves the model it augments", "Orhan 2018",
-                     f"{_pct(probe)} → {_pct(cache)} ({100 * (cache - probe):+.1f} points)", held(cache > probe)))
+                     f"{_pct(probe)} → {_pct(cache)} ({100 * (cache - probe):+.1f}{_ci(vs)} points)",
+                     held(vs["interval_95"][0] > 0 if vs else cache > probe)
+                     + (" (a tie: the interval holds 0)" if vs and vs["interval_95"][0] <= 0 <= vs["interval_95"][1]
+                        else "")))
         votes = {n.split(", ")[1]: v["top1"] for n, v in r.items() if v["group"] == "voting" and n.endswith("k=50")}
         rows.append(("softmax and rank voting beat plurality", "Geirhos et al. 2024",
                      ", ".join(f"{k} {_pct(v)}" for k, v in votes.items()) + " at k = 50",
@@ -735,7 +751,8 @@ def claims_table(_: dict | None = None) -> str:
         late = add["late"]
         rows.append(("whole classes can be added late", "Geirhos et al. 2024",
                      f"same predictions as a build with them from the start: {late['routed_equals_build_from_start']}; "
-                     f"old classes {late['old_class_change_points']['routed']:+.2f} points",
+                     f"old classes {late['old_class_change_points']['routed']:+.2f}"
+                     f"{_ci(late.get('old_class_change_paired', {}).get('routed'), 2)} points",
                      held(late["routed_equals_build_from_start"])))
     if router:
         wn = router["cuts"]["wordnet-balanced-10"]["systems"]

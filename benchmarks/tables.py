@@ -464,6 +464,49 @@ def specialists_table(r: dict) -> str:
     return "\n".join(out)
 
 
+def errors_across_table() -> str:
+    """Seed 004's finding (errors mostly within a superclass), measured per cut, flat and routed."""
+    router, spec = _load("router"), _load("specialists")
+    if router is None and spec is None:
+        return "(no results yet: run python benchmarks/router_bench.py and benchmarks/specialists_bench.py)"
+    out = ["| level | cut | flat | routed |", "|---|---|---|---|"]
+    if router:
+        for cut, body in router["cuts"].items():
+            sy = body["systems"]
+            routed = {n: v for n, v in sy.items() if n.startswith("routed") and "oracle" not in n}
+            best = max(routed, key=lambda n: routed[n]["top1"])
+            out.append(f"| memory (Lite0 embeddings, kNN) | {cut} | flat kNN {_pct(sy['flat kNN']['errors_across_share'])}, "
+                       f"linear probe {_pct(sy['linear probe']['errors_across_share'])} | {best}: "
+                       f"{_pct(routed[best]['errors_across_share'])} |")
+    if spec:
+        rows = [r for r in spec["rows"] if "dev-best mix" in r["system"] and r["system"].endswith("soft m=2")]
+        flat = {c: i["errors_across_superclasses"]["best flat"] for c, i in spec["cuts"].items()
+                if "errors_across_superclasses" in i}
+        for r in rows:
+            f = f"best flat {_pct(flat[r['cut']])}" if r["cut"] in flat else ""
+            out.append(f"| network (fine-tuned tail) | {r['cut']} | {f} | specialists + memory, soft m=2: "
+                       f"{_pct(r['cross_superclass_errors'])} |")
+    return "\n".join(out)
+
+
+def reproducibility_table(r: dict) -> str:
+    """Builds of the network model that differ in one thing, compared on val."""
+    out = [f"{_measured_on(r)}{r['data']}.", "",
+           "| builds | what differs | bit-identical | largest probability difference | predictions that differ "
+           "| top-1 | top-1 change [95%] |", "|---|---|---|---|---|---|---|"]
+    for p in r["pairs"]:
+        a, b = r["builds"][p["a"]], r["builds"][p["b"]]
+        out.append(f"| {p['a']} / {p['b']} | {p['differs_in']} | {'yes' if p['bit_identical'] else 'no'} | "
+                   f"{p['max_probability_difference']:g} | {_pct(p['predictions_differ'])} | "
+                   f"{_pct(a['top1'])} / {_pct(b['top1'])} | {_paired_cell(p['top1_change'])} |")
+    t = r["trunk_threads_2_vs_1"]
+    out += ["", "The trunk alone at 2 and 1 threads on the same " f"{t['bf16']['images']} images: "
+            + "; ".join(f"{prec}: {'bit-identical' if x['bit_identical'] else 'largest difference ' + format(x['max_abs_difference'], 'g')}"
+                        for prec, x in t.items()) + ". Builds reuse one trunk cache, so the rows above vary the "
+            "training only."]
+    return "\n".join(out)
+
+
 def _ci(d: dict | None, digits: int = 1) -> str:
     """`` [lo, hi]`` of a paired difference in points, and ``, a tie`` when it holds 0; empty without one."""
     if not d:
@@ -786,11 +829,11 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
     "precision": precision_table, "explore": explore_table, "demo": demo_table, "cache": cache_table,
-    "hedging": hedging_table,
+    "hedging": hedging_table, "reproducibility": reproducibility_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table, "routing-summary": routing_summary,
-                                          "hedging-summary": hedging_summary}
+                                          "hedging-summary": hedging_summary, "errors-across": errors_across_table}
 
 
 def render(text: str) -> str:

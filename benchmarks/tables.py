@@ -670,7 +670,15 @@ def demo_table(r: dict) -> str:
 
     return (f"{_measured_on(r)}`{r['command']}` took **{r['seconds'] / 60:.1f} minutes** "
             f"({r['subset']['train_per_class']} train and {r['subset']['val_per_class']} val images per class, "
-            f"{mem['queries']:,} queries). Memory level: {level(mem)}. Network level: {level(net)}.")
+            f"{mem['queries']:,} queries). Memory level: {level(mem)}. Network level: {level(net)}."
+            + (_tree_buys(r["tree_buys"]) if "tree_buys" in r else ""))
+
+
+def _tree_buys(t: dict) -> str:
+    return (f" What the tree buys, on the network model: at {t['accuracy']:.0%} promised accuracy "
+            f"({_pct(t['achieved'])} achieved) {_pct(t['class_level'])} of the answers name a class and the rest a "
+            f"node above it; CRM changes the mistakes' mean LCA height by {t['crm_severity_change']:+.2f} at "
+            f"{100 * t['crm_top1_change']:+.1f} points of top-1.")
 
 
 def routing_summary() -> str:

@@ -63,10 +63,9 @@ def _nll(proba: np.ndarray, y: np.ndarray) -> float:
 
 
 #: The uniform floors tried with each temperature. A memory's probabilities need large
-#: ones: a flat kNN (k = 50) gives its true class 0 for about 9% of queries, and the routed
-#: memory model for about 23% (the class's superclass was not routed to); their
-#: likelihood is then best at ε ≈ 0.7–0.8 with T ≈ 0.5, which keeps the ranking of
-#: the voted classes and sharpens it.
+#: ones: a kNN gives 0 to every class none of its neighbours voted for, and a routed
+#: memory model to every class of the superclasses it did not search, so the likelihood
+#: of their probabilities is best with a large floor and a sharpening temperature.
 _FLOORS = (0.0, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9)
 
 

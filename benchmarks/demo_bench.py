@@ -32,7 +32,8 @@ DEMO = ROOT / "runs" / "demo"
 
 def _level(metrics: dict) -> dict:
     return {"routed_top1": metrics["routed"]["top1"], "flat_top1": metrics["flat_baseline"]["top1"],
-            "flat": metrics["flat"], "routing": metrics["routing"], "queries": metrics["queries"]}
+            "flat": metrics["flat"], "routing": metrics["routing"], "queries": metrics["queries"],
+            "routed_minus_flat": metrics.get("routed_minus_flat")}
 
 
 def _tree_buys(metrics: dict) -> dict:

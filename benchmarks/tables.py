@@ -680,7 +680,8 @@ def demo_table(r: dict) -> str:
 
     def level(x: dict) -> str:
         how = x["routing"]["mode"] + (f" m={x['routing']['m']}" if x["routing"].get("m") else "")
-        return f"routed ({how}) {_pct(x['routed_top1'])} against {_pct(x['flat_top1'])} for {x['flat']}"
+        gap = f" ({_paired_cell(x['routed_minus_flat'])})" if x.get("routed_minus_flat") else ""
+        return f"routed ({how}) {_pct(x['routed_top1'])} against {_pct(x['flat_top1'])} for {x['flat']}{gap}"
 
     return (f"{_measured_on(r)}`{r['command']}` took **{r['seconds'] / 60:.1f} minutes** "
             f"({r['subset']['train_per_class']} train and {r['subset']['val_per_class']} val images per class, "

@@ -205,9 +205,10 @@ def evaluate(args: argparse.Namespace) -> int:
               f"{h['mean_gain']:.2f}, mean depth {h['mean_depth']:.1f}")
     if "hedged" in result and "argmax" in result:  # one line: what the tree buys
         h, a = result["hedged"], result["argmax"]
+        gain = a["mistake_severity"] - routed["mistake_severity"]
         print(f"what the tree buys: at {h['accuracy']:.0%} accuracy, {h['class_level']:.0%} answered at class level "
-              f"and the rest higher in the tree; {routed['decision']}: mistakes "
-              f"{a['mistake_severity'] - routed['mistake_severity']:+.2f} levels less severe than argmax, at "
+              f"and the rest higher in the tree; {routed['decision']}: mistakes {abs(gain):.2f} levels "
+              f"{'less' if gain >= 0 else 'more'} severe than argmax, at "
               f"{100 * (routed['top1'] - a['top1']):+.1f} points of top-1")
     if args.explain:
         _print_explanations(clf, es.X[: args.explain], [f"{es.refs[i]} (true {es.labels[i]} "

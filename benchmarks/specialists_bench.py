@@ -5,10 +5,14 @@
 
 Lite0 at 160 px (``--size``) is split before its last stage (``blocks.6``); the trunk's
 activations are computed once (float16 cache) and every network below
-trains on them.  Training and memories use train minus a seeded dev split
-(20 images per class); dev chooses the mixing weights, the number of
-superclasses searched and which routed system is "best"; val (10k) scores
-every row.
+trains on them.  Two seeded, disjoint parts of train are held out: a cut
+split (10 images per class) builds the confusion and induced cuts, and a dev
+split (20 per class) chooses every epoch (the flat tails early-stop on it as
+the specialists do), the mixing weights and the best flat and routed systems,
+a tie going to the cheaper one (:func:`select`).  Training and memories use
+the rest of train; val (10k) only scores, and each routed row is compared with
+the best flat system on it with a paired 95% interval and McNemar's p.
+``--seeds`` retrains the two headline systems with more seeds.
 
 Rows, all in one run on the same trunk cache:
 
@@ -18,8 +22,8 @@ Rows, all in one run on the same trunk cache:
   generalist mixed with kNN over a memory of its own features (the cache
   model: the flat counterpart of the specialist memories);
 * for each superclass cut (WordNet balanced:10, induced:10 from class-mean
-  features, confusion:10 and confusion:8 from the generalist's dev
-  confusion, and confusion:8 with overlap): the generalist restricted to
+  features, confusion:10 and confusion:8 from the generalist's confusion
+  on the cut split, and confusion:8 with overlap): the generalist restricted to
   the routed superclasses; int8 delta specialists (hard, soft m=2/3, oracle); the same mixed with
   specialist memories; full fine-tuned specialist copies (WordNet and induced cuts).
 """

@@ -507,12 +507,12 @@ def reproducibility_table(r: dict) -> str:
     return "\n".join(out)
 
 
-def _ci(d: dict | None, digits: int = 1) -> str:
-    """`` [lo, hi]`` of a paired difference in points, and ``, a tie`` when it holds 0; empty without one."""
+def _ci(d: dict | None, digits: int = 1, scale: float = 100) -> str:
+    """`` [lo, hi]`` of a paired difference (in points by default), and ``, a tie`` when it holds 0."""
     if not d:
         return ""
     lo, hi = d["interval_95"]
-    return f" [{100 * lo:+.{digits}f}, {100 * hi:+.{digits}f}]{', a tie' if lo <= 0 <= hi else ''}"
+    return f" [{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}]{', a tie' if lo <= 0 <= hi else ''}"
 
 
 def _paired_cell(d: dict | None) -> str:
@@ -637,10 +637,7 @@ def hedging_table(r: dict) -> str:
 
 
 def _gain_gap(d: dict | None) -> str:
-    if not d:
-        return "n/a"
-    lo, hi = d["interval_95"]
-    return f"{d['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]{' (a tie)' if lo <= 0 <= hi else ''}"
+    return f"{d['difference']:+.3f}{_ci(d, 3, scale=1)}" if d else "n/a"
 
 
 def hedging_summary() -> str:
@@ -692,8 +689,9 @@ def demo_table(r: dict) -> str:
 def _tree_buys(t: dict) -> str:
     return (f" What the tree buys, on the network model: at {t['accuracy']:.0%} promised accuracy "
             f"({_pct(t['achieved'])} achieved) {_pct(t['class_level'])} of the answers name a class and the rest a "
-            f"node above it; CRM changes the mistakes' mean LCA height by {t['crm_severity_change']:+.2f} at "
-            f"{100 * t['crm_top1_change']:+.1f} points of top-1.")
+            f"node above it; CRM changes the mistakes' mean LCA height by {t['crm_severity_change']:+.2f}"
+            + (f" at {100 * t['crm_top1_change']:+.1f}{_ci(t['crm_top1_change_paired'])} points of top-1"
+               if t.get("crm_top1_change_paired") else "") + ".")
 
 
 def routing_summary() -> str:

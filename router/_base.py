@@ -145,14 +145,24 @@ class RoutedModel(ClassifierMixin, BaseEstimator):
         heights = self.tree.lca_height_matrix(self.class_names())  # type: ignore[attr-defined]
         return crm_decisions(proba, heights)
 
+    def predict_from_proba(self, proba: np.ndarray, decision: str = "argmax") -> np.ndarray:
+        """Predicted classes, shape (n,), from probabilities ``predict_proba`` gave (n, n_classes).
+
+        One pass of ``predict_proba`` can then serve several decisions.
+        """
+        return self.classes_[self.decide(proba, decision)]  # type: ignore[attr-defined]
+
     def _fresh_calibration(self) -> Calibration | None:
         """The calibration, if there is one that still describes the model."""
+        cal = self._marked_calibration()
+        return None if cal is None or cal.stale or list(cal.classes) != self.class_names() else cal
+
+    def _marked_calibration(self) -> Calibration | None:
+        """The calibration, marked stale if the memory's size changed since it was made."""
         cal: Calibration | None = getattr(self, "calibration_", None)
-        if cal is None or cal.stale or list(cal.classes) != self.class_names():
-            return None
         entries = getattr(self, "n_entries", None)
-        if cal.entries is not None and entries is not None and entries != cal.entries:
-            return None
+        if cal is not None and cal.entries is not None and entries is not None and entries != cal.entries:
+            cal.stale = True
         return cal
 
     def _calibration_stale(self) -> None:
@@ -171,13 +181,10 @@ class RoutedModel(ClassifierMixin, BaseEstimator):
             edited after the calibration.
         """
         self.check_fitted()
-        cal: Calibration | None = getattr(self, "calibration_", None)
+        cal = self._marked_calibration()
         if cal is None:
             raise InputError(f"this {type(self).__name__} is not calibrated: run router.calibrate(model, X, y) "
                              "or 'supersub calibrate --model M --data DIR' on labelled images it was not trained on")
-        entries = getattr(self, "n_entries", None)
-        if not cal.stale and cal.entries is not None and entries is not None and entries != cal.entries:
-            cal.stale = True
         if cal.stale:
             message = ("the calibration is stale: the memory was edited after it, so its accuracy promise no "
                        "longer holds; recalibrate ('supersub calibrate' or router.calibrate)")

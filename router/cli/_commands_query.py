@@ -165,11 +165,6 @@ def evaluate(args: argparse.Namespace) -> int:
     flat = flat_from(clf)  # built once: kNN over every shard's entries, or the generalist
     result = evaluate_with_flat(clf, es.X, es.labels, flat, routing=args.routing, m=args.m,  # type: ignore[attr-defined]
                                 fingerprint=es.fingerprint, decision=args.decision)  # type: ignore[attr-defined]
-    if args.decision != "argmax":  # the same model's argmax decision, for the comparison
-        from ..pipeline import evaluate as evaluate_routed
-
-        plain = evaluate_routed(clf, es.X, es.labels, routing=args.routing, m=args.m)  # type: ignore[arg-type, attr-defined]
-        result["argmax"] = {k: plain[k] for k in ("top1", "mistake_severity", "errors")}
     if args.accuracy is not None:
         from .._hedging import hedged_metrics
 
@@ -203,13 +198,13 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"  answers along the tree, promised {h['accuracy']:.0%} ({h['rule']}): achieved {h['achieved']:.1%}; "
               f"{h['class_level']:.1%} at class level, {h['root']:.1%} at the root; mean information gain "
               f"{h['mean_gain']:.2f}, mean depth {h['mean_depth']:.1f}")
-    if "hedged" in result and "argmax" in result:  # one line: what the tree buys
-        h, a = result["hedged"], result["argmax"]
+    if "hedged" in result and "argmax" in routed:  # one line: what the tree buys
+        h, a, d = result["hedged"], routed["argmax"], routed["minus_argmax"]
         gain = a["mistake_severity"] - routed["mistake_severity"]
         print(f"what the tree buys: at {h['accuracy']:.0%} accuracy, {h['class_level']:.0%} answered at class level "
               f"and the rest higher in the tree; {routed['decision']}: mistakes {abs(gain):.2f} levels "
-              f"{'less' if gain >= 0 else 'more'} severe than argmax, at "
-              f"{100 * (routed['top1'] - a['top1']):+.1f} points of top-1")
+              f"{'less' if gain >= 0 else 'more'} severe than argmax, at {100 * d['difference']:+.1f} points of "
+              f"top-1 [{100 * d['interval_95'][0]:+.1f}, {100 * d['interval_95'][1]:+.1f}]")
     if args.explain:
         _print_explanations(clf, es.X[: args.explain], [f"{es.refs[i]} (true {es.labels[i]} "
                             f"{clf.tree.label(es.labels[i])})" for i in range(args.explain)],  # type: ignore[attr-defined]

@@ -408,7 +408,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
     def predict(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
         """Predicted class ids, shape (n,), object array of str; ``decision="crm"``: see :meth:`decide`."""
         proba = self.predict_proba(X, **kwargs)  # first: an unfitted model raises NotFittedError here
-        return self.classes_[self.decide(proba, decision)]
+        return self.predict_from_proba(proba, decision)
 
     def predict_superclass(self, X: Any) -> np.ndarray:
         """Stage-1 top superclass per query, shape (n,), object array of str."""

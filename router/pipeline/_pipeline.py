@@ -189,7 +189,10 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
         ``top1``, ``superclass_accuracy`` (stage 1), ``specialist_accuracy``
         (top-1 given a correct route), ``oracle_top1``, the split of errors
         into routing errors and within-superclass errors, ``mistake_severity``
-        (mean LCA height of the mistakes) and the ``decision`` used.
+        (mean LCA height of the mistakes) and the ``decision`` used.  With
+        a decision other than argmax, also ``argmax`` (its ``top1``,
+        ``mistake_severity`` and ``errors``) and ``minus_argmax`` (the top-1
+        difference with its paired 95% interval), from the same probabilities.
     """
     return _evaluate(clf, X, y, routing=routing, m=m, decision=decision)[0]
 
@@ -200,13 +203,14 @@ def _evaluate(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: str | None,
     y = np.asarray(y, dtype=object)
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
-    pred = clf.predict(X, routing=routing, m=m, decision=decision)
+    proba = clf.predict_proba(X, routing=routing, m=m)  # one pass serves every decision
+    pred = clf.predict_from_proba(proba, decision)
     route = clf.predict_superclass(X)
     oracle = clf.predict(X, routing="oracle", y_true=y)
     wrong = pred != y
     pred_sup = np.array([cut[c] for c in pred], dtype=object)
     right_route = route == true_sup
-    return {
+    out = {
         "n": int(len(y)),
         "top1": float(np.mean(~wrong)),
         "superclass_accuracy": float(np.mean(right_route)),
@@ -218,7 +222,13 @@ def _evaluate(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: str | None,
         "errors_within_superclass": int((wrong & (pred_sup == true_sup)).sum()),
         "mistake_severity": _severity(clf.tree, y[wrong], pred[wrong]),
         "decision": decision,
-    }, pred
+    }
+    if decision != "argmax":  # the same probabilities' argmax, for the comparison
+        plain = clf.predict_from_proba(proba, "argmax")
+        out["argmax"] = {"top1": float(np.mean(plain == y)), "errors": int((plain != y).sum()),
+                         "mistake_severity": _severity(clf.tree, y[plain != y], plain[plain != y])}
+        out["minus_argmax"] = paired_difference(plain == y, pred == y).to_dict()
+    return out, pred
 
 
 def _severity(tree: ClassTree, true: np.ndarray, pred: np.ndarray) -> float:

@@ -365,17 +365,17 @@ class TwoStageClassifier(RoutedEditsMixin, RoutedModel):
     def predict(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
         """Predicted classes, shape (n,), of the labels' type (see ``classes_``).
 
-        ``decision="crm"`` picks the class of least expected LCA height
-        instead of the most probable one (see :meth:`decide`).  A query on
-        which nothing voted (every neighbour silenced or steered away) gets
-        ``None`` (the array is then of dtype object), as in
-        :meth:`memory.VisualMemory.predict`.
+        ``decision="crm"``: the class of least expected LCA height (:meth:`decide`).  A query
+        on which nothing voted (every neighbour silenced or steered away) gets ``None``
+        (dtype object), as in :meth:`memory.VisualMemory.predict`.
         """
-        return self._decode(self._predict_ids(X, decision=decision, **kwargs))
+        return self.predict_from_proba(self.predict_proba(X, **kwargs), decision)
 
-    def _predict_ids(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
-        """Predicted class ids, object array with ``None`` where nothing voted."""
-        proba = self.predict_proba(X, **kwargs)
+    def predict_from_proba(self, proba: np.ndarray, decision: str = "argmax") -> np.ndarray:
+        """Predicted classes from ``predict_proba``'s output, as :meth:`predict` gives them."""
+        return self._decode(self._ids_from_proba(proba, decision))
+
+    def _ids_from_proba(self, proba: np.ndarray, decision: str) -> np.ndarray:  # class ids, None where none voted
         out = self.class_ids_[self.decide(proba, decision)].astype(object)
         out[proba.sum(1) == 0] = None
         return out
@@ -405,7 +405,8 @@ class TwoStageClassifier(RoutedEditsMixin, RoutedModel):
 
     def score(self, X: Any, y: Any, **kwargs: Any) -> float:
         """Top-1 accuracy."""
-        pred = self._predict_ids(X, **({"y_true": y} if kwargs.get("routing") == "oracle" else {}), **kwargs)
+        oracle = {"y_true": y} if kwargs.get("routing") == "oracle" else {}
+        pred = self._ids_from_proba(self.predict_proba(X, **oracle, **kwargs), "argmax")
         return float(np.mean(pred == np.asarray(as_strings(y, len(pred), "y"), dtype=object)))
 
     def explain(self, X: Any, *, top: int = 5, **kwargs: Any) -> list[RoutedExplanation]:

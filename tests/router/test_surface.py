@@ -205,7 +205,11 @@ def test_answers_along_the_tree_with_a_promised_accuracy(built, calibrated, tmp_
     h = metrics["hedged"]
     assert h["accuracy"] == 0.8 and h["n"] == 9 and 0 <= h["class_level"] <= 1 and 0 <= h["mean_gain"] <= 1
     assert metrics["routed"]["decision"] == "crm" and "mistake_severity" in metrics["routed"]
-    assert "what the tree buys: at 80% accuracy" in capsys.readouterr().out
+    routed, gap = metrics["routed"], metrics["routed"]["minus_argmax"]  # argmax from the same probabilities
+    assert gap["n"] == 9 and gap["difference"] == pytest.approx(routed["top1"] - routed["argmax"]["top1"], abs=1e-4)
+    shown = capsys.readouterr().out
+    assert "what the tree buys: at 80% accuracy" in shown
+    assert f"{100 * gap['difference']:+.1f} points of top-1 [{100 * gap['interval_95'][0]:+.1f}," in shown
     curve = metrics["hedged_curve"]["points"]
     assert [x["accuracy"] for x in curve] == [0.5, 0.6, 0.7, 0.8, 0.9]  # 0.95 and 0.99 need more than 36 images
     assert all(x["class_level"] + x["inner"] + x["root"] == pytest.approx(1) for x in curve)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,6 +46,29 @@ def _tree_buys(metrics: dict) -> dict:
             "crm_top1_change": routed["minus_argmax"]["difference"], "crm_top1_change_paired": routed["minus_argmax"]}
 
 
+def _run_demo(env: dict[str, str], start: float) -> list[dict[str, Any]]:
+    """Run ``make demo``, passing its output through; the seconds each command of the recipe took."""
+    steps: list[dict[str, Any]] = []
+    with subprocess.Popen(["make", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            words = line.split()
+            if len(words) > 1 and words[0].endswith("/bin/supersub"):  # make echoes each command it starts
+                now = time.perf_counter() - start
+                if steps:
+                    steps[-1]["seconds"] = round(now - steps[-1].pop("start"), 1)
+                network = any(w == "generalist" or "network" in w for w in words)
+                label = " ".join(words[1:3] if words[1] in ("tree", "memory") else words[1:2])
+                steps.append({"command": label + (" (network)" if network else ""), "start": now})
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, "make demo")
+    if steps:
+        steps[-1]["seconds"] = round(time.perf_counter() - start - steps[-1].pop("start"), 1)
+    return steps
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--warm", action="store_true", help="keep the caches instead of starting from empty ones")
@@ -56,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(DEMO, ignore_errors=True)
     start = time.perf_counter()
     try:
-        subprocess.run(["make", "demo"], cwd=ROOT, env=env, check=True)
+        steps = _run_demo(env, start)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -68,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "caches": "warm" if args.warm else "empty",
         "subset": {"train_per_class": 100, "val_per_class": 20},
         "seconds": round(seconds, 1),
+        "steps": steps,
         "memory_level": _level(memory),
         "network_level": _level(network),
         "tree_buys": _tree_buys(json.loads((DEMO / "network-hedged" / "metrics.json").read_text())),

@@ -525,6 +525,37 @@ def _paired_cell(d: dict | None) -> str:
     return f"{100 * d['difference']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]{p}: {verdict}"
 
 
+def network_speed_table(r: dict) -> str:
+    """The network-level model on each runtime: speed, top-1 and its change against eager torch."""
+    st, t = r["setup"], r["targets"]
+    out = [f"{_measured_on(r)}Lite0 at {st['size']} px, {st['threads']} threads; the routed model is int8 delta "
+           f"specialists with memories, {st['cut']}, {st['routing']}; flat is its generalist alone. End to end: "
+           f"all {st['val']:,} val images from files, decoding overlapped; tensors: {st['tensors']:,} decoded "
+           "images, best of 3. Change: top-1 against eager torch bf16 on the same queries, in points, with the "
+           "paired 95% interval, and the answers that changed.", "",
+           "| system | path | end to end | from tensors | top-1 | change against eager | answers changed |",
+           "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        change = ""
+        if "top1_change" in row:
+            lo, hi = row["change_interval"]
+            tie = ", a tie" if lo <= 0 <= hi else ""
+            change = f"{100 * row['top1_change']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]{tie}"
+        out.append(f"| {row['system']} | {row['path']} | {row['images_per_s_files']:,.0f} img/s | "
+                   f"{row['images_per_s_tensors']:,.0f} img/s | {_pct(row['top1'])} | {change or '–'} | "
+                   f"{row.get('flips', '–')} |")
+    tc = r["trunk_cache"]
+    cost = ", ".join(f"{k} {v:.2f}x" for k, v in t["routed_cost_vs_flat"].items())
+    out += ["", f"Targets, {r['best_path']} against eager torch: the routed model end to end "
+            f"**{t['routed_end_to_end_vs_eager']:.2f}x** (target 3x) with top-1 {t['routed_top1_change_points']:+.2f} "
+            f"points (target within 0.1); the trunk cache **{t['trunk_cache_vs_eager']:.2f}x** (target 3x; "
+            + ", ".join(f"{k} {v:,.0f} img/s" for k, v in tc["images_per_s"].items())
+            + f", from files); routed inference costs {cost} as much as flat from tensors (target 1.2x). "
+            f"The whole training cache ({tc['full_cache_images']:,} images) took {tc['full_cache_seconds']:.0f} s "
+            f"on {st['default_path']}."]
+    return "\n".join(out)
+
+
 def precision_table(r: dict) -> str:
     t, tl, m = r["trunk"], r["tail"], r["matmul_gflops"]
     heads = []
@@ -682,8 +713,16 @@ def demo_table(r: dict) -> str:
 
     return (f"{_measured_on(r)}`{r['command']}` took **{r['seconds'] / 60:.1f} minutes** "
             f"({r['subset']['train_per_class']} train and {r['subset']['val_per_class']} val images per class, "
-            f"{mem['queries']:,} queries). Memory level: {level(mem)}. Network level: {level(net)}."
-            + (_tree_buys(r["tree_buys"]) if "tree_buys" in r else ""))
+            f"{mem['queries']:,} queries)" + _steps(r.get("steps")) + f". Memory level: {level(mem)}. "
+            f"Network level: {level(net)}." + (_tree_buys(r["tree_buys"]) if "tree_buys" in r else ""))
+
+
+def _steps(steps: list[dict] | None) -> str:
+    """``; the longest steps: build 92 s, ...`` (the three slowest commands of the recipe)."""
+    if not steps:
+        return ""
+    slow = sorted(steps, key=lambda x: -x["seconds"])[:3]
+    return "; the slowest steps: " + ", ".join(f"`{x['command']}` {x['seconds']:.0f} s" for x in slow)
 
 
 def _tree_buys(t: dict) -> str:
@@ -850,7 +889,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
     "precision": precision_table, "explore": explore_table, "demo": demo_table, "cache": cache_table,
-    "hedging": hedging_table, "reproducibility": reproducibility_table,
+    "hedging": hedging_table, "reproducibility": reproducibility_table, "network_speed": network_speed_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table, "routing-summary": routing_summary,

@@ -96,6 +96,10 @@ _SOURCES = {
     "run_trunk_on_images": ".network",
     "split_backbone": ".network",
     "trunk_activations": ".network",
+    "NetworkPath": ".network",
+    "RUNTIMES": ".network",
+    "choose_path": ".network",
+    "installed_runtimes": ".network",
 }
 
 __all__ = [
@@ -116,12 +120,14 @@ __all__ = [
     "HeadRouter",
     "HedgedAnswers",
     "MemoryRouter",
+    "NetworkPath",
     "NetworkTwoStage",
     "NotFittedError",
     "PairedDifference",
     "Predictions",
     "QueryEncoder",
     "RULES",
+    "RUNTIMES",
     "RoutedExplanation",
     "SECTIONS",
     "ShardSet",
@@ -134,6 +140,7 @@ __all__ = [
     "build_memory_model",
     "calibrate",
     "calibrate_proba",
+    "choose_path",
     "compare",
     "confused_pairs",
     "ece",
@@ -146,6 +153,7 @@ __all__ = [
     "head_proba",
     "hedge",
     "hedged_metrics",
+    "installed_runtimes",
     "level_metrics",
     "load_classifier",
     "load_model",
@@ -198,9 +206,10 @@ if TYPE_CHECKING:  # what static tools see
     from ._quantise import quantise_int8
     from ._stats import PairedDifference, mcnemar_p, paired_difference
     from .cli import main
-    from .network import (DEFAULT_SPLITS, BackboneSplit, NetworkTwoStage, Tail, TailDeltas, TailSpecialists,
-                          TrunkActivations, load_trunk_activations, run_trunk_on_images, split_backbone, tail_features,
-                          tail_logits, train_tail, trunk_activations)
+    from .network import (DEFAULT_SPLITS, RUNTIMES, BackboneSplit, NetworkPath, NetworkTwoStage, Tail, TailDeltas,
+                          TailSpecialists, TrunkActivations, choose_path, installed_runtimes, load_trunk_activations,
+                          run_trunk_on_images, split_backbone, tail_features, tail_logits, train_tail,
+                          trunk_activations)
     from .pipeline import (DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, edit_classifier, evaluate,
                            evaluate_with_flat, flat_from, load_classifier, load_model, match_classes, save_classifier,
                            typical_similarity, write_evaluation)

@@ -15,6 +15,7 @@ from ._embed import EMBED_PRECISION_ENV, Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
 from ._image_cache import ImageCache, image_digests
 from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
+from ._onnx import export_onnx, onnx_session
 from ._openvino import OpenVinoFeatures, openvino_available, openvino_has_bf16
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "cache_dir_for",
     "cache_root",
     "embed_dataset",
+    "export_onnx",
     "fill_batches",
     "get_backbone",
     "load_tensors",
@@ -47,6 +49,7 @@ __all__ = [
     "image_digests",
     "image_folder",
     "load_embeddings",
+    "onnx_session",
     "open_image",
     "read_array_dir",
     "register_backbone",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,9 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from hierarchy import atomic_file
-
 from ._backbones import Backbone
+from ._onnx import export_onnx, onnx_session
 from .._progress import Progress
 from .._errors import InputError
 from .._validation import env_precision
@@ -235,16 +233,7 @@ class Embedder:
         return self._openvino[precision]
 
     def _onnx_session(self) -> Any:
-        import onnxruntime as ort
-
-        path = self._exported()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return onnx_session(self._exported(), self.threads)
 
     def _export(self, path: Path) -> None:
         import torch
@@ -260,16 +249,7 @@ class Embedder:
                 return bb.features(x)
 
         size = bb.preprocess.size
-        with atomic_file(path) as fh, torch.inference_mode(), warnings.catch_warnings():
-            # The TorchScript exporter needs no extra packages (the newer
-            # torch.export one needs onnxscript); both give the same graph here.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                Features().eval(), (torch.zeros(2, 3, size, size),), fh,
-                input_names=["images"], output_names=["features"],
-                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                opset_version=17, dynamo=False,
-            )
+        export_onnx(Features(), torch.zeros(2, 3, size, size), path, input_name="images", output_name="features")
         log.info("exported %s to %s", bb.fingerprint, path)
 
     # ------------------------------------------------------------ compute

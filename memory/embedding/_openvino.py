@@ -89,51 +89,58 @@ def _split(model: Any, bf16_from: str) -> tuple[Any, Any]:
 
 
 class OpenVinoFeatures:
-    """Features of preprocessed images through OpenVINO.
+    """The first output of an exported graph (features of preprocessed images, say) through OpenVINO.
 
     Parameters
     ----------
     onnx_path : path
-        The backbone's exported graph (input ``images``, output ``features``).
+        An exported graph with one input, batch first.
     precision : {"fp32", "bf16"}
     bf16_from : str, optional
-        Node-name prefix of the first layer run in bf16; required for ``"bf16"``.
+        Node-name prefix of the first layer run in bf16: the layers before it
+        run in fp32.  ``None`` with ``"bf16"`` runs the whole graph in bf16.
     threads : int
+    static_batch : bool, default True
+        Compile a copy per batch size (about 20% faster, one compilation per
+        new size); ``False`` compiles once for any batch size, for callers
+        whose batches vary (the queries routed to one specialist, say).
     """
 
-    def __init__(self, onnx_path: str | Path, *, precision: str, bf16_from: str | None, threads: int) -> None:
+    def __init__(self, onnx_path: str | Path, *, precision: str, bf16_from: str | None, threads: int,
+                 static_batch: bool = True) -> None:
         import openvino as ov
 
         if precision not in ("fp32", "bf16"):
             raise InputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        if precision == "bf16" and not bf16_from:
-            raise InputError("bf16 needs the layer to start bf16 from (the backbone's bf16_from)")
         self.precision = precision
         self._core = ov.Core()
         self._model = self._core.read_model(str(onnx_path))  # read once; each batch size compiles a copy
-        self._bf16_from, self._threads = bf16_from, int(threads)
-        self._requests: OrderedDict[int, list[Any]] = OrderedDict()  # batch size -> one request per stage
+        self._bf16_from, self._threads, self._static = bf16_from, int(threads), bool(static_batch)
+        self._requests: OrderedDict[int, list[Any]] = OrderedDict()  # batch size (0: any) -> one request per stage
         self._lock = threading.Lock()
-        if precision == "bf16":
+        if precision == "bf16" and bf16_from:
             _split(self._model, bf16_from)  # a plan that does not fit the graph fails here
 
     def _for_batch(self, n: int) -> list[Any]:
-        """Requests compiled for batches of exactly ``n``: static shapes let OpenVINO fold the
-        padding arithmetic and pick its kernels once (about 20% faster than a dynamic batch)."""
+        """Requests compiled for batches of exactly ``n`` (any size without static batches): static
+        shapes let OpenVINO fold the padding arithmetic and pick its kernels once."""
+        n = n if self._static else 0
         if n in self._requests:
             self._requests.move_to_end(n)
             return self._requests[n]
         if self.precision == "fp32":
             models = [(self._model.clone(), "f32")]
+        elif not self._bf16_from:
+            models = [(self._model.clone(), "bf16")]
         else:
-            assert self._bf16_from is not None
             prefix, suffix = _split(self._model, self._bf16_from)
             models = [(prefix, "f32"), (suffix, "bf16")]
         requests = []
         for model, prec in models:
-            shape = model.input(0).get_partial_shape()
-            shape[0] = n
-            model.reshape({model.input(0): shape})
+            if n:
+                shape = model.input(0).get_partial_shape()
+                shape[0] = n
+                model.reshape({model.input(0): shape})
             compiled = self._core.compile_model(model, "CPU", {
                 "INFERENCE_PRECISION_HINT": prec, "INFERENCE_NUM_THREADS": self._threads,
                 "PERFORMANCE_HINT": "LATENCY",
@@ -145,7 +152,7 @@ class OpenVinoFeatures:
         return requests
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """``x`` of shape (n, 3, size, size), float32 -> features of shape (n, dim), float32."""
+        """``x`` of shape (n, ...), float32 -> the graph's first output for it, float32."""
         with self._lock:
             out: Any = x
             for req in self._for_batch(len(x)):

@@ -200,6 +200,7 @@ def _build_network(args: argparse.Namespace, tree: object, ds: object) -> int:
         routing=args.routing or "soft", m=args.m, k=args.k, backbone=args.backbone, size=args.size or 160, crop_pct=args.crop,
         split_at=args.split_at, rank=args.rank, epochs=args.epochs, specialist_epochs=args.specialist_epochs,
         dev_per_class=args.dev_per_class, progress=not args.no_progress, hierarchy_beta=args.hierarchy_beta,
+        runtime=args.runtime,
     )
     clf.fit(ds)
     clf.save(args.output)

@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rank", type=_POSITIVE, default=16, help="rank of the specialist deltas (default 16)")
     b.add_argument("--dev-per-class", type=_NON_NEGATIVE, default=0,
                    help="images per class held out to stop specialists early and choose the mix")
+    b.add_argument("--runtime", default="auto", choices=["auto", "onnx", "openvino", "torch"],
+                   help="network builds: where the trunk and tails run at inference and for the training cache "
+                        "(default: OpenVINO, bf16 where the CPU runs it natively; see choose_path)")
     b.add_argument("--hierarchy-beta", type=_at_least(0.0, float), default=0.0,
                    help="network builds: train the generalist on hierarchy-aware soft labels with this beta "
                         "(0, the default: plain labels with label smoothing)")

@@ -7,6 +7,7 @@ explainable and steerable.
 """
 
 from ._classifier import NetworkTwoStage
+from ._graphs import RUNTIMES, NetworkPath, choose_path, graph_runner, installed_runtimes
 from ._persist import FORMAT, is_network, load_network, save_network
 from ._routing import GeneralistFlat
 from ._tail_specialists import DeltaParams, TailDeltas, TailSpecialists, merged_params
@@ -29,11 +30,16 @@ __all__ = [
     "DeltaParams",
     "FORMAT",
     "GeneralistFlat",
+    "NetworkPath",
     "NetworkTwoStage",
+    "RUNTIMES",
     "Tail",
     "TailDeltas",
     "TailSpecialists",
     "TrunkActivations",
+    "choose_path",
+    "graph_runner",
+    "installed_runtimes",
     "is_network",
     "load_network",
     "load_trunk_activations",

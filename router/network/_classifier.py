@@ -23,7 +23,6 @@ superclass groups; saving is in :mod:`._persist`, training in :mod:`._tails`.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,11 @@ from ._explain import explain_network
 from ._mix import choose_mix, held_out_rows
 from ._memory import ShardMemories, normalise, restrict_cut
 from ._routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
+from ._graphs import choose_path
+from ._runtime import NetworkRuntime
 from ._tail_specialists import TailSpecialists
-from ._tails import tail_logits, train_tail
-from ._trunk import BackboneSplit, Tail, TrunkActivations, run_trunk_on_images, split_backbone, trunk_activations
+from ._tails import train_tail
+from ._trunk import BackboneSplit, Tail, TrunkActivations, split_backbone
 
 __all__ = ["NetworkTwoStage"]
 
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 SPECIALISTS = ("tail-delta", "tail-full")
 
 
-class NetworkTwoStage(ShardMemories, RoutedModel):
+class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
     """Images in, predictions out: a fine-tuned generalist tail routes, tail specialists decide.
 
     The memory-level model is :class:`TwoStageClassifier`; both save to a
@@ -92,6 +93,14 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         Images per class held out of training to choose the specialists'
         epochs (early stopping) and ``mix``.
     precision : {"bf16", "fp32"}, default "bf16"
+        Training runs in eager torch, with bf16 autocast for ``"bf16"``.
+        Inference runs on ``runtime`` in this precision where the CPU runs it
+        natively, else in fp32 (see :func:`router.network.choose_path`).
+    runtime : {"auto", "torch", "onnx", "openvino"}, default "auto"
+        Where the trunk and the tails run at inference (and the trunk for the
+        training cache): OpenVINO where installed (bf16 on CPUs with AMX or
+        AVX-512 BF16), else ONNX Runtime, else eager torch.  The numeric path
+        is part of :attr:`fingerprint`.
     seed : int, default 0
     progress : bool, default True
     hierarchy_beta : float, default 0
@@ -130,6 +139,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         seed: int = 0,
         progress: bool = True,
         hierarchy_beta: float = 0.0,
+        runtime: str = "auto",
     ) -> None:
         self.tree = tree
         self.specialist = specialist
@@ -138,7 +148,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         self.rank, self.epochs, self.specialist_epochs = rank, epochs, specialist_epochs
         self.memory, self.k, self.mix = memory, k, mix
         self.dev_per_class, self.precision, self.seed, self.progress = dev_per_class, precision, seed, progress
-        self.hierarchy_beta = hierarchy_beta
+        self.hierarchy_beta, self.runtime = hierarchy_beta, runtime
 
     def check_params(self) -> None:
         """Refuse invalid constructor arguments (checked by ``fit`` and on load, as scikit-learn does)."""
@@ -161,8 +171,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
             raise InputError(f"mix must be two weights (generalist, memory), got {self.mix!r}") from None
         if not (0 <= a and 0 <= b and a + b <= 1):
             raise InputError(f"mix weights must be >= 0 with a sum <= 1, got {self.mix!r}")
-        if self.precision not in ("bf16", "fp32"):
-            raise InputError(f"precision must be 'bf16' or 'fp32', got {self.precision!r}")
+        choose_path(self.runtime, self.precision)  # an unknown or unavailable runtime fails here
         beta = self.hierarchy_beta
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0 <= beta < float("inf")):
             raise InputError(f"hierarchy_beta must be a number >= 0 (0: plain labels), got {beta!r}")
@@ -202,16 +211,11 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         self.specialists_ = specialists
         self.memories_: list[VisualMemory] | None = None
         self.mix_ = tuple(float(v) for v in self.mix)  # fit may choose another on held-out images
+        self.reset_graphs()
 
     @property
     def n_superclasses(self) -> int:
         return len(self.superclasses_)
-
-    @property
-    def fingerprint(self) -> str:
-        """The trunk's fingerprint (backbone, weights, preprocessing, split point)."""
-        self.check_fitted()
-        return self.split_.fingerprint
 
     # ---------------------------------------------------------------- input
     def activations(self, X: Any) -> np.ndarray:
@@ -223,27 +227,6 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         """
         self.check_fitted()
         return self._acts_for(self.split_, X)
-
-    def _acts_for(self, split: BackboneSplit, X: Any) -> np.ndarray:
-        if isinstance(X, ImageDataset):
-            return trunk_activations(X, split, precision=self.precision, progress=self.progress).acts
-        if isinstance(X, TrunkActivations):
-            if X.fingerprint.split("|")[:2] != split.fingerprint.split("|")[:2]:
-                raise InputError(f"trunk activations of {X.fingerprint} do not fit this model's trunk "
-                                 f"{split.fingerprint}; recompute them")
-            return X.acts
-        if isinstance(X, np.ndarray) and X.ndim == 4:
-            if tuple(X.shape[1:]) != tuple(split.trunk_shape):
-                raise InputError(f"trunk activations must have shape (n, {', '.join(map(str, split.trunk_shape))}),"
-                                 f" got {X.shape}; pass images instead")
-            if not np.all(np.isfinite(X)):
-                raise InputError("trunk activations contain NaN or inf")
-            return X
-        if isinstance(X, (str, os.PathLike)):
-            X = [X]
-        if isinstance(X, np.ndarray) or not isinstance(X, Sequence) or not len(X):
-            raise InputError("pass image paths, PIL images, an ImageDataset or trunk activations (n, C, H, W)")
-        return run_trunk_on_images(split, list(X), precision=self.precision, progress=self.progress)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any = None) -> NetworkTwoStage:
@@ -317,7 +300,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
     # ------------------------------------------------------------ stage 1
     def generalist_proba(self, X: Any) -> np.ndarray:
         """The generalist's class probabilities, shape (n, n_classes), columns ``classes_``."""
-        return softmax(tail_logits(self.generalist_, self.activations(X), precision=self.precision))
+        return softmax(self.generalist_logits(self.activations(X)))
 
     def route_from(self, p_gen: np.ndarray) -> np.ndarray:
         """Superclass probabilities from class probabilities, shape (n, n_superclasses)."""
@@ -343,7 +326,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         if self.specialists_ is None:
             out["specialist"] = g
             return out
-        feats, logits = self.specialists_.features_and_logits(s, acts, precision=self.precision)
+        feats, logits = self.specialist_outputs(s, acts)
         out["specialist"] = softmax(logits)
         if self.memories_ is not None:
             out["memory"] = self._knn(s, normalise(feats), steer)
@@ -393,7 +376,7 @@ class NetworkTwoStage(ShardMemories, RoutedModel):
         acts = self.activations(X)
         routing = routing or self.routing
         m = self.m if m is None else m
-        p_gen = softmax(tail_logits(self.generalist_, acts, precision=self.precision))
+        p_gen = softmax(self.generalist_logits(acts))
         route = self.route_from(p_gen)
         sup = self.superclass_targets(y_true, len(acts)) if routing == "oracle" else None
         weights = self.route_weights(route, routing=routing, m=m, superclass=sup)

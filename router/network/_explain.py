@@ -33,7 +33,7 @@ def explain_network(clf: NetworkTwoStage, X: Any, *, top: int = 5, **kwargs: Any
             q = np.flatnonzero(orders[:, 0] == s)
             mem = clf.memories_[int(s)]
             if len(mem):
-                feats = normalise(clf.specialists_.features(int(s), acts[q], precision=clf.precision))  # type: ignore[union-attr]
+                feats = normalise(clf.specialist_outputs(int(s), acts[q])[0])
                 for i, e in zip(q, mem.explain(feats, steer=kwargs.get("steer"))):
                     neighbours[i] = e.neighbours
     return routed_explanations(route, proba, orders, width, names=clf.cut_.names, superclasses=clf.superclasses_,

@@ -63,6 +63,9 @@ class ShardMemories:
     def activations(self, X: Any) -> np.ndarray:  # pragma: no cover - provided by the classifier
         raise NotImplementedError
 
+    def specialist_outputs(self, s: int, acts: Any) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError  # provided by NetworkRuntime
+
     def fit_memories(self, acts: Any, y: Any, *, refs: Sequence[str] | None = None,
                      source: str = "train") -> Any:
         """Build one memory shard per superclass in its specialist's feature space.
@@ -80,7 +83,7 @@ class ShardMemories:
         self.memories_ = []
         for s, rows in enumerate(self.groups_):
             mask = np.isin(y, rows)
-            feats = normalise(self.specialists_.features(s, acts[mask], precision=self.precision))
+            feats = normalise(self.specialist_outputs(s, acts[mask])[0])
             mem = VisualMemory(feats.shape[1], k=self.k, progress=False,
                                fingerprint=f"{self.split_.fingerprint}|specialist:{self.superclasses_[s]}")
             if mask.any():  # ids are sample positions, shared by every shard an image is in
@@ -122,7 +125,7 @@ class ShardMemories:
             mask = np.isin(yi, rows)
             if not mask.any():
                 continue
-            feats = normalise(self.specialists_.features(s, acts[mask], precision=self.precision))  # type: ignore[union-attr]
+            feats = normalise(self.specialist_outputs(s, acts[mask])[0])
             srcs = source if isinstance(source, str) else [source[i] for i in np.flatnonzero(mask)]
             out[self.superclasses_[s]] = self.memories_[s].add(
                 feats, list(labels[mask]), ids=new_ids[mask], source=srcs, superclass=self.superclasses_[s],

@@ -33,7 +33,8 @@ __all__ = ["FORMAT", "is_network", "load_network", "save_network"]
 FORMAT = "supersub-network"
 FORMAT_VERSION = 1
 _OPTIONS = ("specialist", "routing", "m", "backbone", "size", "crop_pct", "split_at", "rank", "epochs",
-            "specialist_epochs", "memory", "k", "mix", "dev_per_class", "precision", "seed", "hierarchy_beta")
+            "specialist_epochs", "memory", "k", "mix", "dev_per_class", "precision", "seed", "hierarchy_beta",
+            "runtime")
 
 
 def _state_arrays(module: torch.nn.Module) -> dict[str, np.ndarray]:

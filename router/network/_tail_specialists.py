@@ -375,7 +375,7 @@ class TailSpecialists:
         return {n: t.detach().clone() for n, t in module.state_dict().items()}
 
     # ----------------------------------------------------------- inference
-    def _weights(self, s: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    def weights(self, s: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Specialist ``s``'s parameters (by name), classifier weight and bias."""
         if not 0 <= s < len(self.groups):
             raise InputError(f"specialist index must be in [0, {len(self.groups)}), got {s}")
@@ -389,7 +389,7 @@ class TailSpecialists:
     def features_and_logits(self, s: int, acts: Any, *, precision: str = "bf16") -> tuple[np.ndarray, np.ndarray]:
         """Specialist ``s``'s pooled features (n, dim) and logits over its classes (n, len(groups[s]))."""
         check_precision(precision)
-        params, w, b = self._weights(s)
+        params, w, b = self.weights(s)
         feats = run_batches(lambda x: _features_with(self.generalist, params, x), as_acts(acts), 512, precision)
         rows = torch.as_tensor(self.groups[s], dtype=torch.long)
         with torch.inference_mode():

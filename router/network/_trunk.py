@@ -29,6 +29,7 @@ from memory import Backbone, BackboneMismatchError, Embedder, ImageDataset, Inpu
 from memory.embedding import fill_batches, read_array_dir, write_array_dir
 
 from .._random import seeded
+from ._graphs import NetworkPath, choose_path, graph_runner
 
 __all__ = ["DEFAULT_SPLITS", "BackboneSplit", "Tail", "TrunkActivations", "load_trunk_activations",
            "run_trunk_on_images", "split_backbone", "trunk_activations", "trunk_cache_dir"]
@@ -89,6 +90,19 @@ def _check_splittable(backbone: Backbone) -> None:
         )
 
 
+class _TrunkGraph(torch.nn.Module):
+    """The trunk under the backbone's own module names, so that its bf16 plan finds its layers."""
+
+    def __init__(self, m: Any, stage: int, inner: int) -> None:
+        super().__init__()
+        self.conv_stem, self.bn1 = m.conv_stem, m.bn1
+        rest = [torch.nn.Sequential(*m.blocks[stage][:inner])] if inner else []
+        self.blocks = torch.nn.Sequential(*m.blocks[:stage], *rest)
+
+    def forward(self, x: Any) -> Any:
+        return self.blocks(self.bn1(self.conv_stem(x)))
+
+
 class BackboneSplit:
     """A backbone cut at a named stage into a trunk and a tail.
 
@@ -123,6 +137,7 @@ class BackboneSplit:
         early = list(m.blocks[:stage]) + list(m.blocks[stage][:inner])
         self.trunk = torch.nn.Sequential(m.conv_stem, m.bn1, *early).eval()
         self._channels_last = False
+        self._runners: dict[NetworkPath, Any] = {}
         size = backbone.preprocess.size
         with torch.inference_mode():
             self.trunk_shape = tuple(int(v) for v in self.trunk(torch.zeros(1, 3, size, size)).shape[1:])
@@ -165,6 +180,30 @@ class BackboneSplit:
                 out = self.trunk(x.contiguous(memory_format=torch.channels_last))
             return out.float().contiguous()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without compiled graphs (they are compiled again when first used)."""
+        return {**self.__dict__, "_runners": {}}
+
+    def trunk_fn(self, path: NetworkPath) -> Any:
+        """A function from preprocessed images (n, 3, size, size) to trunk activations (n, C, H, W),
+        float32 arrays, on ``path`` (see :func:`router.network.choose_path`).
+
+        OpenVINO bf16 keeps the backbone's measured fp32 prefix (its
+        ``bf16_from`` layer, when the trunk reaches it) and runs the rest in bf16.
+        """
+        if path not in self._runners:
+            if path.runtime == "torch":
+                self._runners[path] = lambda x: self.run_trunk(x, precision=path.precision).numpy()
+            else:
+                size = self.backbone.preprocess.size
+                plan = self.backbone.spec.bf16_from or ""
+                stage = plan.removeprefix("/blocks/blocks.").split("/")[0]
+                bf16_from = plan if stage.isdigit() and int(stage) < self._stage else None
+                self._runners[path] = graph_runner(
+                    _TrunkGraph(self.backbone.model, self._stage, self._inner), torch.zeros(2, 3, size, size), path,
+                    bf16_from=bf16_from, batch_size=64)
+        return self._runners[path]
+
     def __repr__(self) -> str:
         return f"BackboneSplit({self.backbone.name} at {self.at}, trunk {self.trunk_shape})"
 
@@ -204,7 +243,7 @@ class TrunkActivations:
     refs : list of str
         Image reference per row (path relative to the dataset root).
     fingerprint : str
-        :attr:`BackboneSplit.fingerprint` plus the compute precision.
+        :attr:`BackboneSplit.fingerprint` plus the numeric path (:attr:`NetworkPath.name`).
     dataset_key : str
     """
 
@@ -221,8 +260,8 @@ class TrunkActivations:
         return f"TrunkActivations({len(self)} x {self.acts.shape[1:]}, {self.fingerprint})"
 
 
-def _cache_fingerprint(split: BackboneSplit, precision: str) -> str:
-    return f"{split.fingerprint}|{precision}"
+def _cache_fingerprint(split: BackboneSplit, path: NetworkPath) -> str:
+    return f"{split.fingerprint}|{path.name}"
 
 
 def _save(ta: TrunkActivations, final: Path) -> None:
@@ -252,10 +291,10 @@ def load_trunk_activations(directory: str | os.PathLike[str], *, fingerprint: st
 
 
 def trunk_cache_dir(dataset: ImageDataset, split: BackboneSplit, precision: str = "bf16",
-                    cache: str | os.PathLike[str] | None = None) -> Path:
-    """Where the trunk activations of ``dataset`` are cached."""
+                    cache: str | os.PathLike[str] | None = None, *, runtime: str = "auto") -> Path:
+    """Where the trunk activations of ``dataset`` are cached (on the path ``runtime`` and ``precision`` choose)."""
     root = Path(cache) if cache else cache_root() / "trunk"
-    fp = hashlib.sha256(_cache_fingerprint(split, precision).encode()).hexdigest()[:16]
+    fp = hashlib.sha256(_cache_fingerprint(split, choose_path(runtime, precision)).encode()).hexdigest()[:16]
     return root / dataset.name / f"{dataset.split}-{dataset.key()[:16]}-{fp}"
 
 
@@ -264,6 +303,7 @@ def trunk_activations(
     split: BackboneSplit,
     *,
     precision: str = "bf16",
+    runtime: str = "auto",
     batch_size: int = 64,
     cache: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
@@ -271,18 +311,20 @@ def trunk_activations(
 ) -> TrunkActivations:
     """Run the trunk over every image of ``dataset`` once, reusing a valid on-disk cache.
 
-    The cache is keyed by the dataset's sample list, the backbone fingerprint,
-    the split point and the precision; a cache whose checksum or fingerprint
-    does not match is recomputed (with a warning), never used.
+    ``runtime`` and ``precision`` choose the path (:func:`router.network.choose_path`;
+    by default OpenVINO, in bf16 where the CPU runs it natively).  The cache
+    is keyed by the dataset's sample list, the backbone fingerprint, the split
+    point and the numeric path; a cache whose checksum or fingerprint does not
+    match is recomputed (with a warning), never used.
 
     Returns
     -------
     TrunkActivations
         ``acts`` of shape (n, C, H, W), float16.
     """
-    fingerprint = _cache_fingerprint(split, precision)
+    fingerprint = _cache_fingerprint(split, choose_path(runtime, precision))
     key = dataset.key()
-    where = trunk_cache_dir(dataset, split, precision, cache)
+    where = trunk_cache_dir(dataset, split, precision, cache, runtime=runtime)
     if use_cache and where.exists():
         try:
             ta = load_trunk_activations(where, fingerprint=fingerprint)
@@ -291,7 +333,7 @@ def trunk_activations(
             log.warning("cached trunk activations %s are for other samples; recomputing", where)
         except (MemoryFormatError, BackboneMismatchError) as exc:
             log.warning("recomputing trunk activations: %s", exc)
-    acts = run_trunk_on_images(split, dataset.paths, precision=precision, batch_size=batch_size,
+    acts = run_trunk_on_images(split, dataset.paths, precision=precision, runtime=runtime, batch_size=batch_size,
                                progress=progress, desc=f"trunk {dataset.name}/{dataset.split}")
     ta = TrunkActivations(acts, dataset.labels, list(dataset.refs), fingerprint, key)
     if use_cache:
@@ -300,16 +342,18 @@ def trunk_activations(
 
 
 def run_trunk_on_images(split: BackboneSplit, images: Sequence[Any], *, precision: str = "bf16",
-                        batch_size: int = 64, progress: bool = False, desc: str = "trunk") -> np.ndarray:
+                        runtime: str = "auto", batch_size: int = 64, progress: bool = False,
+                        desc: str = "trunk") -> np.ndarray:
     """Trunk activations of PIL images or paths, shape (n, C, H, W), float16.
 
+    ``runtime`` and ``precision`` choose the path as for :func:`trunk_activations`.
     Decoding the next batch overlaps the trunk on the current one.
     """
     if len(images) == 0:
         raise InputError("no images given")
+    run = split.trunk_fn(choose_path(runtime, precision))
     emb = Embedder(split.backbone, runtime="torch", batch_size=batch_size, progress=False)
     out = np.empty((len(images), *split.trunk_shape), dtype=np.float16)
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    fill_batches(out, batches, emb.preprocess, lambda x: split.run_trunk(x, precision=precision).numpy(),
-                 desc=desc, progress=progress)
+    fill_batches(out, batches, emb.preprocess, run, desc=desc, progress=progress)
     return out

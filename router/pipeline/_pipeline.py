@@ -81,6 +81,7 @@ class QueryEncoder:
         self.progress = progress
         if self.network:
             self.split = clf.split_
+            self.trunk_path = {"runtime": clf.runtime, "precision": clf.precision}  # the model's own path
         else:
             self.embedder = embedder_for(clf.embedding, progress=progress, expect=clf.fingerprint)
 
@@ -89,7 +90,7 @@ class QueryEncoder:
         if self.network:
             from ..network import run_trunk_on_images
 
-            return run_trunk_on_images(self.split, list(images), progress=self.progress)
+            return run_trunk_on_images(self.split, list(images), progress=self.progress, **self.trunk_path)
         return self.embedder.embed_images(images)
 
     def dataset(self, ds: ImageDataset) -> Queries:
@@ -97,7 +98,7 @@ class QueryEncoder:
         if self.network:
             from ..network import trunk_activations
 
-            ta = trunk_activations(ds, self.split, progress=self.progress)
+            ta = trunk_activations(ds, self.split, progress=self.progress, **self.trunk_path)
             return Queries(ta.acts, np.asarray(ta.labels), ta.refs, ta.fingerprint, ds.name, ds.split)
         es = embed_dataset(ds, self.embedder)
         return Queries(es.X, es.labels, es.refs, es.fingerprint, es.dataset, es.split)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from memory import BackboneMismatchError, InputError, get_backbone, image_folder, tiny_imagenet
-from router import split_backbone, trunk_activations
+from router import choose_path, split_backbone, trunk_activations
 from router.network import load_trunk_activations, trunk_cache_dir
 
 
@@ -69,12 +69,15 @@ def test_cache_is_keyed_checked_and_recomputed(split, images, tmp_path, lite0_64
     other = split_backbone(get_backbone("lite0", size=64, crop_pct=0.875))
     assert trunk_cache_dir(images, other, cache=tmp_path) != where
     assert trunk_cache_dir(images, split, "fp32", cache=tmp_path) != where
+    path = choose_path("auto", "bf16")  # the default: OpenVINO, bf16 where the CPU runs it natively
+    if path.name != "bf16":  # eager bf16 autocast is another numeric path, with its own entry
+        assert trunk_cache_dir(images, split, cache=tmp_path, runtime="torch") != where
     # a cache entry whose meta claims another fingerprint is recomputed, not used
     meta = json.loads((where / "meta.json").read_text())
     meta["fingerprint"] = "something else"
     (where / "meta.json").write_text(json.dumps(meta))
     fresh = trunk_activations(images, split, cache=tmp_path, progress=False)
-    assert fresh.fingerprint == f"{split.fingerprint}|bf16"
+    assert fresh.fingerprint == f"{split.fingerprint}|{path.name}"
     assert json.loads((where / "meta.json").read_text())["fingerprint"] == fresh.fingerprint
     # a corrupt array is detected by its checksum and recomputed
     raw = bytearray((where / "acts.npy").read_bytes())

@@ -17,11 +17,13 @@ import hashlib
 import importlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hierarchy import open_regular
 
@@ -48,21 +50,41 @@ class Preprocess:
     #: The image decoding rules (see :mod:`memory._images`); part of the fingerprint.
     decode: str = DECODE_VERSION
 
+    def _mode(self) -> Any:
+        from torchvision.transforms import InterpolationMode
+
+        return {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}[self.interpolation]
+
     def transform(self) -> Callable[[Any], Any]:
         """A torchvision transform from a PIL image to a (3, size, size) tensor."""
         from torchvision import transforms as T
 
-        mode = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR}[
-            self.interpolation
-        ]
-        resize = int(round(self.size / self.crop_pct))
         return T.Compose([
             T.Lambda(to_rgb),
-            T.Resize(resize, interpolation=mode),
+            T.Resize(int(round(self.size / self.crop_pct)), interpolation=self._mode()),
             T.CenterCrop(self.size),
             T.ToTensor(),
             T.Normalize(self.mean, self.std),
         ])
+
+    def batch(self, images: Sequence[Any]) -> np.ndarray:
+        """PIL images -> array of shape (n, 3, size, size), float32: :meth:`transform`'s output, bit for bit.
+
+        The resize and crop run per image in PIL, as in :meth:`transform`;
+        scaling and normalising run once on the whole batch (about half the
+        time of the per-image tensors on Tiny-ImageNet's images).
+        """
+        import torch
+        from torchvision.transforms import functional as F
+
+        resize, mode = int(round(self.size / self.crop_pct)), self._mode()
+        u8 = np.empty((len(images), self.size, self.size, 3), dtype=np.uint8)
+        for i, im in enumerate(images):
+            u8[i] = np.asarray(F.center_crop(F.resize(to_rgb(im), resize, interpolation=mode), [self.size]))
+        x = torch.from_numpy(u8).permute(0, 3, 1, 2).contiguous().float().div(255)
+        x.sub_(torch.as_tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1))
+        x.div_(torch.as_tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1))
+        return x.numpy()
 
 
 @dataclass(frozen=True)

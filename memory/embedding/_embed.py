@@ -300,17 +300,17 @@ class Embedder:
         """PIL images or paths -> array of shape (n, 3, size, size), float32."""
         from ._images import open_image
 
-        out = []
+        pils = []
         for im in images:
             if isinstance(im, (str, os.PathLike)):
                 try:
                     im = open_image(im)
                 except FileNotFoundError:
                     raise InputError(f"image {im} does not exist") from None
-            out.append(self.transform(im).numpy())
-        if not out:
+            pils.append(im)
+        if not pils:
             raise InputError("no images given")
-        return np.stack(out)
+        return self.backbone.preprocess.batch(pils)
 
     def embed_images(self, images: Sequence[Any], *, desc: str = "embed") -> np.ndarray:
         """Embed PIL images or image paths, batched, with a progress bar.

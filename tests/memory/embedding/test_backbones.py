@@ -73,3 +73,18 @@ def test_mismatched_weights_are_refused(tmp_path, lite0):
 def test_bad_options(kw, match):
     with pytest.raises(InputError, match=match):
         get_backbone("lite0", **kw)
+
+
+@pytest.mark.parametrize("size, crop", [(160, 0.875), (64, 1.0), (224, 0.9)])
+def test_batch_preprocessing_is_the_transform_bit_for_bit(tiny_layout, size, crop):
+    from PIL import Image
+
+    from memory import open_image, tiny_imagenet
+
+    pre = get_backbone("lite0", size=size, crop_pct=crop).preprocess
+    images = [open_image(p) for p in tiny_imagenet("val", tiny_layout["folder"]).paths]
+    images += [Image.new("L", (30, 50), 7), Image.new("RGBA", (300, 120), (1, 2, 3, 4))]  # grey, wide, alpha
+    ref = np.stack([pre.transform()(im).numpy() for im in images])
+    out = pre.batch(images)
+    assert out.dtype == np.float32 and out.shape == (len(images), 3, size, size)
+    assert np.array_equal(out, ref)

@@ -88,7 +88,11 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
         for name, runtime, precision in paths:
             model.set_params(runtime=runtime, precision=precision, progress=False)
             clf: Any = model.flat() if system == "flat" else model
-            trunk = split.trunk_fn(NetworkPath(runtime, model.path_.precision))
+            run_trunk = split.trunk_fn(NetworkPath(runtime, model.path_.precision))
+
+            def trunk(images: np.ndarray) -> np.ndarray:  # in batches of 64, as from files
+                return np.concatenate([run_trunk(images[i:i + 64]) for i in range(0, len(images), 64)])
+
             clf.predict(trunk(x[:64]))  # export, compile, warm up
             t = time.perf_counter()
             pred = np.asarray(clf.predict(list(val.paths)))

@@ -37,7 +37,7 @@ from benchmarks._common import best_of, write_result  # noqa: E402
 from hierarchy import shipped_tree  # noqa: E402
 from memory import Embedder, get_backbone, tiny_imagenet  # noqa: E402
 from router import (NetworkPath, NetworkTwoStage, choose_path, paired_difference, run_trunk_on_images,  # noqa: E402
-                    split_backbone, trunk_activations)
+                    split_backbone, trunk_activations, trunk_cache_dir)
 
 PATHS = [("eager torch bf16", "torch", "bf16"), ("ONNX Runtime fp32", "onnx", "fp32"),
          ("OpenVINO fp32", "openvino", "fp32"), ("OpenVINO bf16", "openvino", "bf16")]
@@ -67,6 +67,7 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
         run_trunk_on_images(split, sample, runtime=runtime, precision=precision, batch_size=64)
         cache_rates[name] = round(len(sample) / (time.perf_counter() - t), 1)
         print(f"trunk cache {name}: {cache_rates[name]} img/s", flush=True)
+    reused = trunk_cache_dir(train, split).exists()
     t = time.perf_counter()
     acts = trunk_activations(train, split, progress=True)
     cache_seconds = round(time.perf_counter() - t, 1)
@@ -134,7 +135,7 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
                   "cut": "wordnet balanced:10", "train": len(train), "val": len(val), "tensors": len(x),
                   "cache_images": len(sample), "default_path": default_path, "threads": _threads(),
                   "timing": "end to end: one pass over val from files; tensors: best of 3"},
-        "trunk_cache": {"images_per_s": cache_rates, "full_cache_seconds": cache_seconds,
+        "trunk_cache": {"images_per_s": cache_rates, "full_cache_seconds": cache_seconds, "full_cache_reused": reused,
                         "full_cache_images": len(train)},
         "train_seconds": train_seconds, "rows": rows, "targets": targets, "best_path": best,
         "total_seconds": round(time.perf_counter() - t_start, 1),

@@ -524,6 +524,14 @@ def _paired_cell(d: dict | None) -> str:
     return f"{100 * d['difference']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]{p}: {verdict}"
 
 
+def _cache_sentence(tc: dict, path: str) -> str:
+    what = f"The whole training cache ({tc['full_cache_images']:,} images) on {path}"
+    if "full_cache_reused" not in tc:
+        return f"Computing or loading the {what[4:]} took {tc['full_cache_seconds']:.0f} s."
+    verb = "was loaded from disk" if tc["full_cache_reused"] else "was computed"
+    return f"{what} {verb} in {tc['full_cache_seconds']:.0f} s."
+
+
 def network_speed_table(r: dict) -> str:
     """The network-level model on each runtime: speed, top-1 and its change against eager torch."""
     st, t = r["setup"], r["targets"]
@@ -550,8 +558,9 @@ def network_speed_table(r: dict) -> str:
             f"points (target within 0.1); the trunk cache **{t['trunk_cache_vs_eager']:.2f}x** (target 3x; "
             + ", ".join(f"{k} {v:,.0f} img/s" for k, v in tc["images_per_s"].items())
             + f", from files); routed inference costs {cost} as much as flat from tensors (target 1.2x). "
-            f"The whole training cache ({tc['full_cache_images']:,} images) took {tc['full_cache_seconds']:.0f} s "
-            f"on {st['default_path']}."]
+            + _cache_sentence(tc, st["default_path"])]
+    files = ", ".join(f"{k} {v:.2f}x" for k, v in t["routed_cost_vs_flat_files"].items())
+    out[-1] += f" End to end from files, where decoding takes its share, routed costs {files} as much as flat."
     return "\n".join(out)
 
 
@@ -728,7 +737,7 @@ def _tree_buys(t: dict) -> str:
     return (f" What the tree buys, on the network model: at {t['accuracy']:.0%} promised accuracy "
             f"({_pct(t['achieved'])} achieved) {_pct(t['class_level'])} of the answers name a class and the rest a "
             f"node above it; CRM changes the mistakes' mean LCA height by {t['crm_severity_change']:+.2f}"
-            + (f" at {100 * t['crm_top1_change']:+.1f}{_ci(t['crm_top1_change_paired'])} points of top-1"
+            + (f" at {100 * t['crm_top1_change']:+.1f} points of top-1{_ci(t['crm_top1_change_paired'])}"
                if t.get("crm_top1_change_paired") else "") + ".")
 
 

@@ -9,6 +9,9 @@ Built-in names work offline:
 Any other model is named ``timm:<name>`` or ``torchvision:<name>``.  Online,
 ``weights="hub"`` downloads the library's pretrained weights; offline, pass
 ``weights=<path to a state dict>``.
+
+Why one module: a backbone's preprocessing, its weights and its fingerprint are
+one recipe; the fingerprint hashes all three, so they are defined together.
 """
 
 from __future__ import annotations

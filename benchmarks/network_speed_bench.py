@@ -23,7 +23,6 @@ timed on ``--cache-images`` train images on each path.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,8 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import best_of, write_result  # noqa: E402
 from hierarchy import shipped_tree  # noqa: E402
 from memory import Embedder, get_backbone, tiny_imagenet  # noqa: E402
+from memory.embedding import usable_cores  # noqa: E402
 from router import (NetworkPath, NetworkTwoStage, choose_path, paired_difference, run_trunk_on_images,  # noqa: E402
-                    split_backbone, trunk_activations, trunk_cache_dir)
+                    split_backbone, trunk_activations)
+from router.network import trunk_cache_dir  # noqa: E402
 
 PATHS = [("eager torch bf16", "torch", "bf16"), ("ONNX Runtime fp32", "onnx", "fp32"),
          ("OpenVINO fp32", "openvino", "fp32"), ("OpenVINO bf16", "openvino", "bf16")]
@@ -133,17 +134,13 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
     return {
         "setup": {"backbone": split.fingerprint, "size": size, "routing": f"soft m={m}", "mix": list(model.mix_),
                   "cut": "wordnet balanced:10", "train": len(train), "val": len(val), "tensors": len(x),
-                  "cache_images": len(sample), "default_path": default_path, "threads": _threads(),
+                  "cache_images": len(sample), "default_path": default_path, "threads": usable_cores(),
                   "timing": "end to end: one pass over val from files; tensors: best of 3"},
         "trunk_cache": {"images_per_s": cache_rates, "full_cache_seconds": cache_seconds, "full_cache_reused": reused,
                         "full_cache_images": len(train)},
         "train_seconds": train_seconds, "rows": rows, "targets": targets, "best_path": best,
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

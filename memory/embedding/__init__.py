@@ -15,7 +15,7 @@ from ._embed import EMBED_PRECISION_ENV, Embedder, cache_root, fill_batches
 from ._embedding_store import EmbeddingSet, cache_dir_for, embed_dataset, load_embeddings, save_embeddings
 from ._image_cache import ImageCache, image_digests
 from ._images import DECODE_VERSION, MAX_IMAGE_PIXELS, open_image
-from ._onnx import export_onnx, onnx_session
+from ._onnx import export_onnx, onnx_session, usable_cores
 from ._openvino import OpenVinoFeatures, openvino_available, openvino_has_bf16
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "register_backbone",
     "save_embeddings",
     "tiny_imagenet",
+    "usable_cores",
     "write_array_dir",
 ]
 

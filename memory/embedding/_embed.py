@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._backbones import Backbone
-from ._onnx import export_onnx, onnx_session
+from ._onnx import export_onnx, onnx_session, usable_cores
 from .._progress import Progress
 from .._errors import InputError
 from .._validation import env_precision
@@ -126,9 +126,7 @@ class Embedder:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.backbone = backbone
         if threads is None:
-            threads = (
-                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            )
+            threads = usable_cores()
         if threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
         self.threads = int(threads)

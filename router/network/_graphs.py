@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from memory import InputError, cache_root
-from memory.embedding import OpenVinoFeatures, export_onnx, onnx_session, openvino_available, openvino_has_bf16
+from memory.embedding import (OpenVinoFeatures, export_onnx, onnx_session, openvino_available, openvino_has_bf16,
+                              usable_cores)
 from memory.store import cpu_flags
 
 __all__ = ["RUNTIMES", "NetworkPath", "choose_path", "graph_runner", "installed_runtimes", "module_digest"]
@@ -154,10 +155,6 @@ def module_digest(module: torch.nn.Module, *extra: Any) -> str:
     return h.hexdigest()
 
 
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def graph_runner(module: torch.nn.Module, example: torch.Tensor, path: NetworkPath, *,
                  bf16_from: str | None = None, static_batch: bool = True, batch_size: int = 256,
                  cache_dir: str | os.PathLike[str] | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -195,10 +192,10 @@ def graph_runner(module: torch.nn.Module, example: torch.Tensor, path: NetworkPa
         log.info("exported %s to %s", type(module).__name__, onnx)
     run: Callable[[np.ndarray], Any]
     if path.runtime == "onnx":
-        session = onnx_session(onnx, _threads())
+        session = onnx_session(onnx, usable_cores())
         run = lambda x: session.run(None, {"x": x})[0]  # noqa: E731
     else:
-        run = OpenVinoFeatures(onnx, precision=path.precision, bf16_from=bf16_from, threads=_threads(),
+        run = OpenVinoFeatures(onnx, precision=path.precision, bf16_from=bf16_from, threads=usable_cores(),
                                static_batch=static_batch)
 
     def batched(x: np.ndarray) -> np.ndarray:

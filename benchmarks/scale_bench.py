@@ -2,6 +2,7 @@
 
     python benchmarks/scale_bench.py                     # 100k, 1M, 5M; writes results/scale.json
     python benchmarks/scale_bench.py --sizes 20000 50000 # any sizes; nothing written unless --write
+    python benchmarks/scale_bench.py --crossover         # where approximate search starts to pay; results/crossover.json
 
 The memory is clustered Gaussian data on the real Tiny-ImageNet tree (200
 classes under the WordNet balanced:10 cut; class centres near their
@@ -187,14 +188,106 @@ def run(sizes: tuple[int, ...] = SIZES, *, dim: int = 256, queries: int = 1000, 
             "scoring": scoring_mode(), "dim": dim, "k": k, "queries": queries, "rows": rows, "growth_exponents": fits}
 
 
+#: The recall an approximate index must reach before its speed counts.
+TARGET_RECALL = 0.95
+CROSSOVER_SIZES = (100_000, 300_000, 1_000_000)
+NPROBES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+EF_SEARCHES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for ``n`` vectors: the power of two nearest 4 sqrt(n) (faiss's guideline)."""
+    return int(2 ** round(np.log2(4 * np.sqrt(n))))
+
+
+def sweep(mem: VisualMemory, knob: str, values: tuple[int, ...], Q: np.ndarray, exact_ids: np.ndarray,
+          k: int, repeats: int) -> list[dict[str, Any]]:
+    """Recall@k and batched q/s of ``mem`` at each setting of ``knob``, up to the first that reaches the target."""
+    points = []
+    for v in values:
+        mem.set_search_params(**{knob: v})
+        mem.search(Q[:50], k)
+        (_, ids), secs = best_of(lambda: mem.search(Q, k), repeats)
+        recall = float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(ids, exact_ids)]))
+        points.append({knob: v, "recall_at_10": round(recall, 4), "queries_per_s": round(len(Q) / secs, 1)})
+        print(f"    {knob} {v}: recall@{k} {recall:.3f}, {len(Q) / secs:,.0f} q/s", flush=True)
+        if recall >= TARGET_RECALL:
+            break
+    return points
+
+
+def crossover_size(gen: Clustered, n: int, queries: int, k: int, families: tuple[str, ...],
+                   repeats: int = 3) -> dict[str, Any]:
+    """Exact search against each approximate family, tuned to recall@k >= ``TARGET_RECALL``, at ``n`` entries."""
+    X, y = gen.draw(n, seed=n)
+    Q, _ = gen.draw(queries, seed=1)
+    exact = VisualMemory(gen.dim, k=k, progress=False)
+    exact.add(X, y)
+    exact.search(Q[:50], k)
+    (_, exact_ids), secs = best_of(lambda: exact.search(Q, k), repeats)
+    row: dict[str, Any] = {"entries": n, "exact": {"scoring": scoring_mode(), "queries_per_s": round(queries / secs, 1)}}
+    print(f"{n:>9,} exact ({scoring_mode()} scoring): {queries / secs:,.0f} q/s", flush=True)
+    del exact
+    row["approximate"] = {}
+    for family in families:
+        spec = f"IVF{ivf_lists(n)},{family[4:]}" if family.startswith("IVF,") else family
+        knob, values = ("nprobe", NPROBES) if family.startswith("IVF") else ("ef_search", EF_SEARCHES)
+        gc.collect()
+        mem = VisualMemory(gen.dim, k=k, index=spec, progress=False)
+        t = time.perf_counter()
+        mem.add(X, y)
+        mem.build_index()
+        build_s = time.perf_counter() - t
+        print(f"{n:>9,} {spec} (built in {build_s:.1f} s)", flush=True)
+        points = sweep(mem, knob, values, Q, exact_ids, k, repeats)
+        del mem
+        met = [p for p in points if p["recall_at_10"] >= TARGET_RECALL]
+        best = met[0] if met else None
+        row["approximate"][spec] = {
+            "knob": knob, "build_s": round(build_s, 1), "points": points,
+            "at_target": best,
+            "speedup_at_target": None if best is None else round(best["queries_per_s"] / row["exact"]["queries_per_s"], 2),
+        }
+    return row
+
+
+def crossover(sizes: tuple[int, ...] = CROSSOVER_SIZES, *, dim: int = 256, queries: int = 1000, k: int = 10,
+              families: tuple[str, ...] = ("IVF,Flat", "IVF,SQ8", "HNSW32"), seed: int = 0) -> dict[str, Any]:
+    """From which memory size does an approximate index at recall@k >= 0.95 beat exact search?
+
+    Each family is tuned on the spot: IVF with ``ivf_lists(n)`` lists and
+    ``nprobe`` raised through ``NPROBES``, HNSW with ``ef_search`` raised
+    through ``EF_SEARCHES``, each until recall@k against exact search reaches
+    ``TARGET_RECALL``; the first setting that does is the family's figure.
+    """
+    tree = shipped_tree("tiny-imagenet-200")
+    gen = Clustered(tree, dim, seed)
+    rows = [crossover_size(gen, n, queries, k, families) for n in sizes]
+    wins = [r["entries"] for r in rows
+            if any((a["speedup_at_target"] or 0) > 1 for a in r["approximate"].values())]
+    return {"data": f"clustered {dim}-d data on the Tiny-ImageNet tree (200 classes, WordNet balanced:10)",
+            "dim": dim, "k": k, "queries": queries, "target_recall": TARGET_RECALL, "rows": rows,
+            "first_size_where_approximate_wins": wins[0] if wins else None}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--singles", type=int, default=200, help="single queries timed per system")
-    ap.add_argument("--write", action="store_true", help="write results/scale.json for custom sizes too")
+    ap.add_argument("--crossover", action="store_true",
+                    help="tune IVF and HNSW to recall@10 >= 0.95 at each size against exact search; "
+                         "writes results/crossover.json (default sizes 100k, 300k, 1M)")
+    ap.add_argument("--write", action="store_true", help="write the results for custom sizes too")
     args = ap.parse_args(argv)
-    out = run(tuple(args.sizes), singles=args.singles)
-    if args.write or tuple(args.sizes) == SIZES:
+    if args.crossover:
+        sizes = tuple(args.sizes or CROSSOVER_SIZES)
+        out = crossover(sizes)
+        if args.write or sizes == CROSSOVER_SIZES:
+            print("wrote", write_result("crossover", out))
+        return out
+    sizes = tuple(args.sizes or SIZES)
+    out = run(sizes, singles=args.singles)
+    if args.write or sizes == SIZES:
         print("wrote", write_result("scale", out))
     return out
 

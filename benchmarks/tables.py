@@ -776,6 +776,34 @@ def routing_summary() -> str:
     return "\n".join(lines)
 
 
+def crossover_table(r: dict) -> str:
+    """Exact search against approximate indexes tuned to the target recall, by memory size."""
+    target = r["target_recall"]
+    out = [f"{_measured_on(r)}{r['data']}; k = {r['k']}; {r['queries']:,} queries batched. Each index's "
+           f"search-time knob is raised until recall@{r['k']} against exact search reaches {target}; "
+           "its q/s there is set against exact search's.", "",
+           "| entries | exact q/s | index | setting at the target | recall@10 | q/s | against exact | build |",
+           "|---|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        ex = row["exact"]
+        for spec, a in row["approximate"].items():
+            best = a["at_target"]
+            if best is None:
+                last = a["points"][-1]
+                out.append(f"| {row['entries']:,} | {ex['queries_per_s']:,.0f} | `{spec}` | not reached "
+                           f"({a['knob']} {last[a['knob']]}) | {last['recall_at_10']:.3f} | "
+                           f"{last['queries_per_s']:,.0f} | — | {a['build_s']:.1f} s |")
+                continue
+            out.append(f"| {row['entries']:,} | {ex['queries_per_s']:,.0f} | `{spec}` | {a['knob']} {best[a['knob']]} | "
+                       f"{best['recall_at_10']:.3f} | {best['queries_per_s']:,.0f} | **{a['speedup_at_target']}x** | "
+                       f"{a['build_s']:.1f} s |")
+    first = r["first_size_where_approximate_wins"]
+    out += ["", ("No approximate index beat exact search at these sizes." if first is None else
+                 f"The first size at which an approximate index at recall@10 ≥ {target} beats exact search: "
+                 f"**{first:,} entries**.")]
+    return "\n".join(out)
+
+
 def claims_table(_: dict | None = None) -> str:
     """Each published claim beside what the benchmarks measured here, with a computed verdict."""
     acc, cont, unl, pru, add = (_load(n) for n in ("accuracy", "continual", "unlearning", "pruning", "adding"))
@@ -903,7 +931,8 @@ def claims_table(_: dict | None = None) -> str:
 TABLES: dict[str, Callable[[dict], str]] = {
     "memory": memory_table, "embed": embed_table, "router": router_table,
     "accuracy": accuracy_table, "continual": continual_table, "unlearning": unlearning_table,
-    "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "backend": backend_table,
+    "pruning": pruning_table, "adding": adding_table, "scale": scale_table, "crossover": crossover_table,
+    "backend": backend_table,
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
     "precision": precision_table, "explore": explore_table, "demo": demo_table, "cache": cache_table,
     "hedging": hedging_table, "reproducibility": reproducibility_table, "network_speed": network_speed_table,

@@ -12,17 +12,20 @@ from hierarchy import normalize_name
 
 from ._errors import InputError, InputTypeError
 
-__all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "env_precision", "prepare_rows"]
+__all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "env_precision", "prepare_rows",
+           "row_norms"]
 
 
-def as_embeddings(x: Any, dim: int | None, name: str = "X", owner: str = "the memory") -> np.ndarray:
+def as_embeddings(x: Any, dim: int | None, name: str = "X", owner: str = "the memory", *,
+                  check_finite: bool = True) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 array of shape (n, dim).
 
     Raises :class:`InputError` for sparse, non-2-D, empty or featureless
     input, a wrong dimension, a non-numeric or complex dtype, NaN or inf.
     The messages contain scikit-learn's wording for the same faults, so
     that tools written against scikit-learn recognise them; ``owner`` names
-    what expects ``dim`` features.
+    what expects ``dim`` features.  ``check_finite=False`` leaves NaN and
+    inf to the caller (:func:`row_norms` finds them in the pass it makes anyway).
     """
     if type(x).__module__.startswith("scipy.sparse"):
         raise InputError(f"{name} is a sparse matrix, and sparse input is not supported; pass {name}.toarray()")
@@ -59,11 +62,61 @@ def as_embeddings(x: Any, dim: int | None, name: str = "X", owner: str = "the me
             f"{owner} is expecting {dim} features as input); embed with the same backbone as {owner}"
         )
     arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if check_finite:
+        _refuse_non_finite(arr, name)
+    return arr
+
+
+def _refuse_non_finite(arr: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
         row = int(np.argwhere(bad)[0, 0])
         raise InputError(f"{name} contains NaN or inf (first in row {row}); drop or fix those rows")
-    return arr
+
+
+def row_norms(X: np.ndarray, name: str = "X", chunk: int = 256) -> np.ndarray:
+    """L2 norms of the rows of a float32 array, refusing NaN and inf in the same pass.
+
+    Bit for bit ``np.linalg.norm(X, axis=1)``, computed a cache-sized block
+    of rows at a time, so no temporary the size of ``X`` is made.  A row
+    whose sum of squares is not finite holds NaN or inf (refused with
+    :class:`InputError`) or values so large that their squares overflow
+    float32; those rows are summed in float64.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, dim), float32, C-contiguous
+    name : str
+        What the error message calls ``X``.
+
+    Returns
+    -------
+    ndarray of shape (n,), float32
+    """
+    n = X.shape[0]
+    sq = np.empty(n, dtype=np.float32)
+    buf = np.empty((min(chunk, n), X.shape[1]), dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # such rows are found and handled below
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            np.multiply(X[a:b], X[a:b], out=buf[: b - a])
+            np.add.reduce(buf[: b - a], axis=1, out=sq[a:b])
+    big = ~np.isfinite(sq)
+    if big.any():
+        rows = np.flatnonzero(big)
+        bad = rows[~np.isfinite(X[rows]).all(axis=1)]
+        if bad.size:
+            raise InputError(f"{name} contains NaN or inf (first in row {int(bad[0])}); drop or fix those rows")
+        wide = X[rows].astype(np.float64)
+        norm64 = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+        huge = norm64 > np.finfo(np.float32).max
+        if huge.any():
+            raise InputError(f"row {int(rows[huge][0])} of {name} has a norm beyond float32's range; "
+                             "scale the embeddings down")
+        norms = np.sqrt(sq)
+        norms[rows] = norm64.astype(np.float32)
+        return norms
+    return np.sqrt(sq)
 
 
 def as_strings(values: Any, n: int, name: str) -> list[str]:
@@ -144,28 +197,42 @@ def as_id_set(values: Sequence[int] | np.ndarray | None) -> np.ndarray:
 class Rows:
     """Validated rows for an add: normalised vectors and one metadata value per row."""
 
-    __slots__ = ("X", "labels", "superclasses", "sources", "refs", "weight", "ids")
+    __slots__ = ("X", "labels", "superclasses", "sources", "refs", "weight", "ids", "norms")
 
     def __init__(self, X: np.ndarray, labels: list[str], superclasses: list[str], sources: list[str],
-                 refs: list[str | None], weight: float, ids: np.ndarray | None) -> None:
+                 refs: list[str | None], weight: float, ids: np.ndarray | None, *,
+                 norms: np.ndarray | None = None) -> None:
         self.X, self.labels, self.superclasses, self.sources = X, labels, superclasses, sources
         self.refs, self.weight, self.ids = refs, weight, ids
+        self.norms = norms  # the divisor of each row (1 for a zero row); None once X is normalised
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
 
+    def normalized(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of ``X`` divided by their norms, written to ``out`` if given."""
+        if self.norms is None:
+            if out is None:
+                return self.X[start:stop]
+            out[...] = self.X[start:stop]
+            return out
+        return np.divide(self.X[start:stop], self.norms[start:stop, None], out=out)
+
 
 def prepare_rows(X: Any, labels: Any, *, dim: int | None, ids: Any = None, superclass: Any = "",
                  source: Any = "default", refs: Any = None, weight: float = 1.0,
-                 allow_zero: bool = False) -> Rows:
+                 allow_zero: bool = False, normalize: bool = True) -> Rows:
     """Check and normalise everything an add needs before anything is written.
 
     Raises :class:`InputError` for a wrong shape or dimension, NaN/inf, zero
     vectors (unless ``allow_zero``: they stay zero), mismatched lengths, a bad
-    weight or malformed ids.
+    weight or malformed ids.  ``normalize=False`` keeps ``X`` as given, with
+    the norms in ``rows.norms``, for a caller that divides the rows straight
+    into their storage (:meth:`Rows.normalized`) instead of through a copy.
     """
-    X = as_embeddings(X, dim)
+    X = as_embeddings(X, dim, check_finite=False)
     n = X.shape[0]
+    norms = row_norms(X)  # refuses NaN and inf
     labels_ = as_strings(labels, n, "labels")
     supers = (
         [""] * n if isinstance(superclass, str) and superclass == ""
@@ -178,11 +245,12 @@ def prepare_rows(X: Any, labels: Any, *, dim: int | None, ids: Any = None, super
     if not np.isfinite(weight) or weight < 0:
         raise InputError(f"weight must be a finite number >= 0, got {weight!r}")
     new_ids = None if ids is None else as_ids(ids, n)
-    norms = np.linalg.norm(X, axis=1)
     if (norms == 0).any() and not allow_zero:
         raise InputError(f"row {int(np.argmin(norms))} of X is a zero vector; it has no direction")
-    return Rows(X / np.where(norms > 0, norms, 1.0)[:, None], labels_, supers, sources, refs_, float(weight),
-                new_ids)
+    rows = Rows(X, labels_, supers, sources, refs_, float(weight), new_ids, norms=np.where(norms > 0, norms, 1.0))
+    if normalize:
+        rows.X, rows.norms = rows.normalized(0, n), None
+    return rows
 
 
 def check_knn(k: Any, voting: str, temperature: Any) -> tuple[int, str, float]:

@@ -7,6 +7,7 @@ another path or name is not extracted again, and a changed archive is.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -71,6 +72,9 @@ def _extract(archive: Path, cache: Path) -> Path:
 
     The extraction is keyed by the archive's content, so a copy of the same
     archive elsewhere, or under another name, is not extracted again.
+    Processes that open one archive at once extract it once: the first holds
+    a lock (``.archive-<tag>.lock``) while it extracts, and the others wait
+    for it and then read its extraction.
     """
     st = archive.stat()
     tag = _content_tag(str(archive.resolve()), st.st_size, st.st_mtime_ns)
@@ -78,6 +82,18 @@ def _extract(archive: Path, cache: Path) -> Path:
     if (target / ".complete").is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cache / f".archive-{tag}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # closing the descriptor releases it
+        if (target / ".complete").is_file():  # another process extracted it while this one waited
+            return target
+        return _extract_locked(archive, target)
+    finally:
+        os.close(fd)
+
+
+def _extract_locked(archive: Path, target: Path) -> Path:
+    cache = target.parent
     progress_line(f"extracting {archive} into {target} (once for this archive's content)")
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache))

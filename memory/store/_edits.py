@@ -79,7 +79,7 @@ class EditMixin:
             lengths or duplicate ids.  The memory is unchanged.
         """
         rows = prepare_rows(X, labels, dim=self.dim, ids=ids, superclass=superclass, source=source,
-                            refs=refs, weight=weight, allow_zero=allow_zero)
+                            refs=refs, weight=weight, allow_zero=allow_zero, normalize=False)
         t = self.table_
         if rows.ids is None:
             new_ids = np.arange(t.next_id, t.next_id + len(rows), dtype=np.int64)
@@ -93,7 +93,7 @@ class EditMixin:
                 )
         index = self.index_ if self.index_ is not None else self._new_index(rows.X.shape[1])
         table = t.appended(new_ids, rows.labels, rows.superclasses, rows.sources, rows.refs, weight)
-        index.add(rows.X, batch_size, progress=self.progress)  # all or nothing
+        index.add(rows, batch_size, progress=self.progress)  # normalised into the index; all or nothing
         self.index_, self.dim, self.table_ = index, index.dim, table
         return new_ids
 

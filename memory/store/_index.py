@@ -24,6 +24,7 @@ import numpy as np
 
 from .._errors import InputError
 from .._progress import Progress
+from .._validation import Rows
 from ._faiss import blas_for_small_batches
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._scoring import has_amx, scoring_mode
@@ -71,7 +72,20 @@ def use_low_precision(queries: int, rows: int, dim: int | None = None, mode: str
     return rows >= LOWP_ALWAYS_ROWS or (rows >= LOWP_MIN_ROWS and queries * rows >= LOWP_MIN_PAIRS)
 
 
+#: Vectors an approximate index is trained on: a sample of ``TRAIN_SAMPLE``, or of
+#: ``TRAIN_PER_LIST`` per inverted list where that is more (faiss asks for 39 per centroid).
+TRAIN_SAMPLE = 100_000
+TRAIN_PER_LIST = 40
+
 _SCORERS: dict[str, type[LowPrecisionVectors]] = {"bf16": Bf16Vectors, "int8": Int8Vectors}
+
+
+def _inverted_lists(index: Any) -> int:
+    """The number of inverted lists of an IVF index (after any transform); 0 for other indexes."""
+    try:
+        return int(faiss.extract_index_ivf(index).nlist)
+    except RuntimeError:
+        return 0
 
 
 class VectorIndex:
@@ -120,28 +134,37 @@ class VectorIndex:
         return view  # type: ignore[no-any-return]
 
     # --------------------------------------------------------------- edits
-    def add(self, X: np.ndarray, batch_size: int = 65536, *, progress: bool = False) -> None:
-        """Append normalised vectors (n, dim) in batches; on any failure none of them stays.
+    def add(self, X: np.ndarray | Rows, batch_size: int = 65536, *, progress: bool = False) -> None:
+        """Append vectors in batches; on any failure none of them stays.
 
+        ``X`` is an array of normalised vectors (n, dim), or validated
+        ``Rows`` (from ``prepare_rows``) whose rows are divided by their
+        norms straight into the index's storage: the storage grows once, to
+        its final size, and no normalised copy of the input is made.
         ``progress`` shows a bar on stderr when there are several batches.
         """
-        before = self.flat.ntotal
-        steps = range(0, len(X), batch_size)
+        rows = X if isinstance(X, Rows) else Rows(X, [], [], [], [], 1.0, None)
+        n, before = len(rows), self.flat.ntotal
+        steps = range(0, n, batch_size)
+        width = self.dim * 4  # bytes per vector in the exact index
         try:
+            self.flat.codes.resize((before + n) * width)
+            store = faiss.rev_swig_ptr(self.flat.get_xb(), (before + n) * self.dim).reshape(-1, self.dim)
             with Progress(len(steps), "add to the index", "batch", enabled=progress and len(steps) > 1) as bar:
                 for start in steps:
-                    self.add_batch(X[start : start + batch_size])
+                    stop = min(n, start + batch_size)
+                    self._append_lowp(rows.normalized(start, stop, out=store[before + start : before + stop]))
                     bar.update(1)
         except BaseException:
-            if self.flat.ntotal > before:
-                self.flat.remove_ids(faiss.IDSelectorRange(before, self.flat.ntotal))
+            self.flat.codes.resize(before * width)
+            self.flat.ntotal = before
             self.lowp = None
             raise
+        self.flat.ntotal = before + n
         self.synced = False
 
-    def add_batch(self, X: np.ndarray) -> None:
-        """Append one batch of normalised vectors to the exact index (and its low-precision copy, if built)."""
-        self.flat.add(X)
+    def _append_lowp(self, X: np.ndarray) -> None:
+        """Keep the low-precision copy, if built, in step with the normalised vectors ``X`` just stored."""
         if self.lowp is not None:
             if not self.lowp.accepts(X):
                 self.lowp = None  # rebuilt on the next search
@@ -190,8 +213,9 @@ class VectorIndex:
         vecs = self.vectors()
         if not base.is_trained:
             train = vecs
-            if len(vecs) > 100_000:
-                pick = np.random.default_rng(0).choice(len(vecs), 100_000, replace=False)
+            cap = max(TRAIN_SAMPLE, TRAIN_PER_LIST * _inverted_lists(base))
+            if len(vecs) > cap:
+                pick = np.random.default_rng(0).choice(len(vecs), cap, replace=False)
                 train = vecs[np.sort(pick)]
             base.train(np.ascontiguousarray(train))
         ann.add_with_ids(vecs, ids)

@@ -40,6 +40,8 @@ class QueryMixin:
     voting: str
     temperature: float
     index_spec: str
+    nprobe: int | None
+    ef_search: int | None
     classes_: np.ndarray
     superclasses_: np.ndarray
 
@@ -79,6 +81,29 @@ class QueryMixin:
         """
         if self.index_spec != "Flat":
             self._check_ready().ensure_ann(self.table_.ids)
+        return self
+
+    @locked
+    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> Any:
+        """Change the approximate index's search-time parameters, without rebuilding it.
+
+        Parameters
+        ----------
+        nprobe : int, optional
+            Inverted lists an IVF index scans per query (more: higher recall, slower).
+        ef_search : int, optional
+            Candidate-list length of an HNSW search (more: higher recall, slower).
+
+        Returns ``self``.  A parameter left out keeps its value; both are
+        saved with the memory.
+        """
+        if nprobe is not None:
+            self.nprobe = check_k(nprobe, "nprobe")
+        if ef_search is not None:
+            self.ef_search = check_k(ef_search, "ef_search")
+        if self.index_ is not None:
+            self.index_.nprobe, self.index_.ef_search = self.nprobe, self.ef_search
+            self.index_.set_search_params()
         return self
 
     def _search_rows(self, Q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

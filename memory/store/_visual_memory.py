@@ -97,8 +97,8 @@ class VisualMemory(QueryMixin, EditMixin):
             check_k(dim, "dim")
         self.k, self.voting, self.temperature = check_knn(k, voting, temperature)
         self.index_spec = index
-        self.nprobe = nprobe
-        self.ef_search = ef_search
+        self.nprobe = None if nprobe is None else check_k(nprobe, "nprobe")
+        self.ef_search = None if ef_search is None else check_k(ef_search, "ef_search")
         self.rebuild_fraction = float(rebuild_fraction)
         self.fingerprint = fingerprint
         self.progress = progress

@@ -104,3 +104,27 @@ def test_image_folder_with_wnids_names_and_mapping(tiny_layout, tmp_path):
     mapping.write_text("class0,x\n")
     with pytest.raises(DataError, match="'class1' is not in the mapping file .*add a 'class1,LABEL' row"):
         image_folder(tmp_path / "by_name", mapping=mapping)
+
+
+@pytest.mark.subprocess
+def test_processes_opening_one_archive_at_once_extract_it_once(tiny_layout, tmp_path):
+    """Three processes open the same archive at the same moment: one extracts, the others read its extraction."""
+    import subprocess
+    import sys
+    import time
+
+    go = tmp_path / "go"
+    code = ("import sys, time, pathlib\n"
+            "from memory.embedding import resolve_tiny_imagenet\n"
+            "while not pathlib.Path(sys.argv[3]).exists(): time.sleep(0.001)\n"
+            "print(resolve_tiny_imagenet(sys.argv[1], cache=sys.argv[2]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_layout["tar"]), str(tmp_path / "cache"), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    time.sleep(3)  # every process has imported the library and is waiting
+    go.write_text("")
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outs]
+    roots = {out.strip() for out, _ in outs}
+    assert len(roots) == 1
+    assert sum("extracting" in err for _, err in outs) == 1
+    assert len([p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]) == 1

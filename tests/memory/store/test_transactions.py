@@ -123,9 +123,23 @@ def test_routed_add_across_shards_is_all_or_nothing(monkeypatch):
     before = [(sh.ids_.tolist(), sh.vectors(sh.ids_).tobytes()) for sh in clf.shards_]
     route_before = clf.route_proba(Xs)
     second = clf.shards_[1]
-    fail_on(monkeypatch, second.index_, "add_batch")  # the second shard fails after the first was written
+    fail_on(monkeypatch, second.index_, "_append_lowp")  # the second shard fails after the first was written
     with pytest.raises(Injected):
         clf.add(Xs[:8], ys[:8], source="new")
     monkeypatch.undo()
     assert [(sh.ids_.tolist(), sh.vectors(sh.ids_).tobytes()) for sh in clf.shards_] == before
     np.testing.assert_array_equal(clf.route_proba(Xs), route_before)  # centroids restored too
+
+
+def test_an_add_that_fails_between_batches_leaves_nothing(data, monkeypatch):
+    X, y, Q, _ = data
+    mem = VisualMemory(progress=False)
+    mem.add(X[:20], y[:20])
+    before = (mem.ids_.copy(), mem.vectors(mem.ids_).copy(), mem.index_.vectors().shape)
+    fail_on(monkeypatch, mem.index_, "_append_lowp", after_calls=1)  # the second batch fails
+    with pytest.raises(Injected):
+        mem.add(X[20:], y[20:], batch_size=8)
+    monkeypatch.undo()
+    assert np.array_equal(mem.ids_, before[0]) and np.array_equal(mem.vectors(mem.ids_), before[1])
+    assert mem.index_.vectors().shape == before[2]
+    assert len(mem.add(X[20:], y[20:])) == len(X) - 20  # and the memory takes the same rows afterwards

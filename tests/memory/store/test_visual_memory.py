@@ -327,3 +327,59 @@ def test_unknown_id_on_an_empty_memory():
     with pytest.raises(UnknownEntryError, match="unknown id 3"):
         mem.remove([3])
     assert len(mem) == 0
+
+
+def test_added_vectors_are_numpys_normalisation_bit_for_bit():
+    """Rows are divided by their norms straight into the index: the same bits as X / ||X||, in batches too."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1000, 48)).astype(np.float32) * rng.uniform(0.01, 100, size=(1000, 1)).astype(np.float32)
+    mem = VisualMemory(progress=False)
+    mem.add(X[:300], ["a"] * 300)
+    mem.add(X[300:], ["b"] * 700, batch_size=128)  # appended to a non-empty index, several batches
+    ref = X / np.linalg.norm(X, axis=1, keepdims=True)
+    assert np.array_equal(mem.vectors(mem.ids_), ref)
+
+
+def test_rows_too_large_to_square_in_float32_are_kept_and_nan_rows_named():
+    big = np.full((2, 8), 1e30, dtype=np.float32)  # squares overflow float32; the norm does not
+    big[1, 0] = -3e30
+    mem = VisualMemory(progress=False)
+    mem.add(np.vstack([np.eye(8, dtype=np.float32)[:2], big]), ["x", "x", "y", "y"])
+    v = mem.vectors(mem.ids_)
+    assert np.isfinite(v).all() and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(v[2], np.full(8, 8 ** -0.5), rtol=1e-6)
+    bad = np.ones((5, 8), dtype=np.float32)
+    bad[3, 2] = np.nan
+    with pytest.raises(InputError, match=r"NaN or inf \(first in row 3\)"):
+        mem.add(bad, "z")
+    bad[3, 2], bad[4, 7] = 1.0, np.inf
+    with pytest.raises(InputError, match=r"NaN or inf \(first in row 4\)"):
+        mem.add(bad, "z")
+    with pytest.raises(InputError, match="row 1 of X has a norm beyond float32's range"):
+        mem.add(np.vstack([np.ones(8), np.full(8, 3e38)]).astype(np.float32), "z")
+    assert len(mem) == 4 and "z" not in mem.classes_
+
+
+def test_set_search_params_changes_recall_without_a_rebuild(exact_knn):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((4000, 16)).astype(np.float32)
+    Q = rng.standard_normal((100, 16)).astype(np.float32)
+    _, ref = exact_knn(X, Q, 10)
+    mem = VisualMemory(index="IVF64,Flat", nprobe=1, progress=False)
+    mem.add(X, ["c"] * len(X))
+    mem.build_index()
+    built = mem.index_.ann
+
+    def recall():
+        _, ids = mem.search(Q, 10)
+        return np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(ids, ref)])
+
+    low = recall()
+    assert mem.set_search_params(nprobe=64) is mem and mem.nprobe == 64
+    assert recall() == 1.0 > low  # all 64 lists probed: exhaustive
+    assert mem.index_.ann is built  # the same index, searched differently
+    with pytest.raises(InputError, match="nprobe must be a positive integer"):
+        mem.set_search_params(nprobe=0)
+    with pytest.raises(InputError, match="ef_search must be a positive integer"):
+        VisualMemory(index="HNSW16", ef_search=-1)
+    assert mem.nprobe == 64

@@ -100,8 +100,9 @@ def memory_table(r: dict) -> str:
                         f"{rt[mode]['queries_per_s']:,} | {rt[mode]['queries_per_s'] / s['queries_per_s']:.2f}x | "
                         f"| {rt[mode]['accuracy']:.3f} | |")
     rows += ["",
-             f"Add {r['add_per_s']:,} entries/s; remove 1,000 ids {r['remove_1k_s'] * 1000:.0f} ms; "
-             f"save {r['save_s']} s; load {r['load_s']} s."]
+             f"Add {r['entries']:,} entries in {r['add_s']} s ({r['add_per_s']:,} entries/s, in memory); "
+             f"remove 1,000 ids {r['remove_1k_s'] * 1000:.0f} ms; save (a complete snapshot, fsynced) "
+             f"{r['save_s']} s; load {r['load_s']} s."]
     return "\n".join(rows)
 
 
@@ -798,9 +799,10 @@ def crossover_table(r: dict) -> str:
                        f"{best['recall_at_10']:.3f} | {best['queries_per_s']:,.0f} | **{a['speedup_at_target']}x** | "
                        f"{a['build_s']:.1f} s |")
     first = r["first_size_where_approximate_wins"]
+    smallest = " (the smallest measured)" if first == r["rows"][0]["entries"] else ""
     out += ["", ("No approximate index beat exact search at these sizes." if first is None else
                  f"The first size at which an approximate index at recall@10 ≥ {target} beats exact search: "
-                 f"**{first:,} entries**.")]
+                 f"**{first:,} entries**{smallest}.")]
     return "\n".join(out)
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/precision_bench.py               # Tiny-ImageNet, writes results/precision.json
     python benchmarks/precision_bench.py --part heads  # only the heads part, updated in that file
+    python benchmarks/precision_bench.py --part epoch  # only the epoch study, updated in that file
     python benchmarks/precision_bench.py --quick       # a small subset; nothing written
 
 Both sides of every comparison run in the same process on the same data:
@@ -15,7 +16,10 @@ Both sides of every comparison run in the same process on the same data:
 * the heads on frozen 1280-d embeddings (100k train minus the dev split, 10k val), each
   trained in fp32 and under bf16 autocast with the same seed: the flat linear probe, the
   two-stage classifier's MLP base head, and its int8 delta specialists (fitted on the fp32
-  base, scored within the true superclass): training seconds and val accuracy.
+  base, scored within the true superclass): training seconds and val accuracy;
+* one epoch of tail fine-tuning, timed by phase (batch, forward, backward, optimiser), under
+  each of ``EPOCH_SETTINGS``: NCHW against channels-last, all cores against one thread, bf16
+  against fp32.
 """
 
 from __future__ import annotations
@@ -134,23 +138,97 @@ def heads(quick: bool = False, *, seed: int = 0) -> dict[str, Any]:
                       "superclasses": len(groups), "seed": seed}}
 
 
+#: The training settings the epoch part compares: (name, threads, channels-last, precision).
+EPOCH_SETTINGS = (("bf16, NCHW, all cores (the library's)", None, False, "bf16"),
+                  ("bf16, channels-last, all cores", None, True, "bf16"),
+                  ("bf16, NCHW, 1 thread", 1, False, "bf16"),
+                  ("fp32, NCHW, all cores", None, False, "fp32"),
+                  ("fp32, channels-last, all cores", None, True, "fp32"))
+
+
+def timed_epoch(tail: Any, A: np.ndarray, y: torch.Tensor, *, channels_last: bool, precision: str,
+           batch_size: int = 256, seed: int = 0) -> dict[str, float]:
+    """One epoch of the tail's training step (shuffle, flip half, forward, backward, AdamW), each phase timed."""
+    opt = torch.optim.AdamW(tail.parameters(), lr=1e-3, weight_decay=0.05)
+    order = np.random.default_rng(seed).permutation(len(y))
+    g = torch.Generator().manual_seed(seed)
+    phases = {"batch": 0.0, "forward": 0.0, "backward": 0.0, "optimiser": 0.0}
+    tail.train()
+    for i in range(0, len(y), batch_size):
+        t0 = time.perf_counter()
+        idx = np.sort(order[i : i + batch_size])
+        x = torch.from_numpy(A[idx].astype(np.float32))
+        half = torch.rand(len(idx), generator=g) < 0.5
+        x[half] = torch.flip(x[half], dims=[3])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        t1 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = torch.nn.functional.cross_entropy(tail(x).float(), y[idx], label_smoothing=0.1)
+        t2 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = time.perf_counter()
+        opt.step()
+        t4 = time.perf_counter()
+        for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            phases[name] += dt
+    return phases
+
+
+def epoch_study(quick: bool = False, *, images: int = 20_000, seed: int = 0) -> dict[str, Any]:
+    """What an epoch of tail fine-tuning spends its time on, and what memory format, threads and precision do.
+
+    Every setting trains a fresh tail (same seed) for one epoch over the same
+    ``images`` cached trunk activations, after a 4-batch warm-up, with the
+    same training step as :func:`router.train_tail`.
+    """
+    d = Data(quick, seed)
+    n = min(images, len(d.y))
+    A, y = d.A[:n], torch.from_numpy(d.y[:n].astype(np.int64))
+    cores = torch.get_num_threads()
+    rows: dict[str, Any] = {}
+    try:
+        for name, threads, channels_last, precision in EPOCH_SETTINGS:
+            torch.set_num_threads(threads or cores)
+            torch.manual_seed(seed)
+            tail = d.split.tail(len(d.classes))
+            if channels_last:
+                tail = tail.to(memory_format=torch.channels_last)
+            timed_epoch(tail, A[:1024], y[:1024], channels_last=channels_last, precision=precision)  # warm-up
+            phases = timed_epoch(tail, A, y, channels_last=channels_last, precision=precision, seed=seed)
+            total = sum(phases.values())
+            rows[name] = {"threads": threads or cores, "channels_last": channels_last, "precision": precision,
+                          "images_per_s": round(n / total, 1), "seconds": round(total, 2),
+                          "phases_s": {k: round(v, 2) for k, v in phases.items()}}
+            print(name, rows[name], flush=True)
+    finally:
+        torch.set_num_threads(cores)
+    base = rows[EPOCH_SETTINGS[0][0]]["images_per_s"]
+    for row in rows.values():
+        row["against_library"] = round(row["images_per_s"] / base, 2)
+    return {"machine": machine(), "images": n, "activations": list(A.shape[1:]), "cores": cores,
+            "backbone": d.fingerprint, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a small subset; results are not written")
     ap.add_argument("--epochs", type=int, default=3, help="tail fine-tuning epochs for each precision")
-    ap.add_argument("--part", choices=["all", "heads"], default="all",
-                    help="heads: rerun only the heads part and update it in the results file")
+    ap.add_argument("--part", choices=["all", "heads", "epoch"], default="all",
+                    help="heads / epoch: rerun only that part and update it in the results file")
     args = ap.parse_args(argv)
-    if args.part == "heads":
+    if args.part in ("heads", "epoch"):
         import json
 
         from benchmarks._common import RESULTS
 
         out = json.loads((RESULTS / "precision.json").read_text()) if not args.quick else {}
-        out["heads"] = heads(args.quick)
+        out[args.part] = heads(args.quick) if args.part == "heads" else epoch_study(args.quick)
     else:
         out = run(args.quick, epochs=args.epochs)
         out["heads"] = heads(args.quick)
+        out["epoch"] = epoch_study(args.quick)
     if not args.quick:
         print("wrote", write_result("precision", out))
     return out

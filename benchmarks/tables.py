@@ -590,7 +590,23 @@ def precision_table(r: dict) -> str:
         f"| tail fine-tuning, val top-1 | {_pct(tl['fp32']['top1'])} | {_pct(tl['bf16']['top1'])} | "
         f"{tl['top1_change_points']:+.2f} points |",
         *heads,
+        *_epoch_rows(r.get("epoch")),
     ])
+
+
+def _epoch_rows(e: dict | None) -> list[str]:
+    """The epoch study of :func:`precision_table`: each training setting, and where an epoch goes."""
+    if not e:
+        return []
+    out = ["", f"*One epoch of tail fine-tuning* (`--part epoch`, measured {_machine_words(e['machine'])}; "
+               f"{e['images']:,} cached activations of shape {tuple(e['activations'])}, batch 256):", "",
+           "| setting | images/s | against the library's | batch | forward | backward | optimiser |",
+           "|---|---|---|---|---|---|---|"]
+    for name, row in e["rows"].items():
+        ph, total = row["phases_s"], row["seconds"]
+        share = " | ".join(f"{100 * ph[k] / total:.0f}%" for k in ("batch", "forward", "backward", "optimiser"))
+        out.append(f"| {name} | {row['images_per_s']:,.0f} | **{row['against_library']}x** | {share} |")
+    return out
 
 
 def explore_table(r: dict) -> str:

@@ -96,12 +96,11 @@ def _save_locked(memory: VisualMemory, root: Path) -> None:
     }
     with snapshot_writer(memory, root, manifest) as tmp:
         index = memory.index_
-        flat, ann, ann_ids = index.to_bytes() if index is not None else (b"", None, None)
-        (tmp / "index.faiss").write_bytes(flat)
+        if index is None:
+            (tmp / "index.faiss").write_bytes(b"")
+        else:  # straight to the files: no copy of the vectors in memory on the way
+            index.write_files(tmp / "index.faiss", tmp / "ann.faiss", tmp / "ann_ids.npy")
         np.save(tmp / "ids.npy", memory.table_.ids, allow_pickle=False)
-        if ann is not None:  # the approximate index, with its own id list and tombstones
-            (tmp / "ann.faiss").write_bytes(ann)
-            np.save(tmp / "ann_ids.npy", ann_ids, allow_pickle=False)
         memory.table_.write_sqlite(tmp / "metadata.sqlite")
 
 
@@ -234,7 +233,7 @@ def _load_snapshot(
         raise MemoryFormatError(f"{snap / 'ids.npy'} is not a 1-D int64 array")
     if index is not None:
         try:
-            flat = faiss.deserialize_index(np.fromfile(snap / "index.faiss", dtype=np.uint8))
+            flat = faiss.read_index(str(snap / "index.faiss"))
         except RuntimeError as exc:
             raise MemoryFormatError(f"{snap / 'index.faiss'} cannot be read: {exc}") from exc
         if flat.ntotal != len(ids) or flat.d != manifest["dim"]:
@@ -242,7 +241,7 @@ def _load_snapshot(
         ann = ann_ids = None
         if "ann.faiss" in files:  # type: ignore[operator]
             try:
-                ann = faiss.deserialize_index(np.fromfile(snap / "ann.faiss", dtype=np.uint8))
+                ann = faiss.read_index(str(snap / "ann.faiss"))
                 ann_ids = np.load(snap / "ann_ids.npy", allow_pickle=False)
             except (RuntimeError, ValueError, OSError) as exc:
                 raise MemoryFormatError(f"{snap / 'ann.faiss'} cannot be read: {exc}") from exc

@@ -38,7 +38,8 @@ def run_checks(est):
 
 
 @pytest.mark.parametrize("options", [{"router": "centroids"}, {"router": "memory"},
-                                     pytest.param({"router": "head", "router_hidden": 64}, marks=pytest.mark.slow)],
+                                     pytest.param({"router": "head", "router_hidden": 64, "router_epochs": 5},
+                                                  marks=pytest.mark.slow)],
                          ids=["centroids", "memory", "head-router"])  # a head trains in each of ~50 checks: slow
 def test_every_check_passes_but_the_listed_one(check_tree, options):
     results = run_checks(TwoStageClassifier(check_tree, k=3, **options))

@@ -41,8 +41,25 @@ def tiny_tree(wordnet, tiny_wnids):
 SLOW_TIERS = ("subprocess", "milvus_server", "browser", "data", "slow")
 
 
+#: The files that take longest (about 35 to 120 s each on 2 cores), run first: the suite runs a file
+#: per worker (``make test``), and a long file started last would leave the other workers idle.
+LONGEST_FIRST = (
+    "memory/test_backend_contract.py", "router/twostage/test_backends.py", "benchmarks/test_specialists_bench.py",
+    "router/test_checks.py", "router/test_surface.py", "router/twostage/test_classifier.py",
+    "benchmarks/test_real_subset.py", "test_integrity.py", "router/cli/test_cli.py",
+    "benchmarks/test_reliability_bench.py",
+)
+
+
+def _file_rank(item) -> int:
+    path = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests").as_posix()
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark tests by what they need, from their fixtures: a Milvus server, a browser, another process."""
+    """Run the longest files first; mark tests by what they need, from their fixtures: a Milvus
+    server, a browser, another process."""
+    items.sort(key=_file_rank)  # stable: the order within a file, and of the other files, is kept
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         params = getattr(getattr(item, "callspec", None), "params", {})

@@ -79,7 +79,7 @@ test: setup browser
 	env -u PYTHONDONTWRITEBYTECODE $(TEST_PAR) $(PY) -m pytest -q --timeout=900 --durations=25 $(TEST_XDIST)
 
 # The edit loop: everything but the tests that start processes, a Milvus server or a browser,
-# need the real data, or are slow (about 3 minutes on 2 cores).
+# need the real data, or are slow (about 2 minutes on 2 cores).
 FAST_TIERS := not (subprocess or milvus_server or browser or data or slow)
 test-fast: setup
 	env -u PYTHONDONTWRITEBYTECODE $(TEST_PAR) $(PY) -m pytest -q --timeout=300 --durations=10 $(TEST_XDIST) \

@@ -195,7 +195,7 @@ def as_id_set(values: Sequence[int] | np.ndarray | None) -> np.ndarray:
 
 
 class Rows:
-    """Validated rows for an add: normalised vectors and one metadata value per row."""
+    """Validated rows for an add: the vectors (normalised, or with their norms) and one metadata value per row."""
 
     __slots__ = ("X", "labels", "superclasses", "sources", "refs", "weight", "ids", "norms")
 

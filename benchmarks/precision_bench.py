@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine, write_result  # noqa: E402
 from benchmarks.specialists_bench import Data  # noqa: E402
 from memory import Embedder  # noqa: E402
-from router import DeltaSpecialists, fit_head, head_proba, tail_logits, train_tail  # noqa: E402
+from router import DeltaSpecialists, fit_head, head_proba, tail_logits, train_epoch, train_tail  # noqa: E402
+from router.network import PHASES  # noqa: E402
 
 
 def matmul_rates(n: int = 2048, repeats: int = 5) -> dict[str, float]:
@@ -147,32 +148,18 @@ EPOCH_SETTINGS = (("bf16, NCHW, all cores (the library's)", None, False, "bf16")
 
 
 def timed_epoch(tail: Any, A: np.ndarray, y: torch.Tensor, *, channels_last: bool, precision: str,
-           batch_size: int = 256, seed: int = 0) -> dict[str, float]:
-    """One epoch of the tail's training step (shuffle, flip half, forward, backward, AdamW), each phase timed."""
+                batch_size: int = 256, seed: int = 0) -> dict[str, float]:
+    """One epoch of :func:`router.train_epoch` (the step :func:`router.train_tail` runs), each phase timed.
+
+    ``channels_last`` hands the tail its batches in channels-last memory format.
+    """
     opt = torch.optim.AdamW(tail.parameters(), lr=1e-3, weight_decay=0.05)
-    order = np.random.default_rng(seed).permutation(len(y))
-    g = torch.Generator().manual_seed(seed)
-    phases = {"batch": 0.0, "forward": 0.0, "backward": 0.0, "optimiser": 0.0}
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    forward = (lambda x: tail(x.contiguous(memory_format=torch.channels_last))) if channels_last else tail
+    phases = dict.fromkeys(PHASES, 0.0)
     tail.train()
-    for i in range(0, len(y), batch_size):
-        t0 = time.perf_counter()
-        idx = np.sort(order[i : i + batch_size])
-        x = torch.from_numpy(A[idx].astype(np.float32))
-        half = torch.rand(len(idx), generator=g) < 0.5
-        x[half] = torch.flip(x[half], dims=[3])
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        t1 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = torch.nn.functional.cross_entropy(tail(x).float(), y[idx], label_smoothing=0.1)
-        t2 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        t3 = time.perf_counter()
-        opt.step()
-        t4 = time.perf_counter()
-        for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            phases[name] += dt
+    train_epoch(forward, A, y, batch_size, opt, sched, torch.Generator().manual_seed(seed), flip=True,
+                precision=precision, label_smoothing=0.1, phases=phases)
     return phases
 
 
@@ -181,7 +168,7 @@ def epoch_study(quick: bool = False, *, images: int = 20_000, seed: int = 0) -> 
 
     Every setting trains a fresh tail (same seed) for one epoch over the same
     ``images`` cached trunk activations, after a 4-batch warm-up, with the
-    same training step as :func:`router.train_tail`.
+    training step :func:`router.train_tail` runs (:func:`router.train_epoch`).
     """
     d = Data(quick, seed)
     n = min(images, len(d.y))

@@ -210,7 +210,10 @@ class Rows:
         return int(self.X.shape[0])
 
     def normalized(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``start:stop`` of ``X`` divided by their norms, written to ``out`` if given."""
+        """Rows ``start:stop`` of ``X`` divided by their norms, written to ``out`` if given.
+
+        Rows normalised already (``norms`` None) are returned, or copied to ``out``, as they are.
+        """
         if self.norms is None:
             if out is None:
                 return self.X[start:stop]

@@ -87,6 +87,7 @@ _SOURCES = {
     "TailSpecialists": ".network",
     "tail_features": ".network",
     "tail_logits": ".network",
+    "train_epoch": ".network",
     "train_tail": ".network",
     "BackboneSplit": ".network",
     "DEFAULT_SPLITS": ".network",
@@ -173,6 +174,7 @@ __all__ = [
     "tail_features",
     "tail_logits",
     "temperature_scale",
+    "train_epoch",
     "train_module",
     "train_tail",
     "training_precision",
@@ -208,7 +210,7 @@ if TYPE_CHECKING:  # what static tools see
     from .cli import main
     from .network import (DEFAULT_SPLITS, RUNTIMES, BackboneSplit, NetworkPath, NetworkTwoStage, Tail, TailDeltas,
                           TailSpecialists, TrunkActivations, choose_path, installed_runtimes, load_trunk_activations,
-                          run_trunk_on_images, split_backbone, tail_features, tail_logits, train_tail,
+                          run_trunk_on_images, split_backbone, tail_features, tail_logits, train_epoch, train_tail,
                           trunk_activations)
     from .pipeline import (DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, edit_classifier, evaluate,
                            evaluate_with_flat, flat_from, load_classifier, load_model, match_classes, save_classifier,

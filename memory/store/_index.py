@@ -153,10 +153,11 @@ class VectorIndex:
         """Append vectors in batches; on any failure none of them stays.
 
         ``X`` is an array of normalised vectors (n, dim), or validated
-        ``Rows`` (from ``prepare_rows``) whose rows are divided by their
-        norms straight into the index's storage: the storage grows once, to
-        its final size, and no normalised copy of the input is made.
-        ``progress`` shows a bar on stderr when there are several batches.
+        ``Rows`` (``prepare_rows(..., normalize=False)``) whose rows are
+        divided by their norms straight into the index's storage.  Either
+        way the storage grows once, to its final size, and no intermediate
+        copy is made.  ``progress`` shows a bar on stderr when there are
+        several batches.
         """
         rows = X if isinstance(X, Rows) else Rows(X, [], [], [], [], 1.0, None)
         n, before = len(rows), self.flat.ntotal
@@ -346,7 +347,11 @@ class VectorIndex:
         flat = faiss.serialize_index(self.flat).tobytes()
         if self.ann is None:
             return flat, None, None
-        return flat, faiss.serialize_index(self.ann).tobytes(), np.concatenate([self.ann_ids, -1 - self.tomb])
+        return flat, faiss.serialize_index(self.ann).tobytes(), self._ann_ids_and_tombstones()
+
+    def _ann_ids_and_tombstones(self) -> np.ndarray:
+        """The approximate index's ids, then its tombstones as ``-1 - id`` (how both are stored)."""
+        return np.concatenate([self.ann_ids, -1 - self.tomb])
 
     def write_files(self, flat: Path, ann: Path, ann_ids: Path) -> None:
         """Write the exact index to ``flat`` and, if built, the approximate one and its ids
@@ -354,7 +359,7 @@ class VectorIndex:
         _write_index(self.flat, flat)
         if self.ann is not None:
             _write_index(self.ann, ann)
-            np.save(ann_ids, np.concatenate([self.ann_ids, -1 - self.tomb]), allow_pickle=False)
+            np.save(ann_ids, self._ann_ids_and_tombstones(), allow_pickle=False)
 
     def restore(self, flat: Any, ann: Any = None, ann_ids: np.ndarray | None = None) -> None:
         """Install loaded faiss indexes (see :meth:`to_bytes` for ``ann_ids``)."""

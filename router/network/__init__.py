@@ -11,7 +11,7 @@ from ._graphs import RUNTIMES, NetworkPath, choose_path, graph_runner, installed
 from ._persist import FORMAT, is_network, load_network, save_network
 from ._routing import GeneralistFlat
 from ._tail_specialists import DeltaParams, TailDeltas, TailSpecialists, merged_params
-from ._tails import tail_features, tail_logits, train_tail
+from ._tails import PHASES, tail_features, tail_logits, train_epoch, train_tail
 from ._trunk import (
     DEFAULT_SPLITS,
     BackboneSplit,
@@ -32,6 +32,7 @@ __all__ = [
     "GeneralistFlat",
     "NetworkPath",
     "NetworkTwoStage",
+    "PHASES",
     "RUNTIMES",
     "Tail",
     "TailDeltas",
@@ -49,6 +50,7 @@ __all__ = [
     "split_backbone",
     "tail_features",
     "tail_logits",
+    "train_epoch",
     "train_tail",
     "trunk_activations",
     "trunk_cache_dir",

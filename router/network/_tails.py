@@ -21,7 +21,7 @@ from memory import InputError, progress_line
 from .._random import seeded
 from ._trunk import Tail
 
-__all__ = ["tail_features", "tail_logits", "train_tail"]
+__all__ = ["PHASES", "tail_features", "tail_logits", "train_epoch", "train_tail"]
 
 PRECISIONS = ("bf16", "fp32")
 
@@ -103,29 +103,53 @@ def _probe_init(tail: Tail, acts: np.ndarray, y: np.ndarray, epochs: int, lr: fl
             sched.step()
 
 
+#: The phases of a training step that :func:`train_epoch` times when asked.
+PHASES = ("batch", "forward", "backward", "optimiser")
+
+
 def train_epoch(forward: Any, acts: np.ndarray, y: torch.Tensor, batch_size: int, opt: torch.optim.Optimizer,
-           sched: Any, g: torch.Generator, *, flip: bool, precision: str, label_smoothing: float = 0.0,
-           targets: torch.Tensor | None = None) -> float:
+                sched: Any, g: torch.Generator, *, flip: bool, precision: str, label_smoothing: float = 0.0,
+                targets: torch.Tensor | None = None, phases: dict[str, float] | None = None) -> float:
     """One pass over shuffled batches; half of each batch flipped horizontally.  Returns the mean loss.
 
-    ``targets`` (n_classes, n_classes), if given, replaces each label by its row: soft labels.
+    Parameters
+    ----------
+    forward : callable
+        The module (or a function of a batch) being trained; (b, C, H, W) -> (b, n_classes).
+    acts : ndarray of shape (n, C, H, W)
+    y : Tensor of shape (n,), int64
+    sched : learning-rate scheduler, stepped after every batch
+    g : torch.Generator
+        Shuffles the batches and picks the flipped images.
+    targets : Tensor of shape (n_classes, n_classes), optional
+        Replaces each label by its row: soft labels.
+    phases : dict, optional
+        Seconds spent in each of :data:`PHASES` are added to it.
     """
     order = torch.randperm(len(y), generator=g).numpy()
     total = 0.0
+    clock = time.perf_counter
     for i in batch_starts(len(y), batch_size):
+        t0 = clock()
         idx = np.sort(order[i:i + batch_size])
         x = torch.from_numpy(acts[idx].astype(np.float32))
         if flip:
             half = torch.rand(len(idx), generator=g) < 0.5
             x[half] = torch.flip(x[half], dims=[3])
+        t1 = clock()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             goal = y[idx] if targets is None else targets[y[idx]]
             loss = nn.functional.cross_entropy(forward(x).float(), goal, label_smoothing=label_smoothing)
+        t2 = clock()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        t3 = clock()
         opt.step()
         sched.step()
         total += loss.item() * len(idx)
+        if phases is not None:
+            for name, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, clock() - t3)):
+                phases[name] = phases.get(name, 0.0) + dt
     return total / len(y)
 
 

@@ -18,8 +18,8 @@ Both sides of every comparison run in the same process on the same data:
   two-stage classifier's MLP base head, and its int8 delta specialists (fitted on the fp32
   base, scored within the true superclass): training seconds and val accuracy;
 * one epoch of tail fine-tuning, timed by phase (batch, forward, backward, optimiser), under
-  each of ``EPOCH_SETTINGS``: NCHW against channels-last, all cores against one thread, bf16
-  against fp32.
+  each of ``EPOCH_SETTINGS``: the row layout the library trains in against the tail's modules
+  (NCHW and channels-last), all cores against one thread, bf16 against fp32.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine, write_result  # noqa: E402
 from benchmarks.specialists_bench import Data  # noqa: E402
 from memory import Embedder  # noqa: E402
-from router import DeltaSpecialists, fit_head, head_proba, tail_logits, train_epoch, train_tail  # noqa: E402
+from router import (DeltaSpecialists, fit_head, head_proba, rows_forward, tail_logits, train_epoch,  # noqa: E402
+                    train_tail)
 from router.network import PHASES  # noqa: E402
 
 
@@ -139,23 +140,32 @@ def heads(quick: bool = False, *, seed: int = 0) -> dict[str, Any]:
                       "superclasses": len(groups), "seed": seed}}
 
 
-#: The training settings the epoch part compares: (name, threads, channels-last, precision).
-EPOCH_SETTINGS = (("bf16, NCHW, all cores (the library's)", None, False, "bf16"),
-                  ("bf16, channels-last, all cores", None, True, "bf16"),
-                  ("bf16, NCHW, 1 thread", 1, False, "bf16"),
-                  ("fp32, NCHW, all cores", None, False, "fp32"),
-                  ("fp32, channels-last, all cores", None, True, "fp32"))
+#: The training settings the epoch part compares: (name, threads, layout, precision).  Layouts: "rows"
+#: (:func:`router.rows_forward`, which :func:`router.train_tail` uses), the tail's modules on NCHW
+#: batches, or on channels-last batches.
+EPOCH_SETTINGS = (("bf16, rows, all cores (the library's)", None, "rows", "bf16"),
+                  ("bf16, modules NCHW, all cores", None, "nchw", "bf16"),
+                  ("bf16, modules channels-last, all cores", None, "channels-last", "bf16"),
+                  ("bf16, rows, 1 thread", 1, "rows", "bf16"),
+                  ("fp32, rows, all cores", None, "rows", "fp32"),
+                  ("fp32, modules NCHW, all cores", None, "nchw", "fp32"))
 
 
-def timed_epoch(tail: Any, A: np.ndarray, y: torch.Tensor, *, channels_last: bool, precision: str,
+def timed_epoch(tail: Any, A: np.ndarray, y: torch.Tensor, *, layout: str, precision: str,
                 batch_size: int = 256, seed: int = 0) -> dict[str, float]:
     """One epoch of :func:`router.train_epoch` (the step :func:`router.train_tail` runs), each phase timed.
 
-    ``channels_last`` hands the tail its batches in channels-last memory format.
+    ``layout``: ``"rows"`` trains through :func:`router.rows_forward`; ``"nchw"`` and
+    ``"channels-last"`` through the tail's modules, on batches in that memory format.
     """
     opt = torch.optim.AdamW(tail.parameters(), lr=1e-3, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    forward = (lambda x: tail(x.contiguous(memory_format=torch.channels_last))) if channels_last else tail
+    if layout == "rows":
+        forward = rows_forward(tail)
+    elif layout == "channels-last":
+        forward = lambda x: tail(x.contiguous(memory_format=torch.channels_last))  # noqa: E731
+    else:
+        forward = tail
     phases = dict.fromkeys(PHASES, 0.0)
     tail.train()
     train_epoch(forward, A, y, batch_size, opt, sched, torch.Generator().manual_seed(seed), flip=True,
@@ -176,16 +186,16 @@ def epoch_study(quick: bool = False, *, images: int = 20_000, seed: int = 0) -> 
     cores = torch.get_num_threads()
     rows: dict[str, Any] = {}
     try:
-        for name, threads, channels_last, precision in EPOCH_SETTINGS:
+        for name, threads, layout, precision in EPOCH_SETTINGS:
             torch.set_num_threads(threads or cores)
             torch.manual_seed(seed)
             tail = d.split.tail(len(d.classes))
-            if channels_last:
+            if layout == "channels-last":
                 tail = tail.to(memory_format=torch.channels_last)
-            timed_epoch(tail, A[:1024], y[:1024], channels_last=channels_last, precision=precision)  # warm-up
-            phases = timed_epoch(tail, A, y, channels_last=channels_last, precision=precision, seed=seed)
+            timed_epoch(tail, A[:1024], y[:1024], layout=layout, precision=precision)  # warm-up
+            phases = timed_epoch(tail, A, y, layout=layout, precision=precision, seed=seed)
             total = sum(phases.values())
-            rows[name] = {"threads": threads or cores, "channels_last": channels_last, "precision": precision,
+            rows[name] = {"threads": threads or cores, "layout": layout, "precision": precision,
                           "images_per_s": round(n / total, 1), "seconds": round(total, 2),
                           "phases_s": {k: round(v, 2) for k, v in phases.items()}}
             print(name, rows[name], flush=True)

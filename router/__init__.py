@@ -88,6 +88,7 @@ _SOURCES = {
     "tail_features": ".network",
     "tail_logits": ".network",
     "train_epoch": ".network",
+    "rows_forward": ".network",
     "train_tail": ".network",
     "BackboneSplit": ".network",
     "DEFAULT_SPLITS": ".network",
@@ -167,6 +168,7 @@ __all__ = [
     "per_class_accuracy",
     "per_superclass_accuracy",
     "quantise_int8",
+    "rows_forward",
     "run_trunk_on_images",
     "save_classifier",
     "split_backbone",
@@ -210,8 +212,8 @@ if TYPE_CHECKING:  # what static tools see
     from .cli import main
     from .network import (DEFAULT_SPLITS, RUNTIMES, BackboneSplit, NetworkPath, NetworkTwoStage, Tail, TailDeltas,
                           TailSpecialists, TrunkActivations, choose_path, installed_runtimes, load_trunk_activations,
-                          run_trunk_on_images, split_backbone, tail_features, tail_logits, train_epoch, train_tail,
-                          trunk_activations)
+                          rows_forward, run_trunk_on_images, split_backbone, tail_features, tail_logits, train_epoch,
+                          train_tail, trunk_activations)
     from .pipeline import (DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, edit_classifier, evaluate,
                            evaluate_with_flat, flat_from, load_classifier, load_model, match_classes, save_classifier,
                            typical_similarity, write_evaluation)

@@ -10,6 +10,7 @@ from ._classifier import NetworkTwoStage
 from ._graphs import RUNTIMES, NetworkPath, choose_path, graph_runner, installed_runtimes
 from ._persist import FORMAT, is_network, load_network, save_network
 from ._routing import GeneralistFlat
+from ._rows import RowsForward, rows_forward
 from ._tail_specialists import DeltaParams, TailDeltas, TailSpecialists, merged_params
 from ._tails import PHASES, tail_features, tail_logits, train_epoch, train_tail
 from ._trunk import (
@@ -34,6 +35,7 @@ __all__ = [
     "NetworkTwoStage",
     "PHASES",
     "RUNTIMES",
+    "RowsForward",
     "Tail",
     "TailDeltas",
     "TailSpecialists",
@@ -45,6 +47,7 @@ __all__ = [
     "load_network",
     "load_trunk_activations",
     "merged_params",
+    "rows_forward",
     "run_trunk_on_images",
     "save_network",
     "split_backbone",

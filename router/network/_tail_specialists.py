@@ -35,6 +35,7 @@ from memory import InputError, progress_line
 
 from .._quantise import quantise_int8
 from .._random import seeded
+from ._rows import rows_forward
 from ._tails import as_acts, check_precision, run_batches, train_epoch, warmup_cosine
 from ._trunk import Tail
 
@@ -331,15 +332,18 @@ class TailSpecialists:
         if self.kind == "delta":
             module: nn.Module = DeltaParams(base, rows, self.rank, seed)
             buffers = {n: b for n, b in base.named_buffers()}
+            plan = rows_forward(base)
 
             def forward(x: torch.Tensor) -> torch.Tensor:
-                params = merged_params(base, module)  # type: ignore[arg-type]
-                return functional_call(base, {**params, **buffers}, (x,))[:, rows_t]
+                params = {**merged_params(base, module), **buffers}  # type: ignore[arg-type]
+                out = plan(x, params) if plan is not None else functional_call(base, params, (x,))
+                return out[:, rows_t]
         else:
             module = copy.deepcopy(base)
+            run = rows_forward(module) or module  # type: ignore[arg-type]
 
             def forward(x: torch.Tensor) -> torch.Tensor:
-                return module(x)[:, rows_t]
+                return run(x)[:, rows_t]
         module.eval()  # batch-norm statistics stay the generalist's
 
         def score() -> float:

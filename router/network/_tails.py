@@ -19,6 +19,7 @@ from torch import nn
 from memory import InputError, progress_line
 
 from .._random import seeded
+from ._rows import rows_forward
 from ._trunk import Tail
 
 __all__ = ["PHASES", "tail_features", "tail_logits", "train_epoch", "train_tail"]
@@ -246,9 +247,10 @@ def _train_tail(tail: Tail, acts: np.ndarray, y: np.ndarray, *, epochs: int, lr:
     g = torch.Generator().manual_seed(seed)
     yt = torch.from_numpy(y)
     history: dict[str, Any] = {"epochs": epochs, "dev_top1": [], "loss": []}
+    forward = rows_forward(tail) or tail  # the same computation, in half the time where the tail has a plan
     for epoch in range(1, epochs + 1):
         tail.train()
-        loss = train_epoch(tail, acts, yt, batch_size, opt, sched, g, flip=flip, precision=precision,
+        loss = train_epoch(forward, acts, yt, batch_size, opt, sched, g, flip=flip, precision=precision,
                            label_smoothing=label_smoothing, targets=soft)
         history["loss"].append(round(loss, 4))
         if dev is not None:

@@ -55,6 +55,8 @@ _SOURCES = {
     "build_memory_model": ".pipeline",
     "evaluate": ".pipeline",
     "evaluate_with_flat": ".pipeline",
+    "EvaluationOutputs": ".pipeline",
+    "evaluation_outputs": ".pipeline",
     "flat_from": ".pipeline",
     "match_classes": ".pipeline",
     "typical_similarity": ".pipeline",
@@ -78,6 +80,7 @@ _SOURCES = {
     "calibrate_proba": "._calibration",
     "ece": "._calibration",
     "hedge": "._hedging",
+    "hedged_curve": "._hedging",
     "hedged_metrics": "._hedging",
     "temperature_scale": "._calibration",
     "PairedDifference": "._stats",
@@ -114,6 +117,7 @@ __all__ = [
     "DEFAULT_EMBEDDING",
     "DEFAULT_SPLITS",
     "DeltaSpecialists",
+    "EvaluationOutputs",
     "FlatClassifier",
     "FullSpecialists",
     "GalleryItem",
@@ -149,11 +153,13 @@ __all__ = [
     "edit_classifier",
     "evaluate",
     "evaluate_with_flat",
+    "evaluation_outputs",
     "expected_failed_checks",
     "fit_head",
     "flat_from",
     "head_proba",
     "hedge",
+    "hedged_curve",
     "hedged_metrics",
     "installed_runtimes",
     "level_metrics",
@@ -206,7 +212,7 @@ if TYPE_CHECKING:  # what static tools see
     from ._errors import CLIError, NotFittedError
     from ._explanations import RoutedExplanation
     from ._calibration import RULES, Calibration, calibrate, calibrate_proba, ece, temperature_scale
-    from ._hedging import HedgedAnswers, hedge, hedged_metrics
+    from ._hedging import HedgedAnswers, hedge, hedged_curve, hedged_metrics
     from ._quantise import quantise_int8
     from ._stats import PairedDifference, mcnemar_p, paired_difference
     from .cli import main
@@ -214,9 +220,9 @@ if TYPE_CHECKING:  # what static tools see
                           TailSpecialists, TrunkActivations, choose_path, installed_runtimes, load_trunk_activations,
                           rows_forward, run_trunk_on_images, split_backbone, tail_features, tail_logits, train_epoch,
                           train_tail, trunk_activations)
-    from .pipeline import (DEFAULT_EMBEDDING, QueryEncoder, build_memory_model, edit_classifier, evaluate,
-                           evaluate_with_flat, flat_from, load_classifier, load_model, match_classes, save_classifier,
-                           typical_similarity, write_evaluation)
+    from .pipeline import (DEFAULT_EMBEDDING, EvaluationOutputs, QueryEncoder, build_memory_model, edit_classifier,
+                           evaluate, evaluate_with_flat, evaluation_outputs, flat_from, load_classifier, load_model,
+                           match_classes, save_classifier, typical_similarity, write_evaluation)
     from .report import (SECTIONS, GalleryItem, GalleryNeighbour, Predictions, compare, confused_pairs, level_metrics,
                          load_predictions, per_class_accuracy, per_superclass_accuracy, superclass_confusion,
                          write_report)

@@ -216,11 +216,21 @@ class RoutedModel(ClassifierMixin, BaseEstimator):
         HedgedAnswers
             Node ids, labels, depth, mass, information gain and path per query.
         """
-        cal = self.check_calibration(strict=strict)
+        cal = self.check_calibration(strict=strict)  # before the queries run
+        return self._hedge(self.predict_proba(X, **kwargs), cal, accuracy, rule, delta)  # type: ignore[attr-defined]
+
+    def hedged_from_proba(self, proba: np.ndarray, accuracy: float = 0.9, *, rule: str = "darts",
+                          delta: float = 0.1, strict: bool = False) -> HedgedAnswers:
+        """:meth:`predict_hedged` from probabilities ``predict_proba`` gave, shape (n, n_classes).
+
+        One pass of ``predict_proba`` can then serve several accuracies and decisions.
+        """
+        return self._hedge(proba, self.check_calibration(strict=strict), accuracy, rule, delta)
+
+    def _hedge(self, proba: np.ndarray, cal: Calibration, accuracy: float, rule: str, delta: float) -> HedgedAnswers:
         if list(cal.classes) != self.class_names():
             raise InputError("the model's classes changed after its calibration; recalibrate it")
-        return hedge(self.predict_proba(X, **kwargs), self.tree, cal, accuracy,  # type: ignore[attr-defined]
-                     rule=rule, delta=delta)
+        return hedge(proba, self.tree, cal, accuracy, rule=rule, delta=delta)  # type: ignore[attr-defined]
 
     # ---------------------------------------------------------------- repr
     def _fitted_summary(self) -> str:

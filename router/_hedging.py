@@ -131,13 +131,16 @@ CURVE = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 def hedged_curve(model: Any, X: Any, y: Any, *, rule: str = "darts", delta: float = 0.1,
-                 **kwargs: Any) -> dict[str, Any]:
+                 proba: np.ndarray | None = None, **kwargs: Any) -> dict[str, Any]:
     """:func:`hedged_metrics` of ``model``'s answers at each accuracy of :data:`CURVE` it can promise.
 
     ``kwargs`` go to ``predict_proba``; levels the calibration is too small for are left out.
+    ``proba``, what ``predict_proba`` gave for ``X`` (n, n_classes), saves running the model again.
     """
     cal = model.check_calibration()
-    proba = model.predict_proba(X, **kwargs)
+    proba = model.predict_proba(X, **kwargs) if proba is None else np.asarray(proba)
+    if len(proba) != len(y):
+        raise InputError(f"{len(proba)} rows of probabilities but {len(y)} labels")
     points = []
     for alpha in CURVE:
         try:

@@ -156,25 +156,25 @@ def calibrate(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ..pipeline import evaluate_with_flat, flat_from, write_evaluation
+    from ..pipeline import evaluate_with_flat, evaluation_outputs, flat_from, write_evaluation
 
     clf = load_model(args.model)
     if args.accuracy is not None:
         clf.check_calibration(strict=args.strict)  # type: ignore[attr-defined]  # before minutes of embedding
     es, ds = _labelled(args, clf, refuse_unknown=False)
     flat = flat_from(clf)  # built once: kNN over every shard's entries, or the generalist
+    # each model runs once over the queries; every figure and file below reads these
+    outs = evaluation_outputs(clf, es.X, es.labels, flat, routing=args.routing, m=args.m)  # type: ignore[attr-defined]
     result = evaluate_with_flat(clf, es.X, es.labels, flat, routing=args.routing, m=args.m,  # type: ignore[attr-defined]
-                                fingerprint=es.fingerprint, decision=args.decision)  # type: ignore[attr-defined]
+                                fingerprint=es.fingerprint, decision=args.decision, outputs=outs)  # type: ignore[attr-defined]
     if args.accuracy is not None:
-        from .._hedging import hedged_metrics
+        from .._hedging import hedged_curve, hedged_metrics
 
-        answers = clf.predict_hedged(es.X, accuracy=args.accuracy, rule=args.rule, delta=args.delta,  # type: ignore[attr-defined]
-                                     routing=args.routing, m=args.m)
+        answers = clf.hedged_from_proba(outs.proba, accuracy=args.accuracy, rule=args.rule,  # type: ignore[attr-defined]
+                                        delta=args.delta, strict=args.strict)
         result["hedged"] = hedged_metrics(answers, clf.tree, es.labels)  # type: ignore[attr-defined]
-        from .._hedging import hedged_curve
-
         result["hedged_curve"] = hedged_curve(clf, es.X, es.labels, rule=args.rule, delta=args.delta,  # type: ignore[attr-defined]
-                                              routing=args.routing, m=args.m)
+                                              proba=outs.proba)
     routed = result["routed"]
     print(f"{len(es)} queries from {es.dataset}/{es.split}")
     flat_name = "flat tail (the generalist)" if getattr(clf, "takes_images", False) else "flat kNN (same memory)"
@@ -212,8 +212,8 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.output:
         if args.skip_unreadable:
             result = {**result, "skipped_unreadable": int(ds.info.get("skipped_unreadable", 0))}  # type: ignore[attr-defined]
-        metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result, flat,
-                                                routing=args.routing, m=args.m, data_root=ds.root)  # type: ignore[attr-defined]
+        metrics, predictions = write_evaluation(args.output, clf, es.X, es.labels, es.refs, result, flat,  # type: ignore[attr-defined]
+                                                routing=args.routing, m=args.m, data_root=ds.root, outputs=outs)  # type: ignore[attr-defined]
         print(f"wrote {metrics} and {predictions}")
     return 0
 

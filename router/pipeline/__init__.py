@@ -1,6 +1,7 @@
 """From images to a saved model and back, for either model kind: build, load, save, edit, evaluate."""
 
 from ._models import class_of, edit_classifier, load_classifier, load_model, save_classifier
+from ._outputs import EvaluationOutputs, evaluation_outputs
 from ._pipeline import (
     DEFAULT_EMBEDDING,
     Queries,
@@ -19,6 +20,7 @@ from ._pipeline import (
 
 __all__ = [
     "DEFAULT_EMBEDDING",
+    "EvaluationOutputs",
     "Queries",
     "QueryEncoder",
     "build_memory_model",
@@ -27,6 +29,7 @@ __all__ = [
     "embedder_for",
     "evaluate",
     "evaluate_with_flat",
+    "evaluation_outputs",
     "flat_from",
     "load_classifier",
     "load_model",

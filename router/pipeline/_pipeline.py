@@ -25,6 +25,7 @@ from memory import (
 )
 
 from .._stats import paired_difference
+from ._outputs import EvaluationOutputs, evaluation_outputs
 from ..twostage import FlatClassifier, TwoStageClassifier
 
 __all__ = ["DEFAULT_EMBEDDING", "Queries", "QueryEncoder", "build_memory_model", "embedder_for", "evaluate", "memory_summary",
@@ -181,8 +182,10 @@ def flat_from(clf: Any) -> Any:
 
 
 def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routing: str | None = None,
-             m: int | None = None, decision: str = "argmax") -> dict[str, Any]:
+             m: int | None = None, decision: str = "argmax", outputs: EvaluationOutputs | None = None) -> dict[str, Any]:
     """Accuracy by level for a routed classifier.
+
+    ``outputs`` (:func:`evaluation_outputs` of the same queries) saves running the model again.
 
     Returns
     -------
@@ -195,19 +198,20 @@ def evaluate(clf: TwoStageClassifier, X: np.ndarray, y: Sequence[str], *, routin
         ``mistake_severity`` and ``errors``) and ``minus_argmax`` (the top-1
         difference with its paired 95% interval), from the same probabilities.
     """
-    return _evaluate(clf, X, y, routing=routing, m=m, decision=decision)[0]
+    return _evaluate(clf, X, y, routing=routing, m=m, decision=decision, outputs=outputs)[0]
 
 
 def _evaluate(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: str | None, m: int | None,
-              decision: str) -> tuple[dict[str, Any], np.ndarray]:
+              decision: str, outputs: EvaluationOutputs | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """:func:`evaluate`'s figures and the predictions, shape (n,)."""
     y = np.asarray(y, dtype=object)
+    outs = outputs or evaluation_outputs(clf, X, y, routing=routing, m=m)  # one pass serves every decision
+    outs.check(len(y))
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
-    proba = clf.predict_proba(X, routing=routing, m=m)  # one pass serves every decision
-    pred = clf.predict_from_proba(proba, decision)
-    route = clf.predict_superclass(X)
-    oracle = clf.predict(X, routing="oracle", y_true=y)
+    pred = clf.predict_from_proba(outs.proba, decision)
+    route = outs.route
+    oracle = clf.predict_from_proba(outs.oracle, "argmax")
     wrong = pred != y
     pred_sup = np.array([cut[c] for c in pred], dtype=object)
     right_route = route == true_sup
@@ -225,7 +229,7 @@ def _evaluate(clf: Any, X: np.ndarray, y: Sequence[str], *, routing: str | None,
         "decision": decision,
     }
     if decision != "argmax":  # the same probabilities' argmax, for the comparison
-        plain = clf.predict_from_proba(proba, "argmax")
+        plain = clf.predict_from_proba(outs.proba, "argmax")
         out["argmax"] = {"top1": float(np.mean(plain == y)), "errors": int((plain != y).sum()),
                          "mistake_severity": _severity(clf.tree, y[plain != y], plain[plain != y])}
         out["minus_argmax"] = paired_difference(plain == y, pred == y).to_dict()
@@ -239,8 +243,12 @@ def _severity(tree: ClassTree, true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, routing: str | None = None,
-                       m: int | None = None, fingerprint: str = "", decision: str = "argmax") -> dict[str, Any]:
+                       m: int | None = None, fingerprint: str = "", decision: str = "argmax",
+                       outputs: EvaluationOutputs | None = None) -> dict[str, Any]:
     """The routed classifier and its flat baseline (``flat``, from :func:`flat_from`) on the same queries.
+
+    ``outputs`` (:func:`evaluation_outputs` of the same queries, with ``flat``) saves running
+    the models again.
 
     Returns
     -------
@@ -256,8 +264,9 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
     from ..network import NetworkTwoStage
 
     y = np.asarray(y, dtype=object)
-    routed, pred = _evaluate(clf, X, y, routing=routing, m=m, decision=decision)
-    flat_pred = flat.predict(X)
+    outs = _with_flat(outputs, clf, X, y, flat, routing=routing, m=m)
+    routed, pred = _evaluate(clf, X, y, routing=routing, m=m, decision=decision, outputs=outs)
+    flat_pred = np.asarray(flat.classes_)[outs.flat.argmax(1)]  # type: ignore[union-attr]  # flat.predict's
     cut = clf.assignment_
     true_sup = np.array([cut[c] for c in y], dtype=object)
     flat_sup = np.array([cut[c] for c in flat_pred], dtype=object)
@@ -280,11 +289,14 @@ def evaluate_with_flat(clf: Any, X: np.ndarray, y: Sequence[str], flat: Any, *, 
 
 def write_evaluation(out: str | os.PathLike[str], clf: Any, X: np.ndarray, y: Sequence[str], refs: Sequence[str],
                      result: dict[str, Any], flat: Any, *, routing: str | None = None,
-                     m: int | None = None, data_root: str | os.PathLike[str] | None = None) -> list[Path]:
+                     m: int | None = None, data_root: str | os.PathLike[str] | None = None,
+                     outputs: EvaluationOutputs | None = None) -> list[Path]:
     """``out/metrics.json`` (``result``) and ``out/predictions.csv`` (flat, routed and oracle-routed rows).
 
     ``data_root``, the folder ``refs`` are relative to, is recorded in
     ``metrics.json`` (as ``"data_root"``) so a report finds the query images.
+    ``outputs`` (:func:`evaluation_outputs` of the same queries, with ``flat``) saves running
+    the models again.
     """
     out = Path(out)
     if data_root is not None:
@@ -292,18 +304,29 @@ def write_evaluation(out: str | os.PathLike[str], clf: Any, X: np.ndarray, y: Se
     atomic_write(out / "metrics.json", json.dumps(result, indent=1))
     y = np.asarray(y, dtype=object)
     true_sup = np.array([clf.assignment_[c] for c in y], dtype=object)
-    rp = clf.predict_proba(X, routing=routing, m=m)
-    fp = flat.predict_proba(X)
+    outs = _with_flat(outputs, clf, X, y, flat, routing=routing, m=m)
+    rp, fp, op = outs.proba, outs.flat, outs.oracle
+    assert fp is not None
     flat_pred = np.asarray(flat.classes_)[fp.argmax(1)]  # what flat.predict gives, without a second search
-    op = clf.predict_proba(X, routing="oracle", y_true=y)
     col = {c: i for i, c in enumerate(flat.classes_)}
     fp = fp[:, [col[c] for c in clf.class_ids_]]  # the routed column order
     write_predictions(out / "predictions.csv", refs, list(y), {
         "flat": (flat_pred, None, fp),
-        "routed": (clf.class_ids_[rp.argmax(1)], clf.predict_superclass(X), rp),
+        "routed": (clf.class_ids_[rp.argmax(1)], outs.route, rp),
         "oracle": (clf.class_ids_[op.argmax(1)], true_sup, op),
     }, clf.tree, classes=clf.class_ids_)
     return [out / "metrics.json", out / "predictions.csv"]
+
+
+def _with_flat(outputs: EvaluationOutputs | None, clf: Any, X: Any, y: np.ndarray, flat: Any, *,
+               routing: str | None, m: int | None) -> EvaluationOutputs:
+    """``outputs`` checked against the queries, or computed (with the flat baseline's) when not given."""
+    if outputs is None:
+        return evaluation_outputs(clf, X, y, flat, routing=routing, m=m)
+    outputs.check(len(y))
+    if outputs.flat is None:
+        raise InputError("these evaluation outputs have no flat baseline: pass flat to evaluation_outputs")
+    return outputs
 
 
 def write_predictions(path: str | os.PathLike[str], refs: Sequence[str], y: Sequence[str],

@@ -155,3 +155,18 @@ def test_a_flat_model_is_calibrated_against_a_tree(synthetic):
         calibrate(flat, synthetic["Q"], synthetic["qy"])
     cal = calibrate(flat, synthetic["Q"], synthetic["qy"], tree=synthetic["tree"])
     assert cal.n == len(synthetic["qy"]) and flat.calibration_ is cal
+
+
+def test_hedging_precomputed_probabilities_gives_the_same_answers(setting):
+    from router import hedged_curve
+
+    clf, Xc, yc, Xt, yt = setting
+    calibrate(clf, Xc, yc)
+    proba = clf.predict_proba(Xt)
+    for rule in ("darts", "threshold"):
+        want = clf.predict_hedged(Xt, accuracy=0.9, rule=rule)
+        got = clf.hedged_from_proba(proba, accuracy=0.9, rule=rule)
+        assert np.array_equal(got.nodes, want.nodes) and np.array_equal(got.mass, want.mass)
+    assert hedged_curve(clf, Xt, yt, proba=proba) == hedged_curve(clf, Xt, yt)
+    with pytest.raises(InputError, match="rows of probabilities but"):
+        hedged_curve(clf, Xt, yt, proba=proba[:5])

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from memory import MemoryFormatError, open_image
+from memory import InputError, MemoryFormatError, open_image
 from router import NetworkTwoStage, TwoStageClassifier, load_model, main
 from router.explore import ExploreServer, Explorer, create_app
 
@@ -120,6 +120,32 @@ def test_evaluate_report_gallery_and_compare(built, capsys):
     assert gap["difference"] == pytest.approx(metrics["routed"]["top1"] - metrics["flat_baseline"]["top1"], abs=1e-4)
     assert gap["n"] == 9 and gap["interval_95"][0] <= gap["difference"] <= gap["interval_95"][1]
     assert f"paired over the same 9 queries: {100 * gap['difference']:+.1f} points" in shown
+
+
+def test_an_evaluation_runs_each_model_once_and_gives_what_separate_runs_give(built, tmp_path, monkeypatch):
+    from router import QueryEncoder, evaluate_with_flat, evaluation_outputs, flat_from, write_evaluation
+
+    clf = load_model(built["model"])
+    paths = sorted((built["root"] / "test").rglob("*.jpg"))
+    y = [p.parent.name for p in paths]
+    X = QueryEncoder(clf, progress=False).images([open_image(p) for p in paths])
+    flat = flat_from(clf)
+    calls = []
+    real = type(clf).predict_proba
+    monkeypatch.setattr(type(clf), "predict_proba", lambda self, *a, **k: calls.append(k) or real(self, *a, **k))
+    outs = evaluation_outputs(clf, X, y, flat)
+    assert len(calls) == 2  # routed, and oracle-routed
+    with_outputs = evaluate_with_flat(clf, X, y, flat, decision="crm", outputs=outs)
+    assert len(calls) == 2
+    assert with_outputs == evaluate_with_flat(clf, X, y, flat, decision="crm")
+    refs = [str(p.relative_to(built["root"] / "test")) for p in paths]
+    write_evaluation(tmp_path / "a", clf, X, y, refs, with_outputs, flat, outputs=outs)
+    write_evaluation(tmp_path / "b", clf, X, y, refs, with_outputs, flat)
+    assert (tmp_path / "a" / "predictions.csv").read_text() == (tmp_path / "b" / "predictions.csv").read_text()
+    with pytest.raises(InputError, match="outputs are of 9 queries, not of the 8 given"):
+        evaluate_with_flat(clf, X[:8], y[:8], flat, outputs=outs)
+    with pytest.raises(InputError, match="no flat baseline"):
+        evaluate_with_flat(clf, X, y, flat, outputs=evaluation_outputs(clf, X, y))
 
 
 def test_edits_where_the_kind_takes_them_and_a_clear_refusal_where_not(built, tmp_path, capsys):

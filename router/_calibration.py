@@ -72,19 +72,30 @@ _FLOORS = (0.0, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9)
 def _fit_temperature(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """The (temperature, floor) of least negative log-likelihood on ``y``."""
     best: tuple[float, float, float] | None = None
+    p = np.asarray(proba, dtype=np.float64)
+    rows = np.arange(len(y))
     for floor in _FLOORS:
+        logq = np.log((1.0 - floor) * p + floor / p.shape[1] + _EPS)  # once per floor: each trial only rescales it
+
+        def nll(t: float) -> float:
+            """:func:`_nll` of ``temperature_scale(proba, t, floor)``, from the log-probabilities."""
+            z = logq / t
+            top = z.max(1)
+            lse = top + np.log(np.exp(z - top[:, None]).sum(1))
+            return float(np.mean(lse - z[rows, y]))
+
         grid = np.geomspace(0.05, 20.0, 41)
-        losses = [_nll(temperature_scale(proba, t, floor), y) for t in grid]
+        losses = [nll(t) for t in grid]
         i = int(np.argmin(losses))
         lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
         for _ in range(25):  # golden-section refinement inside the bracketing grid cells
             a, b = hi - (hi - lo) / 1.618, lo + (hi - lo) / 1.618
-            if _nll(temperature_scale(proba, a, floor), y) < _nll(temperature_scale(proba, b, floor), y):
+            if nll(a) < nll(b):
                 hi = b
             else:
                 lo = a
         t = float((lo + hi) / 2)
-        loss = _nll(temperature_scale(proba, t, floor), y)
+        loss = nll(t)
         if best is None or loss < best[0]:
             best = (loss, t, floor)
     assert best is not None

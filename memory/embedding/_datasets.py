@@ -188,7 +188,7 @@ def tiny_imagenet(
             folder = root / "train" / c / "images"
             if not folder.is_dir():
                 raise DataError(f"{folder} is missing: the train split is incomplete")
-            names = [p.name for p in _image_files(folder)]
+            names = _image_files(folder)
             refs.extend(f"train/{c}/images/{n}" for n in names)
             targets.extend([index[c]] * len(names))
     else:
@@ -208,23 +208,53 @@ def tiny_imagenet(
                         classes, {"source": str(source or os.environ.get(ENV_VAR) or TINY_IMAGENET_URL)})
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """The image files below ``folder``, by suffix; anything but a regular file there is refused."""
-    out = []
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        try:
-            mode = p.stat().st_mode
-        except OSError as exc:
-            raise DataError(f"image {p} cannot be read ({exc}); remove it or fix the link") from None
+def _image_files(folder: Path) -> list[str]:
+    """The image files below ``folder`` (by suffix), as paths relative to it, in ``sorted(folder.rglob("*"))``'s
+    order; anything but a regular file there is refused.
+
+    Walks as ``rglob`` does (into real folders, not linked ones), with the file
+    types the directory listing gives: only links are looked up one by one.
+    """
+    out: list[str] = []
+
+    def check(path: str, mode: int) -> bool:
         if stat.S_ISDIR(mode):
-            continue
+            return False
         if not stat.S_ISREG(mode):
-            raise DataError(f"image {p} is {file_kind(mode)}, not a regular file; only regular files are "
+            raise DataError(f"image {path} is {file_kind(mode)}, not a regular file; only regular files are "
                             "read as images: remove it from the data folder")
-        out.append(p)
-    return out
+        return True
+
+    def walk(directory: str) -> None:
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except PermissionError:
+            return
+        for e in entries:
+            try:
+                real_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                real_dir = False
+            if real_dir:
+                walk(e.path)
+            if os.path.splitext(e.name)[1].lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                if e.is_symlink():
+                    keep = check(e.path, os.stat(e.path).st_mode)
+                else:
+                    keep = e.is_file(follow_symlinks=False) or check(e.path, e.stat(follow_symlinks=False).st_mode)
+            except OSError as exc:
+                raise DataError(f"image {e.path} cannot be read ({exc}); remove it or fix the link") from None
+            if keep:
+                out.append(e.path[start:])
+
+    top = str(folder)
+    start = len(os.path.join(top, ""))
+    walk(top)
+    out.sort(key=lambda p: p.split(os.sep))  # Path's order: part by part
+    return [p.replace(os.sep, "/") for p in out]
 
 
 def _read_folder_mapping(path: Path) -> dict[str, str]:
@@ -286,7 +316,7 @@ def image_folder(
         if not files:
             continue
         classes.append(wnid)
-        refs.extend(str(p.relative_to(base)) for p in files)
+        refs.extend(f"{folder.name}/{f}" for f in files)
         targets.extend([len(classes) - 1] * len(files))
     if not refs:
         raise DataError(f"{base} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

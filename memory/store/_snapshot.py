@@ -367,20 +367,39 @@ def snapshot_writer(obj: object, root: Path, manifest: dict[str, Any], *,
     tmp, name = begin_snapshot(root)
     try:
         yield tmp
-        files: dict[str, str] = {}
+        todo = {}
         for f in sorted(tmp.rglob("*")):
             rel = f.relative_to(tmp).as_posix()
-            if not f.is_file() or f.name == ".lock" or rel == "manifest.json" or (listed and not listed(rel)):
-                continue
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-            files[rel] = sha256_file(f)
+            if f.is_file() and f.name != ".lock" and rel != "manifest.json" and (listed is None or listed(rel)):
+                todo[rel] = f
+        files = _synced_and_hashed(todo)
         write_bytes(tmp / "manifest.json", json.dumps({**manifest, "files": files}, indent=1).encode())
         commit_snapshot(root, tmp, name, expect=origin_of(obj, root))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     set_origin(obj, root, name)
+
+
+def _synced_and_hashed(files: dict[str, Path]) -> dict[str, str]:
+    """fsync every file and return its sha256 (path -> hex), the syncs beside the hashing.
+
+    Syncing waits on the disk and hashing on the CPU (hashlib lets other
+    threads run), so a thread syncs while this one hashes; both finish before
+    this returns.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def sync_all() -> None:
+        for f in files.values():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+
+    with ThreadPoolExecutor(1) as pool:
+        synced = pool.submit(sync_all)
+        hashes = {rel: sha256_file(f) for rel, f in files.items()}
+        synced.result()  # an fsync error raises here
+    return hashes
 
 
 @contextlib.contextmanager

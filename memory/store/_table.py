@@ -34,6 +34,9 @@ CREATE TABLE entries (
     ref TEXT,
     weight REAL NOT NULL DEFAULT 1.0
 );
+"""
+#: Built after the rows are in: one sort each, rather than a tree kept in order row by row.
+_INDEXES = """
 CREATE INDEX entries_label ON entries(label);
 CREATE INDEX entries_source ON entries(source);
 CREATE INDEX entries_superclass ON entries(superclass);
@@ -233,9 +236,17 @@ class EntryTable:
 
     # --------------------------------------------------------------- files
     def write_sqlite(self, path: Path) -> None:
-        """Write every row to a new SQLite database at ``path`` (table ``entries``)."""
+        """Write every row to a new SQLite database at ``path`` (table ``entries``).
+
+        The file is new, in a snapshot that is synced and published whole
+        (:func:`memory.store.snapshot_writer`), so SQLite keeps no journal and
+        does not sync it itself: a crash leaves an unpublished snapshot, never
+        a half-written database in a published one.
+        """
         db = sqlite3.connect(path)
         try:
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("PRAGMA synchronous=OFF")
             db.executescript(_SCHEMA)
             labels, supers, sources = (self.values(c) for c in ("label", "superclass", "source"))
             with db:
@@ -244,6 +255,7 @@ class EntryTable:
                     zip(self.ids.tolist(), labels.tolist(), supers.tolist(), sources.tolist(),
                         self.refs.tolist(), self.weight.astype(np.float64).tolist()),
                 )
+            db.executescript(_INDEXES)
         finally:
             db.close()
 

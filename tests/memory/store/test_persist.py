@@ -114,6 +114,45 @@ def test_crash_during_save_keeps_previous_state(mem, data, tmp_path, monkeypatch
     assert "class00" not in VisualMemory.load(tmp_path / "m").classes_
 
 
+def test_every_file_is_synced_before_the_manifest_and_a_failed_sync_fails_the_save(mem, data, tmp_path, monkeypatch):
+    import os
+
+    _, _, Q, _ = data
+    mem.save(tmp_path / "m")
+    expected = mem.predict_proba(Q)
+    events = []
+    real_fsync, real_write = os.fsync, snapshot.write_bytes
+
+    def fsync(fd):
+        events.append(("sync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        return real_fsync(fd)
+
+    def write_bytes(path, payload):
+        events.append(("write", os.path.basename(path)))
+        return real_write(path, payload)
+
+    monkeypatch.setattr(snapshot.os, "fsync", fsync)
+    monkeypatch.setattr(snapshot, "write_bytes", write_bytes)
+    mem.remove(label="class00")
+    mem.save(tmp_path / "m")
+    manifest = events.index(("write", "manifest.json"))
+    listed = json.loads(next((tmp_path / "m").rglob("manifest.json")).read_text())["files"]
+    synced = {name for kind, name in events[:manifest] if kind == "sync"}
+    assert {os.path.basename(f) for f in listed} <= synced and len(listed) >= 3
+
+    def failing(fd):
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(snapshot.os, "fsync", failing)
+    mem.remove(label="class01")
+    with pytest.raises(OSError, match="I/O error"):
+        mem.save(tmp_path / "m")
+    monkeypatch.undo()
+    back = VisualMemory.load(tmp_path / "m")
+    assert "class01" in back.classes_ and "class00" not in back.classes_
+    assert not np.array_equal(back.predict_proba(Q), expected)
+
+
 def test_other_format_version(mem, tmp_path):
     mem.save(tmp_path / "m")
     snap = next((tmp_path / "m" / "snapshots").iterdir())

@@ -134,7 +134,7 @@ class Embedder:
         self.progress = progress
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "onnx"
         self._session: Any = None
-        self._openvino: dict[str, Any] = {}
+        self._openvino: dict[tuple[str, bool], Any] = {}
         self.precision = self._pick_precision(precision, runtime)
         self.runtime = self._pick(runtime)
         self.transform = backbone.preprocess.transform()
@@ -221,13 +221,16 @@ class Embedder:
             self._export(path)
         return path
 
-    def _openvino_runner(self, precision: str) -> Any:
-        if precision not in self._openvino:
+    def _openvino_runner(self, precision: str, *, pixels: bool = False) -> Any:
+        key = (precision, pixels)
+        if key not in self._openvino:
             from ._openvino import OpenVinoFeatures
 
-            self._openvino[precision] = OpenVinoFeatures(
-                self._exported(), precision=precision, bf16_from=self.backbone.spec.bf16_from, threads=self.threads)
-        return self._openvino[precision]
+            pre = self.backbone.preprocess
+            self._openvino[key] = OpenVinoFeatures(
+                self._exported(), precision=precision, bf16_from=self.backbone.spec.bf16_from, threads=self.threads,
+                pixels=(pre.mean, pre.std) if pixels else None)
+        return self._openvino[key]
 
     def _onnx_session(self) -> Any:
         return onnx_session(self._exported(), self.threads)
@@ -295,6 +298,14 @@ class Embedder:
 
     def preprocess(self, images: Iterable[Any]) -> np.ndarray:
         """PIL images or paths -> array of shape (n, 3, size, size), float32."""
+        return self.backbone.preprocess.batch(self._decoded(images))
+
+    def preprocess_pixels(self, images: Iterable[Any]) -> np.ndarray:
+        """PIL images or paths -> resized, cropped 8-bit RGB (n, size, size, 3), uint8 (:meth:`Preprocess.pixels`)."""
+        return self.backbone.preprocess.pixels(self._decoded(images))
+
+    @staticmethod
+    def _decoded(images: Iterable[Any]) -> list[Any]:
         from ._images import open_image
 
         pils = []
@@ -307,7 +318,21 @@ class Embedder:
             pils.append(im)
         if not pils:
             raise InputError("no images given")
-        return self.backbone.preprocess.batch(pils)
+        return pils
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Embed :meth:`preprocess_pixels`' output (n, size, size, 3), uint8; rows L2-normalised.
+
+        On OpenVINO the normalisation runs inside the graph (see
+        :class:`memory.embedding.OpenVinoFeatures`); elsewhere as :meth:`preprocess` does it.
+        """
+        size = self.backbone.preprocess.size
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1:] != (size, size, 3):
+            raise InputError(f"expected 8-bit images of shape (n, {size}, {size}, 3), got {pixels.dtype} "
+                             f"{pixels.shape}")
+        if self.runtime != "openvino":
+            return self.embed_tensors(self.backbone.preprocess.normalise(pixels))
+        return _normalise(self._openvino_runner(self.precision, pixels=True)(np.ascontiguousarray(pixels)))
 
     def embed_images(self, images: Sequence[Any], *, desc: str = "embed") -> np.ndarray:
         """Embed PIL images or image paths, batched, with a progress bar.
@@ -325,10 +350,16 @@ class Embedder:
         self, batches: Iterator[Sequence[Any]] | Iterable[Sequence[Any]], *, total: int, desc: str = "embed",
         load: Callable[[Sequence[Any]], np.ndarray] | None = None,
     ) -> np.ndarray:
-        """Embed batches of images; decoding of the next batch overlaps inference."""
-        load = load or self.preprocess
+        """Embed batches of images; decoding of the next batch overlaps inference.
+
+        ``load`` turns a batch into model input (n, 3, size, size), float32;
+        by default the images are decoded to 8-bit pixels and normalised where
+        the runtime does it fastest (:meth:`embed_pixels`).
+        """
+        compute = self.embed_tensors if load is not None else self.embed_pixels
+        load = load or self.preprocess_pixels
         out = np.empty((total, self.backbone.dim), dtype=np.float32)
-        pos = fill_batches(out, batches, load, self.embed_tensors, desc=desc, progress=self.progress)
+        pos = fill_batches(out, batches, load, compute, desc=desc, progress=self.progress)
         if pos != total:
             raise InputError(f"expected {total} images, got {pos}")
         return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,7 +157,8 @@ def module_digest(module: torch.nn.Module, *extra: Any) -> str:
 
 def graph_runner(module: torch.nn.Module, example: torch.Tensor, path: NetworkPath, *,
                  bf16_from: str | None = None, static_batch: bool = True, batch_size: int = 256,
-                 cache_dir: str | os.PathLike[str] | None = None) -> Callable[[np.ndarray], np.ndarray]:
+                 cache_dir: str | os.PathLike[str] | None = None,
+                 pixels: tuple[Sequence[float], Sequence[float]] | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """A function from float inputs (n, ...) to the module's single output, float32, on a fast runtime.
 
     The module is exported to ONNX (once: the file is named by
@@ -181,9 +182,15 @@ def graph_runner(module: torch.nn.Module, example: torch.Tensor, path: NetworkPa
         Rows per call of the runtime.
     cache_dir : path, optional
         Where exported graphs are kept (default ``cache_root()/onnx/network``).
+    pixels : (mean, std), optional
+        OpenVINO: take 8-bit images (n, height, width, 3) and normalise them in
+        the graph (:class:`memory.embedding.OpenVinoFeatures`); the module
+        takes the normalised images (n, 3, height, width).
     """
     if path.runtime not in ("onnx", "openvino"):
         raise InputError(f"graph_runner runs exported graphs on ONNX Runtime or OpenVINO, not {path.runtime!r}")
+    if pixels is not None and path.runtime != "openvino":
+        raise InputError("only OpenVINO takes 8-bit pixels; normalise them first on ONNX Runtime")
     module = module.eval()
     where = Path(cache_dir) if cache_dir else cache_root() / "onnx" / "network"
     onnx = where / f"{module_digest(module, tuple(example.shape[1:]))[:32]}.onnx"
@@ -196,10 +203,10 @@ def graph_runner(module: torch.nn.Module, example: torch.Tensor, path: NetworkPa
         run = lambda x: session.run(None, {"x": x})[0]  # noqa: E731
     else:
         run = OpenVinoFeatures(onnx, precision=path.precision, bf16_from=bf16_from, threads=usable_cores(),
-                               static_batch=static_batch)
+                               static_batch=static_batch, pixels=pixels)
 
     def batched(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.uint8 if pixels is not None else np.float32)
         if len(x) <= batch_size:
             return np.asarray(run(x), dtype=np.float32)
         return np.concatenate([np.asarray(run(x[i:i + batch_size]), dtype=np.float32)

@@ -184,25 +184,30 @@ class BackboneSplit:
         """Pickled without compiled graphs (they are compiled again when first used)."""
         return {**self.__dict__, "_runners": {}}
 
-    def trunk_fn(self, path: NetworkPath) -> Any:
+    def trunk_fn(self, path: NetworkPath, *, pixels: bool = False) -> Any:
         """A function from preprocessed images (n, 3, size, size) to trunk activations (n, C, H, W),
         float32 arrays, on ``path`` (see :func:`router.network.choose_path`).
 
         OpenVINO bf16 keeps the backbone's measured fp32 prefix (its
         ``bf16_from`` layer, when the trunk reaches it) and runs the rest in bf16.
+        ``pixels`` (OpenVINO only): the function takes 8-bit images (n, size,
+        size, 3) (:meth:`memory.embedding.Preprocess.pixels`) and normalises them in the graph.
         """
-        if path not in self._runners:
+        key = (path, pixels)
+        if key not in self._runners:
             if path.runtime == "torch":
-                self._runners[path] = lambda x: self.run_trunk(x, precision=path.precision).numpy()
+                if pixels:
+                    raise InputError("eager torch takes normalised images; pixels=True is for OpenVINO")
+                self._runners[key] = lambda x: self.run_trunk(x, precision=path.precision).numpy()
             else:
-                size = self.backbone.preprocess.size
+                pre = self.backbone.preprocess
                 plan = self.backbone.spec.bf16_from or ""
                 stage = plan.removeprefix("/blocks/blocks.").split("/")[0]
                 bf16_from = plan if stage.isdigit() and int(stage) < self._stage else None
-                self._runners[path] = graph_runner(
-                    _TrunkGraph(self.backbone.model, self._stage, self._inner), torch.zeros(2, 3, size, size), path,
-                    bf16_from=bf16_from, batch_size=64)
-        return self._runners[path]
+                self._runners[key] = graph_runner(
+                    _TrunkGraph(self.backbone.model, self._stage, self._inner), torch.zeros(2, 3, pre.size, pre.size),
+                    path, bf16_from=bf16_from, batch_size=64, pixels=(pre.mean, pre.std) if pixels else None)
+        return self._runners[key]
 
     def __repr__(self) -> str:
         return f"BackboneSplit({self.backbone.name} at {self.at}, trunk {self.trunk_shape})"
@@ -351,9 +356,12 @@ def run_trunk_on_images(split: BackboneSplit, images: Sequence[Any], *, precisio
     """
     if len(images) == 0:
         raise InputError("no images given")
-    run = split.trunk_fn(choose_path(runtime, precision))
+    path = choose_path(runtime, precision)
+    pixels = path.runtime == "openvino"  # normalised in the graph, off the decoding thread
+    run = split.trunk_fn(path, pixels=pixels)
     emb = Embedder(split.backbone, runtime="torch", batch_size=batch_size, progress=False)
     out = np.empty((len(images), *split.trunk_shape), dtype=np.float16)
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
-    fill_batches(out, batches, emb.preprocess, run, desc=desc, progress=progress)
+    fill_batches(out, batches, emb.preprocess_pixels if pixels else emb.preprocess, run, desc=desc,
+                 progress=progress)
     return out

@@ -101,3 +101,23 @@ def test_caches_never_mix_numeric_paths(lite0_64, tiny_layout, tmp_path, auto_pr
     again = embed_dataset(ds, bf16, cache=tmp_path)  # each path finds its own cache
     np.testing.assert_array_equal(again.X, a.X)
     assert len({p.parent for p in tmp_path.rglob("meta.json")}) >= 2
+
+
+def test_pixels_normalised_in_the_graph_give_what_normalised_input_gives(lite0_64, tiny_layout, auto_precision):
+    images = sorted((tiny_layout["folder"] / "val" / "images").glob("*.JPEG"))
+    emb = Embedder(lite0_64, runtime="openvino", precision="fp32", progress=False)
+    pixels = emb.preprocess_pixels(images)
+    assert pixels.dtype == np.uint8 and pixels.shape == (len(images), 64, 64, 3)
+    np.testing.assert_array_equal(lite0_64.preprocess.normalise(pixels), emb.preprocess(images))  # bit for bit
+    want = emb.embed_tensors(emb.preprocess(images))
+    assert np.abs(emb.embed_pixels(pixels) - want).max() <= 1e-5  # a float32 rounding of the input apart
+    assert np.abs(emb.embed_images(images) - want).max() <= 1e-5  # the default load takes this path
+    onnx = Embedder(lite0_64, runtime="onnx", progress=False)  # elsewhere the pixels are normalised first
+    np.testing.assert_array_equal(onnx.embed_pixels(pixels), onnx.embed_tensors(emb.preprocess(images)))
+    if openvino_has_bf16():
+        bf16 = Embedder(lite0_64, runtime="openvino", precision="bf16", progress=False)
+        cos = (bf16.embed_pixels(pixels) * bf16.embed_tensors(emb.preprocess(images))).sum(1)
+        assert cos.min() >= 0.999
+    for bad in (pixels.astype(np.float32), pixels[:, :32], pixels[..., :2]):
+        with pytest.raises(InputError, match="expected 8-bit images of shape"):
+            emb.embed_pixels(bad)

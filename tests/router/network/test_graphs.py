@@ -76,6 +76,28 @@ def test_trunk_on_every_runtime_matches_eager(lite0_64, tiny_layout):
         assert ov.min() >= 0.999 and ov.mean() >= eager.mean()
 
 
+def test_the_trunk_takes_pixels_on_openvino_and_nowhere_else(lite0_64, tiny_layout):
+    """8-bit pixels normalised in the OpenVINO graph give the trunk of the normalised images."""
+    from memory import Embedder
+    from router import run_trunk_on_images
+
+    split = split_backbone(lite0_64)
+    paths = tiny_imagenet("val", tiny_layout["folder"]).paths
+    emb = Embedder(lite0_64, runtime="torch", progress=False)
+    x, pixels = emb.preprocess(paths), emb.preprocess_pixels(paths)
+    ref = split.trunk_fn(NetworkPath("openvino", "fp32"))(x)
+    out = split.trunk_fn(NetworkPath("openvino", "fp32"), pixels=True)(pixels)
+    assert np.abs(out - ref).max() <= 1e-5 * np.abs(ref).max()
+    # the images' own path: pixels on OpenVINO, normalised input elsewhere
+    for runtime in ("openvino", "onnx"):
+        acts = run_trunk_on_images(split, paths, runtime=runtime, precision="fp32")
+        assert np.abs(acts.astype(np.float32) - ref).max() <= 1e-2 * np.abs(ref).max()  # float16 storage
+    with pytest.raises(InputError, match="eager torch takes normalised images"):
+        split.trunk_fn(NetworkPath("torch", "fp32"), pixels=True)
+    with pytest.raises(InputError, match="only OpenVINO takes 8-bit pixels"):
+        split.trunk_fn(NetworkPath("onnx", "fp32"), pixels=True)
+
+
 def test_graph_runner_batches_and_refuses_eager(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.Flatten())

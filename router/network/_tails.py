@@ -84,10 +84,14 @@ def warmup_cosine(opt: torch.optim.Optimizer, steps: int, warmup: float) -> torc
 
 
 def _probe_init(tail: Tail, acts: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: int,
-                precision: str) -> None:
-    """Fit the classifier on the frozen tail's features first (linear probe, then fine-tune)."""
+                precision: str, features: Any) -> None:
+    """Fit the classifier on the frozen tail's features first (linear probe, then fine-tune).
+
+    ``features``: the tail's pooled features of a batch (the modules', or the same in rows).
+    """
     assert tail.classifier is not None
-    feats = torch.from_numpy(tail_features(tail, acts, precision=precision))
+    tail.eval()
+    feats = torch.from_numpy(run_batches(features, acts, 512, precision).numpy())  # not an inference tensor
     yt = torch.from_numpy(y)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(tail.classifier.parameters(), lr=lr, weight_decay=1e-4)
@@ -239,15 +243,16 @@ def _train_tail(tail: Tail, acts: np.ndarray, y: np.ndarray, *, epochs: int, lr:
                 dev: tuple[Any, Any] | None, progress: bool, soft: torch.Tensor | None,
                 keep_best: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
+    plan = rows_forward(tail)  # the same computation, in half the time where the tail has a plan
+    forward = plan or tail
     if probe_epochs:
-        _probe_init(tail, acts, y, probe_epochs, 3e-3, seed, precision)
+        _probe_init(tail, acts, y, probe_epochs, 3e-3, seed, precision, plan.features if plan else tail.features)
     opt = torch.optim.AdamW(tail.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, epochs * math.ceil(len(y) / batch_size))
     sched = warmup_cosine(opt, steps, 0.15)
     g = torch.Generator().manual_seed(seed)
     yt = torch.from_numpy(y)
     history: dict[str, Any] = {"epochs": epochs, "dev_top1": [], "loss": []}
-    forward = rows_forward(tail) or tail  # the same computation, in half the time where the tail has a plan
     for epoch in range(1, epochs + 1):
         tail.train()
         loss = train_epoch(forward, acts, yt, batch_size, opt, sched, g, flip=flip, precision=precision,
@@ -255,7 +260,8 @@ def _train_tail(tail: Tail, acts: np.ndarray, y: np.ndarray, *, epochs: int, lr:
         history["loss"].append(round(loss, 4))
         if dev is not None:
             dacts, dy = dev
-            pred = tail_logits(tail, dacts, precision=precision).argmax(1)
+            tail.eval()
+            pred = run_batches(forward, as_acts(dacts), 512, precision).argmax(1).numpy()
             history["dev_top1"].append(round(float(np.mean(pred == np.asarray(dy))), 4))
             if keep_best and history["dev_top1"][-1] > max(history["dev_top1"][:-1], default=-1.0):
                 best = (epoch, {k: v.detach().clone() for k, v in tail.state_dict().items()})

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memory import InputError
+
 from ._trunk import Tail
 
 __all__ = ["RowsForward", "rows_forward"]
@@ -118,12 +120,19 @@ class RowsForward:
 
     # ------------------------------------------------------------- run
     def _tensors(self, params: Mapping[str, torch.Tensor] | None) -> Mapping[str, torch.Tensor]:
-        if params is not None:
-            return params
-        return {**dict(self.tail.named_parameters()), **dict(self.tail.named_buffers())}
+        """The tail's tensors by name, with ``params`` in place of those it names (as functional_call)."""
+        own = {**dict(self.tail.named_parameters()), **dict(self.tail.named_buffers())}
+        if params is None:
+            return own
+        unknown = set(params) - set(own)
+        if unknown:
+            raise InputError(f"params names tensors the tail does not have: {sorted(unknown)[:3]}")
+        return {**own, **params}
 
     def features(self, a: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Pooled features of trunk activations: (n, C, H, W) -> (n, dim)."""
+        if a.ndim != 4:
+            raise InputError(f"expected trunk activations of shape (n, C, H, W), got {tuple(a.shape)}")
         t = self._tensors(params)
         n, c, h, w = a.shape
         r = a.permute(0, 2, 3, 1).reshape(n * h * w, c)
@@ -165,7 +174,7 @@ class RowsForward:
     def __call__(self, a: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Class logits of trunk activations, shape (n, n_classes)."""
         if self.tail.classifier is None:
-            raise ValueError("this tail has no classifier")
+            raise InputError("this tail has no classifier; pass n_classes when making it, or call features")
         t = self._tensors(params)
         return F.linear(self.features(a, t), t["classifier.weight"], t["classifier.bias"])
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from memory import tiny_imagenet
+from memory import InputError, tiny_imagenet
 from router import rows_forward, split_backbone, train_epoch, trunk_activations
 from router.network import RowsForward
 
@@ -68,6 +68,21 @@ def test_rows_take_other_parameters_as_functional_call_does(acts):
     got = rows_forward(tail)(x, params)
     assert _relative(got, want) < 1e-5
     assert _relative(got, tail(x)) > 1e-3  # the other parameters were used, not the tail's own
+    some = {n: params[n] for n in ("classifier.weight", "head.0.weight")}  # the rest: the tail's own
+    assert _relative(rows_forward(tail)(x, some), functional_call(tail, some, (x,))) < 1e-5
+
+
+def test_bad_input_is_refused_clearly(acts):
+    split, x = acts["blocks.6"]
+    rows = rows_forward(split.tail(3))
+    with pytest.raises(InputError, match="does not have"):
+        rows(x, {"stages.9.weight": torch.zeros(1)})
+    with pytest.raises(InputError, match=r"shape \(n, C, H, W\)"):
+        rows(x[0])
+    bare = rows_forward(split.tail())
+    assert bare.features(x).shape == (len(x), split.tail().dim)
+    with pytest.raises(InputError, match="no classifier"):
+        bare(x)
 
 
 def test_parts_without_a_plan_leave_the_modules_to_run(acts):

@@ -327,6 +327,7 @@ class Embedder:
         :class:`memory.embedding.OpenVinoFeatures`); elsewhere as :meth:`preprocess` does it.
         """
         size = self.backbone.preprocess.size
+        pixels = np.asarray(pixels)
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[1:] != (size, size, 3):
             raise InputError(f"expected 8-bit images of shape (n, {size}, {size}, 3), got {pixels.dtype} "
                              f"{pixels.shape}")

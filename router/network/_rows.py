@@ -6,7 +6,7 @@ position and image (shape (n·h·w, c)), a 1×1 convolution is one matrix
 product and a batch norm a per-column affine map; only the depthwise (or
 strided) convolutions need the image layout, which they get as a view
 (channels last) without a copy.  A training step (forward and backward, bf16
-autocast) runs at 1.8x the rate of the same step through the modules
+autocast) runs at 1.6 to 1.8x the rate of the same step through the modules
 on the CPUs measured (``benchmarks/precision_bench.py --part epoch``).
 
 :func:`rows_forward` reads a tail's modules into such a plan, using the

@@ -13,7 +13,7 @@ on the CPUs measured (``benchmarks/precision_bench.py --part epoch``).
 modules' own parameters and buffers (or any others given by name, as
 :func:`torch.func.functional_call` takes them): batch norms train or not as
 their modules do, and update the same running statistics.  A tail with a part
-the plan does not know (squeeze-excitation, a padding convolution, drop-path
+the plan does not know (squeeze-excitation, padding other than zeros, drop-path
 while training, ...) has no plan; the modules then run as they are.
 """
 

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import machine, write_result  # noqa: E402
 from benchmarks.specialists_bench import Data  # noqa: E402
 from memory import Embedder  # noqa: E402
-from router import (DeltaSpecialists, fit_head, head_proba, rows_forward, tail_logits, train_epoch,  # noqa: E402
-                    train_tail)
+from router import (DeltaSpecialists, fit_head, head_proba, paired_difference, rows_forward,  # noqa: E402
+                    tail_logits, train_epoch, train_tail)
 from router.network import PHASES  # noqa: E402
 
 
@@ -77,15 +77,16 @@ def run(quick: bool = False, *, epochs: int = 3, seed: int = 0) -> dict[str, Any
     trunk["speedup"] = round(trunk["bf16"]["images_per_s"] / trunk["fp32"]["images_per_s"], 2)
     tail: dict[str, Any] = {}
     epochs = 1 if quick else epochs
+    right = {}
     for precision in ("fp32", "bf16"):
         model = split.tail(len(d.classes))
         hist = train_tail(model, d.A, d.y, epochs=epochs, precision=precision, seed=seed)
-        pred = tail_logits(model, d.vA, precision=precision).argmax(1)
-        tail[precision] = {"top1": round(float(np.mean(pred == d.vy)), 4), "seconds": hist["seconds"],
+        right[precision] = tail_logits(model, d.vA, precision=precision).argmax(1) == d.vy
+        tail[precision] = {"top1": round(float(np.mean(right[precision])), 4), "seconds": hist["seconds"],
                            "images_per_s": hist["images_per_s"]}
         print(precision, tail[precision], flush=True)
     tail["speedup"] = round(tail["bf16"]["images_per_s"] / tail["fp32"]["images_per_s"], 2)
-    tail["top1_change_points"] = round(100 * (tail["bf16"]["top1"] - tail["fp32"]["top1"]), 2)
+    tail["top1_change"] = paired_difference(right["fp32"], right["bf16"]).to_dict()
     out = {"matmul_gflops": rates, "matmul_speedup": round(rates["bf16"] / rates["fp32"], 2), "trunk": trunk,
            "tail": tail, "setup": {"backbone": d.fingerprint, "epochs": epochs, "train": int(len(d.y)),
                                    "val": int(len(d.vy)), "trunk_images": len(images)}}
@@ -111,29 +112,32 @@ def heads(quick: bool = False, *, seed: int = 0) -> dict[str, Any]:
         return out, time.perf_counter() - t
 
     bases = {}
+    right: dict[tuple[str, str], np.ndarray] = {}  # (row, precision) -> whether each val query is right
     for name, hidden, epochs in (("linear probe", 0, 15), ("MLP base head (1024 hidden)", 1024, 10)):
         row: dict[str, Any] = {}
         for precision in ("fp32", "bf16"):
             head, secs = timed(lambda: fit_head(s.X, yi, len(classes), hidden=hidden, epochs=epochs, seed=seed,
                                                 precision=precision))
-            row[precision] = {"seconds": round(secs, 1),
-                              "top1": round(float(np.mean(head_proba(head, s.Q).argmax(1) == qi)), 4)}
+            right[name, precision] = head_proba(head, s.Q).argmax(1) == qi
+            row[precision] = {"seconds": round(secs, 1), "top1": round(float(np.mean(right[name, precision])), 4)}
             bases[(hidden, precision)] = head
         rows[name] = row
     base = bases[(1024, "fp32")]
     row = {}
+    name = "int8 delta specialists (rank 16), within the true superclass"
     for precision in ("fp32", "bf16"):
         spec, secs = timed(lambda: DeltaSpecialists(16).fit(base, s.X, yi, groups, epochs=5, seed=seed,
                                                             precision=precision))
-        right = 0
+        ok = np.zeros(len(qi), dtype=bool)
         for g, members in enumerate(groups):
             q = np.flatnonzero(np.isin(qi, members))
-            right += int(np.sum(members[spec.proba_in(g, s.Q[q]).argmax(1)] == qi[q]))
-        row[precision] = {"seconds": round(secs, 1), "top1": round(right / len(qi), 4)}
-    rows["int8 delta specialists (rank 16), within the true superclass"] = row
+            ok[q] = members[spec.proba_in(g, s.Q[q]).argmax(1)] == qi[q]
+        right[name, precision] = ok
+        row[precision] = {"seconds": round(secs, 1), "top1": round(float(ok.mean()), 4)}
+    rows[name] = row
     for name, row in rows.items():
         row["speedup"] = round(row["fp32"]["seconds"] / row["bf16"]["seconds"], 2)
-        row["top1_change_points"] = round(100 * (row["bf16"]["top1"] - row["fp32"]["top1"]), 2)
+        row["top1_change"] = paired_difference(right[name, "fp32"], right[name, "bf16"]).to_dict()
         print(f"{name:<62} {row}", flush=True)
     return {"machine": machine(), "rows": rows,
             "setup": {"train": int(len(s.y)), "val": int(len(s.qy)), "classes": len(classes),

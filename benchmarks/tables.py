@@ -554,9 +554,12 @@ def network_speed_table(r: dict) -> str:
                    f"{row.get('flips', '–')} |")
     tc = r["trunk_cache"]
     cost = ", ".join(f"{k} {v:.2f}x" for k, v in t["routed_cost_vs_flat"].items())
+    best = next(row for row in r["rows"] if row["system"] == "routed" and row["path"] == r["best_path"])
+    lo, hi = best["change_interval"]
     out += ["", f"Targets, {r['best_path']} against eager torch: the routed model end to end "
             f"**{t['routed_end_to_end_vs_eager']:.2f}x** (target 3x) with top-1 {t['routed_top1_change_points']:+.2f} "
-            f"points (target within 0.1); the trunk cache **{t['trunk_cache_vs_eager']:.2f}x** (target 3x; "
+            f"points [{100 * lo:+.2f}, {100 * hi:+.2f}]{', a tie' if lo <= 0 <= hi else ''} "
+            f"(target within 0.1); the trunk cache **{t['trunk_cache_vs_eager']:.2f}x** (target 3x; "
             + ", ".join(f"{k} {v:,.0f} img/s" for k, v in tc["images_per_s"].items())
             + f", from files); routed inference costs {cost} as much as flat from tensors (target 1.2x). "
             + _cache_sentence(tc, st["default_path"])]
@@ -574,12 +577,12 @@ def precision_table(r: dict) -> str:
         heads = ["", f"*Heads on frozen embeddings* (`--part heads`, measured {_machine_words(hm)}; "
                      f"{h['setup']['train']:,} train "
                      f"and {h['setup']['val']:,} val embeddings, {h['setup']['superclasses']} superclasses):", "",
-                 "| head | fp32 s | bf16 s | speed-up | fp32 val acc. | bf16 val acc. | change |",
+                 "| head | fp32 s | bf16 s | speed-up | fp32 val acc. | bf16 val acc. | bf16 − fp32, points (paired 95%) |",
                  "|---|---|---|---|---|---|---|"]
         for name, row in h["rows"].items():
             heads.append(f"| {name} | {row['fp32']['seconds']} | {row['bf16']['seconds']} | **{row['speedup']}x** | "
                          f"{_pct(row['fp32']['top1'])} | {_pct(row['bf16']['top1'])} | "
-                         f"{row['top1_change_points']:+.2f} points |")
+                         f"{_paired_cell(row['top1_change'])} |")
     return "\n".join([
         "| measurement | fp32 | bf16 autocast | bf16 / fp32 |", "|---|---|---|---|",
         f"| matmul 2048², GFLOP/s | {m['fp32']} | {m['bf16']} | **{r['matmul_speedup']}x** |",
@@ -588,7 +591,7 @@ def precision_table(r: dict) -> str:
         f"| tail fine-tuning, images/s ({r['setup']['epochs']} epochs, {r['setup']['train']:,} images) | "
         f"{tl['fp32']['images_per_s']} | {tl['bf16']['images_per_s']} | **{tl['speedup']}x** |",
         f"| tail fine-tuning, val top-1 | {_pct(tl['fp32']['top1'])} | {_pct(tl['bf16']['top1'])} | "
-        f"{tl['top1_change_points']:+.2f} points |",
+        f"{_paired_cell(tl['top1_change'])} (points, paired 95%) |",
         *heads,
         *_epoch_rows(r.get("epoch")),
     ])

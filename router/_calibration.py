@@ -58,10 +58,6 @@ def temperature_scale(proba: np.ndarray, temperature: float, floor: float = 0.0)
     return out / out.sum(1, keepdims=True)
 
 
-def _nll(proba: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.mean(np.log(proba[np.arange(len(y)), y] + 1e-300)))
-
-
 #: The uniform floors tried with each temperature. A memory's probabilities need large
 #: ones: a kNN gives 0 to every class none of its neighbours voted for, and a routed
 #: memory model to every class of the superclasses it did not search, so the likelihood
@@ -78,7 +74,7 @@ def _fit_temperature(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         logq = np.log((1.0 - floor) * p + floor / p.shape[1] + _EPS)  # once per floor: each trial only rescales it
 
         def nll(t: float) -> float:
-            """:func:`_nll` of ``temperature_scale(proba, t, floor)``, from the log-probabilities."""
+            """Mean negative log-likelihood of ``y`` under ``temperature_scale(proba, t, floor)``."""
             z = logq / t
             top = z.max(1)
             lse = top + np.log(np.exp(z - top[:, None]).sum(1))

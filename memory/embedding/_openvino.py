@@ -91,26 +91,15 @@ def _split(model: Any, bf16_from: str) -> tuple[Any, Any]:
 
 def _take_pixels(model: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
     """``model`` taking 8-bit NHWC images: converted, normalised and transposed to its NCHW input in the graph."""
+    import openvino as ov
     from openvino.preprocess import PrePostProcessor
 
     ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(_ov_type("u8")).set_layout(_ov_layout("NHWC"))
-    ppp.input().model().set_layout(_ov_layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(_ov_type("f32")).mean(
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).mean(
         [255.0 * m for m in mean]).scale([255.0 * s for s in std])
     return ppp.build()
-
-
-def _ov_type(name: str) -> Any:
-    import openvino as ov
-
-    return {"u8": ov.Type.u8, "f32": ov.Type.f32}[name]
-
-
-def _ov_layout(name: str) -> Any:
-    import openvino as ov
-
-    return ov.Layout(name)
 
 
 class OpenVinoFeatures:

@@ -206,6 +206,8 @@ def graph_runner(module: torch.nn.Module, example: torch.Tensor, path: NetworkPa
                                static_batch=static_batch, pixels=pixels)
 
     def batched(x: np.ndarray) -> np.ndarray:
+        if pixels is not None and np.asarray(x).dtype != np.uint8:  # a float cast to 8 bits would be garbage
+            raise InputError(f"this graph takes 8-bit pixels (n, height, width, 3), got {np.asarray(x).dtype}")
         x = np.ascontiguousarray(x, dtype=np.uint8 if pixels is not None else np.float32)
         if len(x) <= batch_size:
             return np.asarray(run(x), dtype=np.float32)

@@ -5,6 +5,7 @@ import torch
 
 from benchmarks.precision_bench import EPOCH_SETTINGS, timed_epoch
 from benchmarks.tables import precision_table
+from router import paired_difference
 
 
 def test_the_timed_step_trains_the_tail_in_every_layout(lite0_64):
@@ -35,7 +36,7 @@ def test_the_epoch_table_shows_each_setting_against_the_library():
          "trunk": {"fp32": {"images_per_s": 1}, "bf16": {"images_per_s": 2}, "speedup": 2.0, "cosine_min": 0.99,
                    "cosine_mean": 0.999},
          "tail": {"fp32": {"images_per_s": 1, "top1": 0.5}, "bf16": {"images_per_s": 2, "top1": 0.5}, "speedup": 2.0,
-                  "top1_change_points": 0.0},
+                  "top1_change": paired_difference([True, False, True, False], [True, True, False, False]).to_dict()},
          "setup": {"trunk_images": 8, "epochs": 1, "train": 10},
          "epoch": {"machine": {"cpu_model": "Test CPU", "matrix_flags": [], "date": "2026-01-01"}, "images": 20000,
                    "activations": [192, 5, 5], "rows": rows}}
@@ -43,3 +44,5 @@ def test_the_epoch_table_shows_each_setting_against_the_library():
     assert "| bf16, rows, all cores (the library's) | 1,000 | **1.0x** | 2% | 30% | 65% | 3% |" in table
     assert "| bf16, modules NCHW, all cores | 500 | **0.5x** |" in table
     assert "20,000 cached activations of shape (192, 5, 5)" in table
+    lo, hi = r["tail"]["top1_change"]["interval_95"]  # an accuracy change comes with its paired interval
+    assert f"| 50.0% | 50.0% | +0.00 [{100 * lo:+.2f}, {100 * hi:+.2f}], p = 1: a tie (points, paired 95%) |" in table

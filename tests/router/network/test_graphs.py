@@ -92,6 +92,8 @@ def test_the_trunk_takes_pixels_on_openvino_and_nowhere_else(lite0_64, tiny_layo
     for runtime in ("openvino", "onnx"):
         acts = run_trunk_on_images(split, paths, runtime=runtime, precision="fp32")
         assert np.abs(acts.astype(np.float32) - ref).max() <= 1e-2 * np.abs(ref).max()  # float16 storage
+    with pytest.raises(InputError, match="takes 8-bit pixels"):  # normalised floats are not cast to garbage
+        split.trunk_fn(NetworkPath("openvino", "fp32"), pixels=True)(x)
     with pytest.raises(InputError, match="eager torch takes normalised images"):
         split.trunk_fn(NetworkPath("torch", "fp32"), pixels=True)
     with pytest.raises(InputError, match="only OpenVINO takes 8-bit pixels"):

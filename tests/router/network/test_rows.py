@@ -94,6 +94,9 @@ def test_parts_without_a_plan_leave_the_modules_to_run(acts):
     tail = split.tail(3)
     tail.head.append(torch.nn.Dropout(0.1))
     assert rows_forward(tail) is None
+    tail = split.tail(3)
+    tail.head[1].act = torch.nn.GELU(approximate="tanh")  # an activation the plan does not map
+    assert rows_forward(tail) is None
 
 
 def test_a_training_epoch_through_rows_matches_one_through_the_modules(acts):

@@ -11,6 +11,7 @@ import numpy as np
 from hierarchy import normalize_name
 
 from ._errors import InputError, InputTypeError
+from ._parallel import in_parts
 
 __all__ = ["Rows", "as_embeddings", "as_ids", "as_strings", "check_k", "check_weight", "env_precision", "prepare_rows",
            "row_norms"]
@@ -95,12 +96,16 @@ def row_norms(X: np.ndarray, name: str = "X", chunk: int = 256) -> np.ndarray:
     """
     n = X.shape[0]
     sq = np.empty(n, dtype=np.float32)
-    buf = np.empty((min(chunk, n), X.shape[1]), dtype=np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):  # such rows are found and handled below
-        for a in range(0, n, chunk):
-            b = min(n, a + chunk)
-            np.multiply(X[a:b], X[a:b], out=buf[: b - a])
-            np.add.reduce(buf[: b - a], axis=1, out=sq[a:b])
+
+    def sums(start: int, stop: int) -> None:  # the cores each take a block of rows
+        buf = np.empty((min(chunk, stop - start), X.shape[1]), dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # such rows are found and handled below
+            for a in range(start, stop, chunk):
+                b = min(stop, a + chunk)
+                np.multiply(X[a:b], X[a:b], out=buf[: b - a])
+                np.add.reduce(buf[: b - a], axis=1, out=sq[a:b])
+
+    in_parts(sums, 0, n)
     big = ~np.isfinite(sq)
     if big.any():
         rows = np.flatnonzero(big)
@@ -129,9 +134,15 @@ def as_strings(values: Any, n: int, name: str) -> list[str]:
         raise InputError(f"{name} is required")
     if isinstance(values, (str, bytes)) or np.isscalar(values):
         return [normalize_name(str(values))] * n
-    out = [normalize_name(str(v)) for v in np.asarray(values, dtype=object).ravel().tolist()] if not isinstance(
-        values, list
-    ) else [normalize_name(str(v)) for v in values]
+    given = values if isinstance(values, list) else np.asarray(values, dtype=object).ravel().tolist()
+    try:  # each distinct value is spelled once; typed keys keep 1, 1.0 and True apart
+        spelled = {(type(v), v): "" for v in given}
+    except TypeError:  # an unhashable value: spell each one
+        out = [normalize_name(str(v)) for v in given]
+    else:
+        for key in spelled:
+            spelled[key] = normalize_name(str(key[1]))
+        out = [spelled[(type(v), v)] for v in given]
     if len(out) != n:
         raise InputError(f"got {len(out)} {name} for {n} embeddings; give one per row")
     if any(v == "" for v in out):

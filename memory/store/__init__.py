@@ -28,6 +28,7 @@ from ._snapshot import (
     writer_lock,
 )
 from ._verify import check_no_links, snapshot_entries, verify_files
+from ._streamed import write_streamed
 from ._table import COLUMNS, EntryTable, Vocab
 from ._visual_memory import VisualMemory
 from ._voting import VOTING_RULES, class_scores, decisions, get_voting, probabilities, register_voting, vote_weights
@@ -95,5 +96,6 @@ __all__ = [
     "verify_files",
     "use_low_precision",
     "vote_weights",
+    "write_streamed",
     "writer_lock",
 ]

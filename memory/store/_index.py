@@ -24,11 +24,13 @@ import faiss
 import numpy as np
 
 from .._errors import InputError
+from .._parallel import in_parts
 from .._progress import Progress
 from .._validation import Rows
 from ._faiss import blas_for_small_batches
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._scoring import has_amx, scoring_mode
+from ._streamed import CHUNK, write_streamed
 
 if TYPE_CHECKING:
     from ._table import EntryTable
@@ -90,17 +92,15 @@ def _inverted_lists(index: Any) -> int:
 
 
 def _write_index(index: Any, path: Path) -> None:
-    """Write a faiss index to ``path`` in faiss's format.
+    """Write a faiss index to ``path`` in faiss's format, hashed and synced as it goes.
 
-    faiss's own file writer took 1.9 s for 100,000 x 1,280 vectors, and
-    ``serialize_index`` 2.6 s (two copies into new memory); serialising into
-    faiss's in-memory writer and writing its buffer as it is takes 0.8 s.
+    faiss hands its bytes over 1 MiB at a time (``PyCallbackIOWriter``), so
+    nothing the size of the index is copied on the way, and
+    :func:`write_streamed` hashes and flushes each piece while the next is
+    written, instead of reading the whole file back to hash it after the
+    write (``benchmarks/memory_bench.py`` times a save).
     """
-    writer = faiss.VectorIOWriter()
-    faiss.write_index(index, writer)
-    with open(path, "wb") as fh:
-        if writer.data.size():
-            fh.write(faiss.rev_swig_ptr(writer.data.data(), writer.data.size()))
+    write_streamed(path, lambda sink: faiss.write_index(index, faiss.PyCallbackIOWriter(sink, CHUNK)))
 
 
 class VectorIndex:
@@ -169,7 +169,8 @@ class VectorIndex:
             with Progress(len(steps), "add to the index", "batch", enabled=progress and len(steps) > 1) as bar:
                 for start in steps:
                     stop = min(n, start + batch_size)
-                    self._append_lowp(rows.normalized(start, stop, out=store[before + start : before + stop]))
+                    in_parts(lambda a, b: rows.normalized(a, b, out=store[before + a : before + b]), start, stop)
+                    self._append_lowp(store[before + start : before + stop])
                     bar.update(1)
         except BaseException:
             self.flat.codes.resize(before * width)

@@ -20,6 +20,7 @@ is covered by a checksum chained from ``CURRENT`` (see :mod:`memory._snapshot`).
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -94,14 +95,18 @@ def _save_locked(memory: VisualMemory, root: Path) -> None:
             "rebuild_fraction": memory.rebuild_fraction,
         },
     }
-    with snapshot_writer(memory, root, manifest) as tmp:
+    with snapshot_writer(memory, root, manifest) as tmp, ThreadPoolExecutor(1) as pool:
+        # The metadata is written on a thread while the vectors stream out (SQLite and the
+        # file writes let go of the GIL).  Leaving the pool waits for that thread, also when
+        # the vectors fail, so the snapshot is hashed, or removed, only once it is done.
+        metadata = pool.submit(memory.table_.write_sqlite, tmp / "metadata.sqlite")
         index = memory.index_
         if index is None:
             (tmp / "index.faiss").write_bytes(b"")
         else:  # straight to the files: no copy of the vectors in memory on the way
             index.write_files(tmp / "index.faiss", tmp / "ann.faiss", tmp / "ann_ids.npy")
         np.save(tmp / "ids.npy", memory.table_.ids, allow_pickle=False)
-        memory.table_.write_sqlite(tmp / "metadata.sqlite")
+        metadata.result()  # its error, if any
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:

@@ -58,6 +58,8 @@ from typing import Any, TypeVar
 
 from hierarchy import atomic_write, fsync_dir, read_bytes, sha256_file
 
+from ._streamed import streamed_digest, tracking
+
 from .._errors import ConcurrentWriteError, MemoryFormatError
 from ._verify import check_no_links
 
@@ -366,13 +368,14 @@ def snapshot_writer(obj: object, root: Path, manifest: dict[str, Any], *,
     """
     tmp, name = begin_snapshot(root)
     try:
-        yield tmp
-        todo = {}
-        for f in sorted(tmp.rglob("*")):
-            rel = f.relative_to(tmp).as_posix()
-            if f.is_file() and f.name != ".lock" and rel != "manifest.json" and (listed is None or listed(rel)):
-                todo[rel] = f
-        files = _synced_and_hashed(todo)
+        with tracking(tmp):
+            yield tmp
+            todo = {}
+            for f in sorted(tmp.rglob("*")):
+                rel = f.relative_to(tmp).as_posix()
+                if f.is_file() and f.name != ".lock" and rel != "manifest.json" and (listed is None or listed(rel)):
+                    todo[rel] = f
+            files = _synced_and_hashed(todo)
         write_bytes(tmp / "manifest.json", json.dumps({**manifest, "files": files}, indent=1).encode())
         commit_snapshot(root, tmp, name, expect=origin_of(obj, root))
     except BaseException:
@@ -386,18 +389,22 @@ def _synced_and_hashed(files: dict[str, Path]) -> dict[str, str]:
 
     Syncing waits on the disk and hashing on the CPU (hashlib lets other
     threads run), so a thread syncs while this one hashes; both finish before
-    this returns.
+    this returns.  A file streamed in by :func:`write_streamed` and unchanged
+    since was synced and hashed then, and is not read again.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    known = {rel: streamed_digest(f) for rel, f in files.items()}
+    rest = {rel: f for rel, f in files.items() if known[rel] is None}
+
     def sync_all() -> None:
-        for f in files.values():
+        for f in rest.values():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
 
     with ThreadPoolExecutor(1) as pool:
         synced = pool.submit(sync_all)
-        hashes = {rel: sha256_file(f) for rel, f in files.items()}
+        hashes = {rel: known[rel] or sha256_file(f) for rel, f in files.items()}
         synced.result()  # an fsync error raises here
     return hashes
 

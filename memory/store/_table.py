@@ -53,14 +53,11 @@ class Vocab:
 
     def encode(self, values: Sequence[str]) -> np.ndarray:
         """Codes of ``values``, shape (n,), int32; new values get new codes."""
-        out = np.empty(len(values), dtype=np.int32)
-        for i, v in enumerate(values):
-            c = self.code.get(v)
-            if c is None:
-                c = self.code[v] = len(self.values)
+        for v in dict.fromkeys(values):  # new values in order of first appearance
+            if v not in self.code:
+                self.code[v] = len(self.values)
                 self.values.append(v)
-            out[i] = c
-        return out
+        return np.fromiter(map(self.code.__getitem__, values), dtype=np.int32, count=len(values))
 
     def codes_of(self, values: Iterable[str]) -> np.ndarray:
         """Codes of the known ``values`` (unknown ones are left out), int32."""

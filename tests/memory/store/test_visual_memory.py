@@ -340,6 +340,29 @@ def test_added_vectors_are_numpys_normalisation_bit_for_bit():
     assert np.array_equal(mem.vectors(mem.ids_), ref)
 
 
+def test_a_large_add_split_across_cores_is_bit_for_bit_and_names_the_first_bad_row():
+    """Large adds take their norms and divisions a block of rows per core; the result and errors are the same."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40_000, 16)).astype(np.float32) * rng.uniform(0.01, 100, (40_000, 1)).astype(np.float32)
+    mem = VisualMemory(progress=False)
+    mem.add(X, np.arange(40_000) % 7, batch_size=30_000)
+    assert np.array_equal(mem.vectors(mem.ids_), X / np.linalg.norm(X, axis=1, keepdims=True))
+    bad = X.copy()
+    bad[[31_000, 39_999], 5] = np.nan  # in the last block only
+    with pytest.raises(InputError, match=r"NaN or inf \(first in row 31000\)"):
+        mem.add(bad, "z")
+    assert len(mem) == 40_000 and "z" not in mem.classes_
+
+
+def test_labels_that_print_alike_stay_apart_and_keep_their_order():
+    """Integer, float and boolean labels are spelled one by one: 1, 1.0 and True are three classes."""
+    mem = VisualMemory(progress=False)
+    X = np.random.default_rng(5).standard_normal((6, 8)).astype(np.float32)
+    mem.add(X, [True, 1, 1.0, 1, "e\u0301", "\u00e9"])  # two spellings of one name are one class
+    assert [mem.get([i])[0]["label"] for i in mem.ids_] == ["True", "1", "1.0", "1", "\u00e9", "\u00e9"]
+    assert mem.table_.vocabs["label"].values == ["True", "1", "1.0", "\u00e9"]  # codes in order of first use
+
+
 def test_rows_too_large_to_square_in_float32_are_kept_and_nan_rows_named():
     big = np.full((2, 8), 1e30, dtype=np.float32)  # squares overflow float32; the norm does not
     big[1, 0] = -3e30

@@ -10,8 +10,9 @@ index a :class:`VisualMemory` is made of.
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
-from ._index import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM, LOWP_MIN_PAIRS,
-                     LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, use_low_precision)
+from ._index import (IVF_BF16_MIN_WORK, LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM, LOWP_MIN_PAIRS,
+                     LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, ivf_bf16_pays, ivf_in_bf16, use_low_precision)
+from ._ivf import Bf16Lists
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant
@@ -35,6 +36,7 @@ from ._voting import VOTING_RULES, class_scores, decisions, get_voting, probabil
 
 __all__ = [
     "BLAS_THRESHOLD",
+    "Bf16Lists",
     "Bf16Vectors",
     "COLUMNS",
     "CacheModel",
@@ -42,6 +44,7 @@ __all__ = [
     "Explanation",
     "FORMAT",
     "FORMAT_VERSION",
+    "IVF_BF16_MIN_WORK",
     "Int8Vectors",
     "LOWP_ALWAYS_ROWS",
     "LOWP_BATCH_MIN_DIM",
@@ -66,20 +69,22 @@ __all__ = [
     "bf16_error_bound",
     "blas_for_small_batches",
     "build_explanations",
+    "check_no_links",
     "class_scores",
     "compress",
-    "decisions",
-    "check_no_links",
     "cpu_flags",
+    "decisions",
     "edit_memory",
     "exact_scores",
     "fit_cache",
     "fp32_error_bound",
     "get_voting",
     "harm_counts",
+    "has_amx",
+    "ivf_bf16_pays",
+    "ivf_in_bf16",
     "load_snapshot",
     "locked_edit",
-    "has_amx",
     "native_bf16",
     "open_snapshot",
     "origin_of",
@@ -93,8 +98,8 @@ __all__ = [
     "set_origin",
     "snapshot_entries",
     "snapshot_writer",
-    "verify_files",
     "use_low_precision",
+    "verify_files",
     "vote_weights",
     "write_streamed",
     "writer_lock",

@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_vs_sklearn": round(args.queries / secs / out["sklearn"]["queries_per_s"], 2),
         "accuracy": round(float(np.mean(approx_pred == qy)), 4),
         "prediction_agreement_with_exact": round(float(np.mean(approx_pred == ours)), 4),
+        "bf16_lists": approx.index_.lists is not None,  # searched through its lists in bf16 (ivf_bf16_pays)
     }
     print(f"{args.ivf} nprobe={args.nprobe}: {args.queries / secs:,.0f} q/s, recall@10 {recall:.3f}, "
           f"{out['approximate']['ratio_vs_sklearn']}x sklearn (build {build_s:.1f} s)")

@@ -91,7 +91,8 @@ def memory_table(r: dict) -> str:
         f"{e32['queries_per_s'] / s['queries_per_s']:.2f}x | 1.000 | {e['accuracy']:.3f} | "
         f"same predictions as {default}: {e32['same_predictions_as_default']} |",
         f"| VisualMemory, `{a['index']}` nprobe {a['nprobe']} | {a['queries_per_s']:,} | "
-        f"**{a['ratio_vs_sklearn']}x** | {a['recall_at_10']:.3f} | {a['accuracy']:.3f} | build {a['build_s']} s |",
+        f"**{a['ratio_vs_sklearn']}x** | {a['recall_at_10']:.3f} | {a['accuracy']:.3f} | build {a['build_s']} s"
+        + {True: "; lists searched in bf16", False: "; faiss's fp32 scan", None: ""}[a.get("bf16_lists")] + " |",
     ]
     if "routed" in r:
         rt = r["routed"]
@@ -348,12 +349,15 @@ def scale_table(r: dict) -> str:
                            f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} ms | **{a['scoring_speedup_p50']}x** | "
                            f"{a['queries_per_s']:,.0f} | {b['queries_per_s']:,.0f} | {a['scoring_speedup_batched']}x | "
                            f"{a['identical_predictions']} |")
-    out += ["", "| entries | index | recall@10 | q/s | p50 / p99 | build | RSS |", "|---|---|---|---|---|---|---|"]
+    out += ["", "| entries | index | recall@10 | q/s | p50 / p99 | build | first batch | RSS |",
+            "|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         for spec, ix in row["indexes"].items():
-            out.append(f"| {row['entries']:,} | `{spec}` nprobe {ix['nprobe']} | {ix['recall_at_10']:.3f} | "
+            lists = " (lists in bf16)" if ix.get("bf16_lists") else ""
+            first = f"{ix['first_batch_s']:.2f} s" if "first_batch_s" in ix else "—"
+            out.append(f"| {row['entries']:,} | `{spec}` nprobe {ix['nprobe']}{lists} | {ix['recall_at_10']:.3f} | "
                        f"{ix['queries_per_s']:,.0f} | {ix['p50_ms']:.2f} / {ix['p99_ms']:.2f} ms | "
-                       f"{ix['build_s']:.1f} s | {_mb(ix['rss_growth_bytes'])} |")
+                       f"{ix['build_s']:.1f} s | {first} | {_mb(ix['rss_growth_bytes'])} |")
     g = r["growth_exponents"]
     out += ["", "Growth with memory size (exponent b of cost ∝ n^b over these sizes): "
             + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in g.items() if v is not None) + "."]
@@ -808,24 +812,40 @@ def routing_summary() -> str:
 def crossover_table(r: dict) -> str:
     """Exact search against approximate indexes tuned to the target recall, by memory size."""
     target = r["target_recall"]
+    lists = ("IVF...,Flat indexes search their lists in bf16 with an fp32 re-rank (faiss's own fp32 scan of the "
+             "same index, same run, in the last column). " if r.get("ivf_flat_lists_in_bf16") else "")
     out = [f"{_measured_on(r)}{r['data']}; k = {r['k']}; {r['queries']:,} queries batched. Each index's "
            f"search-time knob is raised until recall@{r['k']} against exact search reaches {target}; "
-           "its q/s there is set against exact search's.", "",
-           "| entries | exact q/s | index | setting at the target | recall@10 | q/s | against exact | build |",
-           "|---|---|---|---|---|---|---|---|"]
+           f"its q/s there is set against exact search's. {lists}".rstrip(), "",
+           "| entries | exact q/s | index | setting at the target | recall@10 | q/s | against exact | build "
+           "| faiss's scan: q/s, ours against it, identical top-10 |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
         ex = row["exact"]
         for spec, a in row["approximate"].items():
             best = a["at_target"]
+            point = best if best is not None else a["points"][-1]
+            scan = "—"
+            if "faiss_scan_queries_per_s" in point:
+                fs = point["faiss_scan_queries_per_s"]
+                used = point.get("bf16_lists")
+                if used is None:  # not recorded: the rule the search applied
+                    sys.path.insert(0, str(ROOT))
+                    from memory.store import ivf_bf16_pays
+
+                    nlist = int(spec[3:spec.index(",")])
+                    used = ivf_bf16_pays(r["queries"], point["nprobe"], nlist, row["entries"], r["dim"])
+                scan = (f"{fs:,.0f}, {point['queries_per_s'] / fs:.2f}x, "
+                        f"{point['identical_top10_vs_faiss_scan']:,} / {r['queries']:,}"
+                        + ("" if used else "; too little work per list, so faiss's scan both times"))
             if best is None:
-                last = a["points"][-1]
                 out.append(f"| {row['entries']:,} | {ex['queries_per_s']:,.0f} | `{spec}` | not reached "
-                           f"({a['knob']} {last[a['knob']]}) | {last['recall_at_10']:.3f} | "
-                           f"{last['queries_per_s']:,.0f} | — | {a['build_s']:.1f} s |")
+                           f"({a['knob']} {point[a['knob']]}) | {point['recall_at_10']:.3f} | "
+                           f"{point['queries_per_s']:,.0f} | — | {a['build_s']:.1f} s | {scan} |")
                 continue
             out.append(f"| {row['entries']:,} | {ex['queries_per_s']:,.0f} | `{spec}` | {a['knob']} {best[a['knob']]} | "
                        f"{best['recall_at_10']:.3f} | {best['queries_per_s']:,.0f} | **{a['speedup_at_target']}x** | "
-                       f"{a['build_s']:.1f} s |")
+                       f"{a['build_s']:.1f} s | {scan} |")
     first = r["first_size_where_approximate_wins"]
     smallest = " (the smallest measured)" if first == r["rows"][0]["entries"] else ""
     out += ["", ("No approximate index beat exact search at these sizes." if first is None else

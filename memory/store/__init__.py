@@ -10,9 +10,9 @@ index a :class:`VisualMemory` is made of.
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
-from ._index import (IVF_BF16_MIN_WORK, LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM, LOWP_MIN_PAIRS,
-                     LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, ivf_bf16_pays, ivf_in_bf16, use_low_precision)
-from ._ivf import Bf16Lists
+from ._index import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM, LOWP_MIN_PAIRS,
+                     LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, use_low_precision)
+from ._ivf import IVF_BF16_MIN_WORK, Bf16Lists, ivf_bf16_pays, ivf_in_bf16
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
 from ._prune import compress, harm_counts, prune_harmful, prune_redundant

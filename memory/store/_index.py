@@ -28,17 +28,16 @@ from .._parallel import in_parts
 from .._progress import Progress
 from .._validation import Rows
 from ._faiss import blas_for_small_batches
-from ._ivf import Bf16Lists, ivf_flat
+from ._ivf import Bf16Lists, ivf_bf16_pays, ivf_flat, ivf_in_bf16
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
-from ._scoring import bf16_accumulates_in_fp32, cpu_flags, has_amx, scoring_mode
+from ._scoring import has_amx, scoring_mode
 from ._streamed import CHUNK, write_streamed
 
 if TYPE_CHECKING:
     from ._table import EntryTable
 
-__all__ = ["IVF_BF16_MIN_WORK", "LOWP_ALWAYS_ROWS", "LOWP_BATCH_MIN_DIM", "LOWP_BATCH_MIN_DIM_AMX", "LOWP_MIN_DIM", "LOWP_MIN_PAIRS",
-           "LOWP_MIN_ROWS", "LOWP_SMALL_BATCH", "VectorIndex", "ivf_bf16_pays", "ivf_in_bf16",
-           "use_low_precision"]
+__all__ = ["LOWP_ALWAYS_ROWS", "LOWP_BATCH_MIN_DIM", "LOWP_BATCH_MIN_DIM_AMX", "LOWP_MIN_DIM", "LOWP_MIN_PAIRS",
+           "LOWP_MIN_ROWS", "LOWP_SMALL_BATCH", "VectorIndex", "use_low_precision"]
 
 #: When an exact search takes the low-precision pass: over at least ``LOWP_ALWAYS_ROWS`` allowed
 #: vectors, or over at least ``LOWP_MIN_ROWS`` with at least ``LOWP_MIN_PAIRS`` (query, vector)
@@ -64,21 +63,6 @@ LOWP_BATCH_MIN_DIM = 1024
 LOWP_BATCH_MIN_DIM_AMX = 256
 
 
-def ivf_in_bf16(mode: str | None = None, flags: frozenset[str] | None = None) -> bool:
-    """Whether ``IVF...,Flat`` indexes search their lists in bf16 (:mod:`._ivf`).
-
-    They do where the CPU multiplies bf16 in hardware (AMX or AVX-512 BF16, from
-    ``flags``, default this CPU's) and the scoring mode (default
-    :func:`scoring_mode`) is not ``"fp32"``, so ``SUPERSUB_SCORING=fp32`` gives
-    faiss's own fp32 scan.  A CPU whose exact searches score in int8 (VNNI
-    without AMX) still has bf16 products, and its lists are searched in bf16.
-    """
-    flags = cpu_flags() if flags is None else flags
-    if (scoring_mode() if mode is None else mode) == "fp32":
-        return False
-    return ("amx_bf16" in flags or "avx512_bf16" in flags) and bf16_accumulates_in_fp32()
-
-
 def use_low_precision(queries: int, rows: int, dim: int | None = None, mode: str | None = None) -> bool:
     """Whether an exact search of ``queries`` against ``rows`` allowed ``dim``-d vectors takes the low-precision pass.
 
@@ -90,30 +74,6 @@ def use_low_precision(queries: int, rows: int, dim: int | None = None, mode: str
     if dim is not None and (dim < LOWP_MIN_DIM or (queries >= LOWP_SMALL_BATCH and dim < batch_min_dim)):
         return False
     return rows >= LOWP_ALWAYS_ROWS or (rows >= LOWP_MIN_ROWS and queries * rows >= LOWP_MIN_PAIRS)
-
-
-#: An inner-product ``IVF...,Flat`` index is searched through its lists in bf16 (:mod:`._ivf`)
-#: when bf16 products run in hardware and a search gives each probed list at least
-#: ``IVF_BF16_MIN_WORK`` multiply-adds on average (:func:`ivf_bf16_pays`): below that the
-#: fixed cost of a product and a selection per list exceeds faiss's scan.  Measured, bf16
-#: lists against faiss's scan (work per list; ratio of q/s), on clustered vectors:
-#: 100k x 1280-d, IVF1024 nprobe 32: 2,000 queries (7.8M) 3.49x, 512 (2.0M) 2.25x, 128 (0.5M)
-#: 0.84x; 100k x 256-d, IVF256 nprobe 16: 2,000 (12.5M) 2.76x, 512 (3.2M) 1.48x, 128 (0.8M)
-#: 0.68x; 1M x 256-d, IVF1024 nprobe 24: 1,000 (5.8M) 4.4x, 256 (1.5M) 1.9x, 128 (0.8M) 1.15x,
-#: 64 (0.4M) 0.73x; 30k x 256-d, 1,000 queries: IVF512 nprobe 8 (0.24M) 0.29x, IVF128 nprobe 8
-#: (3.7M) 0.99x, where the whole memory sits in cache and faiss's scan is at its fastest.
-IVF_BF16_MIN_WORK = 1 << 20
-
-
-def ivf_bf16_pays(queries: int, nprobe: int, nlist: int, entries: int, dim: int) -> bool:
-    """Whether ``queries`` searched in a ``nlist``-list IVF index of ``entries`` ``dim``-d vectors,
-    ``nprobe`` lists each, give the probed lists at least :data:`IVF_BF16_MIN_WORK` multiply-adds
-    on average (lists probed by the batch estimated as if queries chose them at random)."""
-    if queries <= 0 or nlist <= 0 or entries <= 0:
-        return False
-    pairs = queries * min(nprobe, nlist)
-    touched = nlist * -np.expm1(-pairs / nlist)
-    return bool(pairs / touched * (entries / nlist) * dim >= IVF_BF16_MIN_WORK)
 
 
 #: Vectors an approximate index is trained on: a sample of ``TRAIN_SAMPLE``, or of

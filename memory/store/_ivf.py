@@ -1,12 +1,12 @@
 """An IVF index's lists searched in bf16 on the matrix units, then re-ranked in fp32.
 
-faiss scans an ``IndexIVFFlat`` in fp32, one query at a time.  On a CPU with
-bf16 matrix units the memory's exact search multiplies whole batches in
-bf16, and over 1M entries it outran faiss's IVF at recall@10 0.95
-(``benchmarks/results/crossover.json``).  :class:`Bf16Lists` keeps the IVF
-index's lists as one bf16 copy of the vectors, list after list, and searches
-them the other way round: the queries of a batch that probe a list are
-gathered and multiplied with that list's rows in one product.
+faiss scans an ``IndexIVFFlat`` in fp32, one query at a time, so on a CPU
+with bf16 matrix units it gains little over the memory's exact search,
+which multiplies whole batches in bf16 (``benchmarks/scale_bench.py
+--crossover`` times both).  :class:`Bf16Lists` keeps the IVF index's lists
+as one bf16 copy of the vectors, list after list, and searches them the
+other way round: the queries of a batch that probe a list are gathered and
+multiplied with that list's rows in one product.
 
 The index is the faiss index it was built from: the same centroids, the
 same lists, the same ``nprobe``.  Each query's probed lists are the
@@ -28,7 +28,50 @@ from typing import Any
 import faiss
 import numpy as np
 
-__all__ = ["Bf16Lists"]
+from ._scoring import bf16_accumulates_in_fp32, cpu_flags, scoring_mode
+
+__all__ = ["IVF_BF16_MIN_WORK", "Bf16Lists", "ivf_bf16_pays", "ivf_in_bf16"]
+
+#: An inner-product ``IVF...,Flat`` index is searched through its lists in bf16 (here)
+#: when bf16 products run in hardware and a search gives each probed list at least
+#: ``IVF_BF16_MIN_WORK`` multiply-adds on average (:func:`ivf_bf16_pays`): below that the
+#: fixed cost of a product and a selection per list exceeds faiss's scan.  Measured, bf16
+#: lists against faiss's scan (work per list; ratio of q/s), on clustered vectors:
+#: 100k x 1280-d, IVF1024 nprobe 32: 2,000 queries (7.8M) 3.49x, 512 (2.0M) 2.25x, 128 (0.5M)
+#: 0.84x; 100k x 256-d, IVF256 nprobe 16: 2,000 (12.5M) 2.76x, 512 (3.2M) 1.48x, 128 (0.8M)
+#: 0.68x; 1M x 256-d, IVF1024 nprobe 24: 1,000 (5.8M) 4.4x, 256 (1.5M) 1.9x, 128 (0.8M) 1.15x,
+#: 64 (0.4M) 0.73x; 30k x 256-d, 1,000 queries: IVF512 nprobe 8 (0.24M) 0.29x, IVF128 nprobe 8
+#: (3.7M) 0.99x, where the whole memory sits in cache and faiss's scan is at its fastest;
+#: 100k x 256-d, 1,000 queries, IVF1024 nprobe 48 (1.2M) 0.94x, IVF256 nprobe 12 (4.7M) 1.83x;
+#: 300k x 256-d, IVF512 nprobe 16 (4.7M) 3.0x (the last three from ``scale_bench.py --crossover``).
+IVF_BF16_MIN_WORK = 1 << 20
+
+
+def ivf_bf16_pays(queries: int, nprobe: int, nlist: int, entries: int, dim: int) -> bool:
+    """Whether ``queries`` searched in a ``nlist``-list IVF index of ``entries`` ``dim``-d vectors,
+    ``nprobe`` lists each, give the probed lists at least :data:`IVF_BF16_MIN_WORK` multiply-adds
+    on average (lists probed by the batch estimated as if queries chose them at random)."""
+    if queries <= 0 or nlist <= 0 or entries <= 0:
+        return False
+    pairs = queries * min(nprobe, nlist)
+    touched = nlist * -np.expm1(-pairs / nlist)
+    return bool(pairs / touched * (entries / nlist) * dim >= IVF_BF16_MIN_WORK)
+
+
+def ivf_in_bf16(mode: str | None = None, flags: frozenset[str] | None = None) -> bool:
+    """Whether ``IVF...,Flat`` indexes search their lists in bf16 (:mod:`._ivf`).
+
+    They do where the CPU multiplies bf16 in hardware (AMX or AVX-512 BF16, from
+    ``flags``, default this CPU's) and the scoring mode (default
+    :func:`scoring_mode`) is not ``"fp32"``, so ``SUPERSUB_SCORING=fp32`` gives
+    faiss's own fp32 scan.  A CPU whose exact searches score in int8 (VNNI
+    without AMX) still has bf16 products, and its lists are searched in bf16.
+    """
+    flags = cpu_flags() if flags is None else flags
+    if (scoring_mode() if mode is None else mode) == "fp32":
+        return False
+    return ("amx_bf16" in flags or "avx512_bf16" in flags) and bf16_accumulates_in_fp32()
+
 
 #: Padded sizes: 16 x 2^i and 24 x 2^i, so no product is padded by half or more.
 _SIZES = np.array(sorted({b << i for b in (16, 24) for i in range(24)}), dtype=np.int64)

@@ -93,10 +93,13 @@ def write_streamed(path: str | os.PathLike[str], produce: Callable[[Callable[[by
     with open(path, "wb", buffering=0) as fh:
         fd = fh.fileno()
 
-        def hasher() -> None:
+        def hasher() -> None:  # drains the queue to the end, so the writer never waits on it forever
             while (chunk := chunks.get()) is not None:
                 if not errors:
-                    digest.update(chunk)
+                    try:
+                        digest.update(chunk)
+                    except BaseException as exc:  # noqa: BLE001 - raised by the writing thread
+                        errors.append(exc)
 
         def syncer() -> None:
             while syncs.get() is not None:
@@ -125,6 +128,10 @@ def write_streamed(path: str | os.PathLike[str], produce: Callable[[Callable[[by
 
         try:
             produce(sink)
+        except BaseException:
+            if errors:  # the sink raised on a worker's error: raise that, whatever the producer made of it
+                raise errors[0]
+            raise
         finally:
             chunks.put(None)
             syncs.put(None)

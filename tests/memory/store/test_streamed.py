@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 
+import faiss
 import numpy as np
 import pytest
 
@@ -58,6 +59,20 @@ def test_errors_from_the_producer_and_from_a_sync_are_raised(tmp_path, monkeypat
     monkeypatch.setattr(os, "fdatasync", failing)
     with pytest.raises(OSError, match="I/O error"):
         write_streamed(tmp_path / "b.bin", chunks_of(b"y" * 100, 10), sync_every=20)
+    index = faiss.IndexFlatIP(8)
+    index.add(np.ones((500, 8), dtype=np.float32))
+    with pytest.raises(OSError, match="I/O error"):  # raised through faiss's writer, and named as itself
+        write_streamed(tmp_path / "c.faiss", lambda sink: faiss.write_index(index, faiss.PyCallbackIOWriter(sink, 64)),
+                       sync_every=256)
+
+
+def test_a_faiss_index_streams_to_the_bytes_faiss_writes(tmp_path):
+    index = faiss.IndexFlatIP(16)
+    index.add(np.random.default_rng(1).standard_normal((3000, 16)).astype(np.float32))
+    digest = write_streamed(tmp_path / "i.faiss", lambda sink: faiss.write_index(index, faiss.PyCallbackIOWriter(sink, 4096)))
+    faiss.write_index(index, str(tmp_path / "ref.faiss"))
+    raw = (tmp_path / "i.faiss").read_bytes()
+    assert raw == (tmp_path / "ref.faiss").read_bytes() and digest == hashlib.sha256(raw).hexdigest()
 
 
 class Owner:

@@ -58,9 +58,8 @@ from typing import Any, TypeVar
 
 from hierarchy import atomic_write, fsync_dir, read_bytes, sha256_file
 
-from ._streamed import streamed_digest, tracking
-
 from .._errors import ConcurrentWriteError, MemoryFormatError
+from ._streamed import streamed_digest, tracking
 from ._verify import check_no_links
 
 __all__ = [

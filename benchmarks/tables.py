@@ -809,6 +809,15 @@ def routing_summary() -> str:
     return "\n".join(lines)
 
 
+def _ivf_bf16_pays() -> Callable[..., bool]:
+    """The library's rule for when an IVF search takes its bf16 lists (:func:`memory.store.ivf_bf16_pays`)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from memory.store import ivf_bf16_pays
+
+    return ivf_bf16_pays
+
+
 def crossover_table(r: dict) -> str:
     """Exact search against approximate indexes tuned to the target recall, by memory size."""
     target = r["target_recall"]
@@ -830,11 +839,8 @@ def crossover_table(r: dict) -> str:
                 fs = point["faiss_scan_queries_per_s"]
                 used = point.get("bf16_lists")
                 if used is None:  # not recorded: the rule the search applied
-                    sys.path.insert(0, str(ROOT))
-                    from memory.store import ivf_bf16_pays
-
                     nlist = int(spec[3:spec.index(",")])
-                    used = ivf_bf16_pays(r["queries"], point["nprobe"], nlist, row["entries"], r["dim"])
+                    used = _ivf_bf16_pays()(r["queries"], point["nprobe"], nlist, row["entries"], r["dim"])
                 scan = (f"{fs:,.0f}, {point['queries_per_s'] / fs:.2f}x, "
                         f"{point['identical_top10_vs_faiss_scan']:,} / {r['queries']:,}"
                         + ("" if used else "; too little work per list, so faiss's scan both times"))

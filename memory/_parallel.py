@@ -11,13 +11,13 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["MIN_ROWS_PER_PART", "cores", "in_parts"]
+__all__ = ["MIN_ROWS_PER_PART", "in_parts", "usable_cores"]
 
 MIN_ROWS_PER_PART = 8192
 
 
-def cores() -> int:
-    """The number of CPUs this process may run on."""
+def usable_cores() -> int:
+    """The CPU cores this process may run on: the default thread count of every runtime."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -39,7 +39,7 @@ def in_parts(fn: Callable[[int, int], object], start: int, stop: int, *, parts: 
     """
     n = stop - start
     if parts is None:
-        parts = min(cores(), n // MIN_ROWS_PER_PART)
+        parts = min(usable_cores(), n // MIN_ROWS_PER_PART)
     if parts <= 1:
         fn(start, stop)
         return

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 from hierarchy import atomic_file
 
+from .._parallel import usable_cores
+
 __all__ = ["export_onnx", "onnx_session", "usable_cores"]
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on: the default thread count of every runtime."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def export_onnx(module: Any, example: Any, path: str | Path, *, input_name: str, output_name: str) -> Path:

@@ -34,15 +34,17 @@ class EvaluationOutputs:
     flat : ndarray of shape (n, n_flat_classes), or None
         The flat baseline's ``predict_proba``, in ``flat.classes_`` order
         (None when no baseline was given).
-    n : int
-        The number of queries.
     """
 
     proba: np.ndarray
     route: np.ndarray
     oracle: np.ndarray
     flat: np.ndarray | None
-    n: int
+
+    @property
+    def n(self) -> int:
+        """The number of queries."""
+        return len(self.proba)
 
     def check(self, n: int) -> None:
         """Refuse outputs of another number of queries than ``n``."""
@@ -72,4 +74,4 @@ def evaluation_outputs(clf: Any, X: Any, y: Sequence[str], flat: Any = None, *, 
         raise InputError(f"{len(proba)} queries but {len(y)} labels")
     return EvaluationOutputs(proba=proba, route=np.asarray(clf.predict_superclass(X)),
                              oracle=np.asarray(clf.predict_proba(X, routing="oracle", y_true=y)),
-                             flat=None if flat is None else np.asarray(flat.predict_proba(X)), n=len(y))
+                             flat=None if flat is None else np.asarray(flat.predict_proba(X)))

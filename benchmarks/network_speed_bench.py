@@ -15,7 +15,8 @@ the flat fine-tuned tail.  Both then run on every path:
 
 For each: images/s end to end from files over all of val (decoding overlapped
 with inference), images/s from decoded tensors (best of 3 on ``--tensors``
-images), top-1 on val, and the top-1 change and the answers that changed
+images; for the routed model also ``predict_proba``'s, which runs every routed
+specialist where ``predict`` settles), top-1 on val, and the top-1 change and the answers that changed
 against eager, with the paired 95% interval.  The trunk-cache computation is
 timed on ``--cache-images`` train images on each path.
 """
@@ -104,6 +105,9 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
                 "system": system, "path": name, "numeric_path": model.numeric_path,
                 "images_per_s_files": files_rate, "images_per_s_tensors": round(len(x) / seconds, 1),
                 "top1": round(float(np.mean(pred == y)), 4)}
+            if system == "routed":  # predict settles; predict_proba runs every routed specialist
+                _, seconds = best_of(lambda: model.predict_proba(trunk(x)))
+                row["images_per_s_tensors_every_specialist"] = round(len(x) / seconds, 1)
             if eager_pred is None:
                 eager_pred = pred
             else:
@@ -114,6 +118,10 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
             print(f"{system:6s} {name:18s} files {files_rate:7.1f} img/s, tensors {row['images_per_s_tensors']:7.1f}"
                   f" img/s, top-1 {row['top1']:.4f} {row.get('top1_change', '')}", flush=True)
     model.set_params(runtime="auto", precision="bf16")
+    acts_x = split.trunk_fn(NetworkPath(model.path_.runtime, model.path_.precision))(x)
+    specialists = {"predict": round(float(model.specialists_run(acts_x).mean()), 3),
+                   "predict_proba": round(float(model.specialists_run(acts_x, settle=False).mean()), 3),
+                   "settled_by_the_first": round(float(np.mean(model.specialists_run(acts_x) == 1)), 4)}
 
     def rate(system: str, path: str, key: str) -> float:
         return next(r[key] for r in rows if r["system"] == system and r["path"] == path)
@@ -139,6 +147,7 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
         "trunk_cache": {"images_per_s": cache_rates, "full_cache_seconds": cache_seconds, "full_cache_reused": reused,
                         "full_cache_images": len(train)},
         "train_seconds": train_seconds, "rows": rows, "targets": targets, "best_path": best,
+        "specialists_per_image": specialists,
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
 

@@ -578,6 +578,13 @@ def network_speed_table(r: dict) -> str:
             + _cache_sentence(tc, st["default_path"])]
     files = ", ".join(f"{k} {v:.2f}x" for k, v in t["routed_cost_vs_flat_files"].items())
     out[-1] += f" End to end from files, where decoding takes its share, routed costs {files} as much as flat."
+    sp = r.get("specialists_per_image")
+    if sp:
+        every = ", ".join(f"{row['path']} {row['images_per_s_tensors_every_specialist']:,.0f}" for row in r["rows"]
+                          if "images_per_s_tensors_every_specialist" in row)
+        out[-1] += (f" Routed `predict` ran {sp['predict']:.2f} specialists per image ({100 * sp['settled_by_the_first']:.1f}%"
+                    f" settled by the first); `predict_proba` runs all {sp['predict_proba']:.0f}, from tensors at "
+                    f"{every} img/s.")
     return "\n".join(out)
 
 

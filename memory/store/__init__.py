@@ -9,9 +9,9 @@ index a :class:`VisualMemory` is made of.
 
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
-from ._faiss import BLAS_THRESHOLD, blas_for_small_batches
-from ._index import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM, LOWP_MIN_PAIRS,
-                     LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, use_low_precision)
+from ._faiss import BLAS_THRESHOLD, blas_for_small_batches, faiss_threads
+from ._index import (LOWP_ALWAYS_ROWS, LOWP_AMX_MIN_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM,
+                     LOWP_MIN_PAIRS, LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, use_low_precision)
 from ._ivf import IVF_BF16_MIN_WORK, Bf16Lists, ivf_bf16_pays, ivf_in_bf16
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
@@ -47,6 +47,7 @@ __all__ = [
     "IVF_BF16_MIN_WORK",
     "Int8Vectors",
     "LOWP_ALWAYS_ROWS",
+    "LOWP_AMX_MIN_ROWS",
     "LOWP_BATCH_MIN_DIM",
     "LOWP_BATCH_MIN_DIM_AMX",
     "LOWP_MIN_DIM",
@@ -76,6 +77,7 @@ __all__ = [
     "decisions",
     "edit_memory",
     "exact_scores",
+    "faiss_threads",
     "fit_cache",
     "fp32_error_bound",
     "get_voting",

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import faiss
 
-__all__ = ["BLAS_THRESHOLD", "blas_for_small_batches"]
+__all__ = ["BLAS_THRESHOLD", "blas_for_small_batches", "faiss_threads"]
 
 #: Query batches at least this large use BLAS inside :func:`blas_for_small_batches`.
 BLAS_THRESHOLD = int(os.environ.get("SUPERSUB_FAISS_BLAS_THRESHOLD", "20"))
@@ -53,3 +53,25 @@ def blas_for_small_batches() -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 faiss.cvar.distance_compute_blas_threshold = _saved
+
+
+@contextlib.contextmanager
+def faiss_threads(n: int) -> Iterator[None]:
+    """Run faiss's OpenMP loops on ``n`` threads inside the block, for the calling thread only.
+
+    faiss and torch each bring their own OpenMP runtime.  After a parallel
+    loop, each runtime's idle threads spin for a while before they sleep; on
+    a small CPU, a torch product right after a faiss loop (or the reverse)
+    then waits for cores that spin.  A small faiss call between torch calls
+    is faster on the calling thread alone: inside a certified bf16 search of
+    70 queries against 11,040 rows (1,280-d), the product took 5.8 ms after
+    a two-thread faiss re-rank and 2.3 ms after a one-thread one (2 cores).
+    ``omp_set_num_threads`` sets the calling thread's own setting, so other
+    threads are not affected.
+    """
+    prev = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(prev)

@@ -68,6 +68,8 @@ from functools import lru_cache
 import faiss
 import numpy as np
 
+from ._faiss import faiss_threads
+
 __all__ = ["SCORING_ENV", "SCORING_MODES", "bf16_accumulates_in_fp32", "bf16_error_bound", "cpu_flags", "exact_scores",
            "fp32_error_bound", "has_amx", "native_bf16", "scoring_mode", "scoring_mode_for"]
 
@@ -183,6 +185,11 @@ def scoring_mode() -> str:
     return mode
 
 
+#: :func:`exact_scores` runs on the calling thread alone up to this many (query, row) pairs
+#: (see :func:`memory.store._faiss.faiss_threads`).
+EXACT_ONE_THREAD = 1 << 14
+
+
 def exact_scores(Q: np.ndarray, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """fp32 inner products ``Q[i] . X[rows[i, j]]`` with faiss's own kernel.
 
@@ -199,6 +206,7 @@ def exact_scores(Q: np.ndarray, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     out = np.empty(rows.shape, dtype=np.float32)
     if rows.size:
-        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(out), faiss.swig_ptr(Q), faiss.swig_ptr(X),
-                                         faiss.swig_ptr(rows), X.shape[1], rows.shape[0], rows.shape[1])
+        with faiss_threads(1 if rows.size <= EXACT_ONE_THREAD else faiss.omp_get_max_threads()):
+            faiss.fvec_inner_products_by_idx(faiss.swig_ptr(out), faiss.swig_ptr(Q), faiss.swig_ptr(X),
+                                             faiss.swig_ptr(rows), X.shape[1], rows.shape[0], rows.shape[1])
     return out

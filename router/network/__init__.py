@@ -9,7 +9,7 @@ explainable and steerable.
 from ._classifier import NetworkTwoStage
 from ._graphs import RUNTIMES, NetworkPath, choose_path, graph_runner, installed_runtimes
 from ._persist import FORMAT, is_network, load_network, save_network
-from ._routing import GeneralistFlat
+from ._routing import GeneralistFlat, routed_sum
 from ._rows import RowsForward, rows_forward
 from ._tail_specialists import DeltaParams, TailDeltas, TailSpecialists, merged_params
 from ._tails import PHASES, tail_features, tail_logits, train_epoch, train_tail
@@ -47,6 +47,7 @@ __all__ = [
     "load_network",
     "load_trunk_activations",
     "merged_params",
+    "routed_sum",
     "rows_forward",
     "run_trunk_on_images",
     "save_network",

@@ -39,7 +39,7 @@ from .._random import seeded
 from ._explain import explain_network
 from ._mix import choose_mix, held_out_rows
 from ._memory import ShardMemories, normalise, restrict_cut
-from ._routing import ROUTINGS, GeneralistFlat, combine, route_weights, softmax
+from ._routing import ROUTINGS, GeneralistFlat, combine, route_weights, routed_sum, softmax
 from ._graphs import choose_path
 from ._runtime import NetworkRuntime
 from ._tail_specialists import TailSpecialists
@@ -319,29 +319,45 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
         Each has shape (n, len(groups_[s])); ``memory`` only with memories,
         its votes steered by ``steer`` (a :class:`memory.Steer`).
         """
-        rows = self.groups_[s]
-        g = p_gen[:, rows]
-        g = g / np.maximum(g.sum(1, keepdims=True), 1e-300)
-        out = {"generalist": g}
-        if self.specialists_ is None:
-            out["specialist"] = g
-            return out
-        feats, logits = self.specialist_outputs(s, acts)
-        out["specialist"] = softmax(logits)
-        if self.memories_ is not None:
-            out["memory"] = self._knn(s, normalise(feats), steer)
-        return out
+        return self._parts([(s, np.arange(len(p_gen)))], self.activations(acts), p_gen, steer)[0]
 
-    def _within(self, s: int, acts: np.ndarray, p_gen: np.ndarray, mix: tuple[float, float],
-                steer: Any = None) -> np.ndarray:
+    def _parts(self, pairs: Sequence[tuple[int, np.ndarray]], acts: np.ndarray, p_gen: np.ndarray,
+               steer: Any = None) -> list[dict[str, np.ndarray]]:
+        """:meth:`within_parts` of superclass ``s`` for the queries ``q``, for each ``(s, q)`` in ``pairs``.
+
+        Every specialist runs first, then every memory search: alternating the
+        network runtime's threads with the search's costs a wait for cores
+        that the other's idle threads still spin on.
+        """
+        outs = []
+        for s, q in pairs:
+            g = p_gen[np.ix_(q, self.groups_[s])]
+            outs.append({"generalist": g / np.maximum(g.sum(1, keepdims=True), 1e-300)})
+        if self.specialists_ is None:
+            for out in outs:
+                out["specialist"] = out["generalist"]
+            return outs
+        feats = []
+        for out, (s, q) in zip(outs, pairs):
+            f, logits = self.specialist_outputs(s, acts[q])
+            out["specialist"] = softmax(logits)
+            feats.append(f)
+        if self.memories_ is not None:
+            for out, f, (s, _) in zip(outs, feats, pairs):
+                out["memory"] = self._knn(s, normalise(f), steer)
+        return outs
+
+    def _within(self, pairs: Sequence[tuple[int, np.ndarray]], acts: np.ndarray, p_gen: np.ndarray,
+                mix: tuple[float, float], steer: Any = None) -> list[np.ndarray]:
+        """The mixed conditionals ``P_s`` of superclass ``s`` for the queries ``q``, for each ``(s, q)`` in ``pairs``."""
         a, b = mix
-        parts = self.within_parts(s, acts, p_gen, steer)
-        out = (1 - a - b) * parts["specialist"] + a * parts["generalist"]
-        if b and "memory" in parts:
-            out = out + b * parts["memory"]
-        elif b:
-            out = out + b * parts["specialist"]
-        return out
+        outs = []
+        for parts in self._parts(pairs, acts, p_gen, steer):
+            out = (1 - a - b) * parts["specialist"] + a * parts["generalist"]
+            if b:
+                out = out + b * parts.get("memory", parts["specialist"])
+            outs.append(out)
+        return outs
 
     def route_weights(self, route: np.ndarray, *, routing: str = "soft", m: int = 2,
                       superclass: np.ndarray | None = None) -> np.ndarray:
@@ -373,6 +389,30 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
         changes the memory's votes (weight ``mix[1]``) and nothing the
         networks compute, so the route and the specialists' own answers stay.
         """
+        return self._routed(X, routing=routing, m=m, y_true=y_true, mix=mix, steer=steer)[0]
+
+    def predict(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
+        """Predicted class ids, shape (n,), object array of str; ``decision="crm"``: see :meth:`decide`.
+
+        With ``decision="argmax"`` (the default) each query's specialists run
+        in descending route weight, and stop once its answer is settled: when
+        the leading class is ahead of every other by more than the route
+        weight not yet searched.  The answer is :meth:`predict_proba`'s argmax
+        with fewer specialists run (:meth:`specialists_run` counts them).
+        ``kwargs`` are :meth:`predict_proba`'s.
+        """
+        settle = decision == "argmax"
+        proba = self._routed(X, settle=settle, **kwargs)[0]  # first: an unfitted model raises NotFittedError here
+        return self.predict_from_proba(proba, decision)
+
+    def specialists_run(self, X: Any, *, settle: bool = True, **kwargs: Any) -> np.ndarray:
+        """Specialists run per query by :meth:`predict` (``settle=False``: by :meth:`predict_proba`), shape (n,), int."""
+        return self._routed(X, settle=settle, **kwargs)[1].sum(1)
+
+    def _routed(self, X: Any, *, routing: str | None = None, m: int | None = None, y_true: Any = None,
+                mix: tuple[float, float] | None = None, steer: Any = None,
+                settle: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`._routing.routed_sum` over the routed specialists: (probabilities, specialists computed)."""
         acts = self.activations(X)
         routing = routing or self.routing
         m = self.m if m is None else m
@@ -380,18 +420,10 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
         route = self.route_from(p_gen)
         sup = self.superclass_targets(y_true, len(acts)) if routing == "oracle" else None
         weights = self.route_weights(route, routing=routing, m=m, superclass=sup)
-        mix = self.mix_ if mix is None else mix
-        out = np.zeros_like(p_gen)
-        for s, rows in enumerate(self.groups_):
-            q = np.flatnonzero(weights[:, s])
-            if len(q):
-                out[np.ix_(q, rows)] += weights[q, s][:, None] * self._within(s, acts[q], p_gen[q], mix, steer)
-        return out
-
-    def predict(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
-        """Predicted class ids, shape (n,), object array of str; ``decision="crm"``: see :meth:`decide`."""
-        proba = self.predict_proba(X, **kwargs)  # first: an unfitted model raises NotFittedError here
-        return self.predict_from_proba(proba, decision)
+        a, b = mix = self.mix_ if mix is None else mix
+        settle = settle and a >= 0 and b >= 0 and a + b <= 1  # each conditional is then in [0, 1]
+        return routed_sum(weights, self.groups_, len(self.classes_),
+                          lambda pairs: self._within(pairs, acts, p_gen, mix, steer), settle=settle)
 
     def predict_superclass(self, X: Any) -> np.ndarray:
         """Stage-1 top superclass per query, shape (n,), object array of str."""

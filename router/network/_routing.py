@@ -8,14 +8,14 @@ conditional over the classes it covers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from memory import InputError
 
-__all__ = ["ROUTINGS", "GeneralistFlat", "combine", "route_weights", "softmax"]
+__all__ = ["ROUTINGS", "GeneralistFlat", "combine", "route_weights", "routed_sum", "softmax"]
 
 ROUTINGS = ("hard", "soft", "oracle")
 
@@ -72,6 +72,73 @@ def combine(weights: np.ndarray, within: Sequence[np.ndarray | None], groups: Se
                 raise InputError(f"superclass {names[s]!r} is routed to but was not computed")
             out[:, rows] += w[:, None] * ws
     return out
+
+
+def routed_sum(weights: np.ndarray, groups: Sequence[np.ndarray], n_classes: int,
+               within: Callable[[list[tuple[int, np.ndarray]]], list[np.ndarray]], *, settle: bool = False,
+               tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_s weights[:, s] * within(s, q)`` scattered onto the classes of ``groups[s]``.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n, n_superclasses)
+        Route weights (:func:`route_weights`); superclass ``s`` is computed for
+        the queries where its weight is not 0.
+    groups : sequence of ndarray of int
+        The classes each superclass covers.
+    n_classes : int
+    within : callable
+        ``within(pairs)`` gives, for each ``(s, q)`` in ``pairs``, the
+        conditionals of superclass ``s`` for the query indices ``q``, shape
+        (len(q), len(groups[s])), each in [0, 1].  It is called once per
+        pass with every superclass that pass needs.
+    settle : bool, default False
+        Compute each query's heaviest superclass first, and the others only
+        where its argmax could still change: where its leading class is not
+        ahead of every other by more than the weight not yet computed (``tol``
+        covers the rounding of another summation order).  The argmax is then
+        the full sum's; the other entries are partial.  (Two passes: a pass
+        per rank ran 7% slower on 1,024 Tiny-ImageNet queries with three
+        superclasses each, for 7% fewer specialist runs.)
+
+    Returns
+    -------
+    total : ndarray of shape (n, n_classes)
+    computed : ndarray of shape (n, n_superclasses), bool
+        Which superclasses were computed for which query.
+    """
+    n, n_sup = weights.shape
+    out = np.zeros((n, n_classes))
+    computed = np.zeros((n, n_sup), dtype=bool)
+    if not settle:
+        pairs = [(s, q) for s in range(n_sup) if len(q := np.flatnonzero(weights[:, s]))]
+        for (s, q), p in zip(pairs, within(pairs) if pairs else []):
+            out[np.ix_(q, groups[s])] += weights[q, s][:, None] * p
+            computed[q, s] = True
+        return out, computed
+    order = np.argsort(-weights, axis=1, kind="stable")
+    ranked = np.take_along_axis(weights, order, 1)
+    rest = np.cumsum(ranked[:, ::-1], axis=1)[:, ::-1]  # rest[:, r]: the weight of ranks r and after
+    active = np.arange(n)
+    lo = 0
+    for hi in (1, n_sup):  # each query's first superclass; then, where unsettled, the rest
+        active = active[ranked[active, lo] > 0]
+        if not len(active):
+            break
+        qs = np.repeat(active, hi - lo)
+        sup = order[active, lo:hi].ravel()
+        live = weights[qs, sup] > 0
+        qs, sup = qs[live], sup[live]
+        pairs = [(int(s), qs[sup == s]) for s in np.unique(sup)]
+        for (s, q), p in zip(pairs, within(pairs)):
+            out[np.ix_(q, groups[s])] += weights[q, s][:, None] * p
+            computed[q, s] = True
+        if hi >= n_sup or n_classes < 2:
+            break
+        top = np.partition(out[active], n_classes - 2, axis=1)[:, -2:]
+        active = active[top[:, 1] - top[:, 0] <= rest[active, hi] + tol]
+        lo = hi
+    return out, computed
 
 
 class GeneralistFlat:

@@ -9,7 +9,7 @@ import torch
 
 from memory import VisualMemory
 from memory.store import (SCORING_ENV, Bf16Vectors, Int8Vectors, LowPrecisionVectors, _index, _lowprec,
-                          bf16_error_bound, exact_scores)
+                          bf16_error_bound, exact_scores, faiss_threads)
 from memory.store._lowprec import _top
 
 SCORERS = pytest.mark.parametrize("scorer", [Bf16Vectors, Int8Vectors], ids=["bf16", "int8"])
@@ -281,6 +281,37 @@ def test_bf16_on_amx_tiles_takes_batches_from_256_dimensions(amx, monkeypatch):
     assert _index.use_low_precision(500, 100_000, 1280, "int8")
 
 
+@pytest.mark.parametrize("amx", [True, False])
+def test_bf16_on_amx_tiles_takes_every_batch_against_a_specialist_shard(amx, monkeypatch):
+    monkeypatch.setattr(_index, "has_amx", lambda: amx)
+    for queries in (1, 64, 1000):  # 5,000 to 11,040 rows of 1280-d shard features: 1.13x to 2.17x
+        assert _index.use_low_precision(queries, 6240, 1280, "bf16") == amx
+        assert not _index.use_low_precision(queries, 4000, 1280, "bf16")  # 0.85x at 256 queries
+        assert not _index.use_low_precision(queries, 6240, 1280, "int8")  # not measured: the pair rule
+    assert not _index.use_low_precision(64, 6240, 768, "bf16")  # measured at 1280-d only
+
+
+def test_the_re_rank_runs_on_the_calling_thread_for_small_batches(rng, monkeypatch):
+    seen = []
+    real = faiss.fvec_inner_products_by_idx
+    monkeypatch.setattr(faiss, "fvec_inner_products_by_idx",
+                        lambda *a: seen.append(faiss.omp_get_max_threads()) or real(*a))
+    X = unit(rng.standard_normal((3000, 64)))
+    Q = unit(rng.standard_normal((300, 64)))
+    outer = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)  # the suite may run with one thread
+    try:
+        small = exact_scores(Q[:2], X, np.tile(np.arange(64), (2, 1)))
+        large = exact_scores(Q, X, np.tile(np.arange(3000), (300, 1)))  # 900,000 pairs
+        assert seen == [1, 2] and faiss.omp_get_max_threads() == 2
+        with faiss_threads(1):
+            assert faiss.omp_get_max_threads() == 1
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(outer)
+    assert np.array_equal(small, large[:2, :64])  # the same kernel: the same bits
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int32])
 @pytest.mark.parametrize("n", [1040, 1000, 333])
 def test_selection_through_group_maxima_returns_the_full_top_values(dtype, n, rng):
@@ -318,4 +349,4 @@ def test_a_memory_wide_enough_for_the_default_groups_stays_exact(scorer, groupin
     few[rng.choice(40_000, 500, replace=False)] = False
     for mask in (None, few):
         assert_exact(lowp_search(scorer, X, Q, 10, mask), X, Q, 10, mask, ties_expected=True)
-    assert (40_000, 65, 128) in calls  # the first round went through the groups
+    assert (40_000, LowPrecisionVectors.CANDIDATES + 1, 128) in calls  # the first round went through the groups

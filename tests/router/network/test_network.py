@@ -36,6 +36,16 @@ def test_images_in_predictions_out(fitted, data):
     assert st["tails"] <= st["published_bound_tails"] and st["memory_entries"] == 18
 
 
+def test_predict_runs_fewer_specialists_for_the_same_answers(fitted, data):
+    _, val = data
+    for routing in ("soft", "hard"):
+        full = fitted.predict_proba(val, routing=routing)
+        assert list(fitted.predict(val, routing=routing)) == list(fitted.classes_[full.argmax(1)])
+    runs, every = fitted.specialists_run(val), fitted.specialists_run(val, settle=False)
+    assert every.tolist() == [2] * 6  # soft routing over both superclasses
+    assert runs.tolist() == [1] * 6  # measured: each answer settled by its first superclass
+
+
 def test_explain_names_route_and_neighbours(fitted, data):
     _, val = data
     e = fitted.explain(val.paths[:2], top=2)[0]

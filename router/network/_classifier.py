@@ -319,9 +319,10 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
         Each has shape (n, len(groups_[s])); ``memory`` only with memories,
         its votes steered by ``steer`` (a :class:`memory.Steer`).
         """
-        return self._parts([(s, np.arange(len(p_gen)))], self.activations(acts), p_gen, steer)[0]
+        acts = acts if self.specialists_ is None else self.activations(acts)  # the generalist alone needs none
+        return self._parts([(s, np.arange(len(p_gen)))], acts, p_gen, steer)[0]
 
-    def _parts(self, pairs: Sequence[tuple[int, np.ndarray]], acts: np.ndarray, p_gen: np.ndarray,
+    def _parts(self, pairs: Sequence[tuple[int, np.ndarray]], acts: Any, p_gen: np.ndarray,
                steer: Any = None) -> list[dict[str, np.ndarray]]:
         """:meth:`within_parts` of superclass ``s`` for the queries ``q``, for each ``(s, q)`` in ``pairs``.
 

@@ -122,6 +122,7 @@ def run(quick: bool = False, *, size: int = 160, m: int = 3, tensors: int = 1024
     specialists = {"predict": round(float(model.specialists_run(acts_x).mean()), 3),
                    "predict_proba": round(float(model.specialists_run(acts_x, settle=False).mean()), 3),
                    "settled_by_the_first": round(float(np.mean(model.specialists_run(acts_x) == 1)), 4)}
+    print("specialists per image:", specialists, flush=True)
 
     def rate(system: str, path: str, key: str) -> float:
         return next(r[key] for r in rows if r["system"] == system and r["path"] == path)

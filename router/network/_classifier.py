@@ -328,7 +328,9 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
 
         Every specialist runs first, then every memory search: alternating the
         network runtime's threads with the search's costs a wait for cores
-        that the other's idle threads still spin on.
+        that the other's idle threads still spin on (settled predictions of
+        1,024 Tiny-ImageNet images ran at about 1,900 images/s alternating,
+        2,300 grouped, on 2 cores with AMX).
         """
         outs = []
         for s, q in pairs:
@@ -395,12 +397,13 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
     def predict(self, X: Any, *, decision: str = "argmax", **kwargs: Any) -> np.ndarray:
         """Predicted class ids, shape (n,), object array of str; ``decision="crm"``: see :meth:`decide`.
 
-        With ``decision="argmax"`` (the default) each query's specialists run
-        in descending route weight, and stop once its answer is settled: when
-        the leading class is ahead of every other by more than the route
-        weight not yet searched.  The answer is :meth:`predict_proba`'s argmax
-        with fewer specialists run (:meth:`specialists_run` counts them).
-        ``kwargs`` are :meth:`predict_proba`'s.
+        With ``decision="argmax"`` (the default) each query's heaviest routed
+        specialist runs first, and its other routed specialists only where the
+        answer is not settled: where the leading class is not ahead of every
+        other by more than the route weight not yet searched.  The answer is
+        :meth:`predict_proba`'s argmax with fewer specialists run
+        (:meth:`specialists_run` counts them).  ``kwargs`` are
+        :meth:`predict_proba`'s.
         """
         settle = decision == "argmax"
         proba = self._routed(X, settle=settle, **kwargs)[0]  # first: an unfitted model raises NotFittedError here

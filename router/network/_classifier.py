@@ -329,8 +329,8 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
         Every specialist runs first, then every memory search: alternating the
         network runtime's threads with the search's costs a wait for cores
         that the other's idle threads still spin on (settled predictions of
-        1,024 Tiny-ImageNet images ran at about 1,900 images/s alternating,
-        2,300 grouped, on 2 cores with AMX).
+        1,024 Tiny-ImageNet images ran at about 2,000 images/s alternating,
+        2,500 grouped, on 2 cores with AMX).
         """
         outs = []
         for s, q in pairs:

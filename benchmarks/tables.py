@@ -582,7 +582,8 @@ def network_speed_table(r: dict) -> str:
     if sp:
         every = ", ".join(f"{row['path']} {row['images_per_s_tensors_every_specialist']:,.0f}" for row in r["rows"]
                           if "images_per_s_tensors_every_specialist" in row)
-        out[-1] += (f" Routed `predict` ran {sp['predict']:.2f} specialists per image ({100 * sp['settled_by_the_first']:.1f}%"
+        settled = 100 * sp["settled_by_the_first"]
+        out[-1] += (f" Routed `predict` ran {sp['predict']:.2f} specialists per image ({settled:.1f}%"
                     f" settled by the first); `predict_proba` runs all {sp['predict_proba']:.0f}, from tensors at "
                     f"{every} img/s.")
     return "\n".join(out)

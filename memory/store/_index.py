@@ -36,8 +36,8 @@ from ._streamed import CHUNK, write_streamed
 if TYPE_CHECKING:
     from ._table import EntryTable
 
-__all__ = ["LOWP_ALWAYS_ROWS", "LOWP_AMX_MIN_ROWS", "LOWP_BATCH_MIN_DIM", "LOWP_BATCH_MIN_DIM_AMX", "LOWP_MIN_DIM", "LOWP_MIN_PAIRS",
-           "LOWP_MIN_ROWS", "LOWP_SMALL_BATCH", "VectorIndex", "use_low_precision"]
+__all__ = ["LOWP_ALWAYS_ROWS", "LOWP_AMX_MIN_ROWS", "LOWP_BATCH_MIN_DIM", "LOWP_BATCH_MIN_DIM_AMX", "LOWP_MIN_DIM",
+           "LOWP_MIN_PAIRS", "LOWP_MIN_ROWS", "LOWP_SMALL_BATCH", "VectorIndex", "use_low_precision"]
 
 #: When an exact search takes the low-precision pass: over at least ``LOWP_ALWAYS_ROWS`` allowed
 #: vectors, or over at least ``LOWP_MIN_ROWS`` with at least ``LOWP_MIN_PAIRS`` (query, vector)

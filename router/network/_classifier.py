@@ -352,7 +352,7 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
 
     def _within(self, pairs: Sequence[tuple[int, np.ndarray]], acts: np.ndarray, p_gen: np.ndarray,
                 mix: tuple[float, float], steer: Any = None) -> list[np.ndarray]:
-        """The mixed conditionals ``P_s`` of superclass ``s`` for the queries ``q``, for each ``(s, q)`` in ``pairs``."""
+        """The mixed conditionals ``P_s`` of superclass ``s`` for queries ``q``, for each ``(s, q)`` in ``pairs``."""
         a, b = mix
         outs = []
         for parts in self._parts(pairs, acts, p_gen, steer):
@@ -410,7 +410,7 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
         return self.predict_from_proba(proba, decision)
 
     def specialists_run(self, X: Any, *, settle: bool = True, **kwargs: Any) -> np.ndarray:
-        """Specialists run per query by :meth:`predict` (``settle=False``: by :meth:`predict_proba`), shape (n,), int."""
+        """Specialists run per query by :meth:`predict` (``settle=False``: :meth:`predict_proba`), shape (n,), int."""
         return self._routed(X, settle=settle, **kwargs)[1].sum(1)
 
     def _routed(self, X: Any, *, routing: str | None = None, m: int | None = None, y_true: Any = None,

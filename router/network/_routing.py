@@ -77,7 +77,7 @@ def combine(weights: np.ndarray, within: Sequence[np.ndarray | None], groups: Se
 def routed_sum(weights: np.ndarray, groups: Sequence[np.ndarray], n_classes: int,
                within: Callable[[list[tuple[int, np.ndarray]]], list[np.ndarray]], *, settle: bool = False,
                tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
-    """``sum_s weights[:, s] * P_s``, each superclass's conditionals ``P_s`` (from ``within``) on the classes of ``groups[s]``.
+    """``sum_s weights[:, s] * P_s``: superclass conditionals ``P_s`` (from ``within``) on ``groups[s]``.
 
     Parameters
     ----------

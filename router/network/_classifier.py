@@ -17,7 +17,8 @@ Edits of the specialist memories, and what they leave in the networks, are in
 
 Why one module: it holds one class, :class:`NetworkTwoStage`, whose fitting
 (generalist, specialists, memories) and prediction share the trunk split and the
-superclass groups; saving is in :mod:`._persist`, training in :mod:`._tails`.
+superclass groups; saving is in :mod:`._persist`, training in :mod:`._tails`, the
+conditionals of stage 2 in :mod:`._conditionals`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from .._explanations import RoutedExplanation
 from .._random import seeded
 from ._explain import explain_network
 from ._mix import choose_mix, held_out_rows
-from ._memory import ShardMemories, normalise, restrict_cut
+from ._conditionals import Conditionals
+from ._memory import ShardMemories, restrict_cut
 from ._routing import ROUTINGS, GeneralistFlat, combine, route_weights, routed_sum, softmax
 from ._graphs import choose_path
 from ._runtime import NetworkRuntime
@@ -53,7 +55,7 @@ log = logging.getLogger(__name__)
 SPECIALISTS = ("tail-delta", "tail-full")
 
 
-class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
+class NetworkTwoStage(NetworkRuntime, ShardMemories, Conditionals, RoutedModel):
     """Images in, predictions out: a fine-tuned generalist tail routes, tail specialists decide.
 
     The memory-level model is :class:`TwoStageClassifier`; both save to a
@@ -313,55 +315,6 @@ class NetworkTwoStage(NetworkRuntime, ShardMemories, RoutedModel):
         return self.route_from(self.generalist_proba(X))
 
     # ------------------------------------------------------------ stage 2
-    def within_parts(self, s: int, acts: Any, p_gen: np.ndarray, steer: Any = None) -> dict[str, np.ndarray]:
-        """The conditionals over specialist ``s``'s classes: ``generalist``, ``specialist``, ``memory``.
-
-        Each has shape (n, len(groups_[s])); ``memory`` only with memories,
-        its votes steered by ``steer`` (a :class:`memory.Steer`).
-        """
-        acts = acts if self.specialists_ is None else self.activations(acts)  # the generalist alone needs none
-        return self._parts([(s, np.arange(len(p_gen)))], acts, p_gen, steer)[0]
-
-    def _parts(self, pairs: Sequence[tuple[int, np.ndarray]], acts: Any, p_gen: np.ndarray,
-               steer: Any = None) -> list[dict[str, np.ndarray]]:
-        """:meth:`within_parts` of superclass ``s`` for the queries ``q``, for each ``(s, q)`` in ``pairs``.
-
-        Every specialist runs first, then every memory search: alternating the
-        network runtime's threads with the search's costs a wait for cores
-        that the other's idle threads still spin on (settled predictions of
-        1,024 Tiny-ImageNet images ran at about 2,000 images/s alternating,
-        2,500 grouped, on 2 cores with AMX).
-        """
-        outs = []
-        for s, q in pairs:
-            g = p_gen[np.ix_(q, self.groups_[s])]
-            outs.append({"generalist": g / np.maximum(g.sum(1, keepdims=True), 1e-300)})
-        if self.specialists_ is None:
-            for out in outs:
-                out["specialist"] = out["generalist"]
-            return outs
-        feats = []
-        for out, (s, q) in zip(outs, pairs):
-            f, logits = self.specialist_outputs(s, acts[q])
-            out["specialist"] = softmax(logits)
-            feats.append(f)
-        if self.memories_ is not None:
-            for out, f, (s, _) in zip(outs, feats, pairs):
-                out["memory"] = self._knn(s, normalise(f), steer)
-        return outs
-
-    def _within(self, pairs: Sequence[tuple[int, np.ndarray]], acts: np.ndarray, p_gen: np.ndarray,
-                mix: tuple[float, float], steer: Any = None) -> list[np.ndarray]:
-        """The mixed conditionals ``P_s`` of superclass ``s`` for queries ``q``, for each ``(s, q)`` in ``pairs``."""
-        a, b = mix
-        outs = []
-        for parts in self._parts(pairs, acts, p_gen, steer):
-            out = (1 - a - b) * parts["specialist"] + a * parts["generalist"]
-            if b:
-                out = out + b * parts.get("memory", parts["specialist"])
-            outs.append(out)
-        return outs
-
     def route_weights(self, route: np.ndarray, *, routing: str = "soft", m: int = 2,
                       superclass: np.ndarray | None = None) -> np.ndarray:
         """Weight of each superclass per query, shape (n, n_superclasses): top-m renormalised."""

@@ -42,6 +42,26 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_kind(flags: frozenset[str] | None = None) -> str:
+    """This CPU's kind for results that depend on it: ``"amx"``, ``"avx512_bf16"`` (no AMX) or ``"no_bf16"``."""
+    from memory.store import cpu_flags
+
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return "amx"
+    return "avx512_bf16" if "avx512_bf16" in flags else "no_bf16"
+
+
+def per_cpu_name(name: str, flags: frozenset[str] | None = None) -> str:
+    """``name`` on a CPU with AMX (the reference machine), ``<name>_<kind>`` on any other kind of CPU.
+
+    Results whose figures depend on the kind of CPU keep one file per kind, so
+    a run on one kind never overwrites the other's.
+    """
+    kind = cpu_kind(flags)
+    return name if kind == "amx" else f"{name}_{kind}"
+
+
 def repo_path(path: str | os.PathLike[str]) -> str:
     """``path`` as results record it: relative to the repository when inside it, else its last two parts."""
     p = Path(path).resolve()

@@ -1,6 +1,7 @@
 """The network-level model on eager torch, ONNX Runtime and OpenVINO, in one run.
 
     python benchmarks/network_speed_bench.py           # Tiny-ImageNet, writes results/network_speed.json
+                                                       # (network_speed_avx512_bf16.json on a CPU without AMX)
     python benchmarks/network_speed_bench.py --quick   # a small subset; nothing written
 
 One routed network model is trained (Lite0 at 160 px, int8 delta specialists
@@ -33,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import best_of, write_result  # noqa: E402
+from benchmarks._common import best_of, per_cpu_name, write_result  # noqa: E402
 from hierarchy import shipped_tree  # noqa: E402
 from memory import Embedder, get_backbone, tiny_imagenet  # noqa: E402
 from memory.embedding import usable_cores  # noqa: E402
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     out = run(args.quick, size=args.size, m=args.m, tensors=args.tensors, cache_images=args.cache_images)
     if not args.quick:
-        print("wrote", write_result("network_speed", out))
+        print("wrote", write_result(per_cpu_name("network_speed"), out))
     return out
 
 

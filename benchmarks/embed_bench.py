@@ -13,7 +13,8 @@ The dataset part embeds all 100k train and 10k val images at 128 px with the
 default path (decode included, overlapped with inference as the library does
 it), times decoding and the model separately, and scores flat kNN top-1 on val
 with fp32 embeddings, with the default path's, and with default-path queries
-against the fp32 memory.  Writes benchmarks/results/embed.json.
+against the fp32 memory.  Writes benchmarks/results/embed.json
+(``embed_avx512_bf16.json`` on a CPU with AVX-512 BF16 and no AMX).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import best_of, write_result  # noqa: E402
+from benchmarks._common import best_of, per_cpu_name, write_result  # noqa: E402
 from memory import Embedder, VisualMemory, embed_dataset, get_backbone, tiny_imagenet  # noqa: E402
 from memory.embedding import fill_batches  # noqa: E402
 
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_dataset:
         out["dataset"] = dataset_rows(args)
     if not args.quick:
-        print("wrote", write_result("embed", out))
+        print("wrote", write_result(per_cpu_name("embed"), out))
     return out
 
 

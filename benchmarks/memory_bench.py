@@ -3,7 +3,8 @@
     python benchmarks/memory_bench.py            # 100k x 1280-d memory, 5k queries
     python benchmarks/memory_bench.py --quick    # a small run to check it works
 
-Writes benchmarks/results/memory.json.  Exact search is bound by matrix-multiply
+Writes benchmarks/results/memory.json (``memory_avx512_bf16.json`` on a CPU with
+AVX-512 BF16 and no AMX).  Exact search is bound by matrix-multiply
 FLOPs, so the run also measures this machine's fp32 and bf16 matmul peaks and
 reports the fraction of each that the search reaches: faiss's ``IndexFlatIP``
 (both of its exact kernels), the memory's bf16-scored search with its fp32
@@ -29,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (Timer, best_of, bf16_peak_gflops, clustered, scoring,  # noqa: E402
+from benchmarks._common import (Timer, best_of, bf16_peak_gflops, clustered, per_cpu_name, scoring,  # noqa: E402
                                 matmul_peak_gflops, write_result)
 from memory import VisualMemory  # noqa: E402
 from memory.store import blas_for_small_batches, scoring_mode  # noqa: E402
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
             row["fraction_of_bf16_peak"] = round(row["gflops"] / peak16, 3)
     print(f"matmul peaks, best of before and after: fp32 {peak:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s")
     if not args.no_write and not args.quick:
-        print("wrote", write_result("memory", out))
+        print("wrote", write_result(per_cpu_name("memory"), out))
     return out
 
 

@@ -10,8 +10,7 @@ index a :class:`VisualMemory` is made of.
 from ._cache import CacheModel, fit_cache
 from ._explain import Explanation, Neighbour, PruneReport, Steer, build_explanations
 from ._faiss import BLAS_THRESHOLD, blas_for_small_batches, faiss_threads
-from ._index import (LOWP_ALWAYS_ROWS, LOWP_AMX_MIN_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_MIN_DIM,
-                     LOWP_MIN_PAIRS, LOWP_MIN_ROWS, LOWP_SMALL_BATCH, VectorIndex, use_low_precision)
+from ._index import VectorIndex
 from ._ivf import IVF_BF16_MIN_WORK, Bf16Lists, ivf_bf16_pays, ivf_in_bf16
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
 from ._persist import FORMAT, FORMAT_VERSION, edit_memory, load_snapshot, save_memory
@@ -33,6 +32,8 @@ from ._streamed import write_streamed
 from ._table import COLUMNS, EntryTable, Vocab
 from ._visual_memory import VisualMemory
 from ._voting import VOTING_RULES, class_scores, decisions, get_voting, probabilities, register_voting, vote_weights
+from ._when_lowp import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_AMX, LOWP_BF16_MIN_ROWS, LOWP_MIN_DIM,
+                         LOWP_MIN_PAIRS, LOWP_MIN_ROWS, LOWP_SMALL_BATCH, use_low_precision)
 
 __all__ = [
     "BLAS_THRESHOLD",
@@ -47,9 +48,9 @@ __all__ = [
     "IVF_BF16_MIN_WORK",
     "Int8Vectors",
     "LOWP_ALWAYS_ROWS",
-    "LOWP_AMX_MIN_ROWS",
     "LOWP_BATCH_MIN_DIM",
     "LOWP_BATCH_MIN_DIM_AMX",
+    "LOWP_BF16_MIN_ROWS",
     "LOWP_MIN_DIM",
     "LOWP_MIN_PAIRS",
     "LOWP_MIN_ROWS",

@@ -30,58 +30,14 @@ from .._validation import Rows
 from ._faiss import blas_for_small_batches
 from ._ivf import Bf16Lists, ivf_bf16_pays, ivf_flat, ivf_in_bf16
 from ._lowprec import Bf16Vectors, Int8Vectors, LowPrecisionVectors
-from ._scoring import has_amx, scoring_mode
+from ._scoring import scoring_mode
 from ._streamed import CHUNK, write_streamed
+from ._when_lowp import use_low_precision
 
 if TYPE_CHECKING:
     from ._table import EntryTable
 
-__all__ = ["LOWP_ALWAYS_ROWS", "LOWP_AMX_MIN_ROWS", "LOWP_BATCH_MIN_DIM", "LOWP_BATCH_MIN_DIM_AMX", "LOWP_MIN_DIM",
-           "LOWP_MIN_PAIRS", "LOWP_MIN_ROWS", "LOWP_SMALL_BATCH", "VectorIndex", "use_low_precision"]
-
-#: When an exact search takes the low-precision pass: over at least ``LOWP_ALWAYS_ROWS`` allowed
-#: vectors, or over at least ``LOWP_MIN_ROWS`` with at least ``LOWP_MIN_PAIRS`` (query, vector)
-#: pairs.  Measured on Tiny-ImageNet embeddings (1280-d, k = 10): against 100k vectors the
-#: int8 pass beats faiss from one query (15 against 32 ms); against 10k, from about 500
-#: queries; against 2k, not at 1,000 queries, where its fixed cost per block dominates.
-LOWP_ALWAYS_ROWS = 1 << 16
-LOWP_MIN_ROWS = 1 << 13
-LOWP_MIN_PAIRS = 1 << 23
-#: Below ``LOWP_MIN_DIM`` the pass is never taken, and for batches of ``LOWP_SMALL_BATCH``
-#: queries or more (where faiss switches to its BLAS kernel) not below ``LOWP_BATCH_MIN_DIM``:
-#: the product is then too cheap per pair for the low-precision scores to pay for writing,
-#: selecting and re-ranking them.  Measured on random unit vectors, int8 against fp32:
-#: single queries gained from 256-d (1.6x at 100k rows, 2.9x at 1M; at 128-d 8.0 against
-#: 7.2 ms, a loss); batches of 500 did not gain at 256 to 768-d (0.69x to 1.08x) and gained
-#: 1.77x at 1280-d on Tiny-ImageNet embeddings.  bf16 on AMX tiles pays on batches from
-#: ``LOWP_BATCH_MIN_DIM_AMX``: batches of 500 gained 1.26x at 256-d, 1.87x at 512-d and 2.09x at
-#: 768-d against 100k random unit vectors (1.15x and 1.45x against 1M at 256 and 512-d), and
-#: single queries 1.12x at 256-d against 100k, 1.92x against 1M.
-LOWP_MIN_DIM = 256
-LOWP_SMALL_BATCH = 20
-LOWP_BATCH_MIN_DIM = 1024
-LOWP_BATCH_MIN_DIM_AMX = 256
-#: bf16 on AMX from ``LOWP_BATCH_MIN_DIM`` dimensions takes every batch against ``LOWP_AMX_MIN_ROWS``
-#: rows or more: on rows of a 1280-d specialist shard, 1 to 1,000 queries gained 1.13x to 1.39x
-#: against 5,000 rows and 1.70x to 2.17x against 11,040 (0.85x at 256 queries against 4,000).
-LOWP_AMX_MIN_ROWS = 5000
-
-
-def use_low_precision(queries: int, rows: int, dim: int | None = None, mode: str | None = None) -> bool:
-    """Whether an exact search of ``queries`` against ``rows`` allowed ``dim``-d vectors takes the low-precision pass.
-
-    ``mode`` is the scoring mode (:func:`scoring_mode`): ``"bf16"`` on a CPU with AMX takes
-    batches from ``LOWP_BATCH_MIN_DIM_AMX`` dimensions (every other mode from ``LOWP_BATCH_MIN_DIM``),
-    and from ``LOWP_BATCH_MIN_DIM`` every batch against ``LOWP_AMX_MIN_ROWS`` vectors or more.
-    """
-    amx = mode == "bf16" and has_amx()
-    batch_min_dim = LOWP_BATCH_MIN_DIM_AMX if amx else LOWP_BATCH_MIN_DIM
-    if dim is not None and (dim < LOWP_MIN_DIM or (queries >= LOWP_SMALL_BATCH and dim < batch_min_dim)):
-        return False
-    if amx and dim is not None and dim >= LOWP_BATCH_MIN_DIM and rows >= LOWP_AMX_MIN_ROWS:
-        return True
-    return rows >= LOWP_ALWAYS_ROWS or (rows >= LOWP_MIN_ROWS and queries * rows >= LOWP_MIN_PAIRS)
-
+__all__ = ["VectorIndex"]
 
 #: Vectors an approximate index is trained on: a sample of ``TRAIN_SAMPLE``, or of
 #: ``TRAIN_PER_LIST`` per inverted list where that is more (faiss asks for 39 per centroid).

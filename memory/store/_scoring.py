@@ -50,13 +50,16 @@ and small-batch answers differ in 3 top-10 lists.  This path's answer does
 not depend on the batch.
 
 ``SUPERSUB_SCORING`` chooses: ``fp32`` (off), ``bf16`` or ``int8``.  Unset,
-the CPU decides: bf16 with AMX (whose bf16 tiles outrun its int8 ones, and
-bf16's bound is about 3.5x tighter: 0.012 against about 0.04 for 1280-d image
-embeddings; on a 2-core AMX CPU bf16 searched 3.9x and int8 2.2x as fast as
-faiss, ``benchmarks/results/memory.json``), else int8 with AVX-512 VNNI or
-AVX-VNNI (without AMX, VNNI multiplies int8 at twice the bf16 rate; on such a
-CPU int8 searched 1.77x and bf16 1.62x as fast as faiss, before candidates
-were selected through group maxima), else bf16 with AVX-512 BF16, else fp32.
+the CPU decides: bf16 where it multiplies bf16 in hardware, with AMX or
+AVX-512 BF16, else int8 with AVX-512 VNNI or AVX-VNNI, else fp32.  bf16's
+bound is about 3.5x tighter (0.012 against about 0.04 for 1280-d image
+embeddings), so fewer candidates are re-ranked, and its scores are 2 bytes
+against int8's 4-byte int32, so selecting candidates reads half as much.
+Measured on 100k Tiny-ImageNet embeddings (1280-d, 10,000 queries,
+``benchmarks/results/memory*.json``): with AMX, bf16 searched 3.8x and int8
+2.3x as fast as faiss; on an AMD EPYC with AVX-512 BF16 and VNNI but no AMX,
+bf16 3.4x and int8 2.9x.  On that CPU int8 was faster only for 1 to 4
+queries at a time (see :data:`memory.store.LOWP_BF16_MIN_ROWS`).
 """
 
 from __future__ import annotations
@@ -125,15 +128,13 @@ def has_amx() -> bool:
 def scoring_mode_for(flags: frozenset[str]) -> str:
     """The scoring mode a CPU with these ``/proc/cpuinfo`` flags gets by default.
 
-    AMX tiles make bf16 the fastest; without AMX, VNNI's int8 dot products are;
-    AVX-512 BF16 alone still beats fp32.
+    bf16 where the CPU multiplies it in hardware (AMX tiles or AVX-512 BF16),
+    else int8 where VNNI's dot products run it, else fp32 (see the module notes).
     """
-    if "amx_bf16" in flags:
+    if "amx_bf16" in flags or "avx512_bf16" in flags:
         return "bf16"
     if "avx512_vnni" in flags or "avx_vnni" in flags:
         return "int8"
-    if "avx512_bf16" in flags:
-        return "bf16"
     return "fp32"
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from memory import VisualMemory
-from memory.store import (SCORING_ENV, Bf16Vectors, Int8Vectors, LowPrecisionVectors, _index, _lowprec,
+from memory.store import (SCORING_ENV, Bf16Vectors, Int8Vectors, LowPrecisionVectors, _index, _lowprec, _when_lowp,
                           bf16_error_bound, exact_scores, faiss_threads)
 from memory.store._lowprec import _top
 
@@ -71,7 +71,7 @@ def assert_exact(got, X, Q, k, mask=None, ties_expected=False):
 def always_low_precision(monkeypatch):
     for name in ("LOWP_ALWAYS_ROWS", "LOWP_MIN_ROWS", "LOWP_MIN_PAIRS", "LOWP_MIN_DIM", "LOWP_BATCH_MIN_DIM",
                  "LOWP_BATCH_MIN_DIM_AMX"):
-        monkeypatch.setattr(_index, name, 0)
+        monkeypatch.setattr(_when_lowp, name, 0)
 
 
 @pytest.fixture
@@ -263,32 +263,36 @@ def test_the_index_answers_duplicates_as_faiss_whatever_the_batch(mode, rng, mon
 
 
 def test_the_thresholds_follow_the_measured_crossover():
-    assert _index.use_low_precision(1, 100_000)  # a large memory: from one query
-    assert not _index.use_low_precision(64, 10_000) and _index.use_low_precision(1024, 10_000)
-    assert not _index.use_low_precision(100_000, 2_000)  # a small shard: never
-    assert _index.use_low_precision(1, 100_000, 1280) and _index.use_low_precision(1, 100_000, 256)
-    assert not _index.use_low_precision(1, 1_000_000, 128)  # too cheap per pair to pay
-    assert _index.use_low_precision(1000, 100_000, 1280) and _index.use_low_precision(19, 100_000, 256)
-    assert not _index.use_low_precision(20, 1_000_000, 768)  # batches: only from 1024-d
+    assert _when_lowp.use_low_precision(1, 100_000)  # a large memory: from one query
+    assert not _when_lowp.use_low_precision(64, 10_000) and _when_lowp.use_low_precision(1024, 10_000)
+    assert not _when_lowp.use_low_precision(100_000, 2_000)  # a small shard: never
+    assert _when_lowp.use_low_precision(1, 100_000, 1280) and _when_lowp.use_low_precision(1, 100_000, 256)
+    assert not _when_lowp.use_low_precision(1, 1_000_000, 128)  # too cheap per pair to pay
+    assert _when_lowp.use_low_precision(1000, 100_000, 1280) and _when_lowp.use_low_precision(19, 100_000, 256)
+    assert not _when_lowp.use_low_precision(20, 1_000_000, 768)  # batches: only from 1024-d
 
 
 @pytest.mark.parametrize("amx", [True, False])
 def test_bf16_on_amx_tiles_takes_batches_from_256_dimensions(amx, monkeypatch):
-    monkeypatch.setattr(_index, "has_amx", lambda: amx)
-    assert _index.use_low_precision(500, 100_000, 256, "bf16") == amx
-    assert not _index.use_low_precision(500, 100_000, 256, "int8")  # VNNI int8 did not pay there
-    assert not _index.use_low_precision(500, 100_000, 128, "bf16")  # nor anything below 256-d
-    assert _index.use_low_precision(500, 100_000, 1280, "int8")
+    monkeypatch.setattr(_when_lowp, "has_amx", lambda: amx)
+    monkeypatch.setattr(_when_lowp, "native_bf16", lambda: True)  # AMX, or AVX-512 BF16 alone
+    assert _when_lowp.use_low_precision(500, 100_000, 256, "bf16") == amx
+    assert not _when_lowp.use_low_precision(500, 100_000, 256, "int8")  # VNNI int8 did not pay there
+    assert not _when_lowp.use_low_precision(500, 100_000, 128, "bf16")  # nor anything below 256-d
+    assert _when_lowp.use_low_precision(500, 100_000, 1280, "int8")
 
 
-@pytest.mark.parametrize("amx", [True, False])
-def test_bf16_on_amx_tiles_takes_every_batch_against_a_specialist_shard(amx, monkeypatch):
-    monkeypatch.setattr(_index, "has_amx", lambda: amx)
-    for queries in (1, 64, 1000):  # 5,000 to 11,040 rows of 1280-d shard features: 1.13x to 2.17x
-        assert _index.use_low_precision(queries, 6240, 1280, "bf16") == amx
-        assert not _index.use_low_precision(queries, 4000, 1280, "bf16")  # 0.85x at 256 queries
-        assert not _index.use_low_precision(queries, 6240, 1280, "int8")  # not measured: the pair rule
-    assert not _index.use_low_precision(64, 6240, 768, "bf16")  # measured at 1280-d only
+@pytest.mark.parametrize("kind", ["amx", "avx512_bf16", "neither"])
+def test_native_bf16_takes_every_batch_against_a_specialist_shard(kind, monkeypatch):
+    monkeypatch.setattr(_when_lowp, "has_amx", lambda: kind == "amx")
+    monkeypatch.setattr(_when_lowp, "native_bf16", lambda: kind != "neither")
+    for queries in (1, 64, 1000):  # 5,000 to 11,040 rows of 1280-d shard features: 1.13x to 3.13x
+        assert _when_lowp.use_low_precision(queries, 6240, 1280, "bf16") == (kind != "neither")
+        assert not _when_lowp.use_low_precision(queries, 4000, 1280, "bf16")  # 0.85x at 256 queries with AMX
+        assert not _when_lowp.use_low_precision(queries, 6240, 1280, "int8")  # the pair rule
+    assert not _when_lowp.use_low_precision(64, 6240, 768, "bf16")  # measured at 1280-d only
+    # batches below 1024-d only on AMX tiles
+    assert _when_lowp.use_low_precision(500, 100_000, 256, "bf16") == (kind == "amx")
 
 
 def test_the_re_rank_runs_on_the_calling_thread_for_small_batches(rng, monkeypatch):

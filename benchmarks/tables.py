@@ -549,11 +549,13 @@ def _cache_sentence(tc: dict, path: str) -> str:
 def network_speed_table(r: dict) -> str:
     """The network-level model on each runtime: speed, top-1 and its change against eager torch."""
     st, t = r["setup"], r["targets"]
+    alternating = ", flat and routed alternating on each path" if "alternating" in st.get("timing", "") else ""
+    cache_timing = ", best of 3 with the paths alternating" if "paths alternating" in st.get("timing", "") else ""
     out = [f"{_measured_on(r)}Lite0 at {st['size']} px, {st['threads']} threads; the routed model is int8 delta "
            f"specialists with memories, {st['cut']}, {st['routing']}; flat is its generalist alone. End to end: "
            f"all {st['val']:,} val images from files, decoding overlapped; tensors: {st['tensors']:,} decoded "
-           "images, best of 3. Change: top-1 against eager torch bf16 on the same queries, in points, with the "
-           "paired 95% interval, and the answers that changed.", "",
+           f"images, best of 3{alternating}. Change: top-1 against eager torch bf16 on the same queries, in points, "
+           "with the paired 95% interval, and the answers that changed.", "",
            "| system | path | end to end | from tensors | top-1 | change against eager | answers changed |",
            "|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
@@ -574,7 +576,7 @@ def network_speed_table(r: dict) -> str:
             f"points [{100 * lo:+.2f}, {100 * hi:+.2f}]{', a tie' if lo <= 0 <= hi else ''} "
             f"(target within 0.1); the trunk cache **{t['trunk_cache_vs_eager']:.2f}x** (target 3x; "
             + ", ".join(f"{k} {v:,.0f} img/s" for k, v in tc["images_per_s"].items())
-            + f", from files); routed inference costs {cost} as much as flat from tensors (target 1.2x). "
+            + f", from files{cache_timing}); routed inference costs {cost} as much as flat from tensors (target 1.2x). "
             + _cache_sentence(tc, st["default_path"])]
     files = ", ".join(f"{k} {v:.2f}x" for k, v in t["routed_cost_vs_flat_files"].items())
     out[-1] += f" End to end from files, where decoding takes its share, routed costs {files} as much as flat."

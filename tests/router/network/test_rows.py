@@ -49,7 +49,22 @@ def test_rows_give_the_modules_logits_gradients_and_statistics(acts, at, trainin
     (got * w).sum().backward()
     g_mod = torch.cat([p.grad.flatten() for p in mod.parameters()])
     g_rows = torch.cat([p.grad.flatten() for p in rows_tail.parameters()])
-    assert _relative(g_rows, g_mod) < 1e-4
+    # oneDNN's kernels for the channels-last depthwise convolution are its own choice: on one thread of an
+    # AMD EPYC (AVX-512, no AMX) their gradients at blocks.4 were 2.1e-4 from float64's, against 2.7e-6 for
+    # the modules; ATen's own kernels give 3.9e-6 for the same rows.  So the default kernels are held to
+    # 1e-3, and the rows' own arithmetic to 1e-4 on ATen's kernels.
+    assert _relative(g_rows, g_mod) < 1e-3
+    enabled, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, False
+    try:
+        grads = []
+        for tail, forward in ((copy.deepcopy(mod), None), (copy.deepcopy(rows_tail), rows_forward)):
+            tail.zero_grad()
+            out = (forward(tail) if forward else tail)(x)
+            (out * w).sum().backward()
+            grads.append(torch.cat([p.grad.flatten() for p in tail.parameters()]))
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+    assert _relative(grads[1], grads[0]) < 1e-4
     for (name, b_mod), b_rows in zip(mod.named_buffers(), rows_tail.buffers()):
         if name.endswith("num_batches_tracked"):  # two training passes (logits, features) or none
             assert int(b_rows) == int(b_mod) == (2 if training else 0)

@@ -58,7 +58,7 @@ against int8's 4-byte int32, so selecting candidates reads half as much.
 Measured on 100k Tiny-ImageNet embeddings (1280-d, 10,000 queries,
 ``benchmarks/results/memory*.json``): with AMX, bf16 searched 3.8x and int8
 2.3x as fast as faiss; on an AMD EPYC with AVX-512 BF16 and VNNI but no AMX,
-bf16 3.4x and int8 2.9x.  On that CPU int8 was faster only for 1 to 4
+bf16 3.2x and int8 2.4x.  On that CPU int8 was faster only for 1 to 4
 queries at a time (see :data:`memory.store.LOWP_BF16_MIN_ROWS`).
 """
 

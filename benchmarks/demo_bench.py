@@ -7,7 +7,8 @@ It runs the Makefile's own ``demo`` target in this checkout (``runs/demo``), wit
 its subset (100 train and 20 val images per class), and reads the two
 evaluations it wrote: the memory-level model against flat kNN on the same
 memory, and the network-level model against its own flat tail.  The result,
-with the CPU named, goes to ``benchmarks/results/demo.json``.
+with the CPU named, goes to ``benchmarks/results/demo.json`` (``demo_<kind>.json``
+on a CPU without AMX; see :func:`benchmarks._common.per_cpu_name`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import write_result  # noqa: E402
+from benchmarks._common import per_cpu_name, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "runs" / "demo"
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     memory = json.loads((DEMO / "eval" / "metrics.json").read_text())
     network = json.loads((DEMO / "network-eval" / "metrics.json").read_text())
-    path = write_result("demo", {
+    path = write_result(per_cpu_name("demo"), {
         "command": "make demo" + ("" if args.warm else " (empty caches, after make setup)"),
         "caches": "warm" if args.warm else "empty",
         "subset": {"train_per_class": 100, "val_per_class": 20},

@@ -2,14 +2,14 @@
 
     python benchmarks/scale_bench.py                     # 100k, 1M, 5M; writes results/scale.json
     python benchmarks/scale_bench.py --sizes 20000 50000 # any sizes; nothing written unless --write
-    python benchmarks/scale_bench.py --crossover         # where approximate search starts to pay; results/crossover.json
+    python benchmarks/scale_bench.py --crossover         # where approximate search starts to pay; results/crossover.json (crossover_<kind>.json on a CPU without AMX)
 
 The memory is clustered Gaussian data on the real Tiny-ImageNet tree (200
 classes under the WordNet balanced:10 cut; class centres near their
 superclass's centre), 256-d: 5M entries fit in memory (5.1 GB), and single
 exact queries take the low-precision scoring pass from 256-d up (batches from
-1024-d, or from 256-d for bf16 on AMX; see ``LOWP_MIN_DIM``,
-``LOWP_BATCH_MIN_DIM`` and ``LOWP_BATCH_MIN_DIM_AMX``).
+1024-d, or from 256-d for bf16 on a CPU that multiplies bf16 in hardware; see
+``LOWP_MIN_DIM``, ``LOWP_BATCH_MIN_DIM`` and ``LOWP_BATCH_MIN_DIM_BF16``).
 For each size, in one run:
 
 * flat exact memory against the routed classifier (centroid router, hard
@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import best_of, scoring, write_result  # noqa: E402
+from benchmarks._common import best_of, per_cpu_name, scoring, write_result  # noqa: E402
 from hierarchy import ClassTree, shipped_tree  # noqa: E402
 from memory import VisualMemory  # noqa: E402
 from memory.store import ivf_in_bf16, scoring_mode  # noqa: E402
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = tuple(args.sizes or CROSSOVER_SIZES)
         out = crossover(sizes)
         if args.write or sizes == CROSSOVER_SIZES:
-            print("wrote", write_result("crossover", out))
+            print("wrote", write_result(per_cpu_name("crossover"), out))
         return out
     sizes = tuple(args.sizes or SIZES)
     out = run(sizes, singles=args.singles)

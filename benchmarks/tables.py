@@ -1004,7 +1004,7 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "hedging": hedging_table, "reproducibility": reproducibility_table, "network_speed": network_speed_table,
     # The same commands on a CPU with AVX-512 BF16 and no AMX (see benchmarks/_common.per_cpu_name).
     "network_speed_avx512_bf16": network_speed_table, "memory_avx512_bf16": memory_table,
-    "embed_avx512_bf16": embed_table,
+    "embed_avx512_bf16": embed_table, "crossover_avx512_bf16": crossover_table, "demo_avx512_bf16": demo_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table, "routing-summary": routing_summary,

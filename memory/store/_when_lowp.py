@@ -5,9 +5,9 @@ The thresholds below were measured; each comment gives its measurement.
 
 from __future__ import annotations
 
-from ._scoring import has_amx, native_bf16
+from ._scoring import native_bf16
 
-__all__ = ["LOWP_ALWAYS_ROWS", "LOWP_BATCH_MIN_DIM", "LOWP_BATCH_MIN_DIM_AMX", "LOWP_BF16_MIN_ROWS", "LOWP_MIN_DIM",
+__all__ = ["LOWP_ALWAYS_ROWS", "LOWP_BATCH_MIN_DIM", "LOWP_BATCH_MIN_DIM_BF16", "LOWP_BF16_MIN_ROWS", "LOWP_MIN_DIM",
            "LOWP_MIN_PAIRS", "LOWP_MIN_ROWS", "LOWP_SMALL_BATCH", "use_low_precision"]
 
 #: When an exact search takes the low-precision pass: over at least ``LOWP_ALWAYS_ROWS`` allowed
@@ -24,14 +24,17 @@ LOWP_MIN_PAIRS = 1 << 23
 #: selecting and re-ranking them.  Measured on random unit vectors, int8 against fp32:
 #: single queries gained from 256-d (1.6x at 100k rows, 2.9x at 1M; at 128-d 8.0 against
 #: 7.2 ms, a loss); batches of 500 did not gain at 256 to 768-d (0.69x to 1.08x) and gained
-#: 1.77x at 1280-d on Tiny-ImageNet embeddings.  bf16 on AMX tiles pays on batches from
-#: ``LOWP_BATCH_MIN_DIM_AMX``: batches of 500 gained 1.26x at 256-d, 1.87x at 512-d and 2.09x at
-#: 768-d against 100k random unit vectors (1.15x and 1.45x against 1M at 256 and 512-d), and
-#: single queries 1.12x at 256-d against 100k, 1.92x against 1M.
+#: 1.77x at 1280-d on Tiny-ImageNet embeddings.  bf16 on a CPU that multiplies bf16 in
+#: hardware pays on batches from ``LOWP_BATCH_MIN_DIM_BF16``.  With AMX, batches of 500 gained
+#: 1.26x at 256-d, 1.87x at 512-d and 2.09x at 768-d against 100k random unit vectors (1.15x
+#: and 1.45x against 1M at 256 and 512-d), and single queries 1.12x at 256-d against 100k,
+#: 1.92x against 1M.  With AVX-512 BF16 and no AMX (an AMD EPYC), batches of 500 gained 1.29x,
+#: 1.81x and 1.67x at 256, 512 and 768-d against 100k (2.01x, 2.11x and 2.37x against 1M), and
+#: single queries 1.11x at 256-d against 100k, 1.20x against 1M.
 LOWP_MIN_DIM = 256
 LOWP_SMALL_BATCH = 20
 LOWP_BATCH_MIN_DIM = 1024
-LOWP_BATCH_MIN_DIM_AMX = 256
+LOWP_BATCH_MIN_DIM_BF16 = 256
 #: bf16 on a CPU that multiplies bf16 in hardware (AMX, or AVX-512 BF16), from ``LOWP_BATCH_MIN_DIM``
 #: dimensions, takes every batch against ``LOWP_BF16_MIN_ROWS`` rows or more.  On rows of a 1280-d
 #: specialist shard, 1 to 1,000 queries gained 1.13x to 1.39x against 5,000 rows and 1.70x to
@@ -45,14 +48,13 @@ LOWP_BF16_MIN_ROWS = 5000
 def use_low_precision(queries: int, rows: int, dim: int | None = None, mode: str | None = None) -> bool:
     """Whether an exact search of ``queries`` against ``rows`` allowed ``dim``-d vectors takes the low-precision pass.
 
-    ``mode`` is the scoring mode (:func:`scoring_mode`): ``"bf16"`` on a CPU with AMX takes
-    batches from ``LOWP_BATCH_MIN_DIM_AMX`` dimensions (every other mode from ``LOWP_BATCH_MIN_DIM``),
-    and ``"bf16"`` on a CPU that multiplies bf16 in hardware (AMX or AVX-512 BF16) takes every
-    batch from ``LOWP_BATCH_MIN_DIM`` dimensions against ``LOWP_BF16_MIN_ROWS`` vectors or more.
+    ``mode`` is the scoring mode (:func:`scoring_mode`).  ``"bf16"`` on a CPU that multiplies
+    bf16 in hardware (AMX or AVX-512 BF16) takes batches from ``LOWP_BATCH_MIN_DIM_BF16``
+    dimensions (every other mode from ``LOWP_BATCH_MIN_DIM``), and every batch from
+    ``LOWP_BATCH_MIN_DIM`` dimensions against ``LOWP_BF16_MIN_ROWS`` vectors or more.
     """
     bf16 = mode == "bf16" and native_bf16()
-    amx = bf16 and has_amx()
-    batch_min_dim = LOWP_BATCH_MIN_DIM_AMX if amx else LOWP_BATCH_MIN_DIM
+    batch_min_dim = LOWP_BATCH_MIN_DIM_BF16 if bf16 else LOWP_BATCH_MIN_DIM
     if dim is not None and (dim < LOWP_MIN_DIM or (queries >= LOWP_SMALL_BATCH and dim < batch_min_dim)):
         return False
     if bf16 and dim is not None and dim >= LOWP_BATCH_MIN_DIM and rows >= LOWP_BF16_MIN_ROWS:

@@ -15,6 +15,21 @@ def test_every_results_file_has_a_table_in_a_page():
         assert len(tables.render(f"<!-- results:{path.stem} -->\n<!-- /results:{path.stem} -->")) > 60
 
 
+def test_every_result_kept_per_kind_of_cpu_has_a_table_for_each_kind():
+    import re
+
+    from benchmarks._common import per_cpu_name
+
+    names = {m for path in sorted((tables.ROOT / "benchmarks").glob("*_bench.py"))
+             for m in re.findall(r'per_cpu_name\("(\w+)"\)', path.read_text())}
+    assert {"crossover", "demo", "embed", "memory", "network_speed"} <= names
+    text = "".join(page.read_text() for page in tables.pages())
+    for name in names:
+        for flags in ({"amx_bf16", "avx512_bf16"}, {"avx512_bf16"}):
+            stem = per_cpu_name(name, frozenset(flags))
+            assert stem in tables.TABLES and f"<!-- results:{stem} -->" in text, stem
+
+
 def test_a_stale_page_is_found(tmp_path, monkeypatch):
     page = tmp_path / "README.md"
     page.write_text("<!-- results:claims -->\nold\n<!-- /results:claims -->\n")

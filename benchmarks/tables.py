@@ -828,6 +828,32 @@ def _ivf_bf16_pays() -> Callable[..., bool]:
     return ivf_bf16_pays
 
 
+def scoring_table(r: dict) -> str:
+    """The low-precision pass against faiss's fp32 search over the grid, with the rule's choice marked."""
+    mode, sm = r["mode"], r["summary"]
+    queries = sorted({row["queries"] for row in r["rows"]})
+    out = [f"{_measured_on(r)}{r['data']}; k = {r['k']}; each path's best of {2 * r['repeats']} calls. Each cell: "
+           f"the {mode} pass's speed-up over faiss's fp32 search; **bold** where `use_low_precision` takes the "
+           f"{mode} pass.", "",
+           "| rows | dim | " + " | ".join(f"{q:,} {'query' if q == 1 else 'queries'}" for q in queries) + " |",
+           "|---|---|" + "---|" * len(queries)]
+    cells: dict[tuple[int, int], dict[int, dict]] = {}
+    for row in r["rows"]:
+        cells.setdefault((row["dim"], row["rows"]), {})[row["queries"]] = row
+    for (dim, n), by_q in sorted(cells.items()):
+        marks = [(f"**{c['speedup']:.2f}x**" if c["rule_takes_lowp"] else f"{c['speedup']:.2f}x") if c else "—"
+                 for c in (by_q.get(q) for q in queries)]
+        out.append(f"| {n:,} | {dim} | " + " | ".join(marks) + " |")
+    w = sm["worst_cell"]
+    out += ["", f"The rule takes the faster path in {sm['rule_takes_the_faster_path']} of {sm['cells']} cells; "
+            f"the paths it takes cost {sm['geomean_taken_over_faster']:.3f}x the faster ones (geometric mean), and "
+            f"they are {sm['geomean_speedup_of_the_rule_over_fp32']:.2f}x as fast as fp32 alone. Its worst cell: "
+            f"{w['rows']:,} rows, {w['dim']}-d, {w['queries']:,} {'query' if w['queries'] == 1 else 'queries'}, "
+            f"{w['taken_over_faster']:.2f}x the faster "
+            "path's time."]
+    return "\n".join(out)
+
+
 def crossover_table(r: dict) -> str:
     """Exact search against approximate indexes tuned to the target recall, by memory size."""
     target = r["target_recall"]
@@ -1002,9 +1028,11 @@ TABLES: dict[str, Callable[[dict], str]] = {
     "reliability": reliability_table, "trees": trees_table, "specialists": specialists_table,
     "precision": precision_table, "explore": explore_table, "demo": demo_table, "cache": cache_table,
     "hedging": hedging_table, "reproducibility": reproducibility_table, "network_speed": network_speed_table,
+    "scoring": scoring_table,
     # The same commands on a CPU with AVX-512 BF16 and no AMX (see benchmarks/_common.per_cpu_name).
     "network_speed_avx512_bf16": network_speed_table, "memory_avx512_bf16": memory_table,
     "embed_avx512_bf16": embed_table, "crossover_avx512_bf16": crossover_table, "demo_avx512_bf16": demo_table,
+    "scoring_avx512_bf16": scoring_table,
 }
 # Tables drawn from several results files at once.
 COMBINED: dict[str, Callable[[], str]] = {"claims": claims_table, "routing-summary": routing_summary,

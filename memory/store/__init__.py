@@ -32,8 +32,8 @@ from ._streamed import write_streamed
 from ._table import COLUMNS, EntryTable, Vocab
 from ._visual_memory import VisualMemory
 from ._voting import VOTING_RULES, class_scores, decisions, get_voting, probabilities, register_voting, vote_weights
-from ._when_lowp import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_BF16, LOWP_BF16_MIN_ROWS, LOWP_MIN_DIM,
-                         LOWP_MIN_PAIRS, LOWP_MIN_ROWS, LOWP_SMALL_BATCH, use_low_precision)
+from ._when_lowp import (LOWP_ALWAYS_ROWS, LOWP_BATCH_MIN_DIM, LOWP_BATCH_MIN_DIM_BF16, LOWP_BF16_MIN_ROWS,
+                         LOWP_MIN_DIM, LOWP_MIN_PAIRS, LOWP_MIN_ROWS, LOWP_SMALL_BATCH, use_low_precision)
 
 __all__ = [
     "BLAS_THRESHOLD",

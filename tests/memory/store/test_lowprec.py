@@ -285,13 +285,28 @@ def test_native_bf16_takes_batches_from_256_dimensions(native, monkeypatch):
 @pytest.mark.parametrize("kind", ["amx", "avx512_bf16", "neither"])
 def test_native_bf16_takes_every_batch_against_a_specialist_shard(kind, monkeypatch):
     monkeypatch.setattr(_when_lowp, "native_bf16", lambda: kind != "neither")
+    monkeypatch.setattr(_when_lowp, "has_amx", lambda: kind == "amx")
     for queries in (1, 64, 1000):  # 5,000 to 11,040 rows of 1280-d shard features: 1.13x to 3.13x
         assert _when_lowp.use_low_precision(queries, 6240, 1280, "bf16") == (kind != "neither")
         assert not _when_lowp.use_low_precision(queries, 4000, 1280, "bf16")  # 0.85x at 256 queries with AMX
         assert not _when_lowp.use_low_precision(queries, 6240, 1280, "int8")  # the pair rule
-    assert not _when_lowp.use_low_precision(64, 6240, 768, "bf16")  # measured at 1280-d only
+    assert not _when_lowp.use_low_precision(64, 6240, 768, "bf16")  # below 1024-d: from 8,192 rows without AMX
     # batches below 1024-d wherever bf16 is multiplied in hardware
     assert _when_lowp.use_low_precision(500, 100_000, 256, "bf16") == (kind != "neither")
+
+
+@pytest.mark.parametrize("kind", ["amx", "avx512_bf16", "neither"])
+def test_avx512_bf16_without_amx_takes_every_batch_against_mid_sized_memories(kind, monkeypatch):
+    # benchmarks/scoring_bench.py on an AMD EPYC, clustered data, 1 to 1,000 queries
+    monkeypatch.setattr(_when_lowp, "native_bf16", lambda: kind != "neither")
+    monkeypatch.setattr(_when_lowp, "has_amx", lambda: kind == "amx")
+    for queries in (1, 4, 64, 1000):
+        # 256 to 768-d from 8,192 rows: 0.97x to 2.81x at 512 and 768-d, 0.74x to 2.59x at 256-d
+        for dim in (256, 512, 768):
+            assert _when_lowp.use_low_precision(queries, 8192, dim, "bf16") == (kind == "avx512_bf16")
+            assert not _when_lowp.use_low_precision(queries, 8191, dim, "bf16")  # 0.70x to 1.65x at 5,000
+        assert not _when_lowp.use_low_precision(queries, 8192, 512, "int8")  # int8 keeps the pair rule
+    assert not _when_lowp.use_low_precision(64, 100_000, 128, "bf16")  # never below 256-d
 
 
 def test_the_re_rank_runs_on_the_calling_thread_for_small_batches(rng, monkeypatch):

@@ -2,7 +2,8 @@
 
     python benchmarks/scale_bench.py                     # 100k, 1M, 5M; writes results/scale.json
     python benchmarks/scale_bench.py --sizes 20000 50000 # any sizes; nothing written unless --write
-    python benchmarks/scale_bench.py --crossover         # where approximate search starts to pay; results/crossover.json (crossover_<kind>.json on a CPU without AMX)
+    python benchmarks/scale_bench.py --crossover         # where approximate search starts to pay; results/crossover.json
+                                                         # (crossover_<kind>.json on a CPU without AMX)
 
 The memory is clustered Gaussian data on the real Tiny-ImageNet tree (200
 classes under the WordNet balanced:10 cut; class centres near their

@@ -43,14 +43,14 @@ LOWP_BATCH_MIN_DIM_BF16 = 256
 #: against 5,000 rows, 1.75x to 2.35x against 11,000 and 1.56x to 2.64x against 30,000 (where the
 #: pair rule alone would keep faiss below 763 and 280 queries), and 0.78x to 1.30x against 2,000.
 LOWP_BF16_MIN_ROWS = 5000
-#: With AVX-512 BF16 and no AMX, bf16 also takes every batch from ``LOWP_MIN_DIM`` dimensions
-#: against ``LOWP_MIN_ROWS`` rows or more.  Measured on an AMD EPYC by ``benchmarks/scoring_bench.py``
-#: (clustered data, 1 to 1,000 queries; ``scoring_avx512_bf16.json``): against 8,192 to 100,000
-#: rows 0.97x to 2.81x at 512 and 768-d and 0.74x to 2.59x at 256-d (below 0.95x only for single
-#: 256-d queries against 16,384 and 30,000 rows); against 5,000 rows 0.70x to 1.65x at 256-d,
-#: 0.79x to 1.33x at 512-d and 1.06x to 1.39x at 768-d.  Over the whole grid the rule takes the
-#: faster path in 124 of 144 cells, at 1.03x the faster path's time (geometric mean).  Not
-#: measured with AMX, where these sizes keep the rules above.
+# With AVX-512 BF16 and no AMX, bf16 also takes every batch from ``LOWP_MIN_DIM`` dimensions
+# against ``LOWP_MIN_ROWS`` rows or more.  Measured on an AMD EPYC by ``benchmarks/scoring_bench.py``
+# (clustered data, 1 to 1,000 queries; ``scoring_avx512_bf16.json``): against 8,192 to 100,000
+# rows 0.97x to 2.81x at 512 and 768-d and 0.74x to 2.59x at 256-d (below 0.95x only for single
+# 256-d queries against 16,384 and 30,000 rows); against 5,000 rows 0.70x to 1.65x at 256-d,
+# 0.79x to 1.33x at 512-d and 1.06x to 1.39x at 768-d.  Over the whole grid the rule takes the
+# faster path in 124 of 144 cells, at 1.03x the faster path's time (geometric mean).  Not
+# measured with AMX, where these sizes keep the rules above.
 
 
 def use_low_precision(queries: int, rows: int, dim: int | None = None, mode: str | None = None) -> bool:
